@@ -1,0 +1,34 @@
+package io.ouro.worker.model;
+
+/** Global gradient-norm clipping, as {@code torch.nn.utils.clip_grad_norm_} does it. */
+public final class GradClip {
+
+    private GradClip() {
+    }
+
+    /** The L2 norm of the whole gradient buffer, summed in index order (so it is reproducible). */
+    public static double norm(float[] grads) {
+        double ss = 0;
+        for (float g : grads) {
+            ss += (double) g * g;
+        }
+        return Math.sqrt(ss);
+    }
+
+    /**
+     * Scales the gradients by {@code maxNorm / (norm + 1e-6)} when that is below 1.
+     *
+     * @return the norm before clipping
+     */
+    public static double clip(float[] grads, double maxNorm) {
+        double norm = norm(grads);
+        double coef = maxNorm / (norm + 1e-6);
+        if (coef < 1) {
+            float c = (float) coef;
+            for (int i = 0; i < grads.length; i++) {
+                grads[i] *= c;
+            }
+        }
+        return norm;
+    }
+}
