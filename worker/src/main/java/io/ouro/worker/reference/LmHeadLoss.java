@@ -21,10 +21,9 @@ final class LmHeadLoss {
     }
 
     // h (N,D), w (V,D), targets (N) -> ce (N), lse (N); keep (N,V) gets the logits when not null.
-    // scratch holds blockRows(N,V)*V elements.
-    static void forward(float[] ce, int ceOff, float[] lse, int lseOff, float[] keep, float[] scratch,
+    // scratch holds block*V elements.
+    static void forward(float[] ce, int ceOff, float[] lse, int lseOff, float[] keep, float[] scratch, int block,
                         float[] h, float[] w, int wOff, int[] targets, int n, int d, int vocab) {
-        int block = blockRows(n, vocab);
         for (int r0 = 0; r0 < n; r0 += block) {
             int rows = Math.min(block, n - r0);
             int first = r0;
@@ -55,8 +54,8 @@ final class LmHeadLoss {
 
     // dce (N): d loss / d CE per row -> dh (N,D) +=, dw (V,D) += (dw skipped when null)
     static void backward(float[] dh, float[] dw, int dwOff, float[] dce, int dceOff, float[] lse, int lseOff,
-                         float[] scratch, float[] h, float[] w, int wOff, int[] targets, int n, int d, int vocab) {
-        int block = blockRows(n, vocab);
+                         float[] scratch, int block, float[] h, float[] w, int wOff, int[] targets,
+                         int n, int d, int vocab) {
         for (int r0 = 0; r0 < n; r0 += block) {
             int rows = Math.min(block, n - r0);
             int first = r0;

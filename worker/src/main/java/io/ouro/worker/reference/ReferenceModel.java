@@ -44,6 +44,7 @@ public final class ReferenceModel {
     // per (step, row): gate logits, log-sum-exp, CE, exit probability, and loss gradients
     private float[] z, lse, ce, p, dz, dce;
     private float[] headScratch;
+    private int headBlock;
     private float[][] keptLogits;
 
     // backward scratch
@@ -105,7 +106,7 @@ public final class ReferenceModel {
             if (t + 1 < steps) {
                 System.arraycopy(hn[t], 0, x0[(t + 1) * layers], 0, n * d);
             }
-            LmHeadLoss.forward(ce, t * n, lse, t * n, keepLogits ? keptLogits[t] : null, headScratch,
+            LmHeadLoss.forward(ce, t * n, lse, t * n, keepLogits ? keptLogits[t] : null, headScratch, headBlock,
                     hn[t], params, layout.lmHead().off(), this.targets, n, d, vocab);
             Matmul.forward(z, t * n, hn[t], 0, params, layout.gateWeight().off(), n, d, 1);
             float bias = params[layout.gateBias().off()];
@@ -152,7 +153,7 @@ public final class ReferenceModel {
             }
             Matmul.backwardInput(gH, 0, dz, t * n, params, gw.off(), n, d, 1);
             LmHeadLoss.backward(gH, grads, layout.lmHead().off(), dce, t * n, lse, t * n, headScratch,
-                    hn[t], params, layout.lmHead().off(), targets, n, d, vocab);
+                    headBlock, hn[t], params, layout.lmHead().off(), targets, n, d, vocab);
             Arrays.fill(gTmp, 0, n * d, 0);
             RmsNorm.backward(gTmp, grads, layout.finalNorm().off(), gH, xt[t], rstdF[t], params,
                     layout.finalNorm().off(), n, d);
@@ -372,7 +373,8 @@ public final class ReferenceModel {
             p = new float[steps * n];
             dz = new float[steps * n];
             dce = new float[steps * n];
-            headScratch = new float[LmHeadLoss.blockRows(n, vocab) * vocab];
+            headBlock = LmHeadLoss.blockRows(n, vocab);
+            headScratch = new float[headBlock * vocab];
             gH = new float[nd];
             gTmp = new float[nd];
             gA = new float[nd];
