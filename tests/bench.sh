@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Benchmarks: tests/bench.sh <name> [args]. Each ends with one line
+#   RESULT <name> key=value ... ratio=<ours/theirs>
+# Names:
+#   reference   one training step of the Java reference backend vs PyTorch (DJL, CPU) on the same
+#               model and batch; args: [timed iterations, default 3]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+name=${1:-}
+[ $# -gt 0 ] && shift
+export SPARK_LOCAL_IP=127.0.0.1
+
+test_classpath() { # module
+  mvn -B -q -pl "$1" -am test-compile -DskipTests >&2
+  mvn -B -q -pl "$1" dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile=target/bench.cp >&2
+  echo "$1/target/test-classes:$1/target/classes:$(cat "$1/target/bench.cp")"
+}
+
+case "$name" in
+  reference)
+    cp=$(test_classpath worker)
+    exec java -Xmx12g -Doffline=true \
+      -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
+      -cp "$cp" io.ouro.worker.bench.ReferenceStepBench "$@"
+    ;;
+  *)
+    echo "usage: tests/bench.sh reference [iterations]" >&2
+    exit 2
+    ;;
+esac
