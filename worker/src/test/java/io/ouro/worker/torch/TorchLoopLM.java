@@ -1,0 +1,522 @@
+package io.ouro.worker.torch;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.training.GradientCollector;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.TensorView;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Predicate;
+
+/**
+ * An independent PyTorch (DJL) implementation of the Ouro LoopLM, for parity tests only.
+ *
+ * <p>The forward pass is written with plain tensor ops and differentiated by PyTorch autograd: no
+ * hand-written backward. Parameters and the AdamW moments live in one long-lived manager; every
+ * {@link #forwardBackward} and {@link #clipAndStep} call works in a sub-manager that is closed before
+ * the call returns, so nothing leaks across steps. Gradients are taken from fresh leaf copies of the
+ * parameters made per call, so they never accumulate across calls.
+ *
+ * <p>Everything is float32 on the CPU.
+ */
+public final class TorchLoopLM implements AutoCloseable {
+
+    /** What one forward (and optional backward) pass produced. */
+    public record Result(double loss, double[] stepCe, double[] meanExit, float[][] logits, float[] grads) {}
+
+    private final ParamLayout layout;
+    private final LoopConfig cfg;
+    private final List<TensorView> views;
+    private final Engine engine;
+    private final NDManager manager;
+    private final NDArray[] params;
+    private final NDArray[] adamM;
+    private final NDArray[] adamV;
+    private final int[] adamStep;
+    private final int gateW, gateB;
+    private float[] lastGrads;
+    private NDManager callScope;   // the sub-manager of the forwardBackward in progress
+    private boolean closed;
+
+    public TorchLoopLM(ParamLayout layout) {
+        this.layout = layout;
+        this.cfg = layout.config();
+        this.views = layout.tensors();
+        this.engine = Engine.getEngine("PyTorch");
+        this.manager = engine.newBaseManager(Device.cpu());
+        int n = views.size();
+        this.params = new NDArray[n];
+        this.adamM = new NDArray[n];
+        this.adamV = new NDArray[n];
+        this.adamStep = new int[n];
+        for (int i = 0; i < n; i++) {
+            params[i] = manager.zeros(shapeOf(views.get(i)), DataType.FLOAT32);
+        }
+        this.gateW = views.indexOf(layout.gateWeight());
+        this.gateB = views.indexOf(layout.gateBias());
+    }
+
+    public ParamLayout layout() {
+        return layout;
+    }
+
+    /** Copies the flat buffer into the parameters; the AdamW state is kept (see {@link #resetOptimizer()}). */
+    public void load(float[] flat) {
+        checkOpen();
+        if (flat.length != layout.arraySize()) {
+            throw new IllegalArgumentException("params: expected length " + layout.arraySize() + ", got " + flat.length);
+        }
+        for (int i = 0; i < views.size(); i++) {
+            TensorView v = views.get(i);
+            NDArray fresh = manager.create(Arrays.copyOfRange(flat, v.off(), v.off() + v.len()), shapeOf(v));
+            params[i].close();
+            params[i] = fresh;
+        }
+    }
+
+    public float[] exportParams() {
+        checkOpen();
+        float[] out = new float[layout.arraySize()];
+        for (int i = 0; i < views.size(); i++) {
+            TensorView v = views.get(i);
+            float[] data = params[i].toFloatArray();
+            System.arraycopy(data, 0, out, v.off(), v.len());
+        }
+        return out;
+    }
+
+    /** Arrays held by the long-lived manager and its open sub-managers; for leak checks. */
+    int liveArrays() {
+        return manager.getManagedArrays().size();
+    }
+
+    /** Forgets the AdamW moments and step counts. */
+    public void resetOptimizer() {
+        checkOpen();
+        for (int i = 0; i < views.size(); i++) {
+            if (adamM[i] != null) {
+                adamM[i].close();
+                adamV[i].close();
+                adamM[i] = null;
+                adamV[i] = null;
+            }
+            adamStep[i] = 0;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Forward / backward
+    // ------------------------------------------------------------------------------------------
+
+    /**
+     * One forward pass over {@code batch} sequences of {@code seqLen} tokens (row n = b * seqLen + s), and,
+     * when {@code backward}, PyTorch autograd of the objective. Targets below 0 mark positions without a
+     * target. Stage I differentiates every tensor; Stage II only the exit gate (all other gradients are 0).
+     * The gradients are returned in the flat layout order and kept for the next {@link #clipAndStep}.
+     */
+    public Result forwardBackward(int[] tokens, int[] targets, int batch, int seqLen, Objective obj,
+                                  boolean backward, boolean keepLogits) {
+        checkOpen();
+        int nTok = validate(tokens, targets, batch, seqLen);
+        final int n = batch * seqLen;
+        final int steps = cfg.steps();
+        final boolean stageOne = obj.trainsLm();
+
+        try (NDManager sub = manager.newSubManager()) {
+            callScope = sub;
+            // Fresh leaves: a copy of each parameter, so .grad starts undefined on every call.
+            NDArray[] w = new NDArray[views.size()];
+            for (int i = 0; i < views.size(); i++) {
+                NDArray leaf = params[i].duplicate();
+                leaf.attach(sub);
+                boolean trainable = stageOne || i == gateW || i == gateB;
+                if (backward && trainable) {
+                    leaf.setRequiresGradient(true);
+                }
+                w[i] = leaf;
+            }
+
+            long[] tok = new long[n];
+            long[] tgt = new long[n];
+            float[] maskData = new float[n];
+            for (int i = 0; i < n; i++) {
+                tok[i] = tokens[i];
+                tgt[i] = Math.max(targets[i], 0);
+                maskData[i] = targets[i] >= 0 ? 1f : 0f;
+            }
+            NDArray mask = sub.create(maskData);                                        // [N], 1 where there is a target
+            // Gather indices (int64): row n of the embedding, and the target column of row n of the logits.
+            NDArray tokIndex = sub.create(tok).reshape(n, 1).repeat(1, cfg.hidden());   // [N,d]
+            NDArray tgtIndex = sub.create(tgt).reshape(n, 1);                           // [N,1]
+            NDArray[] rope = ropeTables(sub, seqLen);
+            NDArray causal = causalMask(sub, seqLen);
+
+            NDArray loss;
+            NDArray[] ce = new NDArray[steps];
+            NDArray[] z = new NDArray[steps];
+            float[][] logits = keepLogits ? new float[steps][] : null;
+
+            try (GradientCollector gc = backward ? engine.newGradientCollector() : null) {
+                // h[n][j] = embed[tokens[n]][j]; backward is a scatter-add into the embedding rows.
+                NDArray h = w[views.indexOf(layout.embed())].gather(tokIndex, 0)
+                        .reshape(batch, seqLen, cfg.hidden());
+                NDArray lmHead = w[views.indexOf(layout.lmHead())];
+                NDArray finalNorm = w[views.indexOf(layout.finalNorm())];
+                for (int t = 0; t < steps; t++) {
+                    for (int l = 0; l < cfg.layers(); l++) {
+                        h = layer(h, w, l, rope, causal, batch, seqLen);
+                    }
+                    h = rmsNorm(h, finalNorm);
+                    NDArray hf = h.reshape(n, cfg.hidden());
+                    NDArray lg = hf.matMul(lmHead.transpose());                            // [N,V]
+                    if (keepLogits) {
+                        logits[t] = lg.toFloatArray();
+                    }
+                    // CE = logsumexp - logit[target]; 0 at positions without a target
+                    ce[t] = lg.logSoftmax(1).gather(tgtIndex, 1).reshape(n).mul(mask).neg();   // [N]
+                    z[t] = hf.matMul(w[gateW].transpose()).reshape(n).add(w[gateB]);       // [N]
+                }
+
+                ExitDist exit = exitDistribution(z, steps);
+                if (stageOne) {
+                    NDArray perTok = null;
+                    for (int t = 0; t < steps; t++) {
+                        NDArray term = exit.p[t].mul(ce[t]);
+                        if (obj.beta() != 0) {
+                            term = term.add(exit.p[t].mul(exit.logP[t]).mul(c(obj.beta())));
+                        }
+                        perTok = perTok == null ? term : perTok.add(term);
+                    }
+                    loss = perTok.mul(mask).sum().div(c(nTok));
+                } else {
+                    loss = null;
+                    for (int t = 1; t < steps; t++) {
+                        NDArray prev = ce[t - 1].stopGradient();
+                        NDArray cur = ce[t].stopGradient();
+                        NDArray wt = prev.sub(cur).maximum(c(0)).sub(c(obj.gamma())).mul(c(obj.k()));
+                        wt = Activation.sigmoid(wt);
+                        // -(w log(1-lambda) + (1-w) log lambda) = w softplus(z) + (1-w) softplus(-z)
+                        NDArray bce = wt.mul(Activation.softPlus(z[t]))
+                                .add(wt.neg().add(c(1)).mul(Activation.softPlus(z[t].neg())));
+                        NDArray stepLoss = bce.mul(mask).sum().div(c(nTok));
+                        loss = loss == null ? stepLoss : loss.add(stepLoss);
+                    }
+                    loss = loss == null ? c(0) : loss.div(c(steps));
+                }
+
+                float[] grads = null;
+                if (backward) {
+                    grads = new float[layout.arraySize()];
+                    boolean hasGraph = stageOne || steps > 1;
+                    if (hasGraph) {
+                        gc.backward(loss);
+                        for (int i = 0; i < views.size(); i++) {
+                            boolean trainable = stageOne || i == gateW || i == gateB;
+                            boolean reached = !(steps == 1 && (i == gateW || i == gateB)); // T = 1: the gate is unused
+                            if (trainable && reached) {
+                                TensorView v = views.get(i);
+                                float[] g = w[i].getGradient().toFloatArray();
+                                System.arraycopy(g, 0, grads, v.off(), v.len());
+                            }
+                        }
+                    }
+                    lastGrads = grads;
+                }
+
+                double[] stepCe = new double[steps];
+                double[] meanExit = new double[steps];
+                for (int t = 0; t < steps; t++) {
+                    float[] ceT = ce[t].toFloatArray();
+                    float[] pT = exit.p[t].toFloatArray();
+                    double sc = 0, sp = 0;
+                    for (int i = 0; i < n; i++) {
+                        if (targets[i] >= 0) {
+                            sc += ceT[i];
+                            sp += pT[i];
+                        }
+                    }
+                    stepCe[t] = sc / nTok;
+                    meanExit[t] = sp / nTok;
+                }
+                double lossValue = loss.toFloatArray()[0];
+                return new Result(lossValue, stepCe, meanExit, logits, grads);
+            }
+        } finally {
+            callScope = null;
+        }
+    }
+
+    /**
+     * A float32 0-dim constant that lives until the call's sub-manager closes.
+     *
+     * <p>Never use DJL's {@code mul(Number)} / {@code div(Number)} on arrays that take part in a backward:
+     * the PyTorch engine wraps the number in a temporary tensor over a Java direct buffer and closes it
+     * right after the op, but autograd keeps that tensor for the backward; once the garbage collector
+     * frees the buffer, the backward reads freed memory (seen as NaN or wrong gradients under GC pressure).
+     * A float32 constant also keeps 0-dim results (the loss) in float32, where a double would promote them.
+     */
+    private NDArray c(double v) {
+        return callScope.create((float) v);
+    }
+
+    private record ExitDist(NDArray[] p, NDArray[] logP) {}
+
+    /**
+     * p_t = lambda_t S_{t-1} (t < T), p_T = S_{T-1}, S_t = prod_{j<=t} (1 - lambda_j), in log space:
+     * log lambda = -softplus(-z), log(1 - lambda) = -softplus(z).
+     */
+    private static ExitDist exitDistribution(NDArray[] z, int steps) {
+        NDArray[] p = new NDArray[steps];
+        NDArray[] logP = new NDArray[steps];
+        NDArray logS = null;   // log S_{t-1}; null means log S_0 = 0
+        for (int t = 0; t < steps; t++) {
+            if (t < steps - 1) {
+                NDArray logLambda = Activation.softPlus(z[t].neg()).neg();
+                logP[t] = logS == null ? logLambda : logLambda.add(logS);
+                NDArray logOneMinus = Activation.softPlus(z[t]).neg();
+                logS = logS == null ? logOneMinus : logS.add(logOneMinus);
+            } else {
+                logP[t] = logS == null ? z[t].zerosLike().stopGradient() : logS;
+            }
+            p[t] = logP[t].exp();
+        }
+        return new ExitDist(p, logP);
+    }
+
+    private NDArray layer(NDArray h, NDArray[] w, int l, NDArray[] rope, NDArray causal, int batch, int seqLen) {
+        TensorView[] lv = layout.layer(l);
+        NDArray r = h;
+        NDArray a = rmsNorm(h, w[views.indexOf(lv[ParamLayout.IN_NORM])]);
+        a = attention(a, w[views.indexOf(lv[ParamLayout.Q])], w[views.indexOf(lv[ParamLayout.K])],
+                w[views.indexOf(lv[ParamLayout.V])], w[views.indexOf(lv[ParamLayout.O])], rope, causal, batch, seqLen);
+        a = rmsNorm(a, w[views.indexOf(lv[ParamLayout.IN_NORM_2])]);
+        h = r.add(a);
+
+        r = h;
+        NDArray f = rmsNorm(h, w[views.indexOf(lv[ParamLayout.POST_NORM])]);
+        NDArray g = linear(f, w[views.indexOf(lv[ParamLayout.GATE])]);
+        NDArray u = linear(f, w[views.indexOf(lv[ParamLayout.UP])]);
+        f = linear(g.mul(Activation.sigmoid(g)).mul(u), w[views.indexOf(lv[ParamLayout.DOWN])]);
+        f = rmsNorm(f, w[views.indexOf(lv[ParamLayout.POST_NORM_2])]);
+        return r.add(f);
+    }
+
+    private NDArray attention(NDArray a, NDArray wq, NDArray wk, NDArray wv, NDArray wo,
+                              NDArray[] rope, NDArray causal, int batch, int seqLen) {
+        int nh = cfg.heads();
+        int hd = cfg.headDim();
+        NDArray q = heads(linear(a, wq), batch, seqLen, nh, hd);   // [B,nh,S,hd]
+        NDArray k = heads(linear(a, wk), batch, seqLen, nh, hd);
+        NDArray v = heads(linear(a, wv), batch, seqLen, nh, hd);
+        q = applyRope(q, rope[0], rope[1], hd);
+        k = applyRope(k, rope[0], rope[1], hd);
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).div(c(Math.sqrt(hd))).add(causal);   // [B,nh,S,S]
+        NDArray probs = scores.softmax(3);
+        NDArray o = probs.matMul(v)                     // [B,nh,S,hd]
+                .transpose(0, 2, 1, 3)                  // [B,S,nh,hd]
+                .reshape(batch, seqLen, (long) nh * hd);
+        return linear(o, wo);
+    }
+
+    private static NDArray heads(NDArray x, int batch, int seqLen, int nh, int hd) {
+        return x.reshape(batch, seqLen, nh, hd).transpose(0, 2, 1, 3);
+    }
+
+    /** q cos + rotate_half(q) sin, rotate_half(x) = cat(-x[hd/2:], x[:hd/2]). */
+    private static NDArray applyRope(NDArray x, NDArray cos, NDArray sin, int hd) {
+        int half = hd / 2;
+        NDArray x1 = x.get(new NDIndex("..., :" + half));
+        NDArray x2 = x.get(new NDIndex("..., " + half + ":"));
+        NDArray rotated = NDArrays.concat(new NDList(x2.neg(), x1), 3);
+        return x.mul(cos).add(rotated.mul(sin));
+    }
+
+    /** cos and sin tables [S, hd], built as cat(angle, angle) with angle = s / ropeBase^(2i/hd). */
+    private NDArray[] ropeTables(NDManager sub, int seqLen) {
+        int hd = cfg.headDim();
+        int half = hd / 2;
+        float[] cos = new float[seqLen * hd];
+        float[] sin = new float[seqLen * hd];
+        for (int s = 0; s < seqLen; s++) {
+            for (int i = 0; i < half; i++) {
+                double invFreq = 1.0 / Math.pow(cfg.ropeBase(), (2.0 * i) / hd);
+                double angle = s * invFreq;
+                float c = (float) Math.cos(angle);
+                float si = (float) Math.sin(angle);
+                cos[s * hd + i] = c;
+                cos[s * hd + i + half] = c;
+                sin[s * hd + i] = si;
+                sin[s * hd + i + half] = si;
+            }
+        }
+        Shape shape = new Shape(seqLen, hd);
+        return new NDArray[] {sub.create(cos, shape), sub.create(sin, shape)};
+    }
+
+    private static NDArray causalMask(NDManager sub, int seqLen) {
+        float[] m = new float[seqLen * seqLen];
+        for (int s = 0; s < seqLen; s++) {
+            for (int j = 0; j < seqLen; j++) {
+                m[s * seqLen + j] = j <= s ? 0f : Float.NEGATIVE_INFINITY;
+            }
+        }
+        return sub.create(m, new Shape(seqLen, seqLen));
+    }
+
+    private NDArray rmsNorm(NDArray x, NDArray weight) {
+        int last = x.getShape().dimension() - 1;
+        NDArray variance = x.square().mean(new int[] {last}, true);
+        return x.div(variance.add(c(cfg.normEps())).sqrt()).mul(weight);
+    }
+
+    /** y = x W^T with W stored [out, in]. */
+    private static NDArray linear(NDArray x, NDArray weight) {
+        return x.matMul(weight.transpose());
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Optimizer
+    // ------------------------------------------------------------------------------------------
+
+    /**
+     * torch.nn.utils.clip_grad_norm_ followed by one torch.optim.AdamW step, over the trainable tensors
+     * of {@code obj} (all for Stage I, the exit gate for Stage II), with the gradients of the last
+     * {@link #forwardBackward} call that ran a backward. Returns the pre-clip global gradient norm.
+     */
+    public double clipAndStep(double lr, double weightDecay, double beta1, double beta2, double eps,
+                              double maxNorm, Objective obj, Predicate<TensorView> decays) {
+        checkOpen();
+        if (lastGrads == null) {
+            throw new IllegalStateException("clipAndStep needs a forwardBackward with backward = true first");
+        }
+        boolean stageOne = obj.trainsLm();
+        try (NDManager sub = manager.newSubManager()) {
+            int nt = views.size();
+            NDArray[] g = new NDArray[nt];
+            NDList norms = new NDList();
+            for (int i = 0; i < nt; i++) {
+                if (!(stageOne || i == gateW || i == gateB)) {
+                    continue;
+                }
+                TensorView v = views.get(i);
+                g[i] = sub.create(Arrays.copyOfRange(lastGrads, v.off(), v.off() + v.len()), shapeOf(v));
+                norms.add(g[i].square().sum().sqrt());
+            }
+            // clip_grad_norm_: norm of the per-tensor norms; coef = maxNorm / (total + 1e-6), clamped to 1.
+            NDArray total = NDArrays.stack(norms).square().sum().sqrt();
+            NDArray coef = sub.create((float) maxNorm).div(total.add(1e-6f));
+            double totalValue = total.toFloatArray()[0];
+            boolean clip = coef.toFloatArray()[0] < 1f;
+
+            for (int i = 0; i < nt; i++) {
+                if (g[i] == null) {
+                    continue;
+                }
+                TensorView v = views.get(i);
+                NDArray grad = clip ? g[i].mul(coef) : g[i];
+                if (adamM[i] == null) {
+                    adamM[i] = manager.zeros(shapeOf(v), DataType.FLOAT32);
+                    adamV[i] = manager.zeros(shapeOf(v), DataType.FLOAT32);
+                }
+                int step = ++adamStep[i];
+                NDArray p = params[i].duplicate();
+                p.attach(sub);
+                NDArray m = adamM[i].duplicate();
+                m.attach(sub);
+                NDArray s = adamV[i].duplicate();
+                s.attach(sub);
+
+                // No autograd here, so DJL's Number operands are safe (the ops run eagerly); a Number becomes
+                // a 0-dim float64 tensor that a float32 operand casts to float32, as torch does with a Python float.
+                if (decays.test(v)) {
+                    p = p.mul(1 - lr * weightDecay);
+                }
+                // exp_avg.lerp_(grad, 1 - beta1): torch's lerp kernel, which equals beta1 m + (1 - beta1) g
+                float weight = (float) (1 - beta1);
+                m = weight < 0.5f ? m.add(grad.sub(m).mul(weight)) : grad.sub(grad.sub(m).mul(1f - weight));
+                // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value = 1 - beta2)
+                s = s.mul(beta2).add(grad.mul(1 - beta2).mul(grad));
+                double bc1 = 1 - Math.pow(beta1, step);
+                double bc2 = 1 - Math.pow(beta2, step);
+                NDArray denom = s.sqrt().div(Math.sqrt(bc2)).add(eps);
+                p = p.sub(m.div(denom).mul(lr / bc1));
+
+                replace(params, i, p);
+                replace(adamM, i, m);
+                replace(adamV, i, s);
+            }
+            return totalValue;
+        }
+    }
+
+    /** Moves {@code fresh} (a temporary of a sub-manager) into the long-lived manager in place of slot i. */
+    private void replace(NDArray[] slots, int i, NDArray fresh) {
+        fresh.attach(manager);
+        slots[i].close();
+        slots[i] = fresh;
+    }
+
+    // ------------------------------------------------------------------------------------------
+
+    private int validate(int[] tokens, int[] targets, int batch, int seqLen) {
+        if (batch <= 0 || seqLen <= 0) {
+            throw new IllegalArgumentException("batch and seqLen must be positive, got " + batch + ", " + seqLen);
+        }
+        int n = batch * seqLen;
+        if (tokens.length != n || targets.length != n) {
+            throw new IllegalArgumentException("tokens/targets: expected length " + n + ", got "
+                    + tokens.length + "/" + targets.length);
+        }
+        int nTok = 0;
+        for (int i = 0; i < n; i++) {
+            if (tokens[i] < 0 || tokens[i] >= cfg.vocab()) {
+                throw new IllegalArgumentException("tokens[" + i + "] = " + tokens[i] + " outside [0, " + cfg.vocab() + ")");
+            }
+            if (targets[i] >= cfg.vocab()) {
+                throw new IllegalArgumentException("targets[" + i + "] = " + targets[i] + " >= vocab " + cfg.vocab());
+            }
+            if (targets[i] >= 0) {
+                nTok++;
+            }
+        }
+        if (nTok == 0) {
+            throw new IllegalArgumentException("targets: no position has a target");
+        }
+        return nTok;
+    }
+
+    private static Shape shapeOf(TensorView v) {
+        int[] s = v.shape();
+        long[] l = new long[s.length];
+        for (int i = 0; i < s.length; i++) {
+            l[i] = s[i];
+        }
+        return new Shape(l);
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("TorchLoopLM is closed");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            manager.close();
+        }
+    }
+}
