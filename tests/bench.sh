@@ -20,7 +20,7 @@ test_classpath() { # module
 case "$name" in
   reference)
     cp=$(test_classpath worker)
-    exec java -Xmx12g -Doffline=true \
+    exec java -Xmx12g --add-modules=jdk.incubator.vector -Doffline=true \
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.ReferenceStepBench "$@"
     ;;

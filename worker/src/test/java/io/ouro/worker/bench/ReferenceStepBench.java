@@ -30,9 +30,8 @@ public final class ReferenceStepBench {
 
     public static void main(String[] args) {
         int iters = args.length > 0 ? Integer.parseInt(args[0]) : 3;
-        System.out.printf(Locale.ROOT, "threads: %d (common pool parallelism %d)%n",
-                Runtime.getRuntime().availableProcessors(),
-                java.util.concurrent.ForkJoinPool.getCommonPoolParallelism());
+        System.out.printf(Locale.ROOT, "cores %d, reference backend threads %d%n",
+                Runtime.getRuntime().availableProcessors(), io.ouro.worker.util.Parallel.threads());
         run("tiny", LoopConfig.tiny(), 2, 5, 20, false);
         Timing[] bench = run("bench", LoopConfig.bench(), 4, 128, iters, true);
         System.out.printf(Locale.ROOT, "RESULT reference java_tok_s=%.1f torch_tok_s=%.1f java_ms=%.1f torch_ms=%.1f ratio=%.3f%n",
