@@ -32,14 +32,14 @@ public final class ReferenceStepBench {
         int iters = args.length > 0 ? Integer.parseInt(args[0]) : 3;
         System.out.printf(Locale.ROOT, "cores %d, reference backend threads %d%n",
                 Runtime.getRuntime().availableProcessors(), io.ouro.worker.util.Parallel.threads());
-        run("tiny", LoopConfig.tiny(), 2, 5, 20, false);
-        Timing[] bench = run("bench", LoopConfig.bench(), 4, 128, iters, true);
+        run("tiny", LoopConfig.tiny(), 2, 5, 200);
+        Timing[] bench = run("bench", LoopConfig.bench(), 4, 128, iters);
         System.out.printf(Locale.ROOT, "RESULT reference java_tok_s=%.1f torch_tok_s=%.1f java_ms=%.1f torch_ms=%.1f ratio=%.3f%n",
                 bench[0].tokPerSec(), bench[1].tokPerSec(), bench[0].msPerStep(), bench[1].msPerStep(),
                 bench[0].tokPerSec() / bench[1].tokPerSec());
     }
 
-    static Timing[] run(String name, LoopConfig cfg, int batch, int seqLen, int iters, boolean verbose) {
+    static Timing[] run(String name, LoopConfig cfg, int batch, int seqLen, int iters) {
         ParamLayout layout = new ParamLayout(cfg);
         int n = batch * seqLen;
         int[] tokens = TestData.tokens(n, cfg.vocab(), 1);
@@ -82,7 +82,9 @@ public final class ReferenceStepBench {
     }
 
     static Timing time(Runnable step, int iters, int tokens, double flops, double[] loss) {
-        step.run(); // warm-up: JIT, allocation of the workspace
+        for (int i = 0; i < Math.max(1, iters / 2); i++) {
+            step.run(); // warm-up: JIT, allocation of the workspace
+        }
         long t0 = System.nanoTime();
         for (int i = 0; i < iters; i++) {
             step.run();
