@@ -1,0 +1,40 @@
+package io.ouro.worker.opencl;
+
+/**
+ * Where the model runs, as the config says it: {@code gpu} (the first OpenCL GPU), {@code cpu} (the
+ * first OpenCL CPU device), {@code opencl:<index>} (an index into {@link OpenClDevices#list()}), or
+ * {@code java} (the plain-Java reference backend, no OpenCL).
+ */
+public record DeviceSpec(Kind kind, int index) {
+
+    public enum Kind { GPU, CPU, OPENCL_INDEX, JAVA }
+
+    public static DeviceSpec parse(String text) {
+        String s = text == null ? "" : text.trim().toLowerCase(java.util.Locale.ROOT);
+        switch (s) {
+            case "gpu":
+                return new DeviceSpec(Kind.GPU, -1);
+            case "cpu":
+                return new DeviceSpec(Kind.CPU, -1);
+            case "java":
+                return new DeviceSpec(Kind.JAVA, -1);
+            default:
+                if (s.startsWith("opencl:")) {
+                    try {
+                        int i = Integer.parseInt(s.substring("opencl:".length()));
+                        if (i >= 0) {
+                            return new DeviceSpec(Kind.OPENCL_INDEX, i);
+                        }
+                    } catch (NumberFormatException ignored) {
+                        // falls through to the error below
+                    }
+                }
+                throw new IllegalArgumentException("device: expected gpu | cpu | opencl:<index> | java, got '" + text + "'");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return kind == Kind.OPENCL_INDEX ? "opencl:" + index : kind.name().toLowerCase(java.util.Locale.ROOT);
+    }
+}

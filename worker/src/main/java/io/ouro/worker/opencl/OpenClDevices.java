@@ -1,0 +1,72 @@
+package io.ouro.worker.opencl;
+
+import com.aparapi.device.Device;
+import com.aparapi.device.OpenCLDevice;
+import com.aparapi.internal.kernel.KernelManager;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** The OpenCL devices this JVM can see, and the choice among them that a {@link DeviceSpec} makes. */
+public final class OpenClDevices {
+
+    private OpenClDevices() {
+    }
+
+    /** Every device of every platform, in platform order; empty when there is no OpenCL runtime. */
+    public static List<OpenCLDevice> list() {
+        // through Aparapi's KernelManager, so that the devices we hand to kernels are the ones it knows
+        List<OpenCLDevice> all = new ArrayList<>();
+        try {
+            for (Device d : KernelManager.instance().getDefaultPreferences().getPreferredDevices(null)) {
+                if (d instanceof OpenCLDevice) {
+                    all.add((OpenCLDevice) d);
+                }
+            }
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+            return List.of();
+        }
+        return all;
+    }
+
+    /** The device the spec names, or an error that lists what there is. */
+    public static OpenCLDevice select(DeviceSpec spec) {
+        List<OpenCLDevice> all = list();
+        switch (spec.kind()) {
+            case GPU:
+            case CPU: {
+                Device.TYPE want = spec.kind() == DeviceSpec.Kind.GPU ? Device.TYPE.GPU : Device.TYPE.CPU;
+                for (OpenCLDevice d : all) {
+                    if (d.getType() == want) {
+                        return d;
+                    }
+                }
+                throw new OpenClException("device " + spec + ": no OpenCL " + want + " device; available: " + describe(all));
+            }
+            case OPENCL_INDEX:
+                if (spec.index() < all.size()) {
+                    return all.get(spec.index());
+                }
+                throw new OpenClException("device " + spec + ": there are " + all.size() + " OpenCL devices; available: "
+                        + describe(all));
+            default:
+                throw new IllegalArgumentException("device " + spec + " is not an OpenCL device");
+        }
+    }
+
+    /** "name (type, OpenCL version)" of one device. */
+    public static String describe(OpenCLDevice d) {
+        return d.getName() + " (" + d.getType() + ", " + d.getOpenCLPlatform().getVersion().trim() + ")";
+    }
+
+    static String describe(List<OpenCLDevice> all) {
+        if (all.isEmpty()) {
+            return "none (no OpenCL runtime or ICD found)";
+        }
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < all.size(); i++) {
+            b.append(i == 0 ? "" : "; ").append("opencl:").append(i).append(' ').append(describe(all.get(i)));
+        }
+        return b.toString();
+    }
+}

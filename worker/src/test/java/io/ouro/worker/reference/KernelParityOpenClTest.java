@@ -1,0 +1,163 @@
+package io.ouro.worker.reference;
+
+import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.opencl.OpenClDevices;
+import io.ouro.worker.opencl.OpenClOps;
+import io.ouro.worker.opencl.OpenClOps.Buffer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Each OpenCL kernel against its reference op on real OpenCL (pocl in CI), on shapes that are not
+ * multiples of the tile (16) or work-group (64) sizes. Every test asserts that the launch ran as
+ * OpenCL; results are downloaded explicitly, so a missing transfer fails here too.
+ */
+class KernelParityOpenClTest {
+
+    static final int PARAMS = 20_000, ACT = 60_000;
+    static OpenClOps ops;
+    final SplittableRandom rng = new SplittableRandom(17);
+
+    @BeforeAll
+    static void open() {
+        ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse("opencl:0")), PARAMS, ACT);
+    }
+
+    @AfterAll
+    static void close() {
+        ops.close();
+    }
+
+    void randomize(Buffer b) {
+        float[] a = ops.host(b);
+        for (int i = 0; i < a.length; i++) {
+            a[i] = (float) rng.nextGaussian();
+        }
+        ops.upload(b);
+    }
+
+    float[] fetch(Buffer b) {
+        assertTrue(ops.isRunningOpenCl(), "the kernel must run as OpenCL");
+        ops.download(b);
+        return ops.read(b);
+    }
+
+    static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
+        double worst = 0;
+        for (int i = 0; i < count; i++) {
+            double e = expected[eOff + i], a = actual[aOff + i];
+            worst = Math.max(worst, Math.abs(e - a) / Math.max(1, Math.abs(e)));
+        }
+        System.out.printf("opencl kernel %-28s max error %.2e%n", what, worst);
+        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+    }
+
+    @Test
+    void linearForwardAndBothGradients() {
+        int n = 37, in = 45, o = 29;
+        int xOff = 5, outOff = 3000, doutOff = 5000, dxOff = 8000, wOff = 11, dwOff = 700;
+        randomize(Buffer.PARAMS);
+        randomize(Buffer.GRADS);
+        randomize(Buffer.ACT);
+        float[] w = ops.host(Buffer.PARAMS).clone(), g = ops.host(Buffer.GRADS).clone(), act = ops.host(Buffer.ACT).clone();
+
+        ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
+        ops.linearBackwardInput(dxOff, doutOff, Buffer.PARAMS, wOff, n, in, o);
+        ops.linearBackwardWeight(Buffer.GRADS, dwOff, doutOff, xOff, n, in, o);
+        float[] dAct = fetch(Buffer.ACT), dG = fetch(Buffer.GRADS);
+
+        Matmul.forward(act, outOff, act, xOff, w, wOff, n, in, o);
+        Matmul.backwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
+        Matmul.backwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
+        assertClose("linear forward", act, outOff, dAct, outOff, n * o, 1e-5);
+        assertClose("linear input gradient", act, dxOff, dAct, dxOff, n * in, 1e-5);
+        assertClose("linear weight gradient", g, dwOff, dG, dwOff, o * in, 1e-5);
+        assertClose("untouched activations", act, 0, dAct, 0, xOff + n * in, 0);
+    }
+
+    @Test
+    void rmsNormForwardAndBackward() {
+        int n = 19, d = 70, xOff = 0, yOff = 2000, rOff = 4000, dyOff = 5000, dxOff = 8000, wOff = 100, dwOff = 300;
+        randomize(Buffer.PARAMS);
+        randomize(Buffer.GRADS);
+        randomize(Buffer.ACT);
+        float[] w = ops.host(Buffer.PARAMS).clone(), g = ops.host(Buffer.GRADS).clone(), act = ops.host(Buffer.ACT).clone();
+
+        ops.rmsnormForward(yOff, rOff, xOff, wOff, n, d, 1e-6f);
+        ops.rmsnormBackward(dxOff, dwOff, dyOff, xOff, rOff, wOff, n, d);
+        float[] dAct = fetch(Buffer.ACT), dG = fetch(Buffer.GRADS);
+
+        float[] y = new float[n * d], rstd = new float[n], dy = new float[n * d], x = new float[n * d];
+        float[] dx = new float[n * d], dw = new float[d];
+        System.arraycopy(act, xOff, x, 0, n * d);
+        System.arraycopy(act, dyOff, dy, 0, n * d);
+        System.arraycopy(act, dxOff, dx, 0, n * d);
+        System.arraycopy(g, dwOff, dw, 0, d);
+        RmsNorm.forward(y, rstd, x, w, wOff, n, d, 1e-6f);
+        RmsNorm.backward(dx, dw, 0, dy, x, rstd, w, wOff, n, d);
+        assertClose("rmsnorm forward", y, 0, dAct, yOff, n * d, 1e-5);
+        assertClose("rmsnorm rstd", rstd, 0, dAct, rOff, n, 1e-5);
+        assertClose("rmsnorm input gradient", dx, 0, dAct, dxOff, n * d, 1e-5);
+        assertClose("rmsnorm weight gradient", dw, 0, dG, dwOff, d, 1e-5);
+    }
+
+    @Test
+    void swiGluForwardAndBackward() {
+        int count = 1001, gOff = 0, uOff = 2000, mOff = 4000, dmOff = 6000, dgOff = 8000, duOff = 10000;
+        randomize(Buffer.ACT);
+        float[] act = ops.host(Buffer.ACT).clone();
+        ops.swigluForward(mOff, gOff, uOff, count);
+        ops.swigluBackward(dgOff, duOff, dmOff, gOff, uOff, count);
+        float[] dAct = fetch(Buffer.ACT);
+
+        float[] g = slice(act, gOff, count), u = slice(act, uOff, count), dm = slice(act, dmOff, count);
+        float[] m = new float[count], dg = slice(act, dgOff, count), du = slice(act, duOff, count);
+        SwiGlu.forward(m, g, u, count);
+        SwiGlu.backward(dg, du, dm, g, u, count);
+        assertClose("swiglu forward", m, 0, dAct, mOff, count, 1e-5);
+        assertClose("swiglu gate gradient", dg, 0, dAct, dgOff, count, 1e-5);
+        assertClose("swiglu up gradient", du, 0, dAct, duOff, count, 1e-5);
+    }
+
+    @Test
+    void ropeForwardAndTranspose() {
+        int batch = 3, seqLen = 7, heads = 3, hd = 10, rows = batch * seqLen, size = rows * heads * hd;
+        float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
+        Rope.tables(cos, sin, seqLen, hd, 10_000);
+        ops.setRopeTables(cos, sin);
+        randomize(Buffer.ACT);
+        float[] act = ops.host(Buffer.ACT).clone();
+        ops.rope(0, rows, seqLen, heads, hd, true);
+        ops.rope(size, rows, seqLen, heads, hd, false);
+        float[] dAct = fetch(Buffer.ACT);
+
+        float[] fwd = slice(act, 0, size), bwd = slice(act, size, size);
+        Rope.forward(fwd, cos, sin, rows, seqLen, heads, hd);
+        Rope.backward(bwd, cos, sin, rows, seqLen, heads, hd);
+        assertClose("rope forward", fwd, 0, dAct, 0, size, 1e-6);
+        assertClose("rope backward", bwd, 0, dAct, size, size, 1e-6);
+    }
+
+    @Test
+    void fillAndResidualAdd() {
+        randomize(Buffer.ACT);
+        float[] act = ops.host(Buffer.ACT).clone();
+        ops.add(100, 3000, 777);
+        ops.fill(Buffer.ACT, 5000, 131, 0f);
+        float[] dAct = fetch(Buffer.ACT);
+        for (int i = 0; i < 777; i++) {
+            act[100 + i] += act[3000 + i];
+        }
+        java.util.Arrays.fill(act, 5000, 5131, 0f);
+        assertClose("residual add and fill", act, 0, dAct, 0, ACT, 0);
+    }
+
+    static float[] slice(float[] a, int off, int count) {
+        return java.util.Arrays.copyOfRange(a, off, off + count);
+    }
+}
