@@ -22,13 +22,23 @@ public final class LoopKernel extends Kernel {
     static final int TILE = 16;
 
     static final int OP_GEMM = 1, OP_FILL = 2, OP_ADD = 3, OP_SWIGLU_FWD = 4, OP_SWIGLU_BWD = 5,
-            OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9;
+            OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9,
+            OP_EMBED_FWD = 10, OP_EMBED_BWD = 11, OP_ATTN_FWD = 12, OP_ATTN_BWD_Q = 13, OP_ATTN_BWD_KV = 14,
+            OP_CE_FWD = 15, OP_CE_BWD = 16, OP_BIAS_ADD = 17, OP_EXIT = 18, OP_STEP_MEANS = 19, OP_SUMSQ = 20,
+            OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24;
 
     float[] w = new float[1];
     float[] gw = new float[1];
     float[] act = new float[1];
     float[] ropeCos = new float[1];
     float[] ropeSin = new float[1];
+    /** Adam's first and second moments, laid out like w. */
+    float[] mom1 = new float[1];
+    float[] mom2 = new float[1];
+    /** Small outputs that go back to the host each step: per-token losses, per-step sums, partial norms. */
+    float[] metrics = new float[1];
+    int[] tok = new int[1];
+    int[] tgt = new int[1];
 
     @Local
     float[] tileA = new float[TILE * TILE];
@@ -42,8 +52,8 @@ public final class LoopKernel extends Kernel {
     int gm, gn, gk, accumulate;
     int aSel, aOff, aRs, aCs, bSel, bOff, bRs, bCs, cSel, cOff, cRs, cCs;
     // the other ops: sizes n0, n1, n2, offsets o0..o5 into act (or the buffer named by cSel/aSel), a float
-    int n0, n1, n2, o0, o1, o2, o3, o4, o5;
-    float f0;
+    int n0, n1, n2, n3, o0, o1, o2, o3, o4, o5, o6, o7, o8;
+    float f0, f1, f2, f3, f4, f5;
 
     float load(int sel, int idx) {
         return sel == 0 ? w[idx] : (sel == 1 ? gw[idx] : act[idx]);
@@ -65,6 +75,16 @@ public final class LoopKernel extends Kernel {
 
     float sigmoid(float x) {
         return 1f / (1f + exp(-x));
+    }
+
+    float softplus(float x) {
+        float r = 0f;
+        if (x > 0f) {
+            r = x + log(1f + exp(-x));
+        } else {
+            r = log(1f + exp(x));
+        }
+        return r;
     }
 
     @Override
@@ -160,6 +180,275 @@ public final class LoopKernel extends Kernel {
                 float b = act[base + pairs + i];
                 act[base + i] = a * c - b * s;
                 act[base + pairs + i] = b * c + a * s;
+            }
+        }
+
+        if (op == OP_EMBED_FWD) {
+            // h[o1] (n0 rows, n1 wide) = w[o0 + tok[r] * n1]
+            if (gx < n0 * n1) {
+                int r = gx / n1;
+                act[o1 + gx] = w[o0 + tok[r] * n1 + gx % n1];
+            }
+        }
+        if (op == OP_EMBED_BWD) {
+            // one work item per column, rows in order: gw[o0 + tok[r] * n1 + i] += dh[o1 + r * n1 + i]
+            if (gx < n1) {
+                for (int r = 0; r < n0; r++) {
+                    int gi = o0 + tok[r] * n1 + gx;
+                    gw[gi] = gw[gi] + act[o1 + r * n1 + gx];
+                }
+            }
+        }
+        if (op == OP_ATTN_FWD) {
+            // per (sequence b, head h, query s): n0 batch, n1 seqLen, n2 heads, n3 head size, f0 scale;
+            // q o0, k o1, v o2, probs o3 (B,H,S,S), out o4
+            if (gx < n0 * n2 * n1) {
+                int s = gx % n1;
+                int p = gx / n1;
+                int b = p / n2;
+                int h = p % n2;
+                int d = n2 * n3;
+                int qi = (b * n1 + s) * d + h * n3;
+                int pr = o3 + (p * n1 + s) * n1;
+                float mx = -3.0e38f;
+                for (int j = 0; j <= s; j++) {
+                    int ki = (b * n1 + j) * d + h * n3;
+                    float dot = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        dot += act[o0 + qi + i] * act[o1 + ki + i];
+                    }
+                    act[pr + j] = dot * f0;
+                    mx = max(mx, dot * f0);
+                }
+                float sum = 0f;
+                for (int j = 0; j <= s; j++) {
+                    float e = exp(act[pr + j] - mx);
+                    act[pr + j] = e;
+                    sum += e;
+                }
+                for (int i = 0; i < n3; i++) {
+                    act[o4 + qi + i] = 0f;
+                }
+                for (int j = 0; j <= s; j++) {
+                    float pj = act[pr + j] / sum;
+                    act[pr + j] = pj;
+                    int vi = (b * n1 + j) * d + h * n3;
+                    for (int i = 0; i < n3; i++) {
+                        act[o4 + qi + i] = act[o4 + qi + i] + pj * act[o2 + vi + i];
+                    }
+                }
+            }
+        }
+        if (op == OP_ATTN_BWD_Q) {
+            // per (b, h, s): dS[o6] = P (dP - rowdot) * scale with dP = dout . v; dq[o5] += dS k
+            if (gx < n0 * n2 * n1) {
+                int s = gx % n1;
+                int p = gx / n1;
+                int b = p / n2;
+                int h = p % n2;
+                int d = n2 * n3;
+                int qi = (b * n1 + s) * d + h * n3;
+                int pr = (p * n1 + s) * n1;
+                float rowDot = 0f;
+                for (int j = 0; j <= s; j++) {
+                    int vi = (b * n1 + j) * d + h * n3;
+                    float g = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        g += act[o4 + qi + i] * act[o2 + vi + i];
+                    }
+                    act[o6 + pr + j] = g;
+                    rowDot += act[o3 + pr + j] * g;
+                }
+                for (int j = 0; j <= s; j++) {
+                    float ds = act[o3 + pr + j] * (act[o6 + pr + j] - rowDot) * f0;
+                    act[o6 + pr + j] = ds;
+                    int kj = (b * n1 + j) * d + h * n3;
+                    for (int i = 0; i < n3; i++) {
+                        act[o5 + qi + i] = act[o5 + qi + i] + ds * act[o1 + kj + i];
+                    }
+                }
+            }
+        }
+        if (op == OP_ATTN_BWD_KV) {
+            // per (b, h, key j): dk[o7] += sum_{s>=j} dS[s,j] q[s]; dv[o8] += sum_{s>=j} P[s,j] dout[s]
+            if (gx < n0 * n2 * n1) {
+                int j = gx % n1;
+                int p = gx / n1;
+                int b = p / n2;
+                int h = p % n2;
+                int d = n2 * n3;
+                int kj = (b * n1 + j) * d + h * n3;
+                for (int s = j; s < n1; s++) {
+                    int qi = (b * n1 + s) * d + h * n3;
+                    int pr = (p * n1 + s) * n1 + j;
+                    float ds = act[o6 + pr];
+                    float pj = act[o3 + pr];
+                    for (int i = 0; i < n3; i++) {
+                        act[o7 + kj + i] = act[o7 + kj + i] + ds * act[o0 + qi + i];
+                        act[o8 + kj + i] = act[o8 + kj + i] + pj * act[o4 + qi + i];
+                    }
+                }
+            }
+        }
+        if (op == OP_CE_FWD) {
+            // rows n0 of a block starting at row n2, vocab n1: logits o0 (block, V) -> lse[o1 + row], ce[o2 + row]
+            if (gx < n0) {
+                int row = o0 + gx * n1;
+                float mx = -3.0e38f;
+                for (int j = 0; j < n1; j++) {
+                    mx = max(mx, act[row + j]);
+                }
+                float sum = 0f;
+                for (int j = 0; j < n1; j++) {
+                    sum += exp(act[row + j] - mx);
+                }
+                float l = mx + log(sum);
+                int t = tgt[n2 + gx];
+                act[o1 + n2 + gx] = l;
+                float c = 0f;
+                if (t >= 0) {
+                    c = l - act[row + t];
+                }
+                act[o2 + n2 + gx] = c;
+            }
+        }
+        if (op == OP_CE_BWD) {
+            // in place: logits -> dce[o3 + row] * (softmax - onehot); lse at o1
+            if (gx < n0) {
+                int row = o0 + gx * n1;
+                int t = tgt[n2 + gx];
+                float g = 0f;
+                if (t >= 0) {
+                    g = act[o3 + n2 + gx];
+                }
+                float l = act[o1 + n2 + gx];
+                for (int j = 0; j < n1; j++) {
+                    act[row + j] = g * exp(act[row + j] - l);
+                }
+                if (t >= 0) {
+                    act[row + t] = act[row + t] - g;
+                }
+            }
+        }
+        if (op == OP_BIAS_ADD) {
+            if (gx < n0) {
+                act[o0 + gx] = act[o0 + gx] + w[o1];
+            }
+        }
+        if (op == OP_SUM_TO_GRAD) {
+            // one work item: gw[o1] += sum of act[o0 .. o0 + n0) in order
+            if (gx == 0) {
+                float s = 0f;
+                for (int r = 0; r < n0; r++) {
+                    s += act[o0 + r];
+                }
+                gw[o1] = gw[o1] + s;
+            }
+        }
+        if (op == OP_COPY) {
+            if (gx < n0) {
+                act[o0 + gx] = act[o1 + gx];
+            }
+        }
+        if (op == OP_EXIT) {
+            // per token r < n0 over T = n1 steps; (T,N) arrays: z o0, ce o1, p o2, dz o3, dce o4.
+            // n2 = 1 Stage I, 2 Stage II; f0 = loss scale (1/tokens, or 1/(tokens*T)), f1 beta, f2 k, f3 gamma.
+            // metrics[r] = this token's scaled loss. p and dz hold log p and dL/dlog p on the way.
+            if (gx < n0) {
+                int r = gx;
+                int nn = n0;
+                float loss = 0f;
+                float logS = 0f;
+                for (int t = 0; t < n1 - 1; t++) {
+                    float zt = act[o0 + t * nn + r];
+                    act[o2 + t * nn + r] = logS - softplus(-zt);
+                    logS = logS - softplus(zt);
+                }
+                act[o2 + (n1 - 1) * nn + r] = logS;
+                if (tgt[r] < 0) {
+                    for (int t = 0; t < n1; t++) {
+                        act[o2 + t * nn + r] = 0f;
+                        act[o3 + t * nn + r] = 0f;
+                        act[o4 + t * nn + r] = 0f;
+                    }
+                }
+                if (tgt[r] >= 0) {
+                    for (int t = 0; t < n1; t++) {
+                        float lp = act[o2 + t * nn + r];
+                        float pt = exp(lp);
+                        float c = act[o1 + t * nn + r];
+                        act[o2 + t * nn + r] = pt;
+                        if (n2 == 1) {
+                            loss += pt * c + f1 * pt * lp;
+                            act[o3 + t * nn + r] = (c + f1 * (lp + 1f)) * pt;
+                            act[o4 + t * nn + r] = pt * f0;
+                        }
+                    }
+                    if (n2 == 1) {
+                        float tail = act[o3 + (n1 - 1) * nn + r];
+                        act[o3 + (n1 - 1) * nn + r] = 0f;
+                        for (int j = n1 - 2; j >= 0; j--) {
+                            float lam = sigmoid(act[o0 + j * nn + r]);
+                            float gj = act[o3 + j * nn + r];
+                            act[o3 + j * nn + r] = (gj * (1f - lam) - lam * tail) * f0;
+                            tail += gj;
+                        }
+                    }
+                    if (n2 == 2) {
+                        act[o3 + r] = 0f;
+                        for (int t = 1; t < n1; t++) {
+                            float zt = act[o0 + t * nn + r];
+                            float imp = max(0f, act[o1 + (t - 1) * nn + r] - act[o1 + t * nn + r]);
+                            float wt = sigmoid(f2 * (imp - f3));
+                            loss += wt * softplus(zt) + (1f - wt) * softplus(-zt);
+                            act[o3 + t * nn + r] = (sigmoid(zt) - 1f + wt) * f0;
+                        }
+                    }
+                }
+                metrics[r] = loss * f0;
+            }
+        }
+        if (op == OP_STEP_MEANS) {
+            // per step t < n1: metrics[n0 + t] = sum of ce[o1 + t*N + r], metrics[n0 + n1 + t] = sum of p, valid rows
+            if (gx < n1) {
+                float sc = 0f;
+                float sp = 0f;
+                for (int r = 0; r < n0; r++) {
+                    if (tgt[r] >= 0) {
+                        sc += act[o1 + gx * n0 + r];
+                        sp += act[o2 + gx * n0 + r];
+                    }
+                }
+                metrics[n0 + gx] = sc;
+                metrics[n0 + n1 + gx] = sp;
+            }
+        }
+        if (op == OP_SUMSQ) {
+            // n0 partial sums over gw[0, n1) in chunks of n2 -> metrics[o0 + g]
+            if (gx < n0) {
+                float s = 0f;
+                int end = min(n1, (gx + 1) * n2);
+                for (int i = gx * n2; i < end; i++) {
+                    s += gw[i] * gw[i];
+                }
+                metrics[o0 + gx] = s;
+            }
+        }
+        if (op == OP_SCALE) {
+            if (gx < n0) {
+                gw[gx] = gw[gx] * f0;
+            }
+        }
+        if (op == OP_ADAMW) {
+            // one tensor [o0, o0 + n0): f0 decay keep factor, f1 beta1, f2 beta2, f3 lr / bc1, f4 sqrt(bc2), f5 eps
+            if (gx < n0) {
+                int i = o0 + gx;
+                float g = gw[i];
+                float m = f1 * mom1[i] + (1f - f1) * g;
+                float v = f2 * mom2[i] + (1f - f2) * g * g;
+                mom1[i] = m;
+                mom2[i] = v;
+                w[i] = w[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
             }
         }
 

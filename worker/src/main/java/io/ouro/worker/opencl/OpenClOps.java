@@ -11,7 +11,8 @@ import com.aparapi.device.OpenCLDevice;
  */
 public final class OpenClOps implements AutoCloseable {
 
-    public enum Buffer { PARAMS, GRADS, ACT }
+    /** The device buffers; the first three, in this order, are the GEMM operand selectors. */
+    public enum Buffer { PARAMS, GRADS, ACT, MOM1, MOM2, METRICS, TOKENS, TARGETS }
 
     private static final int GROUP = 64;
 
@@ -22,10 +23,23 @@ public final class OpenClOps implements AutoCloseable {
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
+        this(device, paramSize, actSize, 1, 1);
+    }
+
+    /**
+     * @param metricsSize floats of per-step outputs (per-token losses, per-step sums, norm partials)
+     * @param rows        tokens per step (the size of the token and target buffers)
+     */
+    public OpenClOps(OpenCLDevice device, int paramSize, int actSize, int metricsSize, int rows) {
         this.device = device;
         k.w = new float[paramSize];
         k.gw = new float[paramSize];
+        k.mom1 = new float[paramSize];
+        k.mom2 = new float[paramSize];
         k.act = new float[actSize];
+        k.metrics = new float[metricsSize];
+        k.tok = new int[rows];
+        k.tgt = new int[rows];
         k.setExplicit(true);
         KernelCheck.requireOpenCl(k, device);
     }
@@ -45,13 +59,18 @@ public final class OpenClOps implements AutoCloseable {
 
     /** The host array of a buffer; after writing into it call {@link #upload}, before reading it {@link #download}. */
     public float[] host(Buffer b) {
-        return array(b);
+        return floats(b);
+    }
+
+    /** The host int array of the TOKENS or TARGETS buffer. */
+    public int[] hostInts(Buffer b) {
+        return ints(b);
     }
 
     /** The host copy of b, checked to be current. */
     public float[] read(Buffer b) {
         residency.requireHost(b);
-        return array(b);
+        return floats(b);
     }
 
     /** Marks b as changed on the host (the device copy is now stale). */
@@ -60,14 +79,19 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     public void upload(Buffer b) {
-        k.put(array(b));
-        bytesUp += 4L * array(b).length;
+        if (b == Buffer.TOKENS || b == Buffer.TARGETS) {
+            k.put(ints(b));
+            bytesUp += 4L * ints(b).length;
+        } else {
+            k.put(floats(b));
+            bytesUp += 4L * floats(b).length;
+        }
         residency.set(b, Residency.Side.BOTH);
     }
 
     public void download(Buffer b) {
-        k.get(array(b));
-        bytesDown += 4L * array(b).length;
+        k.get(floats(b));
+        bytesDown += 4L * floats(b).length;
         residency.set(b, Residency.Side.BOTH);
     }
 
@@ -229,6 +253,202 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.ACT);
     }
 
+    // h (N,D) act = embedding rows of TOKENS from params at tableOff
+    public void embedForward(int hOff, int tableOff, int n, int d) {
+        reads(Buffer.ACT, Buffer.PARAMS, Buffer.TOKENS);
+        k.op = LoopKernel.OP_EMBED_FWD;
+        k.o0 = tableOff;
+        k.o1 = hOff;
+        k.n0 = n;
+        k.n1 = d;
+        launch1D(n * d);
+        wrote(Buffer.ACT);
+    }
+
+    // dh (N,D) act -> grads table rows +=, rows summed in order per column
+    public void embedBackward(int tableOff, int dhOff, int n, int d) {
+        reads(Buffer.ACT, Buffer.GRADS, Buffer.TOKENS);
+        k.op = LoopKernel.OP_EMBED_BWD;
+        k.o0 = tableOff;
+        k.o1 = dhOff;
+        k.n0 = n;
+        k.n1 = d;
+        launch1D(d);
+        wrote(Buffer.GRADS);
+    }
+
+    // q, k, v (B,S,H,hd) act -> out act, probs (B,H,S,S) act
+    public void attentionForward(int outOff, int probsOff, int qOff, int kOff, int vOff,
+                                 int batch, int seqLen, int heads, int hd) {
+        reads(Buffer.ACT);
+        k.op = LoopKernel.OP_ATTN_FWD;
+        k.o0 = qOff;
+        k.o1 = kOff;
+        k.o2 = vOff;
+        k.o3 = probsOff;
+        k.o4 = outOff;
+        attnShape(batch, seqLen, heads, hd);
+        launch1D(batch * heads * seqLen);
+        wrote(Buffer.ACT);
+    }
+
+    // dout -> dq, dk, dv += ; dsOff is (B,H,S,S) scratch
+    public void attentionBackward(int dqOff, int dkOff, int dvOff, int doutOff, int dsOff, int probsOff,
+                                  int qOff, int kOff, int vOff, int batch, int seqLen, int heads, int hd) {
+        reads(Buffer.ACT);
+        k.o0 = qOff;
+        k.o1 = kOff;
+        k.o2 = vOff;
+        k.o3 = probsOff;
+        k.o4 = doutOff;
+        k.o5 = dqOff;
+        k.o6 = dsOff;
+        k.o7 = dkOff;
+        k.o8 = dvOff;
+        attnShape(batch, seqLen, heads, hd);
+        k.op = LoopKernel.OP_ATTN_BWD_Q;
+        launch1D(batch * heads * seqLen);
+        k.op = LoopKernel.OP_ATTN_BWD_KV;
+        launch1D(batch * heads * seqLen);
+        wrote(Buffer.ACT);
+    }
+
+    private void attnShape(int batch, int seqLen, int heads, int hd) {
+        k.n0 = batch;
+        k.n1 = seqLen;
+        k.n2 = heads;
+        k.n3 = hd;
+        k.f0 = (float) (1.0 / Math.sqrt(hd));
+    }
+
+    // rows [first, first + rows) with logits (rows,V) at logitsOff -> lse, ce at lseOff/ceOff + row
+    public void crossEntropyForward(int logitsOff, int lseOff, int ceOff, int first, int rows, int vocab) {
+        reads(Buffer.ACT, Buffer.TARGETS);
+        k.op = LoopKernel.OP_CE_FWD;
+        k.o0 = logitsOff;
+        k.o1 = lseOff;
+        k.o2 = ceOff;
+        k.n0 = rows;
+        k.n1 = vocab;
+        k.n2 = first;
+        launch1D(rows);
+        wrote(Buffer.ACT);
+    }
+
+    // in place: logits -> dce * (softmax - onehot)
+    public void crossEntropyBackward(int logitsOff, int lseOff, int dceOff, int first, int rows, int vocab) {
+        reads(Buffer.ACT, Buffer.TARGETS);
+        k.op = LoopKernel.OP_CE_BWD;
+        k.o0 = logitsOff;
+        k.o1 = lseOff;
+        k.o3 = dceOff;
+        k.n0 = rows;
+        k.n1 = vocab;
+        k.n2 = first;
+        launch1D(rows);
+        wrote(Buffer.ACT);
+    }
+
+    // act[off + i] += params[biasOff]
+    public void biasAdd(int off, int biasOff, int count) {
+        reads(Buffer.ACT, Buffer.PARAMS);
+        k.op = LoopKernel.OP_BIAS_ADD;
+        k.o0 = off;
+        k.o1 = biasOff;
+        k.n0 = count;
+        launch1D(count);
+        wrote(Buffer.ACT);
+    }
+
+    // grads[gradOff] += sum of act[off, off + count)
+    public void sumToGrad(int gradOff, int off, int count) {
+        reads(Buffer.ACT, Buffer.GRADS);
+        k.op = LoopKernel.OP_SUM_TO_GRAD;
+        k.o0 = off;
+        k.o1 = gradOff;
+        k.n0 = count;
+        launch1D(1);
+        wrote(Buffer.GRADS);
+    }
+
+    public void copy(int dstOff, int srcOff, int count) {
+        reads(Buffer.ACT);
+        k.op = LoopKernel.OP_COPY;
+        k.o0 = dstOff;
+        k.o1 = srcOff;
+        k.n0 = count;
+        launch1D(count);
+        wrote(Buffer.ACT);
+    }
+
+    /**
+     * Exit distribution and objective per token; (T,N) arrays in act. Writes p, dz, dce (Stage I) and
+     * metrics[r] = the token's share of the loss, then metrics[N + t] / metrics[N + T + t] = the sums of
+     * CE_t / p_t over tokens with a target.
+     */
+    public void exitObjective(int zOff, int ceOff, int pOff, int dzOff, int dceOff, int n, int steps,
+                              boolean stageOne, float scale, float beta, float k50, float gamma) {
+        reads(Buffer.ACT, Buffer.TARGETS, Buffer.METRICS);
+        k.op = LoopKernel.OP_EXIT;
+        k.o0 = zOff;
+        k.o1 = ceOff;
+        k.o2 = pOff;
+        k.o3 = dzOff;
+        k.o4 = dceOff;
+        k.n0 = n;
+        k.n1 = steps;
+        k.n2 = stageOne ? 1 : 2;
+        k.f0 = scale;
+        k.f1 = beta;
+        k.f2 = k50;
+        k.f3 = gamma;
+        launch1D(n);
+        k.op = LoopKernel.OP_STEP_MEANS;
+        launch1D(steps);
+        wrote(Buffer.ACT);
+        wrote(Buffer.METRICS);
+    }
+
+    /** Partial sums of squares of the gradient buffer into metrics[metricsOff, + partials). */
+    public void gradSumSquares(int metricsOff, int partials) {
+        reads(Buffer.GRADS, Buffer.METRICS);
+        int total = k.gw.length;
+        k.op = LoopKernel.OP_SUMSQ;
+        k.o0 = metricsOff;
+        k.n0 = partials;
+        k.n1 = total;
+        k.n2 = (total + partials - 1) / partials;
+        launch1D(partials);
+        wrote(Buffer.METRICS);
+    }
+
+    public void scaleGrads(float factor) {
+        reads(Buffer.GRADS);
+        k.op = LoopKernel.OP_SCALE;
+        k.n0 = k.gw.length;
+        k.f0 = factor;
+        launch1D(k.gw.length);
+        wrote(Buffer.GRADS);
+    }
+
+    /** AdamW on params[off, off + len) with the update of {@link io.ouro.worker.model.AdamW}. */
+    public void adamw(int off, int len, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
+        reads(Buffer.PARAMS, Buffer.GRADS, Buffer.MOM1, Buffer.MOM2);
+        k.op = LoopKernel.OP_ADAMW;
+        k.o0 = off;
+        k.n0 = len;
+        k.f0 = keep;
+        k.f1 = beta1;
+        k.f2 = beta2;
+        k.f3 = stepSize;
+        k.f4 = sqrtBc2;
+        k.f5 = eps;
+        launch1D(len);
+        wrote(Buffer.PARAMS);
+        wrote(Buffer.MOM1);
+        wrote(Buffer.MOM2);
+    }
+
     @Override
     public void close() {
         k.dispose();
@@ -249,11 +469,23 @@ public final class OpenClOps implements AutoCloseable {
         residency.set(b, Residency.Side.DEVICE);
     }
 
-    private float[] array(Buffer b) {
+    private float[] floats(Buffer b) {
         return switch (b) {
             case PARAMS -> k.w;
             case GRADS -> k.gw;
             case ACT -> k.act;
+            case MOM1 -> k.mom1;
+            case MOM2 -> k.mom2;
+            case METRICS -> k.metrics;
+            case TOKENS, TARGETS -> throw new IllegalArgumentException(b + " holds ints");
+        };
+    }
+
+    private int[] ints(Buffer b) {
+        return switch (b) {
+            case TOKENS -> k.tok;
+            case TARGETS -> k.tgt;
+            default -> throw new IllegalArgumentException(b + " holds floats");
         };
     }
 
