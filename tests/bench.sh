@@ -4,6 +4,8 @@
 # Names:
 #   reference   one training step of the Java reference backend vs PyTorch (DJL, CPU) on the same
 #               model and batch; args: [timed iterations, default 3]
+#   step        one training step of our OpenCL backend, the Java backend and PyTorch on the bench
+#               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,8 +26,14 @@ case "$name" in
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.ReferenceStepBench "$@"
     ;;
+  step)
+    cp=$(test_classpath worker)
+    exec java -Xmx16g --add-modules=jdk.incubator.vector -Doffline=true \
+      -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
+      -cp "$cp" io.ouro.worker.bench.StepBench "$@"
+    ;;
   *)
-    echo "usage: tests/bench.sh reference [iterations]" >&2
+    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" >&2
     exit 2
     ;;
 esac

@@ -20,6 +20,13 @@ public final class OpenClOps implements AutoCloseable {
     private final OpenCLDevice device;
     private final Residency residency = new Residency();
     private long bytesUp, bytesDown;
+    private java.util.Map<String, long[]> profile;
+
+    private static final String[] OP_NAMES = {"none", "gemm", "fill", "residual add", "swiglu fwd", "swiglu bwd",
+            "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
+            "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
+            "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
+            "copy"};
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -135,7 +142,7 @@ public final class OpenClOps implements AutoCloseable {
         k.cRs = cRs;
         k.cCs = cCs;
         int t = LoopKernel.TILE;
-        k.execute(Range.create2D(device, roundUp(n, t), roundUp(m, t), t, t));
+        execute(Range.create2D(device, roundUp(n, t), roundUp(m, t), t, t));
         k.tiles = 0;
         wrote(c);
     }
@@ -456,7 +463,29 @@ public final class OpenClOps implements AutoCloseable {
 
     private void launch1D(int count) {
         k.tiles = 0;
-        k.execute(Range.create(device, roundUp(Math.max(count, 1), GROUP), GROUP));
+        execute(Range.create(device, roundUp(Math.max(count, 1), GROUP), GROUP));
+    }
+
+    private void execute(Range range) {
+        if (profile == null) {
+            k.execute(range);
+            return;
+        }
+        long t0 = System.nanoTime();
+        k.execute(range);
+        long[] slot = profile.computeIfAbsent(OP_NAMES[k.op], name -> new long[2]);
+        slot[0] += System.nanoTime() - t0;
+        slot[1]++;
+    }
+
+    /** Starts (or restarts) timing every launch by op; Aparapi's execute returns when the kernel is done. */
+    public void startProfile() {
+        profile = new java.util.TreeMap<>();
+    }
+
+    /** Op name to {total nanoseconds, launches} since {@link #startProfile()}; empty when not profiling. */
+    public java.util.Map<String, long[]> profile() {
+        return profile == null ? java.util.Map.of() : profile;
     }
 
     private void reads(Buffer... bs) {

@@ -1,0 +1,28 @@
+package io.ouro.worker.backend;
+
+import io.ouro.worker.model.AdamWConfig;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.opencl.OpenClDevices;
+
+/**
+ * Chooses the backend the config's {@code device} names ({@code gpu | cpu | opencl:<index> | java}) and
+ * logs the choice. An OpenCL device that is absent, or on which a kernel does not compile, is an error:
+ * there is no silent fallback to the Java backend.
+ */
+public final class Backends {
+
+    private static final System.Logger LOG = System.getLogger(Backends.class.getName());
+
+    private Backends() {
+    }
+
+    public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, int batch, int seqLen) {
+        DeviceSpec spec = DeviceSpec.parse(device);
+        TrainingBackend b = spec.kind() == DeviceSpec.Kind.JAVA
+                ? new JavaBackend(cfg, adam, batch, seqLen)
+                : new OpenClBackend(cfg, adam, OpenClDevices.select(spec), batch, seqLen);
+        LOG.log(System.Logger.Level.INFO, "device " + spec + ": " + b.describe());
+        return b;
+    }
+}

@@ -1,0 +1,93 @@
+package io.ouro.worker.backend;
+
+import io.ouro.worker.model.AdamW;
+import io.ouro.worker.model.AdamWConfig;
+import io.ouro.worker.model.GradClip;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.TensorView;
+import io.ouro.worker.reference.ReferenceModel;
+import io.ouro.worker.util.Parallel;
+
+import java.util.Arrays;
+import java.util.function.Predicate;
+
+/** The reference backend: {@link ReferenceModel} and {@link AdamW} on Java arrays. */
+public final class JavaBackend implements TrainingBackend {
+
+    private final ReferenceModel model;
+    private final AdamW optimizer;
+    private final int batch, seqLen;
+    private final float[] params, grads;
+
+    public JavaBackend(LoopConfig cfg, AdamWConfig adam, int batch, int seqLen) {
+        this.model = new ReferenceModel(cfg);
+        this.optimizer = adam.create(model.layout());
+        this.batch = batch;
+        this.seqLen = seqLen;
+        this.params = new float[model.layout().arraySize()];
+        this.grads = new float[params.length];
+    }
+
+    @Override
+    public String describe() {
+        return "java reference backend (" + Parallel.threads() + " threads)";
+    }
+
+    @Override
+    public ParamLayout layout() {
+        return model.layout();
+    }
+
+    @Override
+    public void setParameters(float[] p) {
+        System.arraycopy(p, 0, params, 0, params.length);
+    }
+
+    @Override
+    public float[] parameters() {
+        return params.clone();
+    }
+
+    @Override
+    public StepReport forward(int[] tokens, int[] targets, Objective objective) {
+        return model.forward(params, tokens, targets, batch, seqLen, objective, false);
+    }
+
+    @Override
+    public void zeroGradients() {
+        Arrays.fill(grads, 0f);
+    }
+
+    @Override
+    public void backward() {
+        model.backward(params, grads);
+    }
+
+    @Override
+    public float[] gradients() {
+        return grads.clone();
+    }
+
+    @Override
+    public void setGradients(float[] g) {
+        System.arraycopy(g, 0, grads, 0, grads.length);
+    }
+
+    @Override
+    public double clipGradients(double maxNorm) {
+        return GradClip.clip(grads, maxNorm);
+    }
+
+    @Override
+    public void adamw(double lr, Predicate<TensorView> trainable) {
+        optimizer.step(params, grads, lr, trainable);
+    }
+
+    @Override
+    public void close() {
+        // nothing held outside the heap
+    }
+}

@@ -1,0 +1,91 @@
+package io.ouro.worker.backend;
+
+import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.model.AdamWConfig;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.TensorView;
+import io.ouro.worker.opencl.OpenClDevices;
+import io.ouro.worker.opencl.OpenClModel;
+
+import java.util.function.Predicate;
+
+/** The OpenCL backend: {@link OpenClModel}, with parameters, gradients and optimizer state on the device. */
+public final class OpenClBackend implements TrainingBackend {
+
+    private final OpenClModel model;
+    private final AdamWConfig adam;
+    private final String description;
+
+    public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, int batch, int seqLen) {
+        this.model = new OpenClModel(cfg, device, batch, seqLen, false);
+        this.adam = adam;
+        this.description = "OpenCL " + OpenClDevices.describe(device);
+    }
+
+    public OpenClModel model() {
+        return model;
+    }
+
+    @Override
+    public String describe() {
+        return description;
+    }
+
+    @Override
+    public ParamLayout layout() {
+        return model.layout();
+    }
+
+    @Override
+    public void setParameters(float[] params) {
+        model.setParameters(params);
+    }
+
+    @Override
+    public float[] parameters() {
+        return model.parameters();
+    }
+
+    @Override
+    public StepReport forward(int[] tokens, int[] targets, Objective objective) {
+        return model.forward(tokens, targets, objective);
+    }
+
+    @Override
+    public void zeroGradients() {
+        model.zeroGradients();
+    }
+
+    @Override
+    public void backward() {
+        model.backward();
+    }
+
+    @Override
+    public float[] gradients() {
+        return model.gradients();
+    }
+
+    @Override
+    public void setGradients(float[] grads) {
+        model.setGradients(grads);
+    }
+
+    @Override
+    public double clipGradients(double maxNorm) {
+        return model.clipGradients(maxNorm);
+    }
+
+    @Override
+    public void adamw(double lr, Predicate<TensorView> trainable) {
+        model.adamw(lr, adam.beta1(), adam.beta2(), adam.eps(), adam.weightDecay(), adam.decay(), trainable);
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}

@@ -1,0 +1,44 @@
+package io.ouro.worker.backend;
+
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.TensorView;
+
+import java.util.function.Predicate;
+
+/**
+ * One worker's model and optimizer on one device, for a fixed (batch, seqLen). A training step is
+ * {@code zeroGradients, forward, backward, [gradients -> all-reduce -> setGradients], clipGradients,
+ * adamw}. Implementations: {@link JavaBackend} (the plain-Java reference) and {@link OpenClBackend}
+ * (Aparapi kernels, state resident on the device); {@link Backends#open} picks one from the config.
+ */
+public interface TrainingBackend extends AutoCloseable {
+
+    /** What runs the model, e.g. the OpenCL device's name and version. */
+    String describe();
+
+    ParamLayout layout();
+
+    void setParameters(float[] params);
+
+    float[] parameters();
+
+    StepReport forward(int[] tokens, int[] targets, Objective objective);
+
+    void zeroGradients();
+
+    void backward();
+
+    float[] gradients();
+
+    void setGradients(float[] grads);
+
+    /** Global-norm clipping; returns the norm before clipping. */
+    double clipGradients(double maxNorm);
+
+    void adamw(double lr, Predicate<TensorView> trainable);
+
+    @Override
+    void close();
+}
