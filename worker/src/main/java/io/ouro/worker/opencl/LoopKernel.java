@@ -41,9 +41,9 @@ public final class LoopKernel extends Kernel {
     int[] tgt = new int[1];
 
     @Local
-    float[] tileA = new float[TILE * TILE];
+    float[] tileA = new float[64 * TILE];
     @Local
-    float[] tileB = new float[TILE * TILE];
+    float[] tileB = new float[64 * TILE];
 
     int op;
     /** Trip count of the barrier loop: K tiles for GEMM, 0 for every other op. */
@@ -60,16 +60,33 @@ public final class LoopKernel extends Kernel {
     }
 
     void store(int sel, int idx, float v, int add) {
-        float base = 0f;
-        if (add == 1) {
-            base = load(sel, idx);
-        }
+        // (no call to load(): Aparapi can emit a helper after the helper that calls it)
         if (sel == 0) {
-            w[idx] = base + v;
-        } else if (sel == 1) {
-            gw[idx] = base + v;
-        } else {
-            act[idx] = base + v;
+            w[idx] = add == 1 ? w[idx] + v : v;
+        }
+        if (sel == 1) {
+            gw[idx] = add == 1 ? gw[idx] + v : v;
+        }
+        if (sel == 2) {
+            act[idx] = add == 1 ? act[idx] + v : v;
+        }
+    }
+
+    /** Stores one micro-tile row: C(r, c + 16j) for j = 0..3, within bounds. */
+    void storeRow(int r, int c, float v0, float v1, float v2, float v3) {
+        if (r < gm) {
+            if (c < gn) {
+                store(cSel, cOff + r * cRs + c * cCs, v0, accumulate);
+            }
+            if (c + 16 < gn) {
+                store(cSel, cOff + r * cRs + (c + 16) * cCs, v1, accumulate);
+            }
+            if (c + 32 < gn) {
+                store(cSel, cOff + r * cRs + (c + 32) * cCs, v2, accumulate);
+            }
+            if (c + 48 < gn) {
+                store(cSel, cOff + r * cRs + (c + 48) * cCs, v3, accumulate);
+            }
         }
     }
 
@@ -452,38 +469,68 @@ public final class LoopKernel extends Kernel {
             }
         }
 
-        // tiled GEMM; for every other op tiles == 0 and this loop and its barriers are skipped uniformly
-        float acc = 0f;
-        int rowBase = gy - ly;
-        int colBase = gx - lx;
+        // tiled GEMM; for every other op tiles == 0 and this loop and its barriers are skipped uniformly.
+        // A work-group of 16 x 16 items computes a 64 x 64 block of C, each item a 4 x 4 micro-tile
+        // (rows ly + 16i, columns lx + 16j), from 64 x 16 slices of A and B staged in local memory.
+        int rowBase = (gy - ly) * 4;
+        int colBase = (gx - lx) * 4;
+        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
         for (int t = 0; t < tiles; t++) {
-            int k = t * TILE + lx;
-            int ra = rowBase + ly;
-            int rb = colBase + ly;
-            float va = 0f;
-            float vb = 0f;
-            if (k < gk) {
-                if (ra < gm) {
-                    va = load(aSel, aOff + ra * aRs + k * aCs);
+            for (int e = 0; e < 4; e++) {
+                int idx = e * 256 + ly * 16 + lx;
+                int rr = idx / 16;
+                int kc = idx % 16;
+                int kg = t * 16 + kc;
+                float va = 0f;
+                float vb = 0f;
+                if (kg < gk) {
+                    if (rowBase + rr < gm) {
+                        va = load(aSel, aOff + (rowBase + rr) * aRs + kg * aCs);
+                    }
+                    if (colBase + rr < gn) {
+                        vb = load(bSel, bOff + (colBase + rr) * bRs + kg * bCs);
+                    }
                 }
-                if (rb < gn) {
-                    vb = load(bSel, bOff + rb * bRs + k * bCs);
-                }
+                tileA[idx] = va;
+                tileB[idx] = vb;
             }
-            tileA[ly * TILE + lx] = va;
-            tileB[ly * TILE + lx] = vb;
             localBarrier();
-            for (int q = 0; q < TILE; q++) {
-                acc += tileA[ly * TILE + q] * tileB[lx * TILE + q];
+            for (int q = 0; q < 16; q++) {
+                float a0 = tileA[ly * 16 + q];
+                float a1 = tileA[(ly + 16) * 16 + q];
+                float a2 = tileA[(ly + 32) * 16 + q];
+                float a3 = tileA[(ly + 48) * 16 + q];
+                float b0 = tileB[lx * 16 + q];
+                float b1 = tileB[(lx + 16) * 16 + q];
+                float b2 = tileB[(lx + 32) * 16 + q];
+                float b3 = tileB[(lx + 48) * 16 + q];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c02 += a0 * b2;
+                c03 += a0 * b3;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c12 += a1 * b2;
+                c13 += a1 * b3;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c22 += a2 * b2;
+                c23 += a2 * b3;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+                c32 += a3 * b2;
+                c33 += a3 * b3;
             }
             localBarrier();
         }
         if (op == OP_GEMM) {
-            if (gy < gm) {
-                if (gx < gn) {
-                    store(cSel, cOff + gy * cRs + gx * cCs, acc, accumulate);
-                }
-            }
+            int r0 = rowBase + ly;
+            int cc = colBase + lx;
+            storeRow(r0, cc, c00, c01, c02, c03);
+            storeRow(r0 + 16, cc, c10, c11, c12, c13);
+            storeRow(r0 + 32, cc, c20, c21, c22, c23);
+            storeRow(r0 + 48, cc, c30, c31, c32, c33);
         }
     }
 }

@@ -142,7 +142,8 @@ public final class OpenClOps implements AutoCloseable {
         k.cRs = cRs;
         k.cCs = cCs;
         int t = LoopKernel.TILE;
-        execute(Range.create2D(device, roundUp(n, t), roundUp(m, t), t, t));
+        // each 16 x 16 work-group covers a 64 x 64 block of C
+        execute(Range.create2D(device, (n + 63) / 64 * t, (m + 63) / 64 * t, t, t));
         k.tiles = 0;
         wrote(c);
     }

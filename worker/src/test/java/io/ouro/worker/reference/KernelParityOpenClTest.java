@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class KernelParityOpenClTest {
 
-    static final int PARAMS = 20_000, ACT = 60_000;
+    static final int PARAMS = 40_000, ACT = 80_000;
     static OpenClOps ops;
     final SplittableRandom rng = new SplittableRandom(17);
 
@@ -59,8 +59,15 @@ class KernelParityOpenClTest {
 
     @Test
     void linearForwardAndBothGradients() {
-        int n = 37, in = 45, o = 29;
-        int xOff = 5, outOff = 3000, doutOff = 5000, dxOff = 8000, wOff = 11, dwOff = 700;
+        linear(37, 45, 29, 5, 3000, 5000, 8000, 11, 700);
+    }
+
+    @Test
+    void linearAcrossSeveralWorkGroupsAndKTiles() {
+        linear(130, 70, 150, 1, 9200, 29000, 49000, 3, 10000);
+    }
+
+    void linear(int n, int in, int o, int xOff, int outOff, int doutOff, int dxOff, int wOff, int dwOff) {
         randomize(Buffer.PARAMS);
         randomize(Buffer.GRADS);
         randomize(Buffer.ACT);
@@ -74,9 +81,10 @@ class KernelParityOpenClTest {
         Matmul.forward(act, outOff, act, xOff, w, wOff, n, in, o);
         Matmul.backwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
         Matmul.backwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
-        assertClose("linear forward", act, outOff, dAct, outOff, n * o, 1e-5);
-        assertClose("linear input gradient", act, dxOff, dAct, dxOff, n * in, 1e-5);
-        assertClose("linear weight gradient", g, dwOff, dG, dwOff, o * in, 1e-5);
+        String shape = " " + n + "x" + in + "x" + o;
+        assertClose("linear forward" + shape, act, outOff, dAct, outOff, n * o, 1e-5);
+        assertClose("linear input gradient" + shape, act, dxOff, dAct, dxOff, n * in, 1e-5);
+        assertClose("linear weight gradient" + shape, g, dwOff, dG, dwOff, o * in, 1e-5);
         assertClose("untouched activations", act, 0, dAct, 0, xOff + n * in, 0);
     }
 
