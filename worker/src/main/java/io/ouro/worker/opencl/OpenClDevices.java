@@ -29,6 +29,12 @@ public final class OpenClDevices {
         return all;
     }
 
+    /** Prints the devices, one per line, with the spec that selects each. */
+    public static void main(String[] args) {
+        List<OpenCLDevice> all = list();
+        System.out.println(all.isEmpty() ? "no OpenCL device" : describe(all).replace("; ", System.lineSeparator()));
+    }
+
     /** The device the spec names, or an error that lists what there is. */
     public static OpenCLDevice select(DeviceSpec spec) {
         List<OpenCLDevice> all = list();

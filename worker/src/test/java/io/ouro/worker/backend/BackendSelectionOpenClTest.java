@@ -23,7 +23,7 @@ class BackendSelectionOpenClTest {
         int[] tokens = TestData.tokens(batch * seqLen, cfg.vocab(), 5);
         int[] targets = TestData.targets(batch * seqLen, cfg.vocab(), 6);
         try (TrainingBackend java = Backends.open("java", cfg, AdamWConfig.ouro(), batch, seqLen);
-             TrainingBackend cl = Backends.open("opencl:0", cfg, AdamWConfig.ouro(), batch, seqLen)) {
+             TrainingBackend cl = Backends.open(io.ouro.worker.TestDevice.spec(), cfg, AdamWConfig.ouro(), batch, seqLen)) {
             assertTrue(java instanceof JavaBackend && java.describe().startsWith("java reference"), java.describe());
             assertTrue(cl instanceof OpenClBackend && cl.describe().startsWith("OpenCL "), cl.describe());
             java.setParameters(params);

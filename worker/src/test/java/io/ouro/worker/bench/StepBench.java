@@ -1,22 +1,15 @@
 package io.ouro.worker.bench;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import io.ouro.worker.TestData;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.OpenClBackend;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.model.AdamWConfig;
-import io.ouro.worker.model.DecayPolicy;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamInit;
 import io.ouro.worker.model.ParamLayout;
-import io.ouro.worker.opencl.DeviceSpec;
-import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClOps;
-import io.ouro.worker.torch.TorchLoopLM;
 
 import java.util.Locale;
 import java.util.Map;
@@ -24,7 +17,7 @@ import java.util.Map;
 /**
  * The full training step (forward, backward, clip, AdamW) of the OpenCL backend, the Java backend and
  * the PyTorch implementation of the parity tests, on the same model and batch, in one process. Run with
- * {@code tests/bench.sh step [device] [batch] [seqLen] [iterations]}; the last line is
+ * {@code tests/bench.sh step [device] [batch] [seqLen] [iterations] [no-torch]}; the last line is
  * {@code RESULT step ours_tok_s=<x> java_tok_s=<y> torch_tok_s=<z> ratio=<x/z>}.
  */
 public final class StepBench {
@@ -37,6 +30,8 @@ public final class StepBench {
         int batch = args.length > 1 ? Integer.parseInt(args[1]) : 4;
         int seqLen = args.length > 2 ? Integer.parseInt(args[2]) : 128;
         int iters = args.length > 3 ? Integer.parseInt(args[3]) : 2;
+        // a GPU machine for deploy/gpu-check.sh has no PyTorch: "no-torch" skips that column
+        boolean withTorch = args.length <= 4 || !args[4].equals("no-torch");
         LoopConfig cfg = LoopConfig.bench();
         ParamLayout layout = new ParamLayout(cfg);
         int n = batch * seqLen;
@@ -47,37 +42,33 @@ public final class StepBench {
         System.out.printf(Locale.ROOT, "bench shape: %s, batch %d x %d tokens, %.1fM parameters, %.1f model GFLOP/step%n",
                 cfg, batch, seqLen, layout.totalSize() / 1e6, flops / 1e9);
 
-        double torchPeak = torchSgemmGflops(1024);
-        System.out.printf(Locale.ROOT, "sgemm peak (PyTorch matmul 1024^3 on this CPU): %.1f GFLOP/s%n", torchPeak);
+        double torchPeak = withTorch ? TorchStep.sgemmGflops(1024) : Double.NaN;
+        if (withTorch) {
+            System.out.printf(Locale.ROOT, "sgemm peak (PyTorch matmul 1024^3 on this CPU): %.1f GFLOP/s%n", torchPeak);
+        }
 
-        double ours, java, torch;
+        double ours, java, torch = Double.NaN;
+        double peak = torchPeak;
         try (TrainingBackend cl = Backends.open(device, cfg, AdamWConfig.ouro(), batch, seqLen)) {
             System.out.println("device: " + cl.describe());
             if (cl instanceof OpenClBackend ocl) {
-                double gemm = openClGemmGflops(ocl.model().ops().device(), 512);
-                System.out.printf(Locale.ROOT, "our OpenCL GEMM kernel, 512^3: %.1f GFLOP/s (%.0f%% of the sgemm peak)%n",
+                double gemm = openClGemmGflops(ocl.model().ops().device(), 1024);
+                System.out.printf(Locale.ROOT, "our OpenCL GEMM kernel, 1024^3: %.1f GFLOP/s (%.0f%% of the sgemm peak)%n",
                         gemm, 100 * gemm / torchPeak);
+                if (!withTorch) {
+                    peak = gemm;
+                    System.out.println("no PyTorch here: MFU below is against our own GEMM kernel's rate");
+                }
             }
-            ours = timeBackend("ours (" + device + ")", cl, tokens, targets, obj, iters, flops, torchPeak);
+            ours = timeBackend("ours (" + device + ")", cl, tokens, targets, obj, iters, flops, peak);
         }
         try (TrainingBackend jb = Backends.open("java", cfg, AdamWConfig.ouro(), batch, seqLen)) {
-            java = timeBackend("java", jb, tokens, targets, obj, iters, flops, torchPeak);
+            java = timeBackend("java", jb, tokens, targets, obj, iters, flops, peak);
         }
-        try (TorchLoopLM t = new TorchLoopLM(layout)) {
-            t.load(ParamInit.initialize(layout));
-            DecayPolicy decay = DecayPolicy.defaults();
-            Runnable step = () -> {
-                t.forwardBackward(tokens, targets, batch, seqLen, obj, true, false);
-                t.clipAndStep(3e-4, 0.1, 0.9, 0.95, 1e-8, 1.0, obj, decay::decays);
-            };
-            step.run();
-            long t0 = System.nanoTime();
-            for (int i = 0; i < iters; i++) {
-                step.run();
-            }
-            double sec = (System.nanoTime() - t0) / 1e9 / iters;
+        if (withTorch) {
+            double sec = TorchStep.secondsPerStep(layout, tokens, targets, batch, seqLen, obj, iters);
             torch = n / sec;
-            report("pytorch", sec, n, flops, torchPeak);
+            report("pytorch", sec, n, flops, peak);
         }
         System.out.printf(Locale.ROOT, "RESULT step ours_tok_s=%.1f java_tok_s=%.1f torch_tok_s=%.1f ratio=%.3f%n",
                 ours, java, torch, ours / torch);
@@ -125,19 +116,6 @@ public final class StepBench {
         double gflops = flops / sec / 1e9;
         System.out.printf(Locale.ROOT, "%-22s %9.1f ms/step %9.1f tok/s %7.2f GFLOP/s  MFU %.1f%%%n", name, sec * 1e3,
                 tokens / sec, gflops, 100 * gflops / peak);
-    }
-
-    static double torchSgemmGflops(int size) {
-        try (NDManager m = NDManager.newBaseManager("PyTorch")) {
-            NDArray a = m.randomNormal(new Shape(size, size)), b = m.randomNormal(new Shape(size, size));
-            a.matMul(b).close();
-            int reps = 10;
-            long t0 = System.nanoTime();
-            for (int i = 0; i < reps; i++) {
-                a.matMul(b).close();
-            }
-            return 2.0 * size * size * size * reps / ((System.nanoTime() - t0) / 1e9) / 1e9;
-        }
     }
 
     static double openClGemmGflops(com.aparapi.device.OpenCLDevice device, int size) {

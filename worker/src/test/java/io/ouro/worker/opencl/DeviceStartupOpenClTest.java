@@ -14,7 +14,7 @@ class DeviceStartupOpenClTest {
     @Test
     void anOpenClDeviceIsPresentAndDescribed() {
         assertFalse(OpenClDevices.list().isEmpty(), "no OpenCL device: CI installs pocl-opencl-icd");
-        OpenCLDevice d = OpenClDevices.select(DeviceSpec.parse("opencl:0"));
+        OpenCLDevice d = OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec()));
         String text = OpenClDevices.describe(d);
         System.out.println("OpenCL device: " + text);
         assertTrue(text.contains("OpenCL"), text);
@@ -33,13 +33,13 @@ class DeviceStartupOpenClTest {
     @Test
     void anAbsentDeviceIsAClearError() {
         OpenClException e = assertThrows(OpenClException.class, () -> OpenClDevices.select(DeviceSpec.parse("opencl:99")));
-        assertTrue(e.getMessage().contains("device opencl:99") && e.getMessage().contains("available: opencl:0"),
+        assertTrue(e.getMessage().contains("device opencl:99") && e.getMessage().contains("available: opencl:0 "),
                 e.getMessage());
     }
 
     @Test
     void aKernelThatCannotCompileStopsStartUpNamingKernelAndDevice() {
-        OpenCLDevice d = OpenClDevices.select(DeviceSpec.parse("opencl:0"));
+        OpenCLDevice d = OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec()));
         BrokenKernel broken = new BrokenKernel();
         OpenClException e = assertThrows(OpenClException.class, () -> KernelCheck.requireOpenCl(broken, d));
         assertTrue(e.getMessage().contains("BrokenKernel") && e.getMessage().contains(d.getName()), e.getMessage());
@@ -48,7 +48,7 @@ class DeviceStartupOpenClTest {
 
     @Test
     void theLoopKernelCompilesAndRunsAsOpenCl() {
-        try (OpenClOps ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse("opencl:0")), 16, 16)) {
+        try (OpenClOps ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec())), 16, 16)) {
             ops.fill(OpenClOps.Buffer.ACT, 2, 5, 3f);
             assertTrue(ops.isRunningOpenCl());
             ops.download(OpenClOps.Buffer.ACT);
@@ -59,7 +59,7 @@ class DeviceStartupOpenClTest {
 
     @Test
     void staleBuffersAreCaughtOnAnyDevice() {
-        try (OpenClOps ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse("opencl:0")), 16, 16)) {
+        try (OpenClOps ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec())), 16, 16)) {
             ops.fill(OpenClOps.Buffer.ACT, 0, 16, 1f);
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> ops.read(OpenClOps.Buffer.ACT));
             assertTrue(e.getMessage().contains("not downloaded"), e.getMessage());

@@ -46,7 +46,7 @@ class ModelParityOpenClTest {
         int[] tokens = TestData.tokens(n, cfg.vocab(), 31);
         int[] targets = TestData.targets(n, cfg.vocab(), 32);
 
-        try (OpenClModel cl = new OpenClModel(cfg, OpenClDevices.select(DeviceSpec.parse("opencl:0")), batch, seqLen, true)) {
+        try (OpenClModel cl = new OpenClModel(cfg, OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec())), batch, seqLen, true)) {
             cl.setParameters(params);
             StepReport a = cl.forward(tokens, targets, obj);
             assertTrue(cl.ops().isRunningOpenCl(), "must run as OpenCL");

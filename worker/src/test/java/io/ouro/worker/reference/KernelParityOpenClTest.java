@@ -25,7 +25,7 @@ class KernelParityOpenClTest {
 
     @BeforeAll
     static void open() {
-        ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse("opencl:0")), PARAMS, ACT);
+        ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec())), PARAMS, ACT);
     }
 
     @AfterAll
