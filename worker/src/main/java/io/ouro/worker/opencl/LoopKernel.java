@@ -19,7 +19,8 @@ import com.aparapi.Kernel;
  */
 public final class LoopKernel extends Kernel {
 
-    static final int TILE = 16;
+    /** Work-group side of the GEMM (16 x 16 items, 64 x 64 outputs) and the depth of its K slices. */
+    static final int TILE = 16, K_TILE = 64;
 
     static final int OP_GEMM = 1, OP_FILL = 2, OP_ADD = 3, OP_SWIGLU_FWD = 4, OP_SWIGLU_BWD = 5,
             OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9,
@@ -41,12 +42,12 @@ public final class LoopKernel extends Kernel {
     int[] tgt = new int[1];
 
     @Local
-    float[] tileA = new float[64 * TILE];
+    float[] tileA = new float[64 * K_TILE];
     @Local
-    float[] tileB = new float[64 * TILE];
+    float[] tileB = new float[64 * K_TILE];
 
     int op;
-    /** Trip count of the barrier loop: K tiles for GEMM, 0 for every other op. */
+    /** Trip count of the barrier loop: K slices for GEMM, 0 for every other op. */
     int tiles;
     // GEMM: C(i,j) (= or +=) sum_k A(i,k) B(j,k); element (r,c) of X is at xOff + r*xRs + c*xCs in buffer xSel
     int gm, gn, gk, accumulate;
@@ -471,17 +472,18 @@ public final class LoopKernel extends Kernel {
 
         // tiled GEMM; for every other op tiles == 0 and this loop and its barriers are skipped uniformly.
         // A work-group of 16 x 16 items computes a 64 x 64 block of C, each item a 4 x 4 micro-tile
-        // (rows ly + 16i, columns lx + 16j), from 64 x 16 slices of A and B staged in local memory.
+        // (rows ly + 16i, columns lx + 16j), from 64 x 64 slices of A and B staged in local memory; B's slice
+        // is stored k-major so that neighbouring work items read neighbouring words.
         int rowBase = (gy - ly) * 4;
         int colBase = (gx - lx) * 4;
         float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
         float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
         for (int t = 0; t < tiles; t++) {
-            for (int e = 0; e < 4; e++) {
+            for (int e = 0; e < 16; e++) {
                 int idx = e * 256 + ly * 16 + lx;
-                int rr = idx / 16;
-                int kc = idx % 16;
-                int kg = t * 16 + kc;
+                int rr = idx / 64;
+                int kc = idx % 64;
+                int kg = t * 64 + kc;
                 float va = 0f;
                 float vb = 0f;
                 if (kg < gk) {
@@ -493,18 +495,18 @@ public final class LoopKernel extends Kernel {
                     }
                 }
                 tileA[idx] = va;
-                tileB[idx] = vb;
+                tileB[kc * 64 + rr] = vb;
             }
             localBarrier();
-            for (int q = 0; q < 16; q++) {
-                float a0 = tileA[ly * 16 + q];
-                float a1 = tileA[(ly + 16) * 16 + q];
-                float a2 = tileA[(ly + 32) * 16 + q];
-                float a3 = tileA[(ly + 48) * 16 + q];
-                float b0 = tileB[lx * 16 + q];
-                float b1 = tileB[(lx + 16) * 16 + q];
-                float b2 = tileB[(lx + 32) * 16 + q];
-                float b3 = tileB[(lx + 48) * 16 + q];
+            for (int q = 0; q < 64; q++) {
+                float a0 = tileA[ly * 64 + q];
+                float a1 = tileA[(ly + 16) * 64 + q];
+                float a2 = tileA[(ly + 32) * 64 + q];
+                float a3 = tileA[(ly + 48) * 64 + q];
+                float b0 = tileB[q * 64 + lx];
+                float b1 = tileB[q * 64 + lx + 16];
+                float b2 = tileB[q * 64 + lx + 32];
+                float b3 = tileB[q * 64 + lx + 48];
                 c00 += a0 * b0;
                 c01 += a0 * b1;
                 c02 += a0 * b2;

@@ -124,7 +124,7 @@ public final class OpenClOps implements AutoCloseable {
                      Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
         reads(a, b, c);
         k.op = LoopKernel.OP_GEMM;
-        k.tiles = (kk + LoopKernel.TILE - 1) / LoopKernel.TILE;
+        k.tiles = (kk + LoopKernel.K_TILE - 1) / LoopKernel.K_TILE;
         k.gm = m;
         k.gn = n;
         k.gk = kk;
