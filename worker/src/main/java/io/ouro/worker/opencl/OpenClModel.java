@@ -8,6 +8,7 @@ import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 
 import java.util.function.Predicate;
@@ -183,26 +184,7 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     public StepReport forward(int[] tokens, int[] targets, Objective objective) {
-        if (tokens.length != n || targets.length != n) {
-            throw new IllegalArgumentException("tokens/targets: expected length batch*seqLen = " + n + ", got "
-                    + tokens.length + " and " + targets.length);
-        }
-        int valid = 0;
-        for (int i = 0; i < n; i++) {
-            if (tokens[i] < 0 || tokens[i] >= vocab) {
-                throw new IllegalArgumentException("tokens[" + i + "] = " + tokens[i] + " is outside [0, " + vocab + ")");
-            }
-            if (targets[i] < -1 || targets[i] >= vocab) {
-                throw new IllegalArgumentException("targets[" + i + "] = " + targets[i]
-                        + " is outside [0, " + vocab + ") and is not -1 (no target)");
-            }
-            if (targets[i] >= 0) {
-                valid++;
-            }
-        }
-        if (valid == 0) {
-            throw new IllegalArgumentException("targets: every position is -1, there is nothing to learn from");
-        }
+        int valid = TokenBatch.validate(tokens, targets, batch, seqLen, vocab);
         this.validTokens = valid;
         this.objective = objective;
         this.forwardDone = false;

@@ -9,9 +9,6 @@ import io.ouro.worker.util.Parallel;
  */
 final class LmHeadLoss {
 
-    /** A target below zero marks a position without a next token: it gets no loss and no gradient. */
-    static final int IGNORE = -1;
-
     private LmHeadLoss() {
     }
 

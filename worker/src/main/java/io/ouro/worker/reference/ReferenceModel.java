@@ -6,6 +6,7 @@ import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.model.TokenBatch;
 
 import java.util.Arrays;
 
@@ -287,36 +288,11 @@ public final class ReferenceModel {
     }
 
     private void checkInputs(float[] params, int[] tokens, int[] targets, int batch, int seqLen) {
-        if (batch <= 0 || seqLen <= 0) {
-            throw new IllegalArgumentException("batch and seqLen must be positive, got batch " + batch
-                    + ", seqLen " + seqLen);
-        }
         if (params.length != paramCount) {
             throw new IllegalArgumentException("params: expected length " + paramCount + " for " + cfg
                     + ", got " + params.length);
         }
-        long expected = (long) batch * seqLen;
-        if (tokens.length != expected || targets.length != expected) {
-            throw new IllegalArgumentException("tokens/targets: expected length batch*seqLen = " + expected
-                    + ", got " + tokens.length + " and " + targets.length);
-        }
-        int valid = 0;
-        for (int i = 0; i < tokens.length; i++) {
-            if (tokens[i] < 0 || tokens[i] >= vocab) {
-                throw new IllegalArgumentException("tokens[" + i + "] = " + tokens[i] + " is outside [0, " + vocab + ")");
-            }
-            if (targets[i] < LmHeadLoss.IGNORE || targets[i] >= vocab) {
-                throw new IllegalArgumentException("targets[" + i + "] = " + targets[i]
-                        + " is outside [0, " + vocab + ") and is not -1 (no target)");
-            }
-            if (targets[i] >= 0) {
-                valid++;
-            }
-        }
-        if (valid == 0) {
-            throw new IllegalArgumentException("targets: every position is -1, there is nothing to learn from");
-        }
-        this.validTokens = valid;
+        this.validTokens = TokenBatch.validate(tokens, targets, batch, seqLen, vocab);
     }
 
     private String diagnoseNonFinite(float[] params, double loss) {
