@@ -20,7 +20,7 @@ import com.aparapi.Kernel;
 public final class LoopKernel extends Kernel {
 
     /** Work-group side of the GEMM (16 x 16 items, 64 x 64 outputs) and the depth of its K slices. */
-    static final int TILE = 16, K_TILE = 64;
+    static final int TILE = 8, K_TILE = 64;
 
     static final int OP_GEMM = 1, OP_FILL = 2, OP_ADD = 3, OP_SWIGLU_FWD = 4, OP_SWIGLU_BWD = 5,
             OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9,
@@ -73,20 +73,32 @@ public final class LoopKernel extends Kernel {
         }
     }
 
-    /** Stores one micro-tile row: C(r, c + 16j) for j = 0..3, within bounds. */
-    void storeRow(int r, int c, float v0, float v1, float v2, float v3) {
+    /** Stores one micro-tile row: C(r, c + 8j) for j = 0..7, within bounds. */
+    void storeRow(int r, int c, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) {
         if (r < gm) {
-            if (c < gn) {
-                store(cSel, cOff + r * cRs + c * cCs, v0, accumulate);
+            if (c + 0 < gn) {
+                store(cSel, cOff + r * cRs + (c + 0) * cCs, v0, accumulate);
+            }
+            if (c + 8 < gn) {
+                store(cSel, cOff + r * cRs + (c + 8) * cCs, v1, accumulate);
             }
             if (c + 16 < gn) {
-                store(cSel, cOff + r * cRs + (c + 16) * cCs, v1, accumulate);
+                store(cSel, cOff + r * cRs + (c + 16) * cCs, v2, accumulate);
+            }
+            if (c + 24 < gn) {
+                store(cSel, cOff + r * cRs + (c + 24) * cCs, v3, accumulate);
             }
             if (c + 32 < gn) {
-                store(cSel, cOff + r * cRs + (c + 32) * cCs, v2, accumulate);
+                store(cSel, cOff + r * cRs + (c + 32) * cCs, v4, accumulate);
+            }
+            if (c + 40 < gn) {
+                store(cSel, cOff + r * cRs + (c + 40) * cCs, v5, accumulate);
             }
             if (c + 48 < gn) {
-                store(cSel, cOff + r * cRs + (c + 48) * cCs, v3, accumulate);
+                store(cSel, cOff + r * cRs + (c + 48) * cCs, v6, accumulate);
+            }
+            if (c + 56 < gn) {
+                store(cSel, cOff + r * cRs + (c + 56) * cCs, v7, accumulate);
             }
         }
     }
@@ -471,16 +483,22 @@ public final class LoopKernel extends Kernel {
         }
 
         // tiled GEMM; for every other op tiles == 0 and this loop and its barriers are skipped uniformly.
-        // A work-group of 16 x 16 items computes a 64 x 64 block of C, each item a 4 x 4 micro-tile
-        // (rows ly + 16i, columns lx + 16j), from 64 x 64 slices of A and B staged in local memory; B's slice
+        // A work-group of 8 x 8 items computes a 64 x 64 block of C, each item an 8 x 8 micro-tile
+        // (rows ly + 8i, columns lx + 8j), from 64 x 64 slices of A and B staged in local memory; B's slice
         // is stored k-major so that neighbouring work items read neighbouring words.
-        int rowBase = (gy - ly) * 4;
-        int colBase = (gx - lx) * 4;
-        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
-        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
+        int rowBase = (gy - ly) * 8;
+        int colBase = (gx - lx) * 8;
+        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c04 = 0f, c05 = 0f, c06 = 0f, c07 = 0f;
+        float c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f, c14 = 0f, c15 = 0f, c16 = 0f, c17 = 0f;
+        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c24 = 0f, c25 = 0f, c26 = 0f, c27 = 0f;
+        float c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f, c34 = 0f, c35 = 0f, c36 = 0f, c37 = 0f;
+        float c40 = 0f, c41 = 0f, c42 = 0f, c43 = 0f, c44 = 0f, c45 = 0f, c46 = 0f, c47 = 0f;
+        float c50 = 0f, c51 = 0f, c52 = 0f, c53 = 0f, c54 = 0f, c55 = 0f, c56 = 0f, c57 = 0f;
+        float c60 = 0f, c61 = 0f, c62 = 0f, c63 = 0f, c64 = 0f, c65 = 0f, c66 = 0f, c67 = 0f;
+        float c70 = 0f, c71 = 0f, c72 = 0f, c73 = 0f, c74 = 0f, c75 = 0f, c76 = 0f, c77 = 0f;
         for (int t = 0; t < tiles; t++) {
-            for (int e = 0; e < 16; e++) {
-                int idx = e * 256 + ly * 16 + lx;
+            for (int e = 0; e < 64; e++) {
+                int idx = e * 64 + ly * 8 + lx;
                 int rr = idx / 64;
                 int kc = idx % 64;
                 int kg = t * 64 + kc;
@@ -499,40 +517,100 @@ public final class LoopKernel extends Kernel {
             }
             localBarrier();
             for (int q = 0; q < 64; q++) {
-                float a0 = tileA[ly * 64 + q];
-                float a1 = tileA[(ly + 16) * 64 + q];
-                float a2 = tileA[(ly + 32) * 64 + q];
-                float a3 = tileA[(ly + 48) * 64 + q];
-                float b0 = tileB[q * 64 + lx];
-                float b1 = tileB[q * 64 + lx + 16];
-                float b2 = tileB[q * 64 + lx + 32];
-                float b3 = tileB[q * 64 + lx + 48];
+                float a0 = tileA[(ly + 0) * 64 + q];
+                float a1 = tileA[(ly + 8) * 64 + q];
+                float a2 = tileA[(ly + 16) * 64 + q];
+                float a3 = tileA[(ly + 24) * 64 + q];
+                float a4 = tileA[(ly + 32) * 64 + q];
+                float a5 = tileA[(ly + 40) * 64 + q];
+                float a6 = tileA[(ly + 48) * 64 + q];
+                float a7 = tileA[(ly + 56) * 64 + q];
+                float b0 = tileB[q * 64 + lx + 0];
+                float b1 = tileB[q * 64 + lx + 8];
+                float b2 = tileB[q * 64 + lx + 16];
+                float b3 = tileB[q * 64 + lx + 24];
+                float b4 = tileB[q * 64 + lx + 32];
+                float b5 = tileB[q * 64 + lx + 40];
+                float b6 = tileB[q * 64 + lx + 48];
+                float b7 = tileB[q * 64 + lx + 56];
                 c00 += a0 * b0;
                 c01 += a0 * b1;
                 c02 += a0 * b2;
                 c03 += a0 * b3;
+                c04 += a0 * b4;
+                c05 += a0 * b5;
+                c06 += a0 * b6;
+                c07 += a0 * b7;
                 c10 += a1 * b0;
                 c11 += a1 * b1;
                 c12 += a1 * b2;
                 c13 += a1 * b3;
+                c14 += a1 * b4;
+                c15 += a1 * b5;
+                c16 += a1 * b6;
+                c17 += a1 * b7;
                 c20 += a2 * b0;
                 c21 += a2 * b1;
                 c22 += a2 * b2;
                 c23 += a2 * b3;
+                c24 += a2 * b4;
+                c25 += a2 * b5;
+                c26 += a2 * b6;
+                c27 += a2 * b7;
                 c30 += a3 * b0;
                 c31 += a3 * b1;
                 c32 += a3 * b2;
                 c33 += a3 * b3;
+                c34 += a3 * b4;
+                c35 += a3 * b5;
+                c36 += a3 * b6;
+                c37 += a3 * b7;
+                c40 += a4 * b0;
+                c41 += a4 * b1;
+                c42 += a4 * b2;
+                c43 += a4 * b3;
+                c44 += a4 * b4;
+                c45 += a4 * b5;
+                c46 += a4 * b6;
+                c47 += a4 * b7;
+                c50 += a5 * b0;
+                c51 += a5 * b1;
+                c52 += a5 * b2;
+                c53 += a5 * b3;
+                c54 += a5 * b4;
+                c55 += a5 * b5;
+                c56 += a5 * b6;
+                c57 += a5 * b7;
+                c60 += a6 * b0;
+                c61 += a6 * b1;
+                c62 += a6 * b2;
+                c63 += a6 * b3;
+                c64 += a6 * b4;
+                c65 += a6 * b5;
+                c66 += a6 * b6;
+                c67 += a6 * b7;
+                c70 += a7 * b0;
+                c71 += a7 * b1;
+                c72 += a7 * b2;
+                c73 += a7 * b3;
+                c74 += a7 * b4;
+                c75 += a7 * b5;
+                c76 += a7 * b6;
+                c77 += a7 * b7;
             }
             localBarrier();
         }
         if (op == OP_GEMM) {
             int r0 = rowBase + ly;
             int cc = colBase + lx;
-            storeRow(r0, cc, c00, c01, c02, c03);
-            storeRow(r0 + 16, cc, c10, c11, c12, c13);
-            storeRow(r0 + 32, cc, c20, c21, c22, c23);
-            storeRow(r0 + 48, cc, c30, c31, c32, c33);
+            storeRow(r0 + 0, cc, c00, c01, c02, c03, c04, c05, c06, c07);
+            storeRow(r0 + 8, cc, c10, c11, c12, c13, c14, c15, c16, c17);
+            storeRow(r0 + 16, cc, c20, c21, c22, c23, c24, c25, c26, c27);
+            storeRow(r0 + 24, cc, c30, c31, c32, c33, c34, c35, c36, c37);
+            storeRow(r0 + 32, cc, c40, c41, c42, c43, c44, c45, c46, c47);
+            storeRow(r0 + 40, cc, c50, c51, c52, c53, c54, c55, c56, c57);
+            storeRow(r0 + 48, cc, c60, c61, c62, c63, c64, c65, c66, c67);
+            storeRow(r0 + 56, cc, c70, c71, c72, c73, c74, c75, c76, c77);
         }
     }
 }

@@ -142,7 +142,7 @@ public final class OpenClOps implements AutoCloseable {
         k.cRs = cRs;
         k.cCs = cCs;
         int t = LoopKernel.TILE;
-        // each 16 x 16 work-group covers a 64 x 64 block of C
+        // each 8 x 8 work-group covers a 64 x 64 block of C
         execute(Range.create2D(device, (n + 63) / 64 * t, (m + 63) / 64 * t, t, t));
         k.tiles = 0;
         wrote(c);
