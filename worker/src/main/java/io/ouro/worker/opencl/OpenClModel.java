@@ -10,6 +10,7 @@ import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.reference.Rope;
 
 import java.util.function.Predicate;
 
@@ -109,7 +110,7 @@ public final class OpenClModel implements AutoCloseable {
         int metrics = n + 2 * steps + NORM_PARTIALS;
         this.ops = new OpenClOps(device, layout.arraySize(), (int) cur[0], metrics, n);
         float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
-        ropeTables(cos, sin, seqLen, hd, cfg.ropeBase());
+        Rope.tables(cos, sin, seqLen, hd, cfg.ropeBase());
         ops.setRopeTables(cos, sin);
     }
 
@@ -117,19 +118,6 @@ public final class OpenClModel implements AutoCloseable {
         long at = cur[0];
         cur[0] += size;
         return (int) Math.min(at, Integer.MAX_VALUE);
-    }
-
-    // the reference backend's tables, computed the same way (float angles, as HF)
-    private static void ropeTables(float[] cos, float[] sin, int seqLen, int hd, double base) {
-        int half = hd / 2;
-        for (int i = 0; i < half; i++) {
-            float invFreq = (float) (1.0 / Math.pow(base, (2.0 * i) / hd));
-            for (int s = 0; s < seqLen; s++) {
-                float angle = s * invFreq;
-                cos[s * half + i] = (float) Math.cos(angle);
-                sin[s * half + i] = (float) Math.sin(angle);
-            }
-        }
     }
 
     public ParamLayout layout() {

@@ -7,13 +7,13 @@ import io.ouro.worker.util.Parallel;
  * i + hd/2 and rotated by angle {@code pos * base^(-2i/hd)}. Positions restart at 0 for each sequence
  * and are the same at every recurrent step.
  */
-final class Rope {
+public final class Rope {
 
     private Rope() {
     }
 
-    // cos, sin (S, hd/2); angles computed in float as HF does
-    static void tables(float[] cos, float[] sin, int seqLen, int hd, double base) {
+    // cos, sin (S, hd/2); angles computed in float as HF does (the OpenCL backend uploads these tables)
+    public static void tables(float[] cos, float[] sin, int seqLen, int hd, double base) {
         int half = hd / 2;
         for (int i = 0; i < half; i++) {
             float invFreq = (float) (1.0 / Math.pow(base, (2.0 * i) / hd));
