@@ -43,6 +43,7 @@ run() {
   local results=${1:-gpu-check-results.txt} device=${2:-gpu} bundle
   if [ -d "$root/target/gpu-bundle/runtime" ]; then bundle="$root/target/gpu-bundle"; else bundle="$here"; fi
   local java="$bundle/runtime/bin/java"
+  export POCL_EXTRA_BUILD_FLAGS="${POCL_EXTRA_BUILD_FLAGS:--cl-unsafe-math-optimizations}" # only read by pocl
   local cp="$bundle/tests:$(ls "$bundle"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
   local opts=(--add-modules=jdk.incubator.vector -Xmx16g -Douro.test.device="$device")
   {

@@ -6,12 +6,16 @@
 #               model and batch; args: [timed iterations, default 3]
 #   step        one training step of our OpenCL backend, the Java backend and PyTorch on the bench
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
+#   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
+#               args: [device, default opencl:0] [size 1024] [no-torch]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 name=${1:-}
 [ $# -gt 0 ] && shift
 export SPARK_LOCAL_IP=127.0.0.1
+# pocl (CPU OpenCL): let LLVM reassociate float sums so the GEMM vectorizes (see README, OpenCL backend).
+export POCL_EXTRA_BUILD_FLAGS="${POCL_EXTRA_BUILD_FLAGS:--cl-unsafe-math-optimizations}"
 
 test_classpath() { # module
   mvn -B -q -pl "$1" -am test-compile -DskipTests >&2
@@ -32,8 +36,14 @@ case "$name" in
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.StepBench "$@"
     ;;
+  gemm)
+    cp=$(test_classpath worker)
+    exec java -Xmx8g --add-modules=jdk.incubator.vector -Doffline=true \
+      -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
+      -cp "$cp" io.ouro.worker.bench.GemmBench "$@"
+    ;;
   *)
-    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" >&2
+    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations] | gemm [device] [size]" >&2
     exit 2
     ;;
 esac

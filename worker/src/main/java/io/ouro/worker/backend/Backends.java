@@ -19,9 +19,17 @@ public final class Backends {
 
     public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, int batch, int seqLen) {
         DeviceSpec spec = DeviceSpec.parse(device);
-        TrainingBackend b = spec.kind() == DeviceSpec.Kind.JAVA
-                ? new JavaBackend(cfg, adam, batch, seqLen)
-                : new OpenClBackend(cfg, adam, OpenClDevices.select(spec), batch, seqLen);
+        TrainingBackend b;
+        if (spec.kind() == DeviceSpec.Kind.JAVA) {
+            b = new JavaBackend(cfg, adam, batch, seqLen);
+        } else {
+            var dev = OpenClDevices.select(spec);
+            String advice = OpenClDevices.buildFlagAdvice(dev);
+            if (advice != null) {
+                LOG.log(System.Logger.Level.WARNING, advice);
+            }
+            b = new OpenClBackend(cfg, adam, dev, batch, seqLen);
+        }
         LOG.log(System.Logger.Level.INFO, "device " + spec + ": " + b.describe());
         return b;
     }

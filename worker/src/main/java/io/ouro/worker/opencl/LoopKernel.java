@@ -20,7 +20,7 @@ import com.aparapi.Kernel;
 public final class LoopKernel extends Kernel {
 
     /** Work-group side of the GEMM (16 x 16 items, 64 x 64 outputs) and the depth of its K slices. */
-    static final int TILE = 8, K_TILE = 64;
+    static final int TILE_X = 8, TILE_Y = 32, K_TILE = 64;
 
     static final int OP_GEMM = 1, OP_FILL = 2, OP_ADD = 3, OP_SWIGLU_FWD = 4, OP_SWIGLU_BWD = 5,
             OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9,
@@ -42,11 +42,16 @@ public final class LoopKernel extends Kernel {
     int[] tgt = new int[1];
 
     @Local
-    float[] tileA = new float[64 * K_TILE];
+    float[] tileA = new float[64 * (K_TILE + 1)];
     @Local
-    float[] tileB = new float[64 * K_TILE];
+    float[] tileB = new float[64 * (K_TILE + 1)];
 
     int op;
+    /**
+     * Elements per work item of the elementwise ops (fill, add, copy, scale, SwiGLU, AdamW): 1 on a GPU,
+     * a contiguous run on a CPU device, where per-item overhead dominates and a run vectorizes.
+     */
+    int chunk = 1;
     /** Trip count of the barrier loop: K slices for GEMM, 0 for every other op. */
     int tiles;
     // GEMM: C(i,j) (= or +=) sum_k A(i,k) B(j,k); element (r,c) of X is at xOff + r*xRs + c*xCs in buffer xSel
@@ -126,31 +131,31 @@ public final class LoopKernel extends Kernel {
 
         if (op == OP_FILL) {
             // fill(buffer cSel, [o0, o0 + n0)) = f0
-            if (gx < n0) {
-                store(cSel, o0 + gx, f0, 0);
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                store(cSel, o0 + i, f0, 0);
             }
         }
         if (op == OP_ADD) {
             // act[o0 + i] += act[o1 + i], i < n0
-            if (gx < n0) {
-                act[o0 + gx] = act[o0 + gx] + act[o1 + gx];
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                act[o0 + i] = act[o0 + i] + act[o1 + i];
             }
         }
         if (op == OP_SWIGLU_FWD) {
             // m[o2] = silu(g[o0]) * u[o1], n0 elements
-            if (gx < n0) {
-                float g = act[o0 + gx];
-                act[o2 + gx] = g * sigmoid(g) * act[o1 + gx];
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                float g = act[o0 + i];
+                act[o2 + i] = g * sigmoid(g) * act[o1 + i];
             }
         }
         if (op == OP_SWIGLU_BWD) {
             // dm[o2] -> dg[o3] +=, du[o4] += ; g[o0], u[o1]
-            if (gx < n0) {
-                float g = act[o0 + gx];
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                float g = act[o0 + i];
                 float sg = sigmoid(g);
-                float dm = act[o2 + gx];
-                act[o4 + gx] = act[o4 + gx] + dm * g * sg;
-                act[o3 + gx] = act[o3 + gx] + dm * act[o1 + gx] * sg * (1f + g * (1f - sg));
+                float dm = act[o2 + i];
+                act[o4 + i] = act[o4 + i] + dm * g * sg;
+                act[o3 + i] = act[o3 + i] + dm * act[o1 + i] * sg * (1f + g * (1f - sg));
             }
         }
         if (op == OP_RMSNORM_FWD) {
@@ -376,8 +381,8 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_COPY) {
-            if (gx < n0) {
-                act[o0 + gx] = act[o1 + gx];
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                act[o0 + i] = act[o1 + i];
             }
         }
         if (op == OP_EXIT) {
@@ -465,14 +470,14 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_SCALE) {
-            if (gx < n0) {
-                gw[gx] = gw[gx] * f0;
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                gw[i] = gw[i] * f0;
             }
         }
         if (op == OP_ADAMW) {
             // one tensor [o0, o0 + n0): f0 decay keep factor, f1 beta1, f2 beta2, f3 lr / bc1, f4 sqrt(bc2), f5 eps
-            if (gx < n0) {
-                int i = o0 + gx;
+            for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
+                int i = o0 + e;
                 float g = gw[i];
                 float m = f1 * mom1[i] + (1f - f1) * g;
                 float v = f2 * mom2[i] + (1f - f2) * g * g;
@@ -483,22 +488,18 @@ public final class LoopKernel extends Kernel {
         }
 
         // tiled GEMM; for every other op tiles == 0 and this loop and its barriers are skipped uniformly.
-        // A work-group of 8 x 8 items computes a 64 x 64 block of C, each item an 8 x 8 micro-tile
-        // (rows ly + 8i, columns lx + 8j), from 64 x 64 slices of A and B staged in local memory; B's slice
-        // is stored k-major so that neighbouring work items read neighbouring words.
-        int rowBase = (gy - ly) * 8;
+        // A work-group of 8 x 32 items computes a 64 x 64 block of C, each item a 2 x 8 micro-tile
+        // (rows ly + 32i, columns lx + 8j), from 64 x 64 slices of A and B staged in local memory. Both
+        // slices are stored with k contiguous (rows padded to 65 words against local-memory bank conflicts on GPUs), so
+        // the inner loop over k reads unit-stride rows of both
+        // (a CPU driver vectorizes it as 16 dot products; a GPU reads broadcast/neighbouring words).
+        int rowBase = (gy - ly) * 2;
         int colBase = (gx - lx) * 8;
         float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c04 = 0f, c05 = 0f, c06 = 0f, c07 = 0f;
         float c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f, c14 = 0f, c15 = 0f, c16 = 0f, c17 = 0f;
-        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c24 = 0f, c25 = 0f, c26 = 0f, c27 = 0f;
-        float c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f, c34 = 0f, c35 = 0f, c36 = 0f, c37 = 0f;
-        float c40 = 0f, c41 = 0f, c42 = 0f, c43 = 0f, c44 = 0f, c45 = 0f, c46 = 0f, c47 = 0f;
-        float c50 = 0f, c51 = 0f, c52 = 0f, c53 = 0f, c54 = 0f, c55 = 0f, c56 = 0f, c57 = 0f;
-        float c60 = 0f, c61 = 0f, c62 = 0f, c63 = 0f, c64 = 0f, c65 = 0f, c66 = 0f, c67 = 0f;
-        float c70 = 0f, c71 = 0f, c72 = 0f, c73 = 0f, c74 = 0f, c75 = 0f, c76 = 0f, c77 = 0f;
         for (int t = 0; t < tiles; t++) {
-            for (int e = 0; e < 64; e++) {
-                int idx = e * 64 + ly * 8 + lx;
+            for (int e = 0; e < 16; e++) {
+                int idx = e * 256 + ly * 8 + lx;
                 int rr = idx / 64;
                 int kc = idx % 64;
                 int kg = t * 64 + kc;
@@ -512,27 +513,21 @@ public final class LoopKernel extends Kernel {
                         vb = load(bSel, bOff + (colBase + rr) * bRs + kg * bCs);
                     }
                 }
-                tileA[idx] = va;
-                tileB[kc * 64 + rr] = vb;
+                tileA[rr * 65 + kc] = va;
+                tileB[rr * 65 + kc] = vb;
             }
             localBarrier();
             for (int q = 0; q < 64; q++) {
-                float a0 = tileA[(ly + 0) * 64 + q];
-                float a1 = tileA[(ly + 8) * 64 + q];
-                float a2 = tileA[(ly + 16) * 64 + q];
-                float a3 = tileA[(ly + 24) * 64 + q];
-                float a4 = tileA[(ly + 32) * 64 + q];
-                float a5 = tileA[(ly + 40) * 64 + q];
-                float a6 = tileA[(ly + 48) * 64 + q];
-                float a7 = tileA[(ly + 56) * 64 + q];
-                float b0 = tileB[q * 64 + lx + 0];
-                float b1 = tileB[q * 64 + lx + 8];
-                float b2 = tileB[q * 64 + lx + 16];
-                float b3 = tileB[q * 64 + lx + 24];
-                float b4 = tileB[q * 64 + lx + 32];
-                float b5 = tileB[q * 64 + lx + 40];
-                float b6 = tileB[q * 64 + lx + 48];
-                float b7 = tileB[q * 64 + lx + 56];
+                float a0 = tileA[(ly + 0) * 65 + q];
+                float a1 = tileA[(ly + 32) * 65 + q];
+                float b0 = tileB[(lx + 0) * 65 + q];
+                float b1 = tileB[(lx + 8) * 65 + q];
+                float b2 = tileB[(lx + 16) * 65 + q];
+                float b3 = tileB[(lx + 24) * 65 + q];
+                float b4 = tileB[(lx + 32) * 65 + q];
+                float b5 = tileB[(lx + 40) * 65 + q];
+                float b6 = tileB[(lx + 48) * 65 + q];
+                float b7 = tileB[(lx + 56) * 65 + q];
                 c00 += a0 * b0;
                 c01 += a0 * b1;
                 c02 += a0 * b2;
@@ -549,54 +544,6 @@ public final class LoopKernel extends Kernel {
                 c15 += a1 * b5;
                 c16 += a1 * b6;
                 c17 += a1 * b7;
-                c20 += a2 * b0;
-                c21 += a2 * b1;
-                c22 += a2 * b2;
-                c23 += a2 * b3;
-                c24 += a2 * b4;
-                c25 += a2 * b5;
-                c26 += a2 * b6;
-                c27 += a2 * b7;
-                c30 += a3 * b0;
-                c31 += a3 * b1;
-                c32 += a3 * b2;
-                c33 += a3 * b3;
-                c34 += a3 * b4;
-                c35 += a3 * b5;
-                c36 += a3 * b6;
-                c37 += a3 * b7;
-                c40 += a4 * b0;
-                c41 += a4 * b1;
-                c42 += a4 * b2;
-                c43 += a4 * b3;
-                c44 += a4 * b4;
-                c45 += a4 * b5;
-                c46 += a4 * b6;
-                c47 += a4 * b7;
-                c50 += a5 * b0;
-                c51 += a5 * b1;
-                c52 += a5 * b2;
-                c53 += a5 * b3;
-                c54 += a5 * b4;
-                c55 += a5 * b5;
-                c56 += a5 * b6;
-                c57 += a5 * b7;
-                c60 += a6 * b0;
-                c61 += a6 * b1;
-                c62 += a6 * b2;
-                c63 += a6 * b3;
-                c64 += a6 * b4;
-                c65 += a6 * b5;
-                c66 += a6 * b6;
-                c67 += a6 * b7;
-                c70 += a7 * b0;
-                c71 += a7 * b1;
-                c72 += a7 * b2;
-                c73 += a7 * b3;
-                c74 += a7 * b4;
-                c75 += a7 * b5;
-                c76 += a7 * b6;
-                c77 += a7 * b7;
             }
             localBarrier();
         }
@@ -604,13 +551,7 @@ public final class LoopKernel extends Kernel {
             int r0 = rowBase + ly;
             int cc = colBase + lx;
             storeRow(r0 + 0, cc, c00, c01, c02, c03, c04, c05, c06, c07);
-            storeRow(r0 + 8, cc, c10, c11, c12, c13, c14, c15, c16, c17);
-            storeRow(r0 + 16, cc, c20, c21, c22, c23, c24, c25, c26, c27);
-            storeRow(r0 + 24, cc, c30, c31, c32, c33, c34, c35, c36, c37);
-            storeRow(r0 + 32, cc, c40, c41, c42, c43, c44, c45, c46, c47);
-            storeRow(r0 + 40, cc, c50, c51, c52, c53, c54, c55, c56, c57);
-            storeRow(r0 + 48, cc, c60, c61, c62, c63, c64, c65, c66, c67);
-            storeRow(r0 + 56, cc, c70, c71, c72, c73, c74, c75, c76, c77);
+            storeRow(r0 + 32, cc, c10, c11, c12, c13, c14, c15, c16, c17);
         }
     }
 }

@@ -60,6 +60,28 @@ public final class OpenClDevices {
         }
     }
 
+    /** The build flags pocl needs for the GEMM's dot products to vectorize (Aparapi passes none itself). */
+    public static final String POCL_FLAGS = "-cl-unsafe-math-optimizations";
+
+    /**
+     * A warning when {@code d} is pocl's CPU device and {@code POCL_EXTRA_BUILD_FLAGS} lacks
+     * {@link #POCL_FLAGS}: without it LLVM may not reassociate float sums, the GEMM stays scalar and runs
+     * about 3x slower. Null when there is nothing to say. The launchers and the test configuration set it.
+     */
+    public static String buildFlagAdvice(OpenCLDevice d) {
+        String platform = d.getOpenCLPlatform().getVersion() + " " + d.getOpenCLPlatform().getName();
+        if (!platform.toLowerCase(java.util.Locale.ROOT).contains("pocl")
+                && !platform.contains("Portable Computing Language")) {
+            return null;
+        }
+        String flags = System.getenv("POCL_EXTRA_BUILD_FLAGS");
+        if (flags != null && (flags.contains(POCL_FLAGS) || flags.contains("-cl-fast-relaxed-math"))) {
+            return null;
+        }
+        return "pocl without POCL_EXTRA_BUILD_FLAGS=" + POCL_FLAGS + ": the GEMM kernel will not vectorize"
+                + " (about 3x slower); set it in the environment of this JVM";
+    }
+
     /** "name (type, OpenCL version)" of one device. */
     public static String describe(OpenCLDevice d) {
         return d.getName() + " (" + d.getType() + ", " + d.getOpenCLPlatform().getVersion().trim() + ")";

@@ -15,9 +15,12 @@ public final class OpenClOps implements AutoCloseable {
     public enum Buffer { PARAMS, GRADS, ACT, MOM1, MOM2, METRICS, TOKENS, TARGETS }
 
     private static final int GROUP = 64;
+    /** Work items of an elementwise op on a CPU device: a few per core is enough, more only adds overhead. */
+    private static final int CPU_ITEMS = 4096;
 
     private final LoopKernel k = new LoopKernel();
     private final OpenCLDevice device;
+    private final boolean cpuDevice;
     private final Residency residency = new Residency();
     private long bytesUp, bytesDown;
     private java.util.Map<String, long[]> profile;
@@ -39,6 +42,7 @@ public final class OpenClOps implements AutoCloseable {
      */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize, int metricsSize, int rows) {
         this.device = device;
+        this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         k.w = new float[paramSize];
         k.gw = new float[paramSize];
         k.mom1 = new float[paramSize];
@@ -141,9 +145,9 @@ public final class OpenClOps implements AutoCloseable {
         k.cOff = cOff;
         k.cRs = cRs;
         k.cCs = cCs;
-        int t = LoopKernel.TILE;
-        // each 8 x 8 work-group covers a 64 x 64 block of C
-        execute(Range.create2D(device, (n + 63) / 64 * t, (m + 63) / 64 * t, t, t));
+        int tx = LoopKernel.TILE_X, ty = LoopKernel.TILE_Y;
+        // each work-group covers a 64 x 64 block of C
+        execute(Range.create2D(device, (n + 63) / 64 * tx, (m + 63) / 64 * ty, tx, ty));
         k.tiles = 0;
         wrote(c);
     }
@@ -170,7 +174,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o0 = off;
         k.n0 = count;
         k.f0 = value;
-        launch1D(count);
+        launchElementwise(count);
         wrote(b);
     }
 
@@ -181,7 +185,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o0 = accOff;
         k.o1 = xOff;
         k.n0 = count;
-        launch1D(count);
+        launchElementwise(count);
         wrote(Buffer.ACT);
     }
 
@@ -193,7 +197,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o1 = uOff;
         k.o2 = mOff;
         k.n0 = count;
-        launch1D(count);
+        launchElementwise(count);
         wrote(Buffer.ACT);
     }
 
@@ -207,7 +211,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o3 = dgOff;
         k.o4 = duOff;
         k.n0 = count;
-        launch1D(count);
+        launchElementwise(count);
         wrote(Buffer.ACT);
     }
 
@@ -385,7 +389,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o0 = dstOff;
         k.o1 = srcOff;
         k.n0 = count;
-        launch1D(count);
+        launchElementwise(count);
         wrote(Buffer.ACT);
     }
 
@@ -435,7 +439,7 @@ public final class OpenClOps implements AutoCloseable {
         k.op = LoopKernel.OP_SCALE;
         k.n0 = k.gw.length;
         k.f0 = factor;
-        launch1D(k.gw.length);
+        launchElementwise(k.gw.length);
         wrote(Buffer.GRADS);
     }
 
@@ -451,7 +455,7 @@ public final class OpenClOps implements AutoCloseable {
         k.f3 = stepSize;
         k.f4 = sqrtBc2;
         k.f5 = eps;
-        launch1D(len);
+        launchElementwise(len);
         wrote(Buffer.PARAMS);
         wrote(Buffer.MOM1);
         wrote(Buffer.MOM2);
@@ -460,6 +464,21 @@ public final class OpenClOps implements AutoCloseable {
     @Override
     public void close() {
         k.dispose();
+    }
+
+    /**
+     * An elementwise op over {@code count} elements. On a CPU device each work item takes a contiguous run
+     * (about {@link #CPU_ITEMS} items in all), on a GPU one element each.
+     */
+    private void launchElementwise(int count) {
+        int items = count;
+        if (cpuDevice) {
+            items = Math.min(count, CPU_ITEMS);
+        }
+        k.chunk = (Math.max(count, 1) + Math.max(items, 1) - 1) / Math.max(items, 1);
+        items = (Math.max(count, 1) + k.chunk - 1) / k.chunk;
+        launch1D(items);
+        k.chunk = 1;
     }
 
     private void launch1D(int count) {

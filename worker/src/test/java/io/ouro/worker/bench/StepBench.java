@@ -50,7 +50,7 @@ public final class StepBench {
         double ours, java, torch = Double.NaN;
         double peak = torchPeak;
         try (TrainingBackend cl = Backends.open(device, cfg, AdamWConfig.ouro(), batch, seqLen)) {
-            System.out.println("device: " + cl.describe());
+            System.out.println("device: " + cl.describe() + ", POCL_EXTRA_BUILD_FLAGS=" + System.getenv("POCL_EXTRA_BUILD_FLAGS"));
             if (cl instanceof OpenClBackend ocl) {
                 double gemm = openClGemmGflops(ocl.model().ops().device(), 1024);
                 System.out.printf(Locale.ROOT, "our OpenCL GEMM kernel, 1024^3: %.1f GFLOP/s (%.0f%% of the sgemm peak)%n",

@@ -165,6 +165,40 @@ class KernelParityOpenClTest {
         assertClose("residual add and fill", act, 0, dAct, 0, ACT, 0);
     }
 
+    /**
+     * Elementwise ops long enough that a CPU device gives each work item a run of several elements
+     * (4096 items in all), with counts that do not divide evenly: every element is touched exactly once.
+     */
+    @Test
+    void elementwiseOpsInContiguousRuns() {
+        int count = 4096 * 3 + 7, a = 11, b = 20_011, c = 40_013, d = 60_017;
+        randomize(Buffer.ACT);
+        float[] act = ops.host(Buffer.ACT).clone();
+        ops.add(a, b, count);
+        ops.copy(c, a, count);
+        ops.swigluForward(d, b, c, 5003);
+        ops.fill(Buffer.ACT, b + 3, count - 5, 0.5f);
+        float[] dAct = fetch(Buffer.ACT);
+        for (int i = 0; i < count; i++) {
+            act[a + i] += act[b + i];
+        }
+        System.arraycopy(act, a, act, c, count);
+        float[] m = new float[5003];
+        SwiGlu.forward(m, slice(act, b, 5003), slice(act, c, 5003), 5003);
+        System.arraycopy(m, 0, act, d, 5003);
+        java.util.Arrays.fill(act, b + 3, b + count - 2, 0.5f);
+        assertClose("elementwise ops in runs", act, 0, dAct, 0, ACT, 1e-6);
+
+        randomize(Buffer.GRADS);
+        float[] g = ops.host(Buffer.GRADS).clone();
+        ops.scaleGrads(0.25f);
+        float[] dG = fetch(Buffer.GRADS);
+        for (int i = 0; i < g.length; i++) {
+            g[i] *= 0.25f;
+        }
+        assertClose("gradient scale in runs", g, 0, dG, 0, g.length, 0);
+    }
+
     static float[] slice(float[] a, int off, int count) {
         return java.util.Arrays.copyOfRange(a, off, off + count);
     }
