@@ -235,8 +235,10 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_ATTN_FWD) {
-            // per (sequence b, head h, query s): n0 batch, n1 seqLen, n2 heads, n3 head size, f0 scale;
-            // q o0, k o1, v o2, probs o3 (B,H,S,S), out o4
+            // Memory-efficient causal attention: per (sequence b, head h, query s) one pass over the keys
+            // with an online softmax; only the row's log-sum-exp is kept for the backward pass, never the
+            // S x S probabilities. n0 batch, n1 seqLen, n2 heads, n3 head size, f0 scale;
+            // q o0, k o1, v o2, lse o3 (B,H,S), out o4
             if (gx < n0 * n2 * n1) {
                 int s = gx % n1;
                 int p = gx / n1;
@@ -244,38 +246,36 @@ public final class LoopKernel extends Kernel {
                 int h = p % n2;
                 int d = n2 * n3;
                 int qi = (b * n1 + s) * d + h * n3;
-                int pr = o3 + (p * n1 + s) * n1;
-                float mx = -3.0e38f;
-                for (int j = 0; j <= s; j++) {
-                    int ki = (b * n1 + j) * d + h * n3;
-                    float dot = 0f;
-                    for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + qi + i] * act[o1 + ki + i];
-                    }
-                    act[pr + j] = dot * f0;
-                    mx = max(mx, dot * f0);
-                }
-                float sum = 0f;
-                for (int j = 0; j <= s; j++) {
-                    float e = exp(act[pr + j] - mx);
-                    act[pr + j] = e;
-                    sum += e;
-                }
                 for (int i = 0; i < n3; i++) {
                     act[o4 + qi + i] = 0f;
                 }
+                float mx = -3.0e38f;
+                float l = 0f;
                 for (int j = 0; j <= s; j++) {
-                    float pj = act[pr + j] / sum;
-                    act[pr + j] = pj;
-                    int vi = (b * n1 + j) * d + h * n3;
+                    int kj = (b * n1 + j) * d + h * n3;
+                    float dot = 0f;
                     for (int i = 0; i < n3; i++) {
-                        act[o4 + qi + i] = act[o4 + qi + i] + pj * act[o2 + vi + i];
+                        dot += act[o0 + qi + i] * act[o1 + kj + i];
                     }
+                    float sc = dot * f0;
+                    float mNew = max(mx, sc);
+                    float corr = exp(mx - mNew);
+                    float e = exp(sc - mNew);
+                    l = l * corr + e;
+                    for (int i = 0; i < n3; i++) {
+                        act[o4 + qi + i] = act[o4 + qi + i] * corr + e * act[o2 + kj + i];
+                    }
+                    mx = mNew;
                 }
+                for (int i = 0; i < n3; i++) {
+                    act[o4 + qi + i] = act[o4 + qi + i] / l;
+                }
+                act[o3 + p * n1 + s] = mx + log(l);
             }
         }
         if (op == OP_ATTN_BWD_Q) {
-            // per (b, h, s): dS[o6] = P (dP - rowdot) * scale with dP = dout . v; dq[o5] += dS k
+            // per (b, h, s), probabilities recomputed from q, k and the row's lse: dS = P (dP - D) * scale with
+            // dP = dout . v and D = dout . out; dq[o5] += dS k. lse o3, dout o4, out o6
             if (gx < n0 * n2 * n1) {
                 int s = gx % n1;
                 int p = gx / n1;
@@ -283,21 +283,21 @@ public final class LoopKernel extends Kernel {
                 int h = p % n2;
                 int d = n2 * n3;
                 int qi = (b * n1 + s) * d + h * n3;
-                int pr = (p * n1 + s) * n1;
-                float rowDot = 0f;
-                for (int j = 0; j <= s; j++) {
-                    int vi = (b * n1 + j) * d + h * n3;
-                    float g = 0f;
-                    for (int i = 0; i < n3; i++) {
-                        g += act[o4 + qi + i] * act[o2 + vi + i];
-                    }
-                    act[o6 + pr + j] = g;
-                    rowDot += act[o3 + pr + j] * g;
+                float lse = act[o3 + p * n1 + s];
+                float dd = 0f;
+                for (int i = 0; i < n3; i++) {
+                    dd += act[o4 + qi + i] * act[o6 + qi + i];
                 }
                 for (int j = 0; j <= s; j++) {
-                    float ds = act[o3 + pr + j] * (act[o6 + pr + j] - rowDot) * f0;
-                    act[o6 + pr + j] = ds;
                     int kj = (b * n1 + j) * d + h * n3;
+                    float dot = 0f;
+                    float g = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        dot += act[o0 + qi + i] * act[o1 + kj + i];
+                        g += act[o4 + qi + i] * act[o2 + kj + i];
+                    }
+                    float pj = exp(dot * f0 - lse);
+                    float ds = pj * (g - dd) * f0;
                     for (int i = 0; i < n3; i++) {
                         act[o5 + qi + i] = act[o5 + qi + i] + ds * act[o1 + kj + i];
                     }
@@ -305,7 +305,8 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_ATTN_BWD_KV) {
-            // per (b, h, key j): dk[o7] += sum_{s>=j} dS[s,j] q[s]; dv[o8] += sum_{s>=j} P[s,j] dout[s]
+            // per (b, h, key j): dk[o7] += sum_{s>=j} dS[s,j] q[s]; dv[o8] += sum_{s>=j} P[s,j] dout[s], with P and
+            // dS recomputed as in OP_ATTN_BWD_Q
             if (gx < n0 * n2 * n1) {
                 int j = gx % n1;
                 int p = gx / n1;
@@ -315,9 +316,16 @@ public final class LoopKernel extends Kernel {
                 int kj = (b * n1 + j) * d + h * n3;
                 for (int s = j; s < n1; s++) {
                     int qi = (b * n1 + s) * d + h * n3;
-                    int pr = (p * n1 + s) * n1 + j;
-                    float ds = act[o6 + pr];
-                    float pj = act[o3 + pr];
+                    float dot = 0f;
+                    float g = 0f;
+                    float dd = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        dot += act[o0 + qi + i] * act[o1 + kj + i];
+                        g += act[o4 + qi + i] * act[o2 + kj + i];
+                        dd += act[o4 + qi + i] * act[o6 + qi + i];
+                    }
+                    float pj = exp(dot * f0 - act[o3 + p * n1 + s]);
+                    float ds = pj * (g - dd) * f0;
                     for (int i = 0; i < n3; i++) {
                         act[o7 + kj + i] = act[o7 + kj + i] + ds * act[o0 + qi + i];
                         act[o8 + kj + i] = act[o8 + kj + i] + pj * act[o4 + qi + i];

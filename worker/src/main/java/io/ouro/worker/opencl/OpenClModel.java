@@ -31,10 +31,11 @@ public final class OpenClModel implements AutoCloseable {
     private final int batch, seqLen, n, d, ffn, vocab, layers, steps, heads, hd, block;
     private final boolean keepLogits;
 
-    // activation arena offsets; per (step, layer) cell i at base + i * stride
-    private final int x0, a1, q, k, v, att, o, x1, f1, f, g, u, m, probs, rstd1, rstd2, rstd3, rstd4;
+    // activation arena offsets; per (step, layer) cell i at base + i * stride. Attention keeps one
+    // log-sum-exp per (sequence, head, query) (attLse), never the S x S probabilities.
+    private final int x0, a1, q, k, v, att, o, x1, f1, f, g, u, m, attLse, rstd1, rstd2, rstd3, rstd4;
     private final int xt, rstdF, hn, z, lse, ce, p, dz, dce, scratch, logits;
-    private final int gH0, gH1, gA, gB, gQ, gK, gV, gM, gG, gU, dS;
+    private final int gH0, gH1, gA, gB, gQ, gK, gV, gM, gG, gU;
     private final int nd, nf, pp;
     private int gH, gTmp;
 
@@ -60,7 +61,7 @@ public final class OpenClModel implements AutoCloseable {
         this.keepLogits = keepLogits;
         nd = n * d;
         nf = n * ffn;
-        pp = batch * heads * seqLen * seqLen;
+        pp = batch * heads * seqLen;
         int cells = steps * layers;
         long[] cur = {0};
         x0 = alloc(cur, (long) cells * nd);
@@ -76,7 +77,7 @@ public final class OpenClModel implements AutoCloseable {
         g = alloc(cur, (long) cells * nf);
         u = alloc(cur, (long) cells * nf);
         m = alloc(cur, (long) cells * nf);
-        probs = alloc(cur, (long) cells * pp);
+        attLse = alloc(cur, (long) cells * pp);
         rstd1 = alloc(cur, (long) cells * n);
         rstd2 = alloc(cur, (long) cells * n);
         rstd3 = alloc(cur, (long) cells * n);
@@ -102,7 +103,6 @@ public final class OpenClModel implements AutoCloseable {
         gM = alloc(cur, nf);
         gG = alloc(cur, nf);
         gU = alloc(cur, nf);
-        dS = alloc(cur, pp);
         if (cur[0] > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("activations for batch " + batch + " x " + seqLen + " need " + cur[0]
                     + " floats, more than one device buffer can hold here; use a smaller batch");
@@ -305,7 +305,7 @@ public final class OpenClModel implements AutoCloseable {
         ops.linearForward(v + c, a1 + c, Buffer.PARAMS, lt[ParamLayout.V].off(), n, d, d);
         ops.rope(q + c, n, seqLen, heads, hd, true);
         ops.rope(k + c, n, seqLen, heads, hd, true);
-        ops.attentionForward(att + c, probs + i * pp, q + c, k + c, v + c, batch, seqLen, heads, hd);
+        ops.attentionForward(att + c, attLse + i * pp, q + c, k + c, v + c, batch, seqLen, heads, hd);
         ops.linearForward(o + c, att + c, Buffer.PARAMS, lt[ParamLayout.O].off(), n, d, d);
         ops.rmsnormForward(x1 + c, rstd2 + cn, o + c, lt[ParamLayout.IN_NORM_2].off(), n, d, eps);
         ops.add(x1 + c, x0 + c, nd);
@@ -347,7 +347,7 @@ public final class OpenClModel implements AutoCloseable {
         ops.fill(Buffer.ACT, gQ, nd, 0f);
         ops.fill(Buffer.ACT, gK, nd, 0f);
         ops.fill(Buffer.ACT, gV, nd, 0f);
-        ops.attentionBackward(gQ, gK, gV, gB, dS, probs + i * pp, q + c, k + c, v + c, batch, seqLen, heads, hd);
+        ops.attentionBackward(gQ, gK, gV, gB, att + c, attLse + i * pp, q + c, k + c, v + c, batch, seqLen, heads, hd);
         ops.rope(gQ, n, seqLen, heads, hd, false);
         ops.rope(gK, n, seqLen, heads, hd, false);
         ops.fill(Buffer.ACT, gA, nd, 0f);

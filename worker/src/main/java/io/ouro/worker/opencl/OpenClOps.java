@@ -290,31 +290,35 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     // q, k, v (B,S,H,hd) act -> out act, probs (B,H,S,S) act
-    public void attentionForward(int outOff, int probsOff, int qOff, int kOff, int vOff,
+    /**
+     * Causal attention forward; keeps only each query row's log-sum-exp ({@code lseOff}, B*H*S floats), so
+     * memory grows with S, not S^2.
+     */
+    public void attentionForward(int outOff, int lseOff, int qOff, int kOff, int vOff,
                                  int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
         k.op = LoopKernel.OP_ATTN_FWD;
         k.o0 = qOff;
         k.o1 = kOff;
         k.o2 = vOff;
-        k.o3 = probsOff;
+        k.o3 = lseOff;
         k.o4 = outOff;
         attnShape(batch, seqLen, heads, hd);
         launch1D(batch * heads * seqLen);
         wrote(Buffer.ACT);
     }
 
-    // dout -> dq, dk, dv += ; dsOff is (B,H,S,S) scratch
-    public void attentionBackward(int dqOff, int dkOff, int dvOff, int doutOff, int dsOff, int probsOff,
+    /** dout -> dq, dk, dv +=, recomputing the probabilities from q, k and the forward's lse; out is the forward's output. */
+    public void attentionBackward(int dqOff, int dkOff, int dvOff, int doutOff, int outOff, int lseOff,
                                   int qOff, int kOff, int vOff, int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
         k.o0 = qOff;
         k.o1 = kOff;
         k.o2 = vOff;
-        k.o3 = probsOff;
+        k.o3 = lseOff;
         k.o4 = doutOff;
         k.o5 = dqOff;
-        k.o6 = dsOff;
+        k.o6 = outOff;
         k.o7 = dkOff;
         k.o8 = dvOff;
         attnShape(batch, seqLen, heads, hd);

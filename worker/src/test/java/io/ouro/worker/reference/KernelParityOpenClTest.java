@@ -165,6 +165,30 @@ class KernelParityOpenClTest {
         assertClose("residual add and fill", act, 0, dAct, 0, ACT, 0);
     }
 
+    /** Memory-efficient attention (online softmax, probabilities recomputed) against the reference op. */
+    @Test
+    void causalAttentionForwardAndBackward() {
+        int batch = 2, seqLen = 37, heads = 3, hd = 10, size = batch * seqLen * heads * hd;
+        int q = 0, k = size, v = 2 * size, out = 3 * size, lse = 4 * size, dout = 5 * size, dq = 6 * size,
+                dk = 7 * size, dv = 8 * size;
+        randomize(Buffer.ACT);
+        float[] act = ops.host(Buffer.ACT).clone();
+        ops.attentionForward(out, lse, q, k, v, batch, seqLen, heads, hd);
+        ops.attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, batch, seqLen, heads, hd);
+        float[] dAct = fetch(Buffer.ACT);
+
+        float[] o = new float[size], probs = new float[batch * heads * seqLen * seqLen];
+        float[] gq = slice(act, dq, size), gk = slice(act, dk, size), gv = slice(act, dv, size);
+        CausalAttention.forward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size),
+                batch, seqLen, heads, hd);
+        CausalAttention.backward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size),
+                slice(act, k, size), slice(act, v, size), batch, seqLen, heads, hd);
+        assertClose("attention forward", o, 0, dAct, out, size, 1e-5);
+        assertClose("attention dq", gq, 0, dAct, dq, size, 1e-5);
+        assertClose("attention dk", gk, 0, dAct, dk, size, 1e-5);
+        assertClose("attention dv", gv, 0, dAct, dv, size, 1e-5);
+    }
+
     /**
      * Elementwise ops long enough that a CPU device gives each work item a run of several elements
      * (4096 items in all), with counts that do not divide evenly: every element is touched exactly once.
