@@ -1,7 +1,8 @@
 package io.ouro.worker.opencl;
 
 /**
- * Where the model runs, as the config says it: {@code gpu} (the first OpenCL GPU), {@code cpu} (the
+ * Where the model runs, as the config says it: {@code gpu} (the first OpenCL GPU), {@code gpu:<n>} (the
+ * n-th OpenCL GPU, e.g. the address Spark's {@code gpu} resource gave a task), {@code cpu} (the
  * first OpenCL CPU device), {@code opencl:<index>} (an index into {@link OpenClDevices#list()}), or
  * {@code java} (the plain-Java reference backend, no OpenCL).
  */
@@ -19,6 +20,16 @@ public record DeviceSpec(Kind kind, int index) {
             case "java":
                 return new DeviceSpec(Kind.JAVA, -1);
             default:
+                if (s.startsWith("gpu:")) {
+                    try {
+                        int i = Integer.parseInt(s.substring("gpu:".length()));
+                        if (i >= 0) {
+                            return new DeviceSpec(Kind.GPU, i);
+                        }
+                    } catch (NumberFormatException ignored) {
+                        // falls through to the error below
+                    }
+                }
                 if (s.startsWith("opencl:")) {
                     try {
                         int i = Integer.parseInt(s.substring("opencl:".length()));
@@ -29,12 +40,15 @@ public record DeviceSpec(Kind kind, int index) {
                         // falls through to the error below
                     }
                 }
-                throw new IllegalArgumentException("device: expected gpu | cpu | opencl:<index> | java, got '" + text + "'");
+                throw new IllegalArgumentException("device: expected gpu | gpu:<n> | cpu | opencl:<index> | java, got '" + text + "'");
         }
     }
 
     @Override
     public String toString() {
-        return kind == Kind.OPENCL_INDEX ? "opencl:" + index : kind.name().toLowerCase(java.util.Locale.ROOT);
+        if (kind == Kind.OPENCL_INDEX) {
+            return "opencl:" + index;
+        }
+        return kind.name().toLowerCase(java.util.Locale.ROOT) + (kind == Kind.GPU && index >= 0 ? ":" + index : "");
     }
 }

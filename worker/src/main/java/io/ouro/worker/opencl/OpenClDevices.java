@@ -42,8 +42,9 @@ public final class OpenClDevices {
             case GPU:
             case CPU: {
                 Device.TYPE want = spec.kind() == DeviceSpec.Kind.GPU ? Device.TYPE.GPU : Device.TYPE.CPU;
+                int seen = 0;
                 for (OpenCLDevice d : all) {
-                    if (d.getType() == want) {
+                    if (d.getType() == want && seen++ == Math.max(0, spec.index())) {
                         return d;
                     }
                 }

@@ -26,8 +26,11 @@ class DeviceStartupOpenClTest {
         assertEquals(DeviceSpec.Kind.CPU, DeviceSpec.parse(" CPU ").kind());
         assertEquals(DeviceSpec.Kind.JAVA, DeviceSpec.parse("java").kind());
         assertEquals(3, DeviceSpec.parse("opencl:3").index());
+        assertEquals(1, DeviceSpec.parse("gpu:1").index());
+        assertEquals("gpu:1", DeviceSpec.parse("gpu:1").toString());
+        assertEquals("gpu", DeviceSpec.parse("gpu").toString());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DeviceSpec.parse("opencl:x"));
-        assertTrue(e.getMessage().startsWith("device: expected gpu | cpu | opencl:<index> | java"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("device: expected gpu | gpu:<n> | cpu | opencl:<index> | java"), e.getMessage());
     }
 
     @Test
