@@ -138,7 +138,20 @@ public final class RingAllReduce implements AutoCloseable {
             sender = Executors.newSingleThreadExecutor(daemon("ring-allreduce-r" + rank + "-send"));
             right = sender.submit(() -> connectRight(config, rightRank, addresses.get(rightRank), deadline));
             long[] refusedCount = new long[1];
-            left = acceptLeft(server, config, leftRank, addresses.get(leftRank), deadline, refusedCount, right);
+            try {
+                left = acceptLeft(server, config, leftRank, addresses.get(leftRank), deadline, refusedCount, right);
+            } catch (AllReduceException acceptFailure) {
+                // Report the failed connection to the right neighbour if there is one: it is the likelier cause.
+                try {
+                    awaitRight(right, deadline, config, rightRank, addresses.get(rightRank)).close();
+                } catch (AllReduceException connectFailure) {
+                    if (connectFailure != acceptFailure) {
+                        connectFailure.addSuppressed(acceptFailure);
+                    }
+                    throw connectFailure;
+                }
+                throw acceptFailure;
+            }
             PeerLink r = awaitRight(right, deadline, config, rightRank, addresses.get(rightRank));
             server.close();
             LOG.log(System.Logger.Level.INFO, "rank " + rank + "/" + world + " joined the ring at " + self

@@ -49,7 +49,12 @@ public final class LocalRing {
 
     /** Opens W ranks concurrently with the given configs (rank i uses configs.apply(i)). */
     public static List<RingAllReduce> open(int world, IntFunction<RingConfig> configs) {
-        List<Function<String, List<String>>> gathers = allGather(world, Duration.ofSeconds(60));
+        return open(world, configs, allGather(world, Duration.ofSeconds(60)));
+    }
+
+    /** As above, with rank i exchanging addresses through {@code gathers.get(i)}. */
+    public static List<RingAllReduce> open(int world, IntFunction<RingConfig> configs,
+                                           List<Function<String, List<String>>> gathers) {
         return parallel(world, r -> RingAllReduce.open(configs.apply(r), gathers.get(r)));
     }
 
