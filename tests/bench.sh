@@ -6,6 +6,9 @@
 #               model and batch; args: [timed iterations, default 3]
 #   step        one training step of our OpenCL backend, the Java backend and PyTorch on the bench
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
+#   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
+#               bandwidth-optimal time from the measured point-to-point bandwidth;
+#               args: [iterations 5] [max MiB 256] [chunk KiB 512]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,8 +35,13 @@ case "$name" in
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.StepBench "$@"
     ;;
+  allreduce)
+    cp=$(test_classpath worker)
+    exec java -Xmx8g -cp "$cp" io.ouro.worker.bench.AllReduceBench "$@"
+    ;;
   *)
-    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" >&2
+    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
+      "| allreduce [iterations] [maxMiB] [chunkKiB]" >&2
     exit 2
     ;;
 esac
