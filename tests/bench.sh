@@ -8,6 +8,9 @@
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
 #   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
 #               args: [device, default opencl:0] [size 1024] [no-torch]
+#   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
+#               bandwidth-optimal time from the measured point-to-point bandwidth;
+#               args: [iterations 5] [max MiB 256] [chunk KiB 512]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,8 +45,13 @@ case "$name" in
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.GemmBench "$@"
     ;;
+  allreduce)
+    cp=$(test_classpath worker)
+    exec java -Xmx8g -cp "$cp" io.ouro.worker.bench.AllReduceBench "$@"
+    ;;
   *)
-    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations] | gemm [device] [size]" >&2
+    echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
+      "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB]" >&2
     exit 2
     ;;
 esac
