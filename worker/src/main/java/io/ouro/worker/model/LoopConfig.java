@@ -17,7 +17,7 @@ package io.ouro.worker.model;
  */
 public record LoopConfig(
         int vocab, int hidden, int layers, int heads, int ffn, int steps,
-        double ropeBase, double normEps, double beta, double initStd, long seed) {
+        double ropeBase, double normEps, double beta, double initStd, long seed) implements java.io.Serializable {
 
     public LoopConfig {
         positive("vocab", vocab);

@@ -1,0 +1,105 @@
+package io.ouro.orchestrator;
+
+import io.ouro.orchestrator.config.ConfigException;
+import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.orchestrator.train.Trainer;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * The pretraining driver: {@code spark-submit --class io.ouro.orchestrator.PretrainApp ouro-app.jar
+ * --config FILE [--data URI] [--out URI] [--linger-ui-s N]}, or {@code deploy/bin/ouro train} for local
+ * runs ({@code --master} defaults to {@code local[W]} when nothing set one).
+ */
+public final class PretrainApp {
+
+    private PretrainApp() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        String config = null, master = null, data = null, out = null;
+        int linger = 0;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            String v = i + 1 < args.length ? args[i + 1] : null;
+            switch (a) {
+                case "--config" -> config = need(a, v);
+                case "--master" -> master = need(a, v);
+                case "--data" -> data = need(a, v);
+                case "--out" -> out = need(a, v);
+                case "--linger-ui-s" -> linger = Integer.parseInt(need(a, v));
+                case "-h", "--help" -> {
+                    usage();
+                    return;
+                }
+                default -> {
+                    System.err.println("unknown argument " + a);
+                    usage();
+                    System.exit(2);
+                }
+            }
+            i++;
+        }
+        if (config == null) {
+            usage();
+            System.exit(2);
+        }
+        TrainConfig cfg;
+        try {
+            cfg = TrainConfig.load(Path.of(config));
+            cfg = withOverrides(cfg, data, out);
+        } catch (ConfigException e) {
+            System.err.println("config error: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        SparkConf conf = sparkConf(cfg);
+        if (master != null) {
+            conf.setMaster(master);
+        } else if (!conf.contains("spark.master")) {
+            conf.setMaster("local[" + cfg.train().workers() + "]");
+        }
+        try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
+            log("Spark UI: " + jsc.sc().uiWebUrl().getOrElse(() -> "(disabled)") + ", application " + jsc.sc().applicationId());
+            new Trainer(jsc, cfg, PretrainApp::log).run(false);
+            if (linger > 0) {
+                log("keeping the driver (and its UI) up for " + linger + " s");
+                Thread.sleep(linger * 1000L);
+            }
+        }
+    }
+
+    /** The Spark settings every run uses: app name, Kryo with the project's classes registered. */
+    public static SparkConf sparkConf(TrainConfig cfg) {
+        return new SparkConf()
+                .setAppName("ouro pretrain · " + cfg.run().name())
+                .set("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
+                .set("spark.kryo.registrator", OuroKryoRegistrator.class.getName())
+                // barrier stages need all W slots at once; fail fast instead of waiting forever
+                .set("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "10");
+    }
+
+    static TrainConfig withOverrides(TrainConfig cfg, String data, String out) {
+        TrainConfig.Data d = data == null ? cfg.data() : new TrainConfig.Data(data, 0, 0);
+        TrainConfig.Run r = out == null ? cfg.run() : new TrainConfig.Run(cfg.run().name(), cfg.run().seed(), out);
+        return new TrainConfig(cfg.file(), r, cfg.model(), d, cfg.train());
+    }
+
+    static String need(String flag, String v) {
+        if (v == null) {
+            throw new IllegalArgumentException(flag + " needs a value");
+        }
+        return v;
+    }
+
+    static void usage() {
+        System.err.println("usage: PretrainApp --config FILE [--master URL] [--data URI] [--out URI] [--linger-ui-s N]");
+    }
+
+    static void log(String line) {
+        System.out.println(String.format(Locale.ROOT, "%tT ouro %s", System.currentTimeMillis(), line));
+    }
+}

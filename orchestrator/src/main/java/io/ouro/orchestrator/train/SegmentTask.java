@@ -1,0 +1,171 @@
+package io.ouro.orchestrator.train;
+
+import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.worker.backend.TrainingBackend;
+import io.ouro.worker.comm.RingAllReduce;
+import io.ouro.worker.comm.RingConfig;
+import io.ouro.worker.data.Prefetcher;
+import io.ouro.worker.data.Sampler;
+import io.ouro.worker.data.TokenSource;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.StepReport;
+import org.apache.spark.BarrierTaskContext;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.resource.ResourceInformation;
+import org.apache.spark.util.LongAccumulator;
+import scala.collection.Iterator;
+import scala.jdk.javaapi.CollectionConverters;
+import scala.runtime.AbstractFunction1;
+
+import java.io.Serializable;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One worker's part of a segment (steps {@code [first, last)}), run as a task of a Spark barrier stage:
+ * takes the resident model state (or initialises it at step 0), joins the ring of the stage's W tasks,
+ * and for each step reads its slice of the global batch (prefetched), runs forward and backward on its
+ * device, all-reduces the token-weighted gradients and metrics, clips, and applies AdamW. Every rank
+ * ends the segment with the same parameters.
+ */
+public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iterator<SegmentResult>>
+        implements Serializable {
+
+    private static final long serialVersionUID = 1L;
+
+    private final TrainConfig cfg;
+    private final String runId;
+    private final String stage;
+    private final byte[] secret;
+    private final long first, last;
+    private final boolean returnParameters;
+    private final LongAccumulator tokensAcc, stepsAcc;
+    private transient long localTokens;
+
+    public SegmentTask(TrainConfig cfg, String runId, String stage, byte[] secret, long first, long last,
+                       boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc) {
+        this.cfg = cfg;
+        this.runId = runId;
+        this.stage = stage;
+        this.secret = secret.clone();
+        this.first = first;
+        this.last = last;
+        this.returnParameters = returnParameters;
+        this.tokensAcc = tokensAcc;
+        this.stepsAcc = stepsAcc;
+    }
+
+    @Override
+    public Iterator<SegmentResult> apply(Iterator<Integer> partition) {
+        BarrierTaskContext ctx = BarrierTaskContext.get();
+        int rank = ctx.partitionId();
+        int world = cfg.train().workers();
+        String device = deviceFor(cfg.train().device(), ctx);
+        String host = hostOf(ctx, rank);
+        WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg);
+        WorkerState st = lease.state();
+        boolean completed = false;
+        try {
+            TokenSource source = DataSources.open(cfg);
+            Sampler sampler = new Sampler(source, cfg.train().seqLen(), cfg.train().globalBatch(), cfg.run().seed(), 0);
+            Duration timeout = Duration.ofSeconds(cfg.train().timeoutSeconds());
+            RingConfig rc = new RingConfig(rank, world, host, host, secret, timeout, timeout,
+                    RingConfig.DEFAULT_CHUNK_BYTES);
+            List<StepMetrics> metrics = new ArrayList<>();
+            long sent, payload;
+            try (RingAllReduce ring = RingAllReduce.open(rc, msg -> Arrays.asList(ctx.allGather(msg)));
+                 Prefetcher pf = new Prefetcher(sampler, rank, world, first, last, 2, timeout.toMillis())) {
+                for (long s = first; s < last; s++) {
+                    StepMetrics m = step(st.backend, ring, pf, s);
+                    st.step = s + 1;
+                    tokensAcc.add(localTokens);
+                    if (rank == 0) {
+                        stepsAcc.add(1);
+                        metrics.add(m);
+                    }
+                }
+                sent = ring.stats().payloadBytesSent() + ring.stats().framingBytesSent();
+                payload = ring.stats().payloadBytesSent();
+            }
+            float[] params = returnParameters && rank == 0 ? st.backend.parameters() : null;
+            completed = true;
+            return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
+                    ProcessHandle.current().pid(), st.backend.describe(), lease.source(), sent, payload, metrics,
+                    params)).iterator());
+        } finally {
+            st.release(completed);
+        }
+    }
+
+    private StepMetrics step(TrainingBackend b, RingAllReduce ring, Prefetcher pf, long s) {
+        long t0 = System.nanoTime();
+        long wait0 = pf.waitNanos();
+        Sampler.Batch batch = pf.take();
+        long waited = pf.waitNanos() - wait0;
+        long c0 = System.nanoTime();
+        Objective obj = Objective.stageOne(cfg.model().beta());
+        b.zeroGradients();
+        StepReport rep = b.forward(batch.tokens(), batch.targets(), obj);
+        b.backward();
+        float[] g = b.gradients();
+        // token-weighted: the global objective is the mean over every target position of the global batch
+        float w = rep.tokens();
+        localTokens = rep.tokens();
+        for (int i = 0; i < g.length; i++) {
+            g[i] *= w;
+        }
+        int steps = cfg.model().steps();
+        float[] extra = new float[2 + 2 * steps];
+        extra[0] = w;
+        extra[1] = (float) (rep.loss() * w);
+        double[] ce = rep.stepCe(), ex = rep.meanExit();
+        for (int t = 0; t < steps; t++) {
+            extra[2 + t] = (float) (ce[t] * w);
+            extra[2 + steps + t] = (float) (ex[t] * w);
+        }
+        long c1 = System.nanoTime();
+        ring.allReduceSum(g, 0, g.length);
+        ring.allReduceSum(extra, 0, extra.length);
+        long c2 = System.nanoTime();
+        float total = extra[0];
+        for (int i = 0; i < g.length; i++) {
+            g[i] /= total;
+        }
+        b.setGradients(g);
+        double norm = b.clipGradients(cfg.train().clip() > 0 ? cfg.train().clip() : Double.POSITIVE_INFINITY);
+        double lr = cfg.train().lrAt(s);
+        b.adamw(lr, t -> true);
+        long c3 = System.nanoTime();
+        double[] stepCe = new double[steps], exit = new double[steps];
+        for (int t = 0; t < steps; t++) {
+            stepCe[t] = extra[2 + t] / total;
+            exit[t] = extra[2 + steps + t] / total;
+        }
+        double ms = 1e-6;
+        return new StepMetrics(s, extra[1] / total, stepCe, exit, norm, lr, (long) total,
+                (c3 - t0) * ms, ((c1 - c0) + (c3 - c2)) * ms, (c2 - c1) * ms, waited * ms);
+    }
+
+    /** The configured device, or the GPU Spark assigned to this task when GPU scheduling is on. */
+    static String deviceFor(String configured, BarrierTaskContext ctx) {
+        ResourceInformation gpu = ctx.resources().get("gpu").getOrElse(() -> null);
+        if (gpu != null && gpu.addresses().length > 0 && configured.startsWith("gpu")) {
+            return "gpu:" + gpu.addresses()[0];
+        }
+        return configured;
+    }
+
+    /** The host this task's executor runs on, as Spark reports it to the barrier stage. */
+    static String hostOf(BarrierTaskContext ctx, int rank) {
+        String a = ctx.getTaskInfos()[rank].address();
+        int colon = a.lastIndexOf(':');
+        return colon > 0 ? a.substring(0, colon) : a;
+    }
+
+    static String executorId() {
+        SparkEnv env = SparkEnv.get();
+        return env == null ? "?" : env.executorId();
+    }
+}
