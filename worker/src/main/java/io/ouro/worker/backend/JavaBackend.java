@@ -44,6 +44,7 @@ public final class JavaBackend implements TrainingBackend {
     @Override
     public void setParameters(float[] p) {
         System.arraycopy(p, 0, params, 0, params.length);
+        optimizer.restore(new io.ouro.worker.model.OptimizerState(0, new float[params.length], new float[params.length]));
     }
 
     @Override
@@ -84,6 +85,16 @@ public final class JavaBackend implements TrainingBackend {
     @Override
     public void adamw(double lr, Predicate<TensorView> trainable) {
         optimizer.step(params, grads, lr, trainable);
+    }
+
+    @Override
+    public io.ouro.worker.model.OptimizerState optimizerState() {
+        return optimizer.state();
+    }
+
+    @Override
+    public void setOptimizerState(io.ouro.worker.model.OptimizerState state) {
+        optimizer.restore(state);
     }
 
     @Override

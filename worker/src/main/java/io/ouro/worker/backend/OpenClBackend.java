@@ -85,6 +85,16 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
+    public io.ouro.worker.model.OptimizerState optimizerState() {
+        return model.optimizerState();
+    }
+
+    @Override
+    public void setOptimizerState(io.ouro.worker.model.OptimizerState state) {
+        model.setOptimizerState(state);
+    }
+
+    @Override
     public void close() {
         model.close();
     }

@@ -1,6 +1,7 @@
 package io.ouro.worker.backend;
 
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
@@ -38,6 +39,12 @@ public interface TrainingBackend extends AutoCloseable {
     double clipGradients(double maxNorm);
 
     void adamw(double lr, Predicate<TensorView> trainable);
+
+    /** A copy of the optimizer's state (update count and moments), for checkpoints. */
+    OptimizerState optimizerState();
+
+    /** Restores the optimizer's state; call after {@link #setParameters}, which clears it. */
+    void setOptimizerState(OptimizerState state);
 
     @Override
     void close();

@@ -84,6 +84,22 @@ public final class AdamW {
         }
     }
 
+    /** A copy of the state, for checkpoints. */
+    public OptimizerState state() {
+        return new OptimizerState(step, m.clone(), v.clone());
+    }
+
+    /** Restores a state taken by {@link #state()} (from a checkpoint). */
+    public void restore(OptimizerState s) {
+        if (s.m().length != m.length) {
+            throw new IllegalArgumentException("AdamW.restore: moments hold " + s.m().length + " values, the model "
+                    + m.length);
+        }
+        System.arraycopy(s.m(), 0, m, 0, m.length);
+        System.arraycopy(s.v(), 0, v, 0, v.length);
+        step = s.step();
+    }
+
     public long stepCount() {
         return step;
     }

@@ -139,6 +139,27 @@ public final class OpenClModel implements AutoCloseable {
         adamStep = 0;
     }
 
+    /** Downloads Adam's moments and update count. */
+    public io.ouro.worker.model.OptimizerState optimizerState() {
+        ops.download(Buffer.MOM1);
+        ops.download(Buffer.MOM2);
+        return new io.ouro.worker.model.OptimizerState(adamStep, ops.read(Buffer.MOM1).clone(),
+                ops.read(Buffer.MOM2).clone());
+    }
+
+    /** Uploads Adam's moments and update count (from a checkpoint). */
+    public void setOptimizerState(io.ouro.worker.model.OptimizerState s) {
+        float[] m1 = ops.host(Buffer.MOM1), m2 = ops.host(Buffer.MOM2);
+        if (s.m().length != m1.length) {
+            throw new IllegalArgumentException("optimizer state holds " + s.m().length + " values, the model " + m1.length);
+        }
+        System.arraycopy(s.m(), 0, m1, 0, m1.length);
+        System.arraycopy(s.v(), 0, m2, 0, m2.length);
+        ops.upload(Buffer.MOM1);
+        ops.upload(Buffer.MOM2);
+        adamStep = s.step();
+    }
+
     /** Downloads the parameters. */
     public float[] parameters() {
         ops.download(Buffer.PARAMS);

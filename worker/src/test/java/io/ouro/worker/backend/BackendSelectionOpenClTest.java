@@ -48,6 +48,46 @@ class BackendSelectionOpenClTest {
         }
     }
 
+    /**
+     * Saving parameters and optimizer state, and restoring them into a fresh backend, continues training
+     * bit for bit as if nothing happened: what checkpoint resume relies on. Both backends.
+     */
+    @Test
+    void restoredStateContinuesBitForBit() {
+        int batch = 2, seqLen = 9;
+        float[] params = TestData.params(new io.ouro.worker.model.ParamLayout(cfg), 8);
+        int[] tokens = TestData.tokens(batch * seqLen, cfg.vocab(), 1);
+        int[] targets = TestData.targets(batch * seqLen, cfg.vocab(), 2);
+        for (String device : new String[]{"java", io.ouro.worker.TestDevice.spec()}) {
+            try (TrainingBackend a = Backends.open(device, cfg, AdamWConfig.ouro(), batch, seqLen);
+                 TrainingBackend b = Backends.open(device, cfg, AdamWConfig.ouro(), batch, seqLen)) {
+                a.setParameters(params);
+                for (int s = 0; s < 3; s++) {
+                    trainStep(a, tokens, targets);
+                }
+                b.setParameters(a.parameters());
+                b.setOptimizerState(a.optimizerState());
+                assertEquals(3, b.optimizerState().step());
+                for (int s = 0; s < 2; s++) {
+                    trainStep(a, tokens, targets);
+                    trainStep(b, tokens, targets);
+                }
+                org.junit.jupiter.api.Assertions.assertArrayEquals(a.parameters(), b.parameters(), device);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(a.optimizerState().v(), b.optimizerState().v(), device);
+                b.setParameters(params);
+                assertEquals(0, b.optimizerState().step(), "setParameters clears the optimizer state");
+            }
+        }
+    }
+
+    static void trainStep(TrainingBackend b, int[] tokens, int[] targets) {
+        b.zeroGradients();
+        b.forward(tokens, targets, Objective.stageOne(0.1));
+        b.backward();
+        b.clipGradients(1.0);
+        b.adamw(1e-2, t -> true);
+    }
+
     @Test
     void anAbsentDeviceIsAnErrorNotAFallback() {
         OpenClException e = assertThrows(OpenClException.class,
