@@ -85,7 +85,13 @@ public final class PretrainApp {
     static TrainConfig withOverrides(TrainConfig cfg, String data, String out) {
         TrainConfig.Data d = data == null ? cfg.data() : new TrainConfig.Data(data, 0, 0);
         TrainConfig.Run r = out == null ? cfg.run() : new TrainConfig.Run(cfg.run().name(), cfg.run().seed(), out);
-        return new TrainConfig(cfg.file(), r, cfg.model(), d, cfg.train());
+        TrainConfig.Train t = cfg.train();
+        if (out != null && t.checkpointEvery() == 0) {
+            t = new TrainConfig.Train(t.workers(), t.device(), t.batchPerWorker(), t.seqLen(), t.steps(), t.segmentSteps(),
+                    t.lr(), t.warmupSteps(), t.schedule(), t.minLrRatio(), t.clip(), t.beta(), t.peakGflops(),
+                    t.timeoutSeconds(), t.segmentSteps(), t.keepCheckpoints(), t.maxAttempts(), t.injectFailureAtStep());
+        }
+        return new TrainConfig(cfg.file(), r, cfg.model(), d, t);
     }
 
     static String need(String flag, String v) {

@@ -30,7 +30,22 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
 
     public record Train(int workers, String device, int batchPerWorker, int seqLen, long steps, int segmentSteps,
                         double lr, long warmupSteps, String schedule, double minLrRatio, double clip, double beta,
-                        double peakGflops, int timeoutSeconds) implements Serializable {
+                        double peakGflops, int timeoutSeconds, long checkpointEvery, int keepCheckpoints,
+                        int maxAttempts, long injectFailureAtStep) implements Serializable {
+
+        /** The end of the segment that starts at {@code first}: segments never cross a checkpoint step. */
+        public long segmentEnd(long first) {
+            long end = Math.min(steps, first + segmentSteps);
+            if (checkpointEvery > 0) {
+                end = Math.min(end, (first / checkpointEvery + 1) * checkpointEvery);
+            }
+            return end;
+        }
+
+        /** Whether a checkpoint is written after step {@code end - 1}. */
+        public boolean checkpointAt(long end) {
+            return checkpointEvery > 0 && (end % checkpointEvery == 0 || end == steps);
+        }
 
         /** Sequences per global step, all workers together. */
         public int globalBatch() {
@@ -48,6 +63,20 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
             double t = steps <= warmupSteps ? 1 : (double) (s - warmupSteps) / (steps - warmupSteps);
             double floor = lr * minLrRatio;
             return floor + (lr - floor) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
+        }
+    }
+
+    /**
+     * What a checkpoint must agree on to be resumed by this run: the model, the data, the seed, the sequence
+     * length and the global batch (the sampler's inputs).
+     */
+    public String hash() {
+        String key = model + "|" + data + "|" + run.seed() + "|" + train.seqLen() + "|" + train.globalBatch();
+        try {
+            byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
+            return java.util.HexFormat.of().formatHex(d, 0, 12);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
         }
     }
 
@@ -120,10 +149,17 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
         double beta = t.number("beta", model.beta(), 0, 100);
         double peak = t.number("peak_gflops", 0.0, 0, 1e9);
         int timeout = (int) t.integer("timeout_s", 300L, 1, 86_400);
+        long every = t.integer("checkpoint_every", run.out().isEmpty() ? 0L : (long) segment, 0, Long.MAX_VALUE / 4);
+        if (every > 0 && run.out().isEmpty()) {
+            throw t.error("checkpoint_every", "checkpoints need run.out (a directory URI) or --out");
+        }
+        int keep = (int) t.integer("keep_checkpoints", 3L, 1, 10_000);
+        int attempts = (int) t.integer("max_attempts", 3L, 1, 100);
+        long inject = t.integer("inject_failure_at_step", -1L, -1, Long.MAX_VALUE / 4);
         t.noOthers();
         top.noOthers();
         Train train = new Train(workers, device, batch, seqLen, steps, segment, lr, warmup, schedule, minLr, clip,
-                beta, peak, timeout);
+                beta, peak, timeout, every, keep, attempts, inject);
         return new TrainConfig(file, run, model.withBeta(beta), data, train);
     }
 

@@ -8,6 +8,7 @@ import java.util.List;
  * communication counters, rank 0's per-step metrics, and, when asked, the final parameters.
  */
 public record SegmentResult(int rank, String executor, String host, long pid, String device, String stateSource,
-                            long bytesSent, long payloadBytesSent, List<StepMetrics> steps, float[] parameters)
+                            long bytesSent, long payloadBytesSent, List<StepMetrics> steps, float[] parameters,
+                            String checkpoint)
         implements Serializable {
 }

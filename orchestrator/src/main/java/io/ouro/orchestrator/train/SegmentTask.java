@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.comm.RingAllReduce;
@@ -42,10 +43,13 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
     private final long first, last;
     private final boolean returnParameters;
     private final LongAccumulator tokensAcc, stepsAcc;
+    private final long injectFailureAt;
     private transient long localTokens;
 
     public SegmentTask(TrainConfig cfg, String runId, String stage, byte[] secret, long first, long last,
-                       boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc) {
+                       boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc,
+                       long injectFailureAt) {
+        this.injectFailureAt = injectFailureAt;
         this.cfg = cfg;
         this.runId = runId;
         this.stage = stage;
@@ -59,6 +63,14 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
 
     @Override
     public Iterator<SegmentResult> apply(Iterator<Integer> partition) {
+        try {
+            return run();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private Iterator<SegmentResult> run() throws java.io.IOException {
         BarrierTaskContext ctx = BarrierTaskContext.get();
         int rank = ctx.partitionId();
         int world = cfg.train().workers();
@@ -78,6 +90,9 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             try (RingAllReduce ring = RingAllReduce.open(rc, msg -> Arrays.asList(ctx.allGather(msg)));
                  Prefetcher pf = new Prefetcher(sampler, rank, world, first, last, 2, timeout.toMillis())) {
                 for (long s = first; s < last; s++) {
+                    if (s == injectFailureAt && rank == world - 1) {
+                        throw new IllegalStateException("injected failure at step " + s + " (train.inject_failure_at_step)");
+                    }
                     StepMetrics m = step(st.backend, ring, pf, s);
                     st.step = s + 1;
                     tokensAcc.add(localTokens);
@@ -90,10 +105,17 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                 payload = ring.stats().payloadBytesSent();
             }
             float[] params = returnParameters && rank == 0 ? st.backend.parameters() : null;
+            String checkpoint = null;
+            if (rank == 0 && cfg.train().checkpointAt(last)) {
+                CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
+                        new org.apache.hadoop.conf.Configuration());
+                checkpoint = store.write(last, st.backend.layout(), st.backend.parameters(),
+                        st.backend.optimizerState(), cfg.hash(), java.util.Map.of("stage", stage, "run_id", runId), null);
+            }
             completed = true;
             return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
                     ProcessHandle.current().pid(), st.backend.describe(), lease.source(), sent, payload, metrics,
-                    params)).iterator());
+                    params, checkpoint)).iterator());
         } finally {
             st.release(completed);
         }

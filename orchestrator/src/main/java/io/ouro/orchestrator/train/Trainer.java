@@ -1,6 +1,8 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.comm.RingAllReduce;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -39,6 +41,16 @@ public final class Trainer {
     }
 
     public Result run(boolean returnParameters) {
+        return run(returnParameters, false);
+    }
+
+    /**
+     * Runs the configured steps. With {@code resume}, starts after the newest valid checkpoint under
+     * {@code run.out} (corrupt or half-written ones are skipped with a warning; one from another config is
+     * an error). A failed segment (lost task or executor, peer timeout) is re-run from the newest valid
+     * checkpoint, up to {@code train.max_attempts} times.
+     */
+    public Result run(boolean returnParameters, boolean resume) {
         SparkContext sc = jsc.sc();
         TrainConfig.Train t = cfg.train();
         String runId = cfg.run().name() + "-" + Long.toHexString(System.nanoTime());
@@ -53,18 +65,51 @@ public final class Trainer {
         List<StepMetrics> all = new ArrayList<>();
         List<SegmentResult[]> segs = new ArrayList<>();
         float[] params = null;
+        String lastCheckpoint = null;
         String lossText = "–", speedText = "–";
         ClassTag<SegmentResult> tag = ClassTag$.MODULE$.apply(SegmentResult.class);
         RDD<Integer> ranks = jsc.parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
-        for (long first = 0; first < t.steps(); first += t.segmentSteps()) {
-            long last = Math.min(t.steps(), first + t.segmentSteps());
+        long start = resume ? latestCheckpoint(Long.MAX_VALUE) : 0;
+        if (resume) {
+            log.accept(start == 0 ? "resume: no valid checkpoint under " + cfg.run().out() + ", starting at step 0"
+                    : "resume: continuing after the checkpoint of step " + start);
+        }
+        int failures = 0;
+        long inject = t.injectFailureAtStep();
+        long next;
+        for (long first = start; first < t.steps(); first = next) {
+            long last = t.segmentEnd(first);
+            next = last;
             String desc = String.format(Locale.ROOT, "stage %s · steps %d–%d · loss %s · %s tok/s", stage, first,
                     last - 1, lossText, speedText);
             sc.setJobGroup("ouro-" + runId + "-" + first, desc, false);
             boolean wantParams = returnParameters && last == t.steps();
-            SegmentTask task = new SegmentTask(cfg, runId, stage, secret, first, last, wantParams, tokens, steps);
+            SegmentTask task = new SegmentTask(cfg, runId, stage, secret, first, last, wantParams, tokens, steps,
+                    inject);
             long s0 = System.nanoTime();
-            SegmentResult[] res = (SegmentResult[]) ranks.barrier().mapPartitions(task, false, tag).collect();
+            SegmentResult[] res;
+            try {
+                res = (SegmentResult[]) ranks.barrier().mapPartitions(task, false, tag).collect();
+            } catch (Exception e) { // SparkException is checked, but Scala throws it undeclared
+                sc.clearJobGroup();
+                failures++;
+                Throwable root = e;
+                while (root.getCause() != null && root.getCause() != root) {
+                    root = root.getCause();
+                }
+                log.accept(String.format(Locale.ROOT, "segment %d–%d failed (attempt %d of %d): %s", first, last - 1,
+                        failures, t.maxAttempts(), root.getMessage()));
+                if (failures >= t.maxAttempts() || t.checkpointEvery() == 0) {
+                    throw new IllegalStateException("segment " + first + "–" + (last - 1) + " failed "
+                            + failures + " time(s); giving up", e);
+                }
+                inject = -1; // an injected failure happens once
+                next = latestCheckpoint(first);
+                long from = next;
+                all.removeIf(m -> m.step() >= from);
+                log.accept("re-running from step " + next + (next == 0 ? " (no checkpoint yet)" : " (checkpoint)"));
+                continue;
+            }
             double segMs = (System.nanoTime() - s0) / 1e6;
             sc.clearJobGroup();
             segs.add(res);
@@ -108,9 +153,31 @@ public final class Trainer {
                 params = r0.parameters();
             }
         }
-        log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens (accumulators)", runId,
-                steps.value(), tokens.value()));
+        for (SegmentResult[] seg : segs) {
+            for (SegmentResult r : seg) {
+                if (r.checkpoint() != null) {
+                    lastCheckpoint = r.checkpoint();
+                }
+            }
+        }
+        log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens (accumulators)%s", runId,
+                steps.value(), tokens.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
         return new Result(runId, all, segs, params);
+    }
+
+    /** The newest valid checkpoint step at or before {@code atMost}, 0 if there is none. */
+    private long latestCheckpoint(long atMost) {
+        if (cfg.train().checkpointEvery() == 0) {
+            return 0;
+        }
+        try {
+            CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
+                    jsc.hadoopConfiguration());
+            return store.latestValid(atMost, new ParamLayout(cfg.model()), cfg.hash(), m -> log.accept("warning: " + m))
+                    .map(CheckpointStore.Checkpoint::step).orElse(0L);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("listing checkpoints under " + cfg.run().out(), e);
+        }
     }
 
     /** Training FLOPs per token: 6 per weight per loop step for the layers, plus the head per step. */

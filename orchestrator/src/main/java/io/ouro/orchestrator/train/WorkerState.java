@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.TrainingBackend;
@@ -33,7 +34,7 @@ final class WorkerState implements AutoCloseable {
         this.step = step;
     }
 
-    /** Why the state was chosen: "resident" (kept from an earlier segment) or "initialised". */
+    /** Why the state was chosen: "resident" (kept from an earlier segment), "initialised", or the checkpoint. */
     record Lease(WorkerState state, String source) {
     }
 
@@ -60,19 +61,36 @@ final class WorkerState implements AutoCloseable {
                 }
             }
         }
-        if (step != 0) {
+        if (step != 0 && cfg.train().checkpointEvery() == 0) {
             throw new IllegalStateException("run " + runId + ": no model state for step " + step
                     + " on this executor, and checkpoints are not configured for this run");
         }
         TrainingBackend b = Backends.open(device, cfg.model(), AdamWConfig.ouro(), cfg.train().batchPerWorker(),
                 cfg.train().seqLen());
-        b.setParameters(ParamInit.initialize(b.layout()));
-        WorkerState s = new WorkerState(runId, device, b, 0);
+        String source;
+        try {
+            if (step == 0) {
+                b.setParameters(ParamInit.initialize(b.layout()));
+                source = "initialised";
+            } else {
+                CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
+                        new org.apache.hadoop.conf.Configuration());
+                CheckpointStore.Checkpoint c = store.load(step, b.layout(), cfg.hash());
+                b.setParameters(c.params());
+                b.setOptimizerState(c.optimizer());
+                source = "checkpoint " + c.path();
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            b.close();
+            throw new IllegalStateException("run " + runId + ": cannot load the state of step " + step + ": "
+                    + e.getMessage(), e);
+        }
+        WorkerState s = new WorkerState(runId, device, b, step);
         s.inUse = true;
         synchronized (REGISTRY) {
             REGISTRY.add(s);
         }
-        return new Lease(s, "initialised");
+        return new Lease(s, source);
     }
 
     /** Back to the registry at {@code step}; a state whose segment failed half-way is dropped. */
