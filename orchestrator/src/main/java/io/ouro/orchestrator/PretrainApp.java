@@ -11,7 +11,7 @@ import java.util.Locale;
 
 /**
  * The pretraining driver: {@code spark-submit --class io.ouro.orchestrator.PretrainApp ouro-app.jar
- * --config FILE [--data URI] [--out URI] [--linger-ui-s N]}, or {@code deploy/bin/ouro train} for local
+ * --config FILE [--data URI] [--out URI] [--resume auto] [--linger-ui-s N]}, or {@code deploy/bin/ouro train} for local
  * runs ({@code --master} defaults to {@code local[W]} when nothing set one).
  */
 public final class PretrainApp {
@@ -22,6 +22,7 @@ public final class PretrainApp {
     public static void main(String[] args) throws Exception {
         String config = null, master = null, data = null, out = null;
         int linger = 0;
+        boolean resume = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -31,6 +32,13 @@ public final class PretrainApp {
                 case "--data" -> data = need(a, v);
                 case "--out" -> out = need(a, v);
                 case "--linger-ui-s" -> linger = Integer.parseInt(need(a, v));
+                case "--resume" -> {
+                    String mode = need(a, v);
+                    if (!mode.equals("auto") && !mode.equals("no")) {
+                        throw new IllegalArgumentException("--resume: expected auto or no, got " + mode);
+                    }
+                    resume = mode.equals("auto");
+                }
                 case "-h", "--help" -> {
                     usage();
                     return;
@@ -64,7 +72,7 @@ public final class PretrainApp {
         }
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
             log("Spark UI: " + jsc.sc().uiWebUrl().getOrElse(() -> "(disabled)") + ", application " + jsc.sc().applicationId());
-            new Trainer(jsc, cfg, PretrainApp::log).run(false);
+            new Trainer(jsc, cfg, PretrainApp::log).run(false, resume);
             if (linger > 0) {
                 log("keeping the driver (and its UI) up for " + linger + " s");
                 Thread.sleep(linger * 1000L);
@@ -83,15 +91,21 @@ public final class PretrainApp {
     }
 
     static TrainConfig withOverrides(TrainConfig cfg, String data, String out) {
-        TrainConfig.Data d = data == null ? cfg.data() : new TrainConfig.Data(data, 0, 0);
+        java.util.List<TrainConfig.Source> sources = cfg.sources();
+        if (data != null) {
+            if (sources.size() != 1) {
+                throw new io.ouro.orchestrator.config.ConfigException("--data replaces the single data source; "
+                        + cfg.file() + " has " + sources.size() + " (set each source's manifest in the file)");
+            }
+            sources = java.util.List.of(new TrainConfig.Source(sources.get(0).name(), data, 0, 0));
+        }
         TrainConfig.Run r = out == null ? cfg.run() : new TrainConfig.Run(cfg.run().name(), cfg.run().seed(), out);
         TrainConfig.Train t = cfg.train();
         if (out != null && t.checkpointEvery() == 0) {
-            t = new TrainConfig.Train(t.workers(), t.device(), t.batchPerWorker(), t.seqLen(), t.steps(), t.segmentSteps(),
-                    t.lr(), t.warmupSteps(), t.schedule(), t.minLrRatio(), t.clip(), t.beta(), t.peakGflops(),
+            t = new TrainConfig.Train(t.workers(), t.device(), t.segmentSteps(), t.clip(), t.peakGflops(),
                     t.timeoutSeconds(), t.segmentSteps(), t.keepCheckpoints(), t.maxAttempts(), t.injectFailureAtStep());
         }
-        return new TrainConfig(cfg.file(), r, cfg.model(), d, t);
+        return new TrainConfig(cfg.file(), r, cfg.model(), sources, t, cfg.stages());
     }
 
     static String need(String flag, String v) {
@@ -102,7 +116,8 @@ public final class PretrainApp {
     }
 
     static void usage() {
-        System.err.println("usage: PretrainApp --config FILE [--master URL] [--data URI] [--out URI] [--linger-ui-s N]");
+        System.err.println("usage: PretrainApp --config FILE [--master URL] [--data URI] [--out URI] [--resume auto|no]"
+                + " [--linger-ui-s N]");
     }
 
     static void log(String line) {

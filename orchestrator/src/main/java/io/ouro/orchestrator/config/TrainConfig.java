@@ -11,67 +11,149 @@ import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * A training run as its YAML file describes it (see {@code pipeline-configs/README.md}), validated:
  * every error names the file, the field and what was expected, and unknown fields are errors.
+ * A run is a list of stages (the curriculum); a file without {@code stages} is one stage named
+ * {@code main} taken from the {@code train} section.
  */
-public record TrainConfig(String file, Run run, LoopConfig model, Data data, Train train) implements Serializable {
+public record TrainConfig(String file, Run run, LoopConfig model, List<Source> sources, Train train,
+                          List<Stage> stages) implements Serializable {
 
     public record Run(String name, long seed, String out) implements Serializable {
     }
 
-    /** Either shards from the tokenization job (a manifest) or the built-in synthetic corpus. */
-    public record Data(String manifest, long syntheticTokens, long syntheticSeed) implements Serializable {
+    /** A named token source: shards from the tokenization job (a manifest) or the built-in synthetic corpus. */
+    public record Source(String name, String manifest, long syntheticTokens, long syntheticSeed) implements Serializable {
         public boolean synthetic() {
             return manifest == null;
         }
     }
 
-    public record Train(int workers, String device, int batchPerWorker, int seqLen, long steps, int segmentSteps,
-                        double lr, long warmupSteps, String schedule, double minLrRatio, double clip, double beta,
-                        double peakGflops, int timeoutSeconds, long checkpointEvery, int keepCheckpoints,
-                        int maxAttempts, long injectFailureAtStep) implements Serializable {
+    /** Settings of the whole run (not per stage). */
+    public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
+                        long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep)
+            implements Serializable {
+    }
 
-        /** The end of the segment that starts at {@code first}: segments never cross a checkpoint step. */
-        public long segmentEnd(long first) {
-            long end = Math.min(steps, first + segmentSteps);
-            if (checkpointEvery > 0) {
-                end = Math.min(end, (first / checkpointEvery + 1) * checkpointEvery);
-            }
-            return end;
-        }
+    /** Learning rate of one stage: linear warm-up to {@code peak}, then constant, cosine or WSD to the floor. */
+    public record Lr(double peak, long warmupSteps, String schedule, double minRatio, double decayFraction)
+            implements Serializable {
 
-        /** Whether a checkpoint is written after step {@code end - 1}. */
-        public boolean checkpointAt(long end) {
-            return checkpointEvery > 0 && (end % checkpointEvery == 0 || end == steps);
-        }
-
-        /** Sequences per global step, all workers together. */
-        public int globalBatch() {
-            return workers * batchPerWorker;
-        }
-
-        /** The learning rate of step {@code s}: linear warm-up, then constant or cosine to the floor. */
-        public double lrAt(long s) {
+        public double at(long s, long steps) {
             if (s < warmupSteps) {
-                return lr * (s + 1) / warmupSteps;
+                return peak * (s + 1) / warmupSteps;
             }
-            if (schedule.equals("constant")) {
-                return lr;
+            double floor = peak * minRatio;
+            switch (schedule) {
+                case "constant":
+                    return peak;
+                case "wsd": {
+                    long decay = Math.max(1, Math.round(steps * decayFraction));
+                    long start = steps - decay;
+                    if (s < start) {
+                        return peak;
+                    }
+                    return peak + (floor - peak) * Math.min(1.0, (double) (s - start + 1) / decay);
+                }
+                default: { // cosine
+                    double t = steps <= warmupSteps ? 1 : (double) (s - warmupSteps) / (steps - warmupSteps);
+                    return floor + (peak - floor) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
+                }
             }
-            double t = steps <= warmupSteps ? 1 : (double) (s - warmupSteps) / (steps - warmupSteps);
-            double floor = lr * minLrRatio;
-            return floor + (lr - floor) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
         }
     }
 
+    /** Duplicate the layers at the start of a stage: tile [1..L, 1..L] or interleave [1,1,2,2,...]. */
+    public record Upcycle(int layers, String mode) implements Serializable {
+    }
+
     /**
-     * What a checkpoint must agree on to be resumed by this run: the model, the data, the seed, the sequence
-     * length and the global batch (the sampler's inputs).
+     * One stage of the curriculum: global steps {@code [firstStep, firstStep + steps)}, its sequence length,
+     * per-worker batch (optionally ramped from {@code batchStart} over {@code rampSteps}), the model as it
+     * runs in this stage (recurrent steps, beta, RoPE base, layers), learning rate, data mixture, objective.
+     */
+    public record Stage(String name, int index, long firstStep, long steps, int seqLen, int batchPerWorker,
+                        int batchStart, long rampSteps, LoopConfig model, Lr lr, Map<String, Double> mixture,
+                        String onExhausted, boolean stageTwo, Upcycle upcycle) implements Serializable {
+
+        public long endStep() {
+            return firstStep + steps;
+        }
+
+        /** Sequences per worker at global step {@code s} (the batch ramp, in whole sequences). */
+        public int batchAt(long s) {
+            if (rampSteps <= 0 || batchStart == batchPerWorker) {
+                return batchPerWorker;
+            }
+            double f = Math.min(1.0, (double) (s - firstStep) / rampSteps);
+            return (int) Math.round(batchStart + (batchPerWorker - batchStart) * f);
+        }
+
+        public double lrAt(long s) {
+            return lr.at(s - firstStep, steps);
+        }
+    }
+
+    /** Total steps of all stages. */
+    public long totalSteps() {
+        Stage last = stages.get(stages.size() - 1);
+        return last.endStep();
+    }
+
+    public Stage stageAt(long step) {
+        for (Stage s : stages) {
+            if (step < s.endStep()) {
+                return s;
+            }
+        }
+        return stages.get(stages.size() - 1);
+    }
+
+    /** The end of the segment starting at {@code first}: never across a checkpoint step, a stage end or a ramp change. */
+    public long segmentEnd(long first) {
+        Stage st = stageAt(first);
+        long end = Math.min(st.endStep(), first + train.segmentSteps());
+        if (train.checkpointEvery() > 0) {
+            end = Math.min(end, (first / train.checkpointEvery() + 1) * train.checkpointEvery());
+        }
+        int b = st.batchAt(first);
+        for (long s = first + 1; s < end; s++) {
+            if (st.batchAt(s) != b) {
+                return s;
+            }
+        }
+        return end;
+    }
+
+    /** Whether a checkpoint is written after step {@code end - 1}: every N steps and at each stage end. */
+    public boolean checkpointAt(long end) {
+        if (train.checkpointEvery() <= 0) {
+            return false;
+        }
+        if (end % train.checkpointEvery() == 0 || end == totalSteps()) {
+            return true;
+        }
+        for (Stage s : stages) {
+            if (s.endStep() == end) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * What a checkpoint must agree on to be resumed by this run: the model, the stages, the data sources
+     * and the seed (everything that decides the weights at a given step).
      */
     public String hash() {
-        String key = model + "|" + data + "|" + run.seed() + "|" + train.seqLen() + "|" + train.globalBatch();
+        String key = model + "|" + sources + "|" + stages + "|" + run.seed() + "|" + train.workers() + "|"
+                + train.clip();
         try {
             byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
             return java.util.HexFormat.of().formatHex(d, 0, 12);
@@ -108,23 +190,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
         r.noOthers();
 
         LoopConfig model = model(top.child("model"));
-
-        Node d = top.child("data");
-        String manifest = d.has("manifest") ? d.string("manifest", null) : null;
-        long synthTokens = 0, synthSeed = 0;
-        if (d.has("synthetic")) {
-            if (manifest != null) {
-                throw d.error("synthetic", "give either data.manifest or data.synthetic, not both");
-            }
-            Node s = d.child("synthetic");
-            synthTokens = s.integer("tokens", 200_000L, 2, Integer.MAX_VALUE);
-            synthSeed = s.integer("seed", run.seed(), Long.MIN_VALUE, Long.MAX_VALUE);
-            s.noOthers();
-        } else if (manifest == null) {
-            throw d.error("manifest", "required: data.manifest (shards from `ouro tokenize`) or data.synthetic");
-        }
-        d.noOthers();
-        Data data = new Data(manifest, synthTokens, synthSeed);
+        List<Source> sources = sources(top.child("data"), run);
 
         Node t = top.child("train");
         int workers = (int) t.integer("workers", 1L, 1, 4096);
@@ -134,19 +200,20 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
         } catch (IllegalArgumentException e) {
             throw t.error("device", e.getMessage().replaceFirst("^device: ", ""));
         }
-        int batch = (int) t.integer("batch_per_worker", null, 1, 1 << 20);
-        int seqLen = (int) t.integer("seq_len", null, 1, 1 << 20);
-        long steps = t.integer("steps", null, 1, Long.MAX_VALUE / 4);
-        int segment = (int) t.integer("segment_steps", Math.min(steps, 50L), 1, Integer.MAX_VALUE);
-        double lr = t.number("lr", 3e-4, 0, 10);
-        long warmup = t.integer("warmup_steps", 0L, 0, Long.MAX_VALUE / 4);
-        String schedule = t.string("schedule", "cosine");
-        if (!schedule.equals("constant") && !schedule.equals("cosine")) {
-            throw t.error("schedule", "expected constant or cosine, got '" + schedule + "'");
+        boolean legacy = !top.has("stages");
+        // a file without stages describes its one stage in the train section
+        Map<String, JsonNode> stageFields = new LinkedHashMap<>();
+        if (legacy) {
+            for (String k : List.of("batch_per_worker", "seq_len", "steps", "lr", "warmup_steps", "schedule",
+                    "min_lr_ratio", "beta")) {
+                if (t.has(k)) {
+                    stageFields.put(k, root.get("train").get(k));
+                }
+                t.string(k, "");
+            }
         }
-        double minLr = t.number("min_lr_ratio", 0.1, 0, 1);
+        int segment = (int) t.integer("segment_steps", 50L, 1, Integer.MAX_VALUE);
         double clip = t.number("clip", 1.0, 0, 1e9);
-        double beta = t.number("beta", model.beta(), 0, 100);
         double peak = t.number("peak_gflops", 0.0, 0, 1e9);
         int timeout = (int) t.integer("timeout_s", 300L, 1, 86_400);
         long every = t.integer("checkpoint_every", run.out().isEmpty() ? 0L : (long) segment, 0, Long.MAX_VALUE / 4);
@@ -157,10 +224,169 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
         int attempts = (int) t.integer("max_attempts", 3L, 1, 100);
         long inject = t.integer("inject_failure_at_step", -1L, -1, Long.MAX_VALUE / 4);
         t.noOthers();
+        Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject);
+
+        List<Stage> stages = new ArrayList<>();
+        if (legacy) {
+            ObjectMapper m = new ObjectMapper();
+            var node = m.createObjectNode();
+            node.put("name", "main");
+            stageFields.forEach((k, v) -> {
+                switch (k) {
+                    case "lr" -> node.putObject("lr").set("peak", v);
+                    case "warmup_steps" -> node.with("lr").set("warmup_steps", v);
+                    case "schedule" -> node.with("lr").set("schedule", v);
+                    case "min_lr_ratio" -> node.with("lr").set("min_ratio", v);
+                    default -> node.set(k, v);
+                }
+            });
+            stages.add(stage(new Node(file, "train", node), 0, 0, model, sources, train));
+        } else {
+            List<Node> list = top.list("stages");
+            if (list.isEmpty()) {
+                throw new ConfigException(file + ": stages: expected at least one stage");
+            }
+            long first = 0;
+            LoopConfig current = model;
+            for (int i = 0; i < list.size(); i++) {
+                Stage s = stage(list.get(i), i, first, current, sources, train);
+                for (Stage prev : stages) {
+                    if (prev.name().equals(s.name())) {
+                        throw new ConfigException(file + ": stages[" + i + "].name: '" + s.name() + "' is used twice");
+                    }
+                }
+                stages.add(s);
+                first = s.endStep();
+                current = s.model();
+            }
+        }
         top.noOthers();
-        Train train = new Train(workers, device, batch, seqLen, steps, segment, lr, warmup, schedule, minLr, clip,
-                beta, peak, timeout, every, keep, attempts, inject);
-        return new TrainConfig(file, run, model.withBeta(beta), data, train);
+        return new TrainConfig(file, run, model, sources, train, List.copyOf(stages));
+    }
+
+    static List<Source> sources(Node d, Run run) {
+        List<Source> out = new ArrayList<>();
+        if (d.has("sources")) {
+            for (Node s : d.list("sources")) {
+                out.add(source(s, s.string("name", null), run));
+                s.noOthers();
+            }
+            if (out.isEmpty()) {
+                throw d.error("sources", "expected at least one source");
+            }
+        } else {
+            out.add(source(d, "main", run));
+        }
+        d.noOthers();
+        for (int i = 0; i < out.size(); i++) {
+            for (int j = 0; j < i; j++) {
+                if (out.get(i).name().equals(out.get(j).name())) {
+                    throw d.error("sources", "source name '" + out.get(i).name() + "' is used twice");
+                }
+            }
+        }
+        return List.copyOf(out);
+    }
+
+    static Source source(Node d, String name, Run run) {
+        String manifest = d.has("manifest") ? d.string("manifest", null) : null;
+        if (d.has("synthetic")) {
+            if (manifest != null) {
+                throw d.error("synthetic", "give either manifest or synthetic, not both");
+            }
+            Node s = d.child("synthetic");
+            long tokens = s.integer("tokens", 200_000L, 2, Integer.MAX_VALUE);
+            long seed = s.integer("seed", run.seed() + name.hashCode(), Long.MIN_VALUE, Long.MAX_VALUE);
+            s.noOthers();
+            return new Source(name, null, tokens, seed);
+        }
+        if (manifest == null) {
+            throw d.error("manifest", "required: manifest (shards from `ouro tokenize`) or synthetic");
+        }
+        return new Source(name, manifest, 0, 0);
+    }
+
+    static Stage stage(Node n, int index, long first, LoopConfig prev, List<Source> sources, Train train) {
+        String name = n.string("name", "stage" + index);
+        int seqLen = (int) n.integer("seq_len", null, 1, 1 << 20);
+        int batch = (int) n.integer("batch_per_worker", null, 1, 1 << 20);
+        int batchStart = (int) n.integer("batch_start", (long) batch, 1, 1 << 20);
+        long ramp = n.integer("ramp_steps", 0L, 0, Long.MAX_VALUE / 4);
+        long steps;
+        if (n.has("tokens")) {
+            if (n.has("steps")) {
+                throw n.error("tokens", "give either steps or tokens, not both");
+            }
+            long tokens = n.integer("tokens", null, 1, Long.MAX_VALUE / 4);
+            steps = Math.max(1, tokens / ((long) batch * train.workers() * seqLen));
+        } else {
+            steps = n.integer("steps", null, 1, Long.MAX_VALUE / 4);
+        }
+        int t = (int) n.integer("recurrent_steps", (long) prev.steps(), 1, 64);
+        double beta = n.number("beta", prev.beta(), 0, 100);
+        double rope = n.number("rope_base", prev.ropeBase(), 1, 1e12);
+        Upcycle up = null;
+        int layers = prev.layers();
+        if (n.has("upcycle")) {
+            Node u = n.child("upcycle");
+            int l = (int) u.integer("layers", null, 1, 4096);
+            String mode = u.string("mode", "tile");
+            if (!mode.equals("tile") && !mode.equals("interleave")) {
+                throw u.error("mode", "expected tile or interleave, got '" + mode + "'");
+            }
+            if (l % prev.layers() != 0 || l <= prev.layers()) {
+                throw u.error("layers", "expected a multiple of the current " + prev.layers() + " layers, larger, got " + l);
+            }
+            u.noOthers();
+            up = new Upcycle(l, mode);
+            layers = l;
+        }
+        Node lrn = n.child("lr");
+        double peak = lrn.number("peak", 3e-4, 0, 10);
+        long warm = lrn.integer("warmup_steps", 0L, 0, Long.MAX_VALUE / 4);
+        String sched = lrn.string("schedule", "constant");
+        if (!List.of("constant", "cosine", "wsd").contains(sched)) {
+            throw lrn.error("schedule", "expected constant, cosine or wsd, got '" + sched + "'");
+        }
+        double minRatio = lrn.number("min_ratio", 0.1, 0, 1);
+        double decay = lrn.number("decay_fraction", 0.2, 0, 1);
+        lrn.noOthers();
+        Map<String, Double> mixture = new LinkedHashMap<>();
+        if (n.has("mixture")) {
+            Node mx = n.child("mixture");
+            for (Source s : sources) {
+                if (mx.has(s.name())) {
+                    mixture.put(s.name(), mx.number(s.name(), null, 0, 1e9));
+                }
+            }
+            mx.noOthers();
+        } else {
+            for (Source s : sources) {
+                mixture.put(s.name(), 1.0);
+            }
+        }
+        double sum = mixture.values().stream().mapToDouble(Double::doubleValue).sum();
+        if (!(sum > 0)) {
+            throw n.error("mixture", "expected positive weights for at least one source");
+        }
+        String exhausted = n.string("on_exhausted", "wrap");
+        if (!exhausted.equals("wrap") && !exhausted.equals("stop")) {
+            throw n.error("on_exhausted", "expected wrap or stop, got '" + exhausted + "'");
+        }
+        String objective = n.string("objective", "stage1");
+        if (!objective.equals("stage1") && !objective.equals("stage2")) {
+            throw n.error("objective", "expected stage1 or stage2, got '" + objective + "'");
+        }
+        n.noOthers();
+        LoopConfig m;
+        try {
+            m = new LoopConfig(prev.vocab(), prev.hidden(), layers, prev.heads(), prev.ffn(), t, rope, prev.normEps(),
+                    beta, prev.initStd(), prev.seed());
+        } catch (IllegalArgumentException e) {
+            throw n.error("recurrent_steps", e.getMessage());
+        }
+        return new Stage(name, index, first, steps, seqLen, batch, batchStart, ramp, m,
+                new Lr(peak, warm, sched, minRatio, decay), Map.copyOf(mixture), exhausted, objective.equals("stage2"), up);
     }
 
     static LoopConfig model(Node m) {
@@ -192,12 +418,12 @@ public record TrainConfig(String file, Run run, LoopConfig model, Data data, Tra
         int ffn = (int) m.integer("ffn", (long) base.ffn(), 1, 1 << 18);
         int steps = (int) m.integer("recurrent_steps", (long) base.steps(), 1, 64);
         double rope = m.number("rope_base", base.ropeBase(), 1, 1e12);
+        double beta = m.number("beta", base.beta(), 0, 100);
         double initStd = m.number("init_std", base.initStd(), 1e-9, 10);
         long seed = m.integer("seed", base.seed(), Long.MIN_VALUE, Long.MAX_VALUE);
         m.noOthers();
         try {
-            return new LoopConfig(vocab, hidden, layers, heads, ffn, steps, rope, base.normEps(), base.beta(),
-                    initStd, seed);
+            return new LoopConfig(vocab, hidden, layers, heads, ffn, steps, rope, base.normEps(), beta, initStd, seed);
         } catch (IllegalArgumentException e) {
             String msg = e.getMessage().replaceFirst("^LoopConfig\\.", "");
             throw new ConfigException(m.file() + ": model." + msg.replaceFirst("^steps:", "recurrent_steps:"), e);

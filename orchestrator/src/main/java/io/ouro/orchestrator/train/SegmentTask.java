@@ -76,24 +76,28 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         int world = cfg.train().workers();
         String device = deviceFor(cfg.train().device(), ctx);
         String host = hostOf(ctx, rank);
-        WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg);
+        TrainConfig.Stage st0 = cfg.stageAt(first);
+        int batch = st0.batchAt(first);
+        WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg, st0, batch);
         WorkerState st = lease.state();
         boolean completed = false;
         try {
-            TokenSource source = DataSources.open(cfg);
-            Sampler sampler = new Sampler(source, cfg.train().seqLen(), cfg.train().globalBatch(), cfg.run().seed(), 0);
+            Sampler sampler = DataSources.sampler(cfg, st0);
+            int global = world * batch;
+            long firstSample = DataSources.firstSample(cfg, st0, first);
             Duration timeout = Duration.ofSeconds(cfg.train().timeoutSeconds());
             RingConfig rc = new RingConfig(rank, world, host, host, secret, timeout, timeout,
                     RingConfig.DEFAULT_CHUNK_BYTES);
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;
             try (RingAllReduce ring = RingAllReduce.open(rc, msg -> Arrays.asList(ctx.allGather(msg)));
-                 Prefetcher pf = new Prefetcher(sampler, rank, world, first, last, 2, timeout.toMillis())) {
+                 Prefetcher pf = new Prefetcher(step -> sampler.batch(step, firstSample + (step - first) * global,
+                         global, rank, world), "rank " + rank, first, last, 2, timeout.toMillis())) {
                 for (long s = first; s < last; s++) {
                     if (s == injectFailureAt && rank == world - 1) {
                         throw new IllegalStateException("injected failure at step " + s + " (train.inject_failure_at_step)");
                     }
-                    StepMetrics m = step(st.backend, ring, pf, s);
+                    StepMetrics m = step(st.backend, ring, pf, s, st0);
                     st.step = s + 1;
                     tokensAcc.add(localTokens);
                     if (rank == 0) {
@@ -106,11 +110,11 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             }
             float[] params = returnParameters && rank == 0 ? st.backend.parameters() : null;
             String checkpoint = null;
-            if (rank == 0 && cfg.train().checkpointAt(last)) {
+            if (rank == 0 && cfg.checkpointAt(last)) {
                 CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
                         new org.apache.hadoop.conf.Configuration());
                 checkpoint = store.write(last, st.backend.layout(), st.backend.parameters(),
-                        st.backend.optimizerState(), cfg.hash(), java.util.Map.of("stage", stage, "run_id", runId), null);
+                        st.backend.optimizerState(), cfg.hash(), java.util.Map.of("stage", st0.name(), "run_id", runId), null);
             }
             completed = true;
             return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
@@ -121,13 +125,13 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         }
     }
 
-    private StepMetrics step(TrainingBackend b, RingAllReduce ring, Prefetcher pf, long s) {
+    private StepMetrics step(TrainingBackend b, RingAllReduce ring, Prefetcher pf, long s, TrainConfig.Stage stage) {
         long t0 = System.nanoTime();
         long wait0 = pf.waitNanos();
         Sampler.Batch batch = pf.take();
         long waited = pf.waitNanos() - wait0;
         long c0 = System.nanoTime();
-        Objective obj = Objective.stageOne(cfg.model().beta());
+        Objective obj = stage.stageTwo() ? Objective.stageTwo() : Objective.stageOne(stage.model().beta());
         b.zeroGradients();
         StepReport rep = b.forward(batch.tokens(), batch.targets(), obj);
         b.backward();
@@ -138,7 +142,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         for (int i = 0; i < g.length; i++) {
             g[i] *= w;
         }
-        int steps = cfg.model().steps();
+        int steps = stage.model().steps();
         float[] extra = new float[2 + 2 * steps];
         extra[0] = w;
         extra[1] = (float) (rep.loss() * w);
@@ -148,7 +152,15 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             extra[2 + steps + t] = (float) (ex[t] * w);
         }
         long c1 = System.nanoTime();
-        ring.allReduceSum(g, 0, g.length);
+        if (stage.stageTwo()) {
+            // Stage II trains the exit gate only: the frozen LM's gradients are zero and are not all-reduced
+            var lay = b.layout();
+            for (var t : new io.ouro.worker.model.TensorView[] {lay.gateWeight(), lay.gateBias()}) {
+                ring.allReduceSum(g, t.off(), (int) t.size());
+            }
+        } else {
+            ring.allReduceSum(g, 0, g.length);
+        }
         ring.allReduceSum(extra, 0, extra.length);
         long c2 = System.nanoTime();
         float total = extra[0];
@@ -157,8 +169,9 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         }
         b.setGradients(g);
         double norm = b.clipGradients(cfg.train().clip() > 0 ? cfg.train().clip() : Double.POSITIVE_INFINITY);
-        double lr = cfg.train().lrAt(s);
-        b.adamw(lr, t -> true);
+        double lr = stage.lrAt(s);
+        var layout = b.layout();
+        b.adamw(lr, stage.stageTwo() ? layout::isGate : t -> true);
         long c3 = System.nanoTime();
         double[] stepCe = new double[steps], exit = new double[steps];
         for (int t = 0; t < steps; t++) {

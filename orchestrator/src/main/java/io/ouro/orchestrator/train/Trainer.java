@@ -2,8 +2,9 @@ package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
-import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.comm.RingAllReduce;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.ParamLayout;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.rdd.RDD;
@@ -18,17 +19,18 @@ import java.util.function.Consumer;
 import java.util.stream.IntStream;
 
 /**
- * The driver's training loop: plans the run as segments of {@code segment_steps} steps and runs each as
- * one Spark barrier stage of W {@link SegmentTask}s, with a job group and a description per segment
- * ({@code stage main · steps 100–149 · loss 3.41 · 12.3k tok/s}, the figures from the segment before),
- * named accumulators for tokens and steps, and one driver log line per step.
+ * The driver's training loop. It follows the curriculum stage by stage, cutting each stage into segments
+ * (never across a checkpoint step, a stage end or a batch-ramp change) and running each segment as one
+ * Spark barrier stage of W {@link SegmentTask}s, with a job group and a description per segment
+ * ({@code stage 1a · steps 100–149 · loss 3.41 · 12.3k tok/s}, the figures from the segment before),
+ * named accumulators for tokens and steps, one driver log line per step, and a log line for every
+ * transition between stages.
  */
 public final class Trainer {
 
     private final JavaSparkContext jsc;
     private final TrainConfig cfg;
     private final Consumer<String> log;
-    private final String stage = "main";
 
     public Trainer(JavaSparkContext jsc, TrainConfig cfg, Consumer<String> log) {
         this.jsc = jsc;
@@ -45,7 +47,7 @@ public final class Trainer {
     }
 
     /**
-     * Runs the configured steps. With {@code resume}, starts after the newest valid checkpoint under
+     * Runs the curriculum. With {@code resume}, starts after the newest valid checkpoint under
      * {@code run.out} (corrupt or half-written ones are skipped with a warning; one from another config is
      * an error). A failed segment (lost task or executor, peer timeout) is re-run from the newest valid
      * checkpoint, up to {@code train.max_attempts} times.
@@ -58,10 +60,11 @@ public final class Trainer {
         LongAccumulator tokens = sc.longAccumulator("ouro tokens");
         LongAccumulator steps = sc.longAccumulator("ouro steps");
         int w = t.workers();
-        log.accept(String.format(Locale.ROOT, "run %s: %d workers x %d sequences x %d tokens, %d steps in segments of %d,"
-                        + " device %s, model %s", runId, w, t.batchPerWorker(), t.seqLen(), t.steps(), t.segmentSteps(),
-                t.device(), cfg.model()));
-        double flopsPerToken = flopsPerToken();
+        log.accept(String.format(Locale.ROOT, "run %s: %d workers, %d steps in %d stage(s), device %s, config hash %s",
+                runId, w, cfg.totalSteps(), cfg.stages().size(), t.device(), cfg.hash()));
+        for (String line : Plan.describe(cfg)) {
+            log.accept("plan: " + line);
+        }
         List<StepMetrics> all = new ArrayList<>();
         List<SegmentResult[]> segs = new ArrayList<>();
         float[] params = null;
@@ -77,14 +80,20 @@ public final class Trainer {
         int failures = 0;
         long inject = t.injectFailureAtStep();
         long next;
-        for (long first = start; first < t.steps(); first = next) {
-            long last = t.segmentEnd(first);
+        TrainConfig.Stage current = null;
+        for (long first = start; first < cfg.totalSteps(); first = next) {
+            long last = cfg.segmentEnd(first);
             next = last;
-            String desc = String.format(Locale.ROOT, "stage %s · steps %d–%d · loss %s · %s tok/s", stage, first,
+            TrainConfig.Stage stage = cfg.stageAt(first);
+            if (current == null || current.index() != stage.index()) {
+                log.accept(Plan.transition(current == null && first > 0 ? cfg.stageAt(first - 1) : current, stage));
+                current = stage;
+            }
+            String desc = String.format(Locale.ROOT, "stage %s · steps %d–%d · loss %s · %s tok/s", stage.name(), first,
                     last - 1, lossText, speedText);
             sc.setJobGroup("ouro-" + runId + "-" + first, desc, false);
-            boolean wantParams = returnParameters && last == t.steps();
-            SegmentTask task = new SegmentTask(cfg, runId, stage, secret, first, last, wantParams, tokens, steps,
+            boolean wantParams = returnParameters && last == cfg.totalSteps();
+            SegmentTask task = new SegmentTask(cfg, runId, stage.name(), secret, first, last, wantParams, tokens, steps,
                     inject);
             long s0 = System.nanoTime();
             SegmentResult[] res;
@@ -107,6 +116,7 @@ public final class Trainer {
                 next = latestCheckpoint(first);
                 long from = next;
                 all.removeIf(m -> m.step() >= from);
+                current = null;
                 log.accept("re-running from step " + next + (next == 0 ? " (no checkpoint yet)" : " (checkpoint)"));
                 continue;
             }
@@ -118,12 +128,16 @@ public final class Trainer {
                 if (r.rank() == 0) {
                     r0 = r;
                 }
+                if (r.checkpoint() != null) {
+                    lastCheckpoint = r.checkpoint();
+                }
             }
             if (r0 == null) {
                 throw new IllegalStateException("segment " + first + "–" + (last - 1) + ": no result from rank 0");
             }
+            double fpt = flopsPerToken(stage.model());
             for (StepMetrics m : r0.steps()) {
-                log.accept(m.line(stage, t.peakGflops(), flopsPerToken));
+                log.accept(m.line(stage.name(), t.peakGflops(), fpt));
                 all.add(m);
             }
             StringBuilder who = new StringBuilder();
@@ -142,22 +156,16 @@ public final class Trainer {
             // what the steps did not account for: launching the barrier stage, joining the ring, results
             double launch = Math.max(0, segMs - ms);
             log.accept(String.format(Locale.ROOT, "segment %d–%d: %.0f ms, of which steps %.0f ms; per step"
-                            + " orchestration + data wait %.1f ms (%.2f%% of a step, stage launch included)%s",
-                    first, last - 1, segMs, ms, (overhead + launch) / n, 100 * (overhead + launch) / segMs, who));
-            StepMetrics lastStep = r0.steps().get(r0.steps().size() - 1);
+                            + " orchestration + data wait %.1f ms (%.2f%% of a step, stage launch included)%s%s",
+                    first, last - 1, segMs, ms, (overhead + launch) / n, 100 * (overhead + launch) / segMs,
+                    r0.checkpoint() == null ? "" : "; checkpoint " + r0.checkpoint(), who));
+            StepMetrics lastStep = r0.steps().get(n - 1);
             lossText = String.format(Locale.ROOT, "%.2f", lastStep.loss());
             double tokS = tok / (ms / 1e3);
             speedText = tokS >= 1000 ? String.format(Locale.ROOT, "%.1fk", tokS / 1e3)
                     : String.format(Locale.ROOT, "%.0f", tokS);
             if (wantParams) {
                 params = r0.parameters();
-            }
-        }
-        for (SegmentResult[] seg : segs) {
-            for (SegmentResult r : seg) {
-                if (r.checkpoint() != null) {
-                    lastCheckpoint = r.checkpoint();
-                }
             }
         }
         log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens (accumulators)%s", runId,
@@ -173,16 +181,29 @@ public final class Trainer {
         try {
             CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
                     jsc.hadoopConfiguration());
-            return store.latestValid(atMost, new ParamLayout(cfg.model()), cfg.hash(), m -> log.accept("warning: " + m))
-                    .map(CheckpointStore.Checkpoint::step).orElse(0L);
+            // the layout of the checkpoint of step k is the one of the stage that ran step k-1
+            List<Long> all = store.steps();
+            for (int i = all.size() - 1; i >= 0; i--) {
+                long s = all.get(i);
+                if (s > atMost || s > cfg.totalSteps() || s == 0) {
+                    continue;
+                }
+                try {
+                    return store.load(s, new ParamLayout(cfg.stageAt(s - 1).model()), cfg.hash()).step();
+                } catch (CheckpointStore.ConfigMismatchException e) {
+                    throw e;
+                } catch (java.io.IOException | RuntimeException e) {
+                    log.accept("warning: skipping checkpoint of step " + s + ": " + e.getMessage());
+                }
+            }
+            return 0;
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException("listing checkpoints under " + cfg.run().out(), e);
         }
     }
 
     /** Training FLOPs per token: 6 per weight per loop step for the layers, plus the head per step. */
-    double flopsPerToken() {
-        var m = cfg.model();
+    static double flopsPerToken(LoopConfig m) {
         long layer = 4L * m.hidden() * m.hidden() + 3L * m.hidden() * m.ffn();
         return 6.0 * (m.layers() * layer * m.steps() + (long) m.hidden() * m.vocab() * m.steps());
     }

@@ -5,7 +5,10 @@ import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.model.AdamWConfig;
+import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamInit;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.Upcycling;
 
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -16,6 +19,10 @@ import java.util.List;
  * does not reload them. Every rank holds bit-identical parameters and optimizer state (they apply the
  * same all-reduced gradients), so a state left at step s by any rank of the run can serve any rank's
  * next segment starting at s; the registry hands each one to one task at a time.
+ *
+ * <p>A backend is built for one shape (stage model, batch, sequence length). When the next segment needs
+ * another shape (a new stage, a batch-ramp step) the state moves into a new backend: parameters and
+ * optimizer state carry over, through {@link Upcycling} when the layer count grows.
  */
 final class WorkerState implements AutoCloseable {
 
@@ -23,27 +30,30 @@ final class WorkerState implements AutoCloseable {
 
     final String runId;
     final String device;
+    final String shape;
     final TrainingBackend backend;
     long step;
     private boolean inUse;
 
-    private WorkerState(String runId, String device, TrainingBackend backend, long step) {
+    private WorkerState(String runId, String device, String shape, TrainingBackend backend, long step) {
         this.runId = runId;
         this.device = device;
+        this.shape = shape;
         this.backend = backend;
         this.step = step;
     }
 
-    /** Why the state was chosen: "resident" (kept from an earlier segment), "initialised", or the checkpoint. */
+    /** Why the state was chosen: "resident", "initialised", "moved to a new shape", or the checkpoint. */
     record Lease(WorkerState state, String source) {
     }
 
-    /**
-     * A state of {@code runId} at {@code step} on {@code device}: a resident one if this executor has one
-     * free, else a freshly initialised one when {@code step == 0}. A resident state at another step is
-     * stale (the run went back to a checkpoint, or this executor missed segments) and is dropped.
-     */
-    static Lease acquire(String runId, long step, String device, TrainConfig cfg) {
+    static String shape(TrainConfig.Stage st, int batch) {
+        return st.name() + "/" + st.model() + "/" + batch + "x" + st.seqLen();
+    }
+
+    static Lease acquire(String runId, long step, String device, TrainConfig cfg, TrainConfig.Stage st, int batch) {
+        String shape = shape(st, batch);
+        WorkerState moveFrom = null;
         synchronized (REGISTRY) {
             for (Iterator<WorkerState> it = REGISTRY.iterator(); it.hasNext(); ) {
                 WorkerState s = it.next();
@@ -56,36 +66,51 @@ final class WorkerState implements AutoCloseable {
                     continue;
                 }
                 if (s.step == step && s.device.equals(device)) {
-                    s.inUse = true;
-                    return new Lease(s, "resident");
+                    if (s.shape.equals(shape)) {
+                        s.inUse = true;
+                        return new Lease(s, "resident");
+                    }
+                    if (moveFrom == null) {
+                        moveFrom = s;
+                        s.inUse = true;
+                    }
                 }
             }
         }
-        if (step != 0 && cfg.train().checkpointEvery() == 0) {
-            throw new IllegalStateException("run " + runId + ": no model state for step " + step
-                    + " on this executor, and checkpoints are not configured for this run");
-        }
-        TrainingBackend b = Backends.open(device, cfg.model(), AdamWConfig.ouro(), cfg.train().batchPerWorker(),
-                cfg.train().seqLen());
+        TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), batch, st.seqLen());
         String source;
         try {
-            if (step == 0) {
+            if (moveFrom != null) {
+                carry(moveFrom.backend.layout(), moveFrom.backend.parameters(), moveFrom.backend.optimizerState(), b, st);
+                synchronized (REGISTRY) {
+                    REGISTRY.remove(moveFrom);
+                }
+                moveFrom.close();
+                source = "moved from " + moveFrom.shape;
+            } else if (step == 0) {
                 b.setParameters(ParamInit.initialize(b.layout()));
                 source = "initialised";
-            } else {
+            } else if (cfg.train().checkpointEvery() > 0) {
                 CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
                         new org.apache.hadoop.conf.Configuration());
-                CheckpointStore.Checkpoint c = store.load(step, b.layout(), cfg.hash());
-                b.setParameters(c.params());
-                b.setOptimizerState(c.optimizer());
+                // the checkpoint of step k was written by the stage that ran step k-1
+                ParamLayout written = new ParamLayout(cfg.stageAt(step - 1).model());
+                CheckpointStore.Checkpoint c = store.load(step, written, cfg.hash());
+                carry(written, c.params(), c.optimizer(), b, st);
                 source = "checkpoint " + c.path();
+            } else {
+                throw new IllegalStateException("no model state for step " + step
+                        + " on this executor, and checkpoints are not configured for this run");
             }
         } catch (java.io.IOException | RuntimeException e) {
             b.close();
-            throw new IllegalStateException("run " + runId + ": cannot load the state of step " + step + ": "
+            if (moveFrom != null) {
+                moveFrom.close();
+            }
+            throw new IllegalStateException("run " + runId + ": cannot set up the state of step " + step + ": "
                     + e.getMessage(), e);
         }
-        WorkerState s = new WorkerState(runId, device, b, step);
+        WorkerState s = new WorkerState(runId, device, shape, b, step);
         s.inUse = true;
         synchronized (REGISTRY) {
             REGISTRY.add(s);
@@ -93,26 +118,26 @@ final class WorkerState implements AutoCloseable {
         return new Lease(s, source);
     }
 
-    /** Back to the registry at {@code step}; a state whose segment failed half-way is dropped. */
+    /** Parameters and optimizer state into {@code b}, upcycled when the stage has more layers. */
+    private static void carry(ParamLayout from, float[] params, OptimizerState opt, TrainingBackend b,
+                              TrainConfig.Stage st) {
+        ParamLayout to = b.layout();
+        if (from.config().layers() != to.config().layers()) {
+            String mode = st.upcycle() == null ? "tile" : st.upcycle().mode();
+            params = Upcycling.map(from, to, params, mode);
+            opt = new OptimizerState(opt.step(), Upcycling.map(from, to, opt.m(), mode), Upcycling.map(from, to, opt.v(), mode));
+        }
+        b.setParameters(params);
+        b.setOptimizerState(opt);
+    }
+
+    /** Back to the registry; a state whose segment failed half-way is dropped. */
     void release(boolean completed) {
         synchronized (REGISTRY) {
             inUse = false;
             if (!completed) {
                 REGISTRY.remove(this);
                 close();
-            }
-        }
-    }
-
-    /** Drops every state of {@code runId} on this JVM (end of run). */
-    static void dropRun(String runId) {
-        synchronized (REGISTRY) {
-            for (Iterator<WorkerState> it = REGISTRY.iterator(); it.hasNext(); ) {
-                WorkerState s = it.next();
-                if (s.runId.equals(runId) && !s.inUse) {
-                    it.remove();
-                    s.close();
-                }
             }
         }
     }

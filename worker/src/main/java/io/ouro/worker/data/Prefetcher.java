@@ -10,8 +10,8 @@ import java.util.concurrent.TimeUnit;
  */
 public final class Prefetcher implements AutoCloseable {
 
-    private final Sampler sampler;
-    private final int rank, world;
+    private final java.util.function.LongFunction<Sampler.Batch> loader;
+    private final String what;
     private final long last;
     private final long timeoutMs;
     private final BlockingQueue<Object> queue;
@@ -22,14 +22,19 @@ public final class Prefetcher implements AutoCloseable {
 
     /** Batches for steps {@code [first, last)} of rank {@code rank} of {@code world}. */
     public Prefetcher(Sampler sampler, int rank, int world, long first, long last, int depth, long timeoutMs) {
-        this.sampler = sampler;
-        this.rank = rank;
-        this.world = world;
+        this(s -> sampler.batch(s, rank, world), "rank " + rank, first, last, depth, timeoutMs);
+    }
+
+    /** Batches {@code loader(step)} for steps {@code [first, last)}. */
+    public Prefetcher(java.util.function.LongFunction<Sampler.Batch> loader, String what, long first, long last,
+                      int depth, long timeoutMs) {
+        this.loader = loader;
+        this.what = what;
         this.last = last;
         this.next = first;
         this.timeoutMs = timeoutMs;
         this.queue = new ArrayBlockingQueue<>(Math.max(1, depth));
-        this.thread = new Thread(() -> produce(first), "prefetch-r" + rank);
+        this.thread = new Thread(() -> produce(first), "prefetch " + what);
         thread.setDaemon(true);
         thread.start();
     }
@@ -39,7 +44,7 @@ public final class Prefetcher implements AutoCloseable {
             for (long s = first; s < last && !closed; s++) {
                 Object b;
                 try {
-                    b = sampler.batch(s, rank, world);
+                    b = loader.apply(s);
                 } catch (RuntimeException e) {
                     b = e;
                 }
@@ -71,7 +76,7 @@ public final class Prefetcher implements AutoCloseable {
         waitNanos += System.nanoTime() - t0;
         if (b == null) {
             throw new IllegalStateException("the batch of step " + next + " was not read within " + timeoutMs
-                    + " ms from " + sampler + "");
+                    + " ms (" + what + ")");
         }
         if (b instanceof RuntimeException e) {
             throw new IllegalStateException("reading the batch of step " + next + " failed: " + e.getMessage(), e);

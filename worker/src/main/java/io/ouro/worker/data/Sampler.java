@@ -2,56 +2,170 @@ package io.ouro.worker.data;
 
 import io.ouro.worker.model.TokenBatch;
 
+import java.util.List;
+
 /**
- * Deterministic data-parallel sampling. The token stream is cut into {@code samples()} windows of
- * {@code seqLen + 1} tokens (window i starts at {@code i * seqLen}; inputs are its first seqLen tokens,
- * targets the same shifted by one). Global sample g (g = step * globalBatch + j) is window
- * {@code perm_e(g mod samples)} of epoch {@code e = g / samples}, where {@code perm_e} is a bijection
- * keyed by (seed, stage, epoch). Rank r of W takes rows {@code [r * globalBatch / W, (r+1) * globalBatch / W)}
- * of each global batch. So the data a step sees depends only on (seed, stage, step), never on W or timing,
- * and W workers together see exactly what one worker with the global batch would.
+ * Deterministic data-parallel sampling over a weighted mixture of token sources.
+ *
+ * <p>Each source's token stream is cut into windows of {@code seqLen + 1} tokens (window i starts at
+ * {@code i * seqLen}; inputs are its first seqLen tokens, targets the same shifted by one). The stage's
+ * samples are numbered g = 0, 1, 2, ... across its steps. Sample g goes to a source by a hierarchical
+ * Bresenham split of the integer weights: source 0 takes samples where {@code floor((g+1)a0/A)} steps up,
+ * the rest go on to the remaining sources the same way. So every prefix of the stream holds each source's
+ * share to within one sample, and the k-th sample of a source is known in closed form. The k-th sample of
+ * source j is window {@code perm_{j,e}(k mod n_j)} of its epoch {@code e = k / n_j}, where perm is a
+ * bijection keyed by (seed, stage, source, epoch); a source that runs out starts a new epoch in a new
+ * order, or is an error when the stage says {@code stop}.
+ *
+ * <p>Rank r of W takes rows {@code [r G / W, (r+1) G / W)} of each global batch of G samples. The data of
+ * a step depends only on (seed, stage, step), never on W or timing: W workers together see exactly what
+ * one worker with the global batch would.
  */
 public final class Sampler {
 
-    private final TokenSource source;
+    private static final long SCALE = 1_000_000;
+
+    private final List<TokenSource> sources;
+    private final List<String> names;
+    private final long[] weights;
+    private final long totalWeight;
     private final int seqLen;
-    private final int globalBatch;
     private final long seed;
     private final int stage;
-    private final long samples;
-    private IndexPermutation perm;
-    private long permEpoch = -1;
+    private final boolean stopWhenExhausted;
+    private final long[] samples;
+    private final IndexPermutation[] perms;
+    private final long[] permEpochs;
 
-    public Sampler(TokenSource source, int seqLen, int globalBatch, long seed, int stage) {
+    public Sampler(List<TokenSource> sources, List<String> names, double[] weights, int seqLen, long seed, int stage,
+                   boolean stopWhenExhausted) {
         if (seqLen < 1) {
             throw new IllegalArgumentException("seqLen must be >= 1, got " + seqLen);
         }
-        if (globalBatch < 1) {
-            throw new IllegalArgumentException("globalBatch must be >= 1, got " + globalBatch);
+        if (sources.isEmpty() || sources.size() != names.size() || sources.size() != weights.length) {
+            throw new IllegalArgumentException("sources, names and weights must be non-empty and of one length");
         }
-        this.source = source;
+        this.sources = List.copyOf(sources);
+        this.names = List.copyOf(names);
         this.seqLen = seqLen;
-        this.globalBatch = globalBatch;
         this.seed = seed;
         this.stage = stage;
-        this.samples = (source.tokens() - 1) / seqLen;
-        if (samples < 1) {
-            throw new IllegalArgumentException(source.describe() + " holds " + source.tokens()
-                    + " tokens, fewer than one sequence of " + (seqLen + 1));
+        this.stopWhenExhausted = stopWhenExhausted;
+        double sum = 0;
+        for (double w : weights) {
+            if (!(w >= 0) || !Double.isFinite(w)) {
+                throw new IllegalArgumentException("mixture weights must be finite and >= 0");
+            }
+            sum += w;
         }
+        if (!(sum > 0)) {
+            throw new IllegalArgumentException("mixture weights sum to 0");
+        }
+        this.weights = new long[weights.length];
+        long total = 0;
+        for (int j = 0; j < weights.length; j++) {
+            this.weights[j] = Math.round(weights[j] / sum * SCALE);
+            total += this.weights[j];
+        }
+        this.totalWeight = total;
+        this.samples = new long[sources.size()];
+        for (int j = 0; j < samples.length; j++) {
+            samples[j] = this.weights[j] == 0 ? 1 : (sources.get(j).tokens() - 1) / seqLen;
+            if (samples[j] < 1) {
+                throw new IllegalArgumentException(sources.get(j).describe() + " holds " + sources.get(j).tokens()
+                        + " tokens, fewer than one sequence of " + (seqLen + 1));
+            }
+        }
+        this.perms = new IndexPermutation[samples.length];
+        this.permEpochs = new long[samples.length];
+        java.util.Arrays.fill(permEpochs, -1);
     }
 
-    /** Training windows per epoch. */
+    /** One source, fixed global batch: the common case. */
+    public Sampler(TokenSource source, int seqLen, int globalBatch, long seed, int stage) {
+        this(List.of(source), List.of("main"), new double[] {1}, seqLen, seed, stage, false);
+        this.fixedBatch = globalBatch;
+    }
+
+    private int fixedBatch = -1;
+
+    /** Windows per epoch of source {@code j}. */
+    public long samples(int j) {
+        return samples[j];
+    }
+
+    /** Windows per epoch of the first source. */
     public long samples() {
-        return samples;
+        return samples[0];
     }
 
     public int seqLen() {
         return seqLen;
     }
 
-    public int globalBatch() {
-        return globalBatch;
+    public int sources() {
+        return samples.length;
+    }
+
+    public String name(int j) {
+        return names.get(j);
+    }
+
+    /** The source of sample g and its index k among that source's samples. */
+    public long[] pick(long g) {
+        long idx = g, rem = totalWeight;
+        for (int j = 0; j < weights.length - 1; j++) {
+            long a = weights[j];
+            long before = mulDiv(idx, a, rem);
+            long after = mulDiv(idx + 1, a, rem);
+            if (after > before) {
+                return new long[] {j, before};
+            }
+            idx -= after;
+            rem -= a;
+        }
+        return new long[] {weights.length - 1, idx};
+    }
+
+    /** How many of the first {@code n} samples go to source {@code j}. */
+    public long count(int j, long n) {
+        long rest = n, rem = totalWeight;
+        for (int i = 0; i < weights.length - 1; i++) {
+            long c = mulDiv(rest, weights[i], rem);
+            if (i == j) {
+                return c;
+            }
+            rest -= c;
+            rem -= weights[i];
+        }
+        return rest;
+    }
+
+    private static long mulDiv(long x, long a, long b) {
+        if (Math.multiplyHigh(x, a) == 0 && x * a >= 0) {
+            return x * a / b;
+        }
+        return java.math.BigInteger.valueOf(x).multiply(java.math.BigInteger.valueOf(a))
+                .divide(java.math.BigInteger.valueOf(b)).longValueExact();
+    }
+
+    /** The window of sample g: {source, window index}. */
+    public synchronized long[] window(long g) {
+        long[] p = pick(g);
+        int j = (int) p[0];
+        long k = p[1];
+        long epoch = k / samples[j];
+        if (epoch > 0 && stopWhenExhausted) {
+            throw new IllegalStateException("source " + names.get(j) + " (" + sources.get(j).describe()
+                    + ") is exhausted after " + samples[j] + " sequences of " + seqLen
+                    + " tokens and the stage says on_exhausted: stop");
+        }
+        if (epoch != permEpochs[j]) {
+            perms[j] = new IndexPermutation(samples[j],
+                    IndexPermutation.mix(IndexPermutation.mix(seed * 0x100000001B3L + stage) + j) ^ epoch);
+            permEpochs[j] = epoch;
+        }
+        return new long[] {j, perms[j].apply(k % samples[j])};
     }
 
     /** Rows of the global batch rank {@code rank} of {@code world} takes. */
@@ -59,23 +173,24 @@ public final class Sampler {
         return (int) ((long) (rank + 1) * globalBatch / world - (long) rank * globalBatch / world);
     }
 
-    /** The window index of global sample {@code g}. */
-    public synchronized long window(long g) {
-        long epoch = g / samples;
-        if (epoch != permEpoch) {
-            perm = new IndexPermutation(samples, IndexPermutation.mix(seed * 0x100000001B3L + stage) ^ epoch);
-            permEpoch = epoch;
-        }
-        return perm.apply(g % samples);
-    }
-
-    /** Epoch of the last sample of {@code step}. */
+    /** Epoch of the first source after {@code step} steps of the fixed global batch. */
     public long epochAt(long step) {
-        return ((step + 1) * globalBatch - 1) / samples;
+        return ((step + 1) * fixedBatch - 1) / samples[0];
     }
 
-    /** This rank's share of global batch {@code step}: tokens and targets, rows x seqLen each. */
+    /** This rank's share of global batch {@code step} of the fixed global batch. */
     public Batch batch(long step, int rank, int world) {
+        if (fixedBatch < 1) {
+            throw new IllegalStateException("this sampler has no fixed global batch; pass the first sample");
+        }
+        return batch(step, step * fixedBatch, fixedBatch, rank, world);
+    }
+
+    /**
+     * This rank's share of the global batch of step {@code step}, which holds the stage's samples
+     * {@code [firstSample, firstSample + globalBatch)}.
+     */
+    public Batch batch(long step, long firstSample, int globalBatch, int rank, int world) {
         if (world < 1 || rank < 0 || rank >= world) {
             throw new IllegalArgumentException("rank " + rank + " of " + world);
         }
@@ -85,9 +200,8 @@ public final class Sampler {
         int[] targets = new int[rows * seqLen];
         int[] window = new int[seqLen + 1];
         for (int r = 0; r < rows; r++) {
-            long g = step * globalBatch + first + r;
-            long start = window(g) * seqLen;
-            source.read(start, window, 0, seqLen + 1);
+            long[] w = window(firstSample + first + r);
+            sources.get((int) w[0]).read(w[1] * seqLen, window, 0, seqLen + 1);
             System.arraycopy(window, 0, tokens, r * seqLen, seqLen);
             System.arraycopy(window, 1, targets, r * seqLen, seqLen);
         }

@@ -137,4 +137,31 @@ class SamplerTest {
             assertTrue(e.getMessage().contains("not read within 200 ms"), e.getMessage());
         }
     }
+
+    @Test
+    void mixtureGivesEachSourceItsShareInEveryPrefix() {
+        java.util.List<TokenSource> src = java.util.List.of(new ArrayTokenSource(stream(40001), "a"),
+                new ArrayTokenSource(stream(2001), "b"), new ArrayTokenSource(stream(801), "c"));
+        double[] w = {0.7, 0.2, 0.1};
+        Sampler s = new Sampler(src, java.util.List.of("a", "b", "c"), w, 8, 3, 1, false);
+        long[] next = new long[3];
+        for (long g = 0; g < 20_000; g++) {
+            long[] p = s.pick(g);
+            int j = (int) p[0];
+            assertEquals(next[j], p[1], "source " + j + " takes its samples in order");
+            next[j]++;
+            for (int k = 0; k < 3; k++) {
+                assertEquals(next[k], s.count(k, g + 1), "closed-form count of source " + k + " after " + (g + 1));
+                assertTrue(Math.abs(next[k] - (g + 1) * w[k]) <= 2, "share of source " + k + " after " + (g + 1));
+            }
+        }
+        // source c (100 windows) wraps into a new epoch with a new order; with stop it is an error
+        Sampler stop = new Sampler(src, java.util.List.of("a", "b", "c"), w, 8, 3, 1, true);
+        var e = assertThrows(IllegalStateException.class, () -> {
+            for (long g = 0; g < 20_000; g++) {
+                stop.window(g);
+            }
+        });
+        assertTrue(e.getMessage().contains("source c") && e.getMessage().contains("on_exhausted: stop"), e.getMessage());
+    }
 }

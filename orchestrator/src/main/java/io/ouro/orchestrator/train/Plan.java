@@ -1,0 +1,133 @@
+package io.ouro.orchestrator.train;
+
+import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.ParamLayout;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** The resolved plan of a run, as {@code ouro plan} prints it and the driver logs it. */
+public final class Plan {
+
+    private Plan() {
+    }
+
+    public static List<String> describe(TrainConfig cfg) {
+        List<String> out = new ArrayList<>();
+        int w = cfg.train().workers();
+        double totalFlops = 0;
+        long totalTokens = 0;
+        out.add(String.format(Locale.ROOT, "%s: %d stage(s), %d steps, %d workers, sources %s", cfg.file(),
+                cfg.stages().size(), cfg.totalSteps(), w, sources(cfg)));
+        for (TrainConfig.Stage s : cfg.stages()) {
+            long tokens = 0;
+            for (long k = s.firstStep(); k < s.endStep(); k++) {
+                tokens += (long) w * s.batchAt(k) * s.seqLen();
+            }
+            double flops = tokens * Trainer.flopsPerToken(s.model());
+            totalFlops += flops;
+            totalTokens += tokens;
+            LoopConfig m = s.model();
+            out.add(String.format(Locale.ROOT,
+                    "stage %s: steps %d–%d (%d), %s tokens, batch %s x %d tokens per worker, T %d, beta %s, RoPE base %s,"
+                            + " layers %d (%.1fM parameters)%s, lr %s, mixture %s (%s when a source runs out), %s, %.3g FLOP",
+                    s.name(), s.firstStep(), s.endStep() - 1, s.steps(), human(tokens), batch(s), s.seqLen(), m.steps(),
+                    num(m.beta()), num(m.ropeBase()), m.layers(), new ParamLayout(m).totalSize() / 1e6,
+                    s.upcycle() == null ? "" : " (upcycled by " + s.upcycle().mode() + ")", lr(s.lr()),
+                    mixture(s.mixture()), s.onExhausted(), s.stageTwo() ? "Stage II (exit gate only, LM frozen)"
+                            : "Stage I", flops));
+        }
+        out.add(String.format(Locale.ROOT, "total: %s tokens, %.3g FLOP; checkpoints %s", human(totalTokens), totalFlops,
+                cfg.train().checkpointEvery() > 0 ? "every " + cfg.train().checkpointEvery() + " steps and at each stage end"
+                        + " under " + cfg.run().out() + ", last " + cfg.train().keepCheckpoints() + " kept" : "off"));
+        return out;
+    }
+
+    /** What changes when {@code next} begins after {@code prev} (null at the start of the run). */
+    public static String transition(TrainConfig.Stage prev, TrainConfig.Stage next) {
+        if (prev == null) {
+            return "stage " + next.name() + " begins at step " + next.firstStep();
+        }
+        List<String> changes = new ArrayList<>();
+        LoopConfig a = prev.model(), b = next.model();
+        if (prev.seqLen() != next.seqLen()) {
+            changes.add("sequence length " + prev.seqLen() + " -> " + next.seqLen() + " (the reader repacks the stream)");
+        }
+        if (a.steps() != b.steps()) {
+            changes.add("recurrent steps " + a.steps() + " -> " + b.steps());
+        }
+        if (a.beta() != b.beta()) {
+            changes.add("beta " + num(a.beta()) + " -> " + num(b.beta()));
+        }
+        if (a.ropeBase() != b.ropeBase()) {
+            changes.add("RoPE base " + num(a.ropeBase()) + " -> " + num(b.ropeBase()));
+        }
+        if (a.layers() != b.layers()) {
+            changes.add("layers " + a.layers() + " -> " + b.layers() + " (upcycled by "
+                    + (next.upcycle() == null ? "tile" : next.upcycle().mode()) + ", optimizer moments duplicated with them)");
+        }
+        if (prev.batchAt(prev.endStep() - 1) != next.batchAt(next.firstStep())) {
+            changes.add("batch " + prev.batchAt(prev.endStep() - 1) + " -> " + batch(next) + " sequences per worker");
+        }
+        if (!prev.lr().equals(next.lr())) {
+            changes.add("lr " + lr(prev.lr()) + " -> " + lr(next.lr()));
+        }
+        if (!prev.mixture().equals(next.mixture())) {
+            changes.add("mixture " + mixture(prev.mixture()) + " -> " + mixture(next.mixture()));
+        }
+        if (prev.stageTwo() != next.stageTwo()) {
+            changes.add(next.stageTwo() ? "objective Stage II: LM frozen, only the exit gate trains"
+                    : "objective back to Stage I");
+        }
+        return "stage " + next.name() + " begins at step " + next.firstStep() + ": "
+                + (changes.isEmpty() ? "no change" : String.join("; ", changes));
+    }
+
+    static String batch(TrainConfig.Stage s) {
+        return s.batchStart() == s.batchPerWorker() || s.rampSteps() == 0 ? Integer.toString(s.batchPerWorker())
+                : s.batchStart() + "->" + s.batchPerWorker() + " over " + s.rampSteps() + " steps";
+    }
+
+    static String lr(TrainConfig.Lr l) {
+        return String.format(Locale.ROOT, "%s %.3g%s%s", l.schedule(), l.peak(),
+                l.warmupSteps() > 0 ? " after " + l.warmupSteps() + " warm-up steps" : "",
+                l.schedule().equals("constant") ? "" : String.format(Locale.ROOT, " to %.3g", l.peak() * l.minRatio()));
+    }
+
+    static String mixture(Map<String, Double> m) {
+        double sum = m.values().stream().mapToDouble(Double::doubleValue).sum();
+        StringBuilder b = new StringBuilder("{");
+        new java.util.TreeMap<>(m).forEach((k, v) -> b.append(b.length() > 1 ? ", " : "")
+                .append(k).append(String.format(Locale.ROOT, " %.1f%%", 100 * v / sum)));
+        return b.append('}').toString();
+    }
+
+    static String sources(TrainConfig cfg) {
+        StringBuilder b = new StringBuilder();
+        for (TrainConfig.Source s : cfg.sources()) {
+            b.append(b.length() > 0 ? ", " : "").append(s.name()).append('=')
+                    .append(s.synthetic() ? "synthetic(" + s.syntheticTokens() + " tokens)" : s.manifest());
+        }
+        return b.toString();
+    }
+
+    static String num(double x) {
+        return x == Math.rint(x) && Math.abs(x) < 1e15 ? Long.toString((long) x) : Double.toString(x);
+    }
+
+    static String human(long n) {
+        if (n >= 1_000_000_000_000L) {
+            return String.format(Locale.ROOT, "%.2fT", n / 1e12);
+        }
+        if (n >= 1_000_000_000L) {
+            return String.format(Locale.ROOT, "%.2fB", n / 1e9);
+        }
+        if (n >= 1_000_000L) {
+            return String.format(Locale.ROOT, "%.2fM", n / 1e6);
+        }
+        return Long.toString(n);
+    }
+}
