@@ -1,0 +1,75 @@
+package io.ouro.orchestrator.config;
+
+import io.ouro.orchestrator.train.Plan;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Config errors name the file, the field and what was expected; the shipped configs are valid. */
+class ConfigValidationTest {
+
+    static final String OK = """
+            run: {name: t}
+            data: {synthetic: {tokens: 1000}}
+            train: {workers: 1}
+            stages:
+              - {name: a, steps: 3, seq_len: 8, batch_per_worker: 1}
+            """;
+
+    static String error(String yaml) {
+        return assertThrows(ConfigException.class, () -> TrainConfig.parse("bad.yaml", yaml)).getMessage();
+    }
+
+    @Test
+    void errorsNameFileFieldAndExpectation() {
+        TrainConfig.parse("ok.yaml", OK);
+        assertEquals("bad.yaml: stages[0].seq_len: expected an integer in [1, 1048576], got '0'",
+                error(OK.replace("seq_len: 8", "seq_len: 0")));
+        assertTrue(error(OK.replace("seq_len: 8", "seq_lenn: 8")).startsWith("bad.yaml: stages[0].seq_len: expected an integer (required)"));
+        assertTrue(error(OK.replace("train: {workers: 1}", "train: {workers: 1, wrokers: 2}"))
+                .startsWith("bad.yaml: train.wrokers: unknown field"));
+        assertEquals("bad.yaml: stages[0].lr.schedule: expected constant, cosine or wsd, got 'linear'",
+                error(OK.replace("batch_per_worker: 1}", "batch_per_worker: 1, lr: {schedule: linear}}")));
+        assertTrue(error(OK.replace("batch_per_worker: 1}", "batch_per_worker: 1, mixture: {web: 1}}"))
+                .startsWith("bad.yaml: stages[0].mixture.web: unknown field"));
+        assertTrue(error(OK.replace("batch_per_worker: 1}", "batch_per_worker: 1, upcycle: {layers: 3}}"))
+                .startsWith("bad.yaml: stages[0].upcycle.layers: expected a multiple of the current 2 layers"));
+        assertTrue(error(OK.replace("steps: 3,", "steps: 3, tokens: 100,")).contains("give either steps or tokens"));
+        assertTrue(error(OK.replace("train: {workers: 1}", "train: {workers: 1, device: tpu}"))
+                .startsWith("bad.yaml: train.device: expected gpu | gpu:<n> | cpu | opencl:<index> | java"));
+        assertTrue(error("run: [1, 2]").startsWith("bad.yaml: run: expected a mapping"));
+        assertTrue(error(OK.replace("data: {synthetic: {tokens: 1000}}", "data: {}"))
+                .startsWith("bad.yaml: data.manifest: required"));
+        assertTrue(error(OK + "  - {name: a, steps: 1, seq_len: 8, batch_per_worker: 1}\n").contains("'a' is used twice"));
+        assertTrue(error("stages: [\n").startsWith("bad.yaml: not valid YAML"));
+    }
+
+    @Test
+    void shippedPipelineConfigsAreValid() throws Exception {
+        Path dir = Path.of("..", "pipeline-configs");
+        List<Path> files;
+        try (Stream<Path> s = Files.list(dir)) {
+            files = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
+        }
+        assertTrue(files.size() >= 3, "pipeline-configs holds the recipes and a demo: " + files);
+        for (Path f : files) {
+            TrainConfig cfg = TrainConfig.load(f);
+            List<String> plan = Plan.describe(cfg);
+            System.out.println(String.join("\n", plan));
+            assertTrue(plan.size() == cfg.stages().size() + 2);
+        }
+        TrainConfig big = TrainConfig.load(dir.resolve("ouro-2.6b.yaml"));
+        assertEquals(List.of("1a", "1a-t4", "1b", "ct-anneal", "longct", "mid-train"),
+                big.stages().stream().map(TrainConfig.Stage::name).limit(6).toList());
+        assertEquals(48, big.stages().get(2).model().layers());
+        assertEquals(24, big.stages().get(1).model().layers());
+        assertEquals(8, big.stages().get(0).model().steps());
+    }
+}
