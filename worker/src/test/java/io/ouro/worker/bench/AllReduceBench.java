@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * (the ring's W links share this machine's cores). The single-link bandwidth (one sender, one
  * receiver, nothing else running) is printed too, with the ratio it would give.
  *
- * <p>Run with {@code tests/bench.sh allreduce [iterations] [maxMiB] [chunkKiB]}. The last line is
+ * <p>Run with {@code tests/bench.sh allreduce [rounds] [maxMiB] [chunkKiB]}. The last line is
  * {@code RESULT allreduce ratio=<worst of W=2,4 measured/optimal at the largest size> ...}.
  */
 public final class AllReduceBench {
