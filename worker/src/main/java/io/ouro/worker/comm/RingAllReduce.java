@@ -164,7 +164,7 @@ public final class RingAllReduce implements AutoCloseable {
             return new RingAllReduce(config, addresses, r, left, sender, refusedCount[0]);
         } catch (IOException e) {
             cleanUp(server, sender, left, right);
-            throw new AllReduceException("rank " + rank + ": could not listen on " + config.bindHost() + ": " + e,
+            throw new AllReduceException("rank " + rank + ": setup failed (listening on " + config.bindHost() + "): " + e,
                     -1, null, e);
         } catch (RuntimeException e) {
             cleanUp(server, sender, left, right);
