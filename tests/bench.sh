@@ -8,7 +8,7 @@
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
-#               args: [rounds 5] [max MiB 256] [chunk KiB 256]
+#               args: [rounds 7] [max MiB 256] [chunk KiB 256]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
