@@ -41,7 +41,7 @@ case "$name" in
     ;;
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
-      "| allreduce [rounds] [maxMiB] [chunkKiB]" >&2
+      "| allreduce [iterations] [maxMiB] [chunkKiB]" >&2
     exit 2
     ;;
 esac
