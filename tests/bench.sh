@@ -10,7 +10,7 @@
 #               args: [device, default opencl:0] [size 1024] [no-torch]
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
-#               args: [iterations 5] [max MiB 256] [chunk KiB 512]
+#               args: [rounds 7] [max MiB 256] [chunk KiB 256]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -13,8 +13,10 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -53,6 +55,8 @@ public final class RingAllReduce implements AutoCloseable {
     public enum Op { SUM, MEAN }
 
     static final int HEADER_BYTES = 16;
+    /** Handshakes in progress at once on the listening socket during setup. */
+    static final int MAX_PENDING_HANDSHAKES = 16;
     private static final System.Logger LOG = System.getLogger(RingAllReduce.class.getName());
 
     private final RingConfig config;
@@ -160,7 +164,7 @@ public final class RingAllReduce implements AutoCloseable {
             return new RingAllReduce(config, addresses, r, left, sender, refusedCount[0]);
         } catch (IOException e) {
             cleanUp(server, sender, left, right);
-            throw new AllReduceException("rank " + rank + ": could not listen on " + config.bindHost() + ": " + e,
+            throw new AllReduceException("rank " + rank + ": setup failed (listening on " + config.bindHost() + "): " + e,
                     -1, null, e);
         } catch (RuntimeException e) {
             cleanUp(server, sender, left, right);
@@ -521,42 +525,84 @@ public final class RingAllReduce implements AutoCloseable {
         }
     }
 
+    /**
+     * Accepts connections until one proves the secret as rank {@code leftRank}. Each connection's
+     * handshake runs on its own thread, so a connection that stalls cannot hold up the real neighbour;
+     * at most {@link #MAX_PENDING_HANDSHAKES} run at once, further connections are refused outright.
+     */
     private static PeerLink acceptLeft(ServerSocketChannel server, RingConfig config, int leftRank, String address,
                                        long deadline, long[] refusedCount, Future<PeerLink> right) throws IOException {
         int rank = config.rank();
         server.configureBlocking(false);
+        CompletableFuture<PeerLink> winner = new CompletableFuture<>();
+        Set<PeerLink> pending = ConcurrentHashMap.newKeySet();
+        AtomicLong refused = new AtomicLong();
+        ExecutorService handshakes = Executors.newCachedThreadPool(daemon("ring-allreduce-r" + rank + "-handshake"));
+        boolean handedOver = false;
         try (Selector selector = Selector.open()) {
             server.register(selector, SelectionKey.OP_ACCEPT);
             while (true) {
+                if (winner.isDone()) {
+                    handedOver = true;
+                    return winner.join();
+                }
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     throw new AllReduceException("rank " + rank + ": no authenticated connection from rank " + leftRank
                             + " (" + address + ") within " + config.setupTimeout().toMillis() + " ms (refused "
-                            + refusedCount[0] + " connection(s))", leftRank, address);
+                            + refused.get() + " connection(s))", leftRank, address);
                 }
                 selector.select(Math.max(1, Math.min(100, TimeUnit.NANOSECONDS.toMillis(left))));
                 selector.selectedKeys().clear();
                 if (right.isDone()) {
                     failFastIfConnectFailed(right);
                 }
-                SocketChannel ch = server.accept();
-                if (ch == null) {
-                    continue;
+                SocketChannel ch;
+                while (!winner.isDone() && (ch = server.accept()) != null) {
+                    String remote = String.valueOf(ch.getRemoteAddress());
+                    if (pending.size() >= MAX_PENDING_HANDSHAKES) {
+                        refuse(rank, leftRank, address, remote, "more than " + MAX_PENDING_HANDSHAKES
+                                + " handshakes pending", refused);
+                        ch.close();
+                        continue;
+                    }
+                    ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                    PeerLink link = new PeerLink(ch, rank, leftRank, address);
+                    pending.add(link);
+                    handshakes.execute(() -> {
+                        String refusal = Handshake.accept(link, config.secret(), config.worldSize(), rank, leftRank,
+                                Math.min(config.ioTimeout().toNanos(), Math.max(1, deadline - System.nanoTime())));
+                        pending.remove(link);
+                        if (refusal == null && winner.complete(link)) {
+                            selector.wakeup();
+                            return;
+                        }
+                        refuse(rank, leftRank, address, remote,
+                                refusal != null ? refusal : "rank " + leftRank + " is already connected", refused);
+                        link.close();
+                    });
                 }
-                String remote = String.valueOf(ch.getRemoteAddress());
-                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                PeerLink link = new PeerLink(ch, rank, leftRank, address);
-                String refusal = Handshake.accept(link, config.secret(), config.worldSize(), rank, leftRank,
-                        Math.min(config.ioTimeout().toNanos(), Math.max(1, deadline - System.nanoTime())));
-                if (refusal == null) {
-                    return link;
-                }
-                refusedCount[0]++;
-                LOG.log(System.Logger.Level.WARNING, "rank " + rank + ": refused connection from " + remote
-                        + " (expected rank " + leftRank + " at " + address + "): " + refusal);
-                link.close();
             }
+        } finally {
+            // Handshakes still running lose: close them, let their threads log the refusal, then count.
+            pending.forEach(PeerLink::close);
+            handshakes.shutdown();
+            try {
+                handshakes.awaitTermination(1, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (!handedOver && winner.isDone()) {
+                winner.join().close();
+            }
+            refusedCount[0] = refused.get();
         }
+    }
+
+    private static void refuse(int rank, int leftRank, String address, String remote, String why, AtomicLong refused) {
+        refused.incrementAndGet();
+        LOG.log(System.Logger.Level.WARNING, "rank " + rank + ": refused connection from " + remote
+                + " (expected rank " + leftRank + " at " + address + "): " + why);
     }
 
     /** The connection to the right neighbour failed for good: no point waiting for the left one. */

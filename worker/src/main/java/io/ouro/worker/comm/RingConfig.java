@@ -20,7 +20,7 @@ public record RingConfig(int rank, int worldSize, String bindHost, String advert
                          Duration setupTimeout, Duration ioTimeout, int chunkBytes) {
 
     /** Payload per frame unless configured: large enough to amortise the 16-byte header and a syscall. */
-    public static final int DEFAULT_CHUNK_BYTES = 512 * 1024;
+    public static final int DEFAULT_CHUNK_BYTES = 256 * 1024;
     static final int MIN_SECRET_BYTES = 16;
 
     public RingConfig {

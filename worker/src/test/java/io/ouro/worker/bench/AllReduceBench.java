@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * (the ring's W links share this machine's cores). The single-link bandwidth (one sender, one
  * receiver, nothing else running) is printed too, with the ratio it would give.
  *
- * <p>Run with {@code tests/bench.sh allreduce [iterations] [maxMiB] [chunkKiB]}. The last line is
+ * <p>Run with {@code tests/bench.sh allreduce [rounds] [maxMiB] [chunkKiB]}. The last line is
  * {@code RESULT allreduce ratio=<worst of W=2,4 measured/optimal at the largest size> ...}.
  */
 public final class AllReduceBench {
@@ -32,7 +32,7 @@ public final class AllReduceBench {
     }
 
     public static void main(String[] args) throws Exception {
-        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 7;
         int maxMiB = args.length > 1 ? Integer.parseInt(args[1]) : 256;
         int chunkBytes = args.length > 2 ? Integer.parseInt(args[2]) * 1024 : RingConfig.DEFAULT_CHUNK_BYTES;
         List<Integer> sizes = new ArrayList<>();
@@ -83,6 +83,8 @@ public final class AllReduceBench {
                 largestMs[wi] = median(ringS) * 1e3;
                 System.out.printf(Locale.ROOT, "%nW=%d: point-to-point at %d MiB: 1 link %.3f GB/s; %d concurrent links %.3f GB/s "
                         + "per link (%.3f GB/s in all)%n", w, largest, p2p[wi], w, linkBw[wi], w * linkBw[wi]);
+                System.out.printf(Locale.ROOT, "W=%d: ratio per round %s%n", w, Arrays.toString(
+                        Arrays.stream(r).map(x -> Math.round(x * 1000) / 1000.0).toArray()));
                 System.out.printf(Locale.ROOT, "%-3s %8s %10s %10s %12s %10s %10s %10s %10s %10s%n", "W", "MiB",
                         "median_ms", "min_ms", "rank0_sent", "framing_B", "busbw_GB/s", "opt_ms", "ratio", "opt1_ms");
                 for (int si = 0; si < sizes.size(); si++) {

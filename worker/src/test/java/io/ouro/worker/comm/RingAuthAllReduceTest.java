@@ -123,6 +123,47 @@ class RingAuthAllReduceTest {
     }
 
     @Test
+    void silentConnectionDoesNotHoldUpTheRealNeighbour() throws IOException {
+        int world = 2;
+        byte[] secret = RingAllReduce.newSecret();
+        List<Function<String, List<String>>> inner = LocalRing.allGather(world, Duration.ofSeconds(10));
+        List<Socket> silent = new ArrayList<>();
+        // Rank 1 first opens a connection to rank 0 that never says a word, then joins for real.
+        List<Function<String, List<String>>> gathers = List.of(inner.get(0), self -> {
+            List<String> all = inner.get(1).apply(self);
+            try {
+                silent.add(open(all.get(0)));
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+            return all;
+        });
+        try {
+            // The handshake wait is 60 s: joining within the guard means the silent socket was not waited on first.
+            List<RingAllReduce> ranks = assertTimeoutPreemptively(GUARD, () -> LocalRing.open(world,
+                    r -> RingConfig.of(r, world, LocalRing.LOOPBACK, secret)
+                            .withTimeouts(Duration.ofSeconds(60), Duration.ofSeconds(60)), gathers));
+            try {
+                assertEquals(1, ranks.get(0).stats().refusedConnections());
+                float[][] in = RingSumAllReduceTest.inputs(world, 77, 9);
+                List<float[]> out = LocalRing.parallel(world, r -> {
+                    float[] b = in[r].clone();
+                    ranks.get(r).allReduceSum(b, 0, b.length);
+                    return b;
+                });
+                assertArrayEquals(RingSumAllReduceTest.ringOrderSum(in), out.get(0));
+            } finally {
+                LocalRing.closeAll(ranks);
+            }
+            assertEquals("refused", readUntilClosed(silent.get(0).getInputStream()), "the silent connection is closed");
+        } finally {
+            for (Socket s : silent) {
+                s.close();
+            }
+        }
+    }
+
+    @Test
     void secretIsValidatedAndNeverPrinted() {
         byte[] s = RingAllReduce.newSecret();
         RingConfig c = RingConfig.of(0, 2, LocalRing.LOOPBACK, s);
