@@ -100,12 +100,8 @@ public final class PretrainApp {
             sources = java.util.List.of(new TrainConfig.Source(sources.get(0).name(), data, 0, 0));
         }
         TrainConfig.Run r = out == null ? cfg.run() : new TrainConfig.Run(cfg.run().name(), cfg.run().seed(), out);
-        TrainConfig.Train t = cfg.train();
-        if (out != null && t.checkpointEvery() == 0) {
-            t = new TrainConfig.Train(t.workers(), t.device(), t.segmentSteps(), t.clip(), t.peakGflops(),
-                    t.timeoutSeconds(), t.segmentSteps(), t.keepCheckpoints(), t.maxAttempts(), t.injectFailureAtStep());
-        }
-        return new TrainConfig(cfg.file(), r, cfg.model(), sources, t, cfg.stages());
+        TrainConfig c = new TrainConfig(cfg.file(), r, cfg.model(), sources, cfg.train(), cfg.stages());
+        return out != null && c.train().checkpointEvery() == 0 ? c.withCheckpointEvery(c.train().segmentSteps()) : c;
     }
 
     static String need(String flag, String v) {

@@ -58,7 +58,7 @@ public final class CheckpointStore {
     }
 
     /** A loaded checkpoint. */
-    public record Checkpoint(long step, float[] params, OptimizerState optimizer, String path) {
+    public record Checkpoint(long step, float[] params, OptimizerState optimizer, String path, Map<String, String> extra) {
     }
 
     public static String dirName(long step) {
@@ -151,8 +151,14 @@ public final class CheckpointStore {
         float[] p = readTensors(new Path(dir, MODEL), layout, state.path("sha256").path(MODEL).asText());
         float[] m = readTensors(new Path(dir, M1), layout, state.path("sha256").path(M1).asText());
         float[] v = readTensors(new Path(dir, M2), layout, state.path("sha256").path(M2).asText());
+        Map<String, String> extra = new java.util.TreeMap<>();
+        state.fields().forEachRemaining(e -> {
+            if (e.getValue().isValueNode()) {
+                extra.put(e.getKey(), e.getValue().asText());
+            }
+        });
         return new Checkpoint(state.path("step").asLong(), p, new OptimizerState(state.path("optimizer_step").asLong(), m, v),
-                dir.toString());
+                dir.toString(), extra);
     }
 
     private float[] readTensors(Path p, ParamLayout layout, String expectSha) throws IOException {

@@ -37,8 +37,22 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
 
     /** Settings of the whole run (not per stage). */
     public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
-                        long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep)
-            implements Serializable {
+                        long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
+                        Spike spike, long injectNonFiniteAtStep) implements Serializable {
+
+        Train withCheckpointEvery(long every) {
+            return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
+                    maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep);
+        }
+    }
+
+    /** Spike skipping: an update is skipped when loss or gradient norm exceeds mean + sigma sd of the window. */
+    public record Spike(int window, int minHistory, double sigma) implements Serializable {
+    }
+
+    /** This config with checkpoints every {@code every} steps. */
+    public TrainConfig withCheckpointEvery(long every) {
+        return new TrainConfig(file, run, model, sources, train.withCheckpointEvery(every), stages);
     }
 
     /** Learning rate of one stage: linear warm-up to {@code peak}, then constant, cosine or WSD to the floor. */
@@ -223,8 +237,14 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         int keep = (int) t.integer("keep_checkpoints", 3L, 1, 10_000);
         int attempts = (int) t.integer("max_attempts", 3L, 1, 100);
         long inject = t.integer("inject_failure_at_step", -1L, -1, Long.MAX_VALUE / 4);
+        long injectNan = t.integer("inject_nonfinite_at_step", -1L, -1, Long.MAX_VALUE / 4);
+        Node sp = t.child("spike");
+        Spike spike = new Spike((int) sp.integer("window", 50L, 1, 100_000), (int) sp.integer("min_history", 20L, 1, 100_000),
+                sp.number("sigma", 6.0, 0, 1e6));
+        sp.noOthers();
         t.noOthers();
-        Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject);
+        Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
+                injectNan);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

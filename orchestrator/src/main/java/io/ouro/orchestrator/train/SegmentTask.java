@@ -45,10 +45,13 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
     private final LongAccumulator tokensAcc, stepsAcc;
     private final long injectFailureAt;
     private transient long localTokens;
+    private transient SpikeGuard guard;
+    private final LongAccumulator skippedAcc;
 
     public SegmentTask(TrainConfig cfg, String runId, String stage, byte[] secret, long first, long last,
                        boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc,
-                       long injectFailureAt) {
+                       long injectFailureAt, LongAccumulator skippedAcc) {
+        this.skippedAcc = skippedAcc;
         this.injectFailureAt = injectFailureAt;
         this.cfg = cfg;
         this.runId = runId;
@@ -97,6 +100,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                     if (s == injectFailureAt && rank == world - 1) {
                         throw new IllegalStateException("injected failure at step " + s + " (train.inject_failure_at_step)");
                     }
+                    guard = st.guard;
                     StepMetrics m = step(st.backend, ring, pf, s, st0);
                     st.step = s + 1;
                     tokensAcc.add(localTokens);
@@ -114,7 +118,8 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                 CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
                         new org.apache.hadoop.conf.Configuration());
                 checkpoint = store.write(last, st.backend.layout(), st.backend.parameters(),
-                        st.backend.optimizerState(), cfg.hash(), java.util.Map.of("stage", st0.name(), "run_id", runId), null);
+                        st.backend.optimizerState(), cfg.hash(), java.util.Map.of("stage", st0.name(), "run_id", runId,
+                                "spike_history", st.guard.save()), null);
             }
             completed = true;
             return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
@@ -133,24 +138,38 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         long c0 = System.nanoTime();
         Objective obj = stage.stageTwo() ? Objective.stageTwo() : Objective.stageOne(stage.model().beta());
         b.zeroGradients();
-        StepReport rep = b.forward(batch.tokens(), batch.targets(), obj);
-        b.backward();
+        StepReport rep = null;
+        boolean nonFinite = s == cfg.train().injectNonFiniteAtStep() && ring.rank() == ring.worldSize() - 1;
+        if (!nonFinite) {
+            try {
+                rep = b.forward(batch.tokens(), batch.targets(), obj);
+                b.backward();
+            } catch (io.ouro.worker.model.NonFiniteException e) {
+                nonFinite = true;
+            }
+        }
         float[] g = b.gradients();
+        if (nonFinite) {
+            java.util.Arrays.fill(g, 0f); // this rank still takes part in the all-reduce, with nothing
+        }
         // token-weighted: the global objective is the mean over every target position of the global batch
-        float w = rep.tokens();
-        localTokens = rep.tokens();
+        float w = nonFinite ? 0 : rep.tokens();
+        localTokens = nonFinite ? 0 : rep.tokens();
         for (int i = 0; i < g.length; i++) {
             g[i] *= w;
         }
         int steps = stage.model().steps();
-        float[] extra = new float[2 + 2 * steps];
-        extra[0] = w;
-        extra[1] = (float) (rep.loss() * w);
-        double[] ce = rep.stepCe(), ex = rep.meanExit();
-        for (int t = 0; t < steps; t++) {
-            extra[2 + t] = (float) (ce[t] * w);
-            extra[2 + steps + t] = (float) (ex[t] * w);
+        float[] extra = new float[3 + 2 * steps];
+        if (!nonFinite) {
+            extra[0] = w;
+            extra[1] = (float) (rep.loss() * w);
+            double[] ce = rep.stepCe(), ex = rep.meanExit();
+            for (int t = 0; t < steps; t++) {
+                extra[2 + t] = (float) (ce[t] * w);
+                extra[2 + steps + t] = (float) (ex[t] * w);
+            }
         }
+        extra[2 + 2 * steps] = nonFinite ? 1 : 0;
         long c1 = System.nanoTime();
         if (stage.stageTwo()) {
             // Stage II trains the exit gate only: the frozen LM's gradients are zero and are not all-reduced
@@ -164,23 +183,36 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         ring.allReduceSum(extra, 0, extra.length);
         long c2 = System.nanoTime();
         float total = extra[0];
-        for (int i = 0; i < g.length; i++) {
-            g[i] /= total;
+        int badRanks = Math.round(extra[2 + 2 * steps]);
+        double loss = total > 0 ? extra[1] / total : Double.NaN;
+        double norm = Double.NaN;
+        String skipped;
+        if (badRanks > 0) {
+            skipped = "non-finite loss on " + badRanks + " rank(s)";
+        } else {
+            for (int i = 0; i < g.length; i++) {
+                g[i] /= total;
+            }
+            b.setGradients(g);
+            norm = b.clipGradients(cfg.train().clip() > 0 ? cfg.train().clip() : Double.POSITIVE_INFINITY);
+            skipped = guard.check(loss, norm);
         }
-        b.setGradients(g);
-        double norm = b.clipGradients(cfg.train().clip() > 0 ? cfg.train().clip() : Double.POSITIVE_INFINITY);
         double lr = stage.lrAt(s);
-        var layout = b.layout();
-        b.adamw(lr, stage.stageTwo() ? layout::isGate : t -> true);
+        if (skipped == null) {
+            var layout = b.layout();
+            b.adamw(lr, stage.stageTwo() ? layout::isGate : t -> true);
+        } else if (ring.rank() == 0) {
+            skippedAcc.add(1);
+        }
         long c3 = System.nanoTime();
         double[] stepCe = new double[steps], exit = new double[steps];
         for (int t = 0; t < steps; t++) {
-            stepCe[t] = extra[2 + t] / total;
-            exit[t] = extra[2 + steps + t] / total;
+            stepCe[t] = total > 0 ? extra[2 + t] / total : Double.NaN;
+            exit[t] = total > 0 ? extra[2 + steps + t] / total : Double.NaN;
         }
         double ms = 1e-6;
-        return new StepMetrics(s, extra[1] / total, stepCe, exit, norm, lr, (long) total,
-                (c3 - t0) * ms, ((c1 - c0) + (c3 - c2)) * ms, (c2 - c1) * ms, waited * ms);
+        return new StepMetrics(s, loss, stepCe, exit, norm, lr, (long) total,
+                (c3 - t0) * ms, ((c1 - c0) + (c3 - c2)) * ms, (c2 - c1) * ms, waited * ms, skipped);
     }
 
     /** The configured device, or the GPU Spark assigned to this task when GPU scheduling is on. */

@@ -9,8 +9,8 @@ import java.util.Locale;
  * learning rate, and where the time went on rank 0 (compute, all-reduce, waiting for data, the rest).
  */
 public record StepMetrics(long step, double loss, double[] stepCe, double[] meanExit, double gradNorm, double lr,
-                          long tokens, double wallMs, double computeMs, double commMs, double dataWaitMs)
-        implements Serializable {
+                          long tokens, double wallMs, double computeMs, double commMs, double dataWaitMs,
+                          String skipped) implements Serializable {
 
     /** Time that is neither compute nor all-reduce: data wait plus orchestration. */
     public double overheadMs() {
@@ -31,6 +31,9 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         b.append(String.format(Locale.ROOT, "] gnorm %.3f lr %.2e %.0f tok/s", gradNorm, lr, tokS));
         if (peakGflops > 0) {
             b.append(String.format(Locale.ROOT, " MFU %.1f%%", 100 * tokS * flopsPerToken / 1e9 / peakGflops));
+        }
+        if (skipped != null) {
+            b.append(" SKIPPED (").append(skipped).append(')');
         }
         b.append(String.format(Locale.ROOT, " | %.0f ms: compute %.0f, all-reduce %.0f, data wait %.1f, other %.1f",
                 wallMs, computeMs, commMs, dataWaitMs, Math.max(0, overheadMs() - dataWaitMs)));

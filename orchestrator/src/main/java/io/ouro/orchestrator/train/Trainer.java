@@ -59,6 +59,7 @@ public final class Trainer {
         byte[] secret = RingAllReduce.newSecret();
         LongAccumulator tokens = sc.longAccumulator("ouro tokens");
         LongAccumulator steps = sc.longAccumulator("ouro steps");
+        LongAccumulator skipped = sc.longAccumulator("ouro skipped updates");
         int w = t.workers();
         log.accept(String.format(Locale.ROOT, "run %s: %d workers, %d steps in %d stage(s), device %s, config hash %s",
                 runId, w, cfg.totalSteps(), cfg.stages().size(), t.device(), cfg.hash()));
@@ -94,7 +95,7 @@ public final class Trainer {
             sc.setJobGroup("ouro-" + runId + "-" + first, desc, false);
             boolean wantParams = returnParameters && last == cfg.totalSteps();
             SegmentTask task = new SegmentTask(cfg, runId, stage.name(), secret, first, last, wantParams, tokens, steps,
-                    inject);
+                    inject, skipped);
             long s0 = System.nanoTime();
             SegmentResult[] res;
             try {
@@ -168,8 +169,8 @@ public final class Trainer {
                 params = r0.parameters();
             }
         }
-        log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens (accumulators)%s", runId,
-                steps.value(), tokens.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
+        log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens, %d skipped updates (accumulators; counted"
+                        + " on every rank)%s", runId, steps.value(), tokens.value(), skipped.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
         return new Result(runId, all, segs, params);
     }
 

@@ -32,10 +32,12 @@ final class WorkerState implements AutoCloseable {
     final String device;
     final String shape;
     final TrainingBackend backend;
+    final SpikeGuard guard;
     long step;
     private boolean inUse;
 
-    private WorkerState(String runId, String device, String shape, TrainingBackend backend, long step) {
+    private WorkerState(String runId, String device, String shape, TrainingBackend backend, long step, SpikeGuard guard) {
+        this.guard = guard;
         this.runId = runId;
         this.device = device;
         this.shape = shape;
@@ -78,10 +80,13 @@ final class WorkerState implements AutoCloseable {
             }
         }
         TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), batch, st.seqLen());
+        var sp = cfg.train().spike();
+        SpikeGuard guard = new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), st.name());
         String source;
         try {
             if (moveFrom != null) {
                 carry(moveFrom.backend.layout(), moveFrom.backend.parameters(), moveFrom.backend.optimizerState(), b, st);
+                guard.restore(moveFrom.guard.save());
                 synchronized (REGISTRY) {
                     REGISTRY.remove(moveFrom);
                 }
@@ -97,6 +102,7 @@ final class WorkerState implements AutoCloseable {
                 ParamLayout written = new ParamLayout(cfg.stageAt(step - 1).model());
                 CheckpointStore.Checkpoint c = store.load(step, written, cfg.hash());
                 carry(written, c.params(), c.optimizer(), b, st);
+                guard.restore(c.extra().get("spike_history"));
                 source = "checkpoint " + c.path();
             } else {
                 throw new IllegalStateException("no model state for step " + step
@@ -110,7 +116,8 @@ final class WorkerState implements AutoCloseable {
             throw new IllegalStateException("run " + runId + ": cannot set up the state of step " + step + ": "
                     + e.getMessage(), e);
         }
-        WorkerState s = new WorkerState(runId, device, shape, b, step);
+        guard.enterStage(st.name());
+        WorkerState s = new WorkerState(runId, device, shape, b, step, guard);
         s.inUse = true;
         synchronized (REGISTRY) {
             REGISTRY.add(s);

@@ -89,8 +89,8 @@ class DataParallelTest {
             }
         }
         // bytes on the wire: with W = 2 each rank sends 2(W-1)/W = 1 times the buffer per all-reduce: the
-        // gradients and the 2 + 2T metric sums, every step
-        long perStep = 4L * (p1.length + 2 + 2 * 3);
+        // gradients and the 3 + 2T metric sums (tokens, loss, per-step CE and exit, non-finite flag), every step
+        long perStep = 4L * (p1.length + 3 + 2 * 3);
         for (SegmentResult[] seg : two.segments()) {
             long steps = seg[0].steps().size() + seg[1].steps().size();
             for (SegmentResult r : seg) {
