@@ -8,6 +8,8 @@
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
 #   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
 #               args: [device, default opencl:0] [size 1024] [no-torch]
+#   tokenizer   single-thread encoding throughput of our BPE vs HF tokenizers (DJL) vs jtokkit on the
+#               same documents (GPT-2's tokenizer), ids checked equal; args: [corpus, default fortunes-en] [rounds 5]
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
@@ -49,9 +51,15 @@ case "$name" in
     cp=$(test_classpath worker)
     exec java -Xmx8g -cp "$cp" io.ouro.worker.bench.AllReduceBench "$@"
     ;;
+  tokenizer)
+    cp=$(test_classpath tokenizer)
+    exec java -Xmx4g -Doffline=true \
+      -DDJL_CACHE_DIR="$root/tokenizer/target/djl-cache" -DENGINE_CACHE_DIR="$root/tokenizer/target/djl-cache" \
+      -cp "$cp" io.ouro.tokenizer.bench.TokenizerBench "$@"
+    ;;
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
-      "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB]" >&2
+      "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" >&2
     exit 2
     ;;
 esac
