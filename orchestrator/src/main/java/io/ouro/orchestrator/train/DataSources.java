@@ -18,6 +18,11 @@ final class DataSources {
     private DataSources() {
     }
 
+    /** Forgets the opened sources (a test that changes files between runs in one JVM). */
+    static synchronized void clear() {
+        OPEN.clear();
+    }
+
     static synchronized TokenSource open(TrainConfig cfg, TrainConfig.Source src) {
         String key = src.synthetic() ? "synthetic:" + cfg.model().vocab() + ":" + src.syntheticTokens() + ":"
                 + src.syntheticSeed() : "manifest:" + src.manifest();

@@ -447,28 +447,20 @@ public final class TokenizeJob {
         /** Parquet: one record per row; the string column {@code --field}; the offset is the row number. */
         void readParquet(Path in, Configuration conf, String file) throws IOException {
             bytesIn = in.getFileSystem(conf).getFileStatus(in).getLen();
-            try (var reader = org.apache.parquet.hadoop.ParquetReader.builder(
-                    new org.apache.parquet.hadoop.example.GroupReadSupport(), in).withConf(conf).build()) {
-                org.apache.parquet.example.data.Group g;
-                long row = 0;
-                while ((g = reader.read()) != null) {
-                    long r = row++;
-                    var type = g.getType();
-                    if (!type.containsField(o.field()) || g.getFieldRepetitionCount(o.field()) == 0
-                            || !type.getType(o.field()).isPrimitive()) {
-                        bad("missing_field", file, r);
-                        continue;
-                    }
-                    byte[] b = g.getBinary(o.field(), 0).getBytes();
-                    String text;
-                    try {
-                        text = utf8.decode(ByteBuffer.wrap(b)).toString();
-                    } catch (CharacterCodingException e) {
-                        bad("invalid_utf8", file, r);
-                        continue;
-                    }
-                    document(text, b.length, file, r);
+            ParquetRecords.read(in, conf, o.field(), (text, bytes, row) -> {
+                if (text == null) {
+                    bad(bytes == null ? "missing_field" : "invalid_utf8", file, row);
+                } else {
+                    document(text, bytes.length, file, row);
                 }
+            });
+        }
+
+        String decode(byte[] bytes) {
+            try {
+                return utf8.decode(ByteBuffer.wrap(bytes)).toString();
+            } catch (CharacterCodingException e) {
+                return null;
             }
         }
 
@@ -478,9 +470,8 @@ public final class TokenizeJob {
 
         void record(byte[] bytes, String file, long offset) throws IOException {
             String text;
-            try {
-                text = utf8.decode(ByteBuffer.wrap(bytes)).toString();
-            } catch (CharacterCodingException e) {
+            text = decode(bytes);
+            if (text == null) {
                 bad("invalid_utf8", file, offset);
                 return;
             }
