@@ -71,13 +71,14 @@ public final class CheckpointStore {
         fs.mkdirs(root);
         Path tmp = new Path(root, ".tmp-" + dirName(step) + "-" + Long.toHexString(System.nanoTime()));
         fs.mkdirs(tmp);
-        Map<String, String> meta = Map.of("format", "ouro-checkpoint-1", "step", Long.toString(step),
-                "config_hash", configHash);
+        // sorted: Map.of's iteration order changes from JVM to JVM, and checkpoints must be byte-identical
+        Map<String, String> meta = new java.util.TreeMap<>(Map.of("format", "ouro-checkpoint-1", "step",
+                Long.toString(step), "config_hash", configHash));
         ObjectNode state = JSON.createObjectNode();
         state.put("step", step);
         state.put("optimizer_step", opt.step());
         state.put("config_hash", configHash);
-        extra.forEach(state::put);
+        new java.util.TreeMap<>(extra).forEach(state::put);
         ObjectNode sums = state.putObject("sha256");
         sums.put(MODEL, writeTensors(new Path(tmp, MODEL), layout, params, meta));
         sums.put(M1, writeTensors(new Path(tmp, M1), layout, opt.m(), meta));

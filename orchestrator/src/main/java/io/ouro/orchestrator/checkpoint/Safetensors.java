@@ -34,7 +34,7 @@ public final class Safetensors {
             throws IOException {
         ObjectNode header = JSON.createObjectNode();
         ObjectNode meta = header.putObject("__metadata__");
-        metadata.forEach(meta::put);
+        new java.util.TreeMap<>(metadata).forEach(meta::put);
         long pos = 0;
         for (TensorView t : layout.tensors()) {
             ObjectNode e = header.putObject(t.name());

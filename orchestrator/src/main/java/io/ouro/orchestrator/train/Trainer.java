@@ -73,6 +73,7 @@ public final class Trainer {
         String lossText = "–", speedText = "–";
         ClassTag<SegmentResult> tag = ClassTag$.MODULE$.apply(SegmentResult.class);
         RDD<Integer> ranks = jsc.parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
+        waitForExecutors(w);
         long start = resume ? latestCheckpoint(Long.MAX_VALUE) : 0;
         if (resume) {
             log.accept(start == 0 ? "resume: no valid checkpoint under " + cfg.run().out() + ", starting at step 0"
@@ -172,6 +173,41 @@ public final class Trainer {
         log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens, %d skipped updates (accumulators; counted"
                         + " on every rank)%s", runId, steps.value(), tokens.value(), skipped.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
         return new Result(runId, all, segs, params);
+    }
+
+    /**
+     * On a cluster, waits until the executors can run W barrier tasks at once (a barrier stage submitted
+     * earlier fails its slot check and retries every 15 s), within {@code train.timeout_s}.
+     */
+    private void waitForExecutors(int w) {
+        if (jsc.sc().isLocal()) {
+            return;
+        }
+        long deadline = System.nanoTime() + cfg.train().timeoutSeconds() * 1_000_000_000L;
+        int cores = 0;
+        while (System.nanoTime() < deadline) {
+            cores = 0;
+            for (var e : jsc.sc().statusTracker().getExecutorInfos()) {
+                if (!e.host().isEmpty() && !"driver".equals(e.host()) && e.numRunningTasks() >= 0) {
+                    cores++;
+                }
+            }
+            cores -= 1; // the driver is listed too
+            int perExecutor = jsc.sc().conf().getInt("spark.executor.cores", 1) / Math.max(1,
+                    jsc.sc().conf().getInt("spark.task.cpus", 1));
+            if (cores * perExecutor >= w) {
+                log.accept("cluster: " + cores + " executor(s) registered for " + w + " barrier tasks");
+                return;
+            }
+            try {
+                Thread.sleep(500);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+        log.accept("warning: only " + cores + " executor(s) registered after " + cfg.train().timeoutSeconds()
+                + " s; submitting anyway");
     }
 
     /** The newest valid checkpoint step at or before {@code atMost}, 0 if there is none. */

@@ -1,0 +1,155 @@
+package io.ouro.orchestrator.cluster;
+
+import io.ouro.tokenizer.job.TokenizeJob;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * End to end on a real cluster: a Spark standalone Master and two Workers in their own JVMs on 127.0.0.1,
+ * the corpus tokenized into shards on an in-process HDFS, the pretraining driver submitted through
+ * SparkSubmit with the thin application jar. Training runs across the two executor JVMs, the REST API lists
+ * the segment jobs with their descriptions, and a second run whose executor JVM is killed mid-run ends
+ * with checkpoint weights bit-identical to the first.
+ */
+class TrainingClusterTest {
+
+    @Test
+    @Timeout(600)
+    void trainsAcrossTwoExecutorsAndSurvivesAKilledExecutor() throws Exception {
+        java.nio.file.Path work = java.nio.file.Path.of("target", "cluster-test-" + System.nanoTime()).toAbsolutePath();
+        java.nio.file.Path data = java.nio.file.Path.of("..", "..", "shared", "data").toAbsolutePath().normalize();
+        String appJar = System.getProperty("ouro.app.jar");
+        assertTrue(appJar != null && Files.exists(java.nio.file.Path.of(appJar)), "the app jar is built: " + appJar);
+
+        Configuration conf = new Configuration();
+        conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, work.resolve("dfs").toString());
+        for (String k : new String[] {"dfs.datanode.address", "dfs.datanode.http.address", "dfs.datanode.ipc.address",
+                "dfs.namenode.http-address", "dfs.namenode.secondary.http-address"}) {
+            conf.set(k, "127.0.0.1:0");
+        }
+        MiniDFSCluster dfs = new MiniDFSCluster.Builder(conf, work.resolve("dfs").toFile()).numDataNodes(1).build();
+        try (StandaloneCluster cluster = new StandaloneCluster(work, 2, 1)) {
+            dfs.waitActive();
+            FileSystem fs = dfs.getFileSystem();
+            String hdfs = "hdfs://127.0.0.1:" + dfs.getNameNodePort();
+            try (FSDataOutputStream o = fs.create(new Path(hdfs + "/corpus/en.txt"))) {
+                o.write(Files.readString(data.resolve("corpora/fortunes-en.txt")).substring(0, 150_000)
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            SparkConf local = new SparkConf().setMaster("local[1]").setAppName("tokenize").set("spark.ui.enabled", "false")
+                    .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1");
+            try (JavaSparkContext jsc = new JavaSparkContext(local)) {
+                TokenizeJob.run(jsc, new TokenizeJob.Options(hdfs + "/corpus", "text", "text", "%",
+                        data.resolve("tokenizers/gpt2/tokenizer.json").toUri().toString(), hdfs + "/shards", "en",
+                        10_000, 1 << 20, -1), System.out::println);
+            }
+
+            String[] outs = {hdfs + "/run-a", hdfs + "/run-b"};
+            List<String> logs = new ArrayList<>();
+            Set<String> descriptions = new HashSet<>();
+            for (int run = 0; run < 2; run++) {
+                java.nio.file.Path cfg = work.resolve("run-" + run + ".yaml");
+                Files.writeString(cfg, """
+                        run: {name: cluster-test, seed: 9, out: "%s"}
+                        model: {preset: small, vocab: 50257, hidden: 16, layers: 1, heads: 2, ffn: 24, recurrent_steps: 2}
+                        data: {manifest: "%s/shards/manifest.json"}
+                        train: {workers: 2, device: java, batch_per_worker: 2, seq_len: 16, steps: 40, segment_steps: 20,
+                                checkpoint_every: 20, lr: 0.003, timeout_s: 120, max_attempts: 3}
+                        """.formatted(outs[run], hdfs));
+                int ui = StandaloneCluster.freePort();
+                java.nio.file.Path log = work.resolve("driver-" + run + ".log");
+                Process p = cluster.submit(log, List.of("--master", cluster.masterUrl(), "--deploy-mode", "client",
+                        "--class", "io.ouro.orchestrator.PretrainApp",
+                        "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+                        "--conf", "spark.ui.port=" + ui, "--conf", "spark.executor.memory=1g",
+                        "--conf", "spark.cores.max=2", "--conf", "spark.executor.cores=1",
+                        "--conf", "spark.executor.extraClassPath=" + StandaloneCluster.CP,
+                        "--conf", "spark.executorEnv.SPARK_LOCAL_IP=127.0.0.1",
+                        appJar, "--config", cfg.toString(), "--linger-ui-s", "8"));
+                boolean killed = false;
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(300);
+                while (p.isAlive() && System.nanoTime() < end) {
+                    String text = Files.exists(log) ? Files.readString(log) : "";
+                    if (run == 1 && !killed && text.contains("segment 0–19:")) {
+                        List<ProcessHandle> ex = StandaloneCluster.executors();
+                        assertTrue(!ex.isEmpty(), "executor JVMs are running");
+                        ex.get(0).destroyForcibly();
+                        killed = true;
+                        System.out.println("killed executor JVM pid " + ex.get(0).pid());
+                    }
+                    if (text.contains("keeping the driver")) {
+                        try {
+                            String apps = StandaloneCluster.get("http://127.0.0.1:" + ui + "/api/v1/applications");
+                            Matcher m = Pattern.compile("\"id\"\\s*:\\s*\"([^\"]+)\"").matcher(apps);
+                            if (m.find()) {
+                                String jobs = StandaloneCluster.get("http://127.0.0.1:" + ui + "/api/v1/applications/"
+                                        + m.group(1) + "/jobs");
+                                Matcher d = Pattern.compile("\"description\"\\s*:\\s*\"([^\"]+)\"").matcher(jobs);
+                                while (d.find()) {
+                                    descriptions.add(d.group(1));
+                                }
+                            }
+                        } catch (java.io.IOException e) {
+                            // the UI may be going down; the descriptions gathered so far stand
+                        }
+                    }
+                    Thread.sleep(200);
+                }
+                assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the driver exits");
+                String text = Files.readString(log);
+                logs.add(text);
+                assertEquals(0, p.exitValue(), "driver log:\n" + StandaloneCluster.tail(log));
+                if (run == 1) {
+                    assertTrue(killed, "an executor was killed");
+                }
+            }
+            // two executor JVMs took part in a segment
+            Matcher seg = Pattern.compile("rank 0: executor (\\S+) pid (\\d+).*rank 1: executor (\\S+) pid (\\d+)")
+                    .matcher(logs.get(0));
+            assertTrue(seg.find(), logs.get(0));
+            assertTrue(!seg.group(2).equals(seg.group(4)), "ranks ran in two JVMs: " + seg.group());
+            // the REST API lists the segment jobs by their descriptions
+            System.out.println("job descriptions from the REST API: " + descriptions);
+            assertTrue(descriptions.stream().anyMatch(d -> d.startsWith("stage main · steps 0–19 · loss")), descriptions.toString());
+            assertTrue(descriptions.stream().anyMatch(d -> d.startsWith("stage main · steps 20–39 · loss")), descriptions.toString());
+            // the run with a killed executor re-ran from the checkpoint (or reloaded it) and ends bit-identical
+            logs.get(1).lines().filter(l -> l.contains(" ouro segment") || l.contains("re-running"))
+                    .forEach(l -> System.out.println("run with a killed executor: " + l.substring(0, Math.min(400, l.length()))));
+            byte[] a = read(fs, new Path(outs[0] + "/checkpoints/step-0000000040/model.safetensors"));
+            byte[] b = read(fs, new Path(outs[1] + "/checkpoints/step-0000000040/model.safetensors"));
+            assertArrayEquals(a, b, "weights after a killed executor are bit-identical to the uninterrupted run");
+            assertTrue(logs.get(1).contains("re-running from step 20") || logs.get(1).contains("state checkpoint"),
+                    "the second run recovered from the checkpoint");
+        } finally {
+            dfs.shutdown();
+        }
+    }
+
+    static byte[] read(FileSystem fs, Path p) throws java.io.IOException {
+        try (InputStream in = fs.open(p)) {
+            return in.readAllBytes();
+        }
+    }
+}
