@@ -38,12 +38,20 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
     /** Settings of the whole run (not per stage). */
     public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
                         long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
-                        Spike spike, long injectNonFiniteAtStep) implements Serializable {
+                        Spike spike, long injectNonFiniteAtStep, Validation validation) implements Serializable {
 
         Train withCheckpointEvery(long every) {
             return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
-                    maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep);
+                    maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation);
         }
+    }
+
+    /**
+     * Validation: a deterministic held-out split of documents ({@code holdout} of them, chosen by a hash of
+     * the seed and the document's index), evaluated every {@code everySteps} steps on {@code batches}
+     * global batches; {@code everySteps} 0 turns it off.
+     */
+    public record Validation(long everySteps, int batches, double holdout) implements Serializable {
     }
 
     /** Spike skipping: an update is skipped when loss or gradient norm exceeds mean + sigma sd of the window. */
@@ -136,6 +144,10 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (train.checkpointEvery() > 0) {
             end = Math.min(end, (first / train.checkpointEvery() + 1) * train.checkpointEvery());
         }
+        long v = train.validation().everySteps();
+        if (v > 0) {
+            end = Math.min(end, (first / v + 1) * v);
+        }
         int b = st.batchAt(first);
         for (long s = first + 1; s < end; s++) {
             if (st.batchAt(s) != b) {
@@ -143,6 +155,12 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
             }
         }
         return end;
+    }
+
+    /** Whether the validation split is evaluated after step {@code end - 1}. */
+    public boolean validateAt(long end) {
+        long v = train.validation().everySteps();
+        return v > 0 && (end % v == 0 || end == totalSteps());
     }
 
     /** Whether a checkpoint is written after step {@code end - 1}: every N steps and at each stage end. */
@@ -242,9 +260,13 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         Spike spike = new Spike((int) sp.integer("window", 50L, 1, 100_000), (int) sp.integer("min_history", 20L, 1, 100_000),
                 sp.number("sigma", 6.0, 0, 1e6));
         sp.noOthers();
+        Node va = t.child("validation");
+        Validation validation = new Validation(va.integer("every_steps", 0L, 0, Long.MAX_VALUE / 4),
+                (int) va.integer("batches", 4L, 1, 1_000_000), va.number("holdout", 0.02, 0, 0.5));
+        va.noOthers();
         t.noOthers();
         Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
-                injectNan);
+                injectNan, validation);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

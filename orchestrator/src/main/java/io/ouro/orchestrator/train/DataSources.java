@@ -23,7 +23,36 @@ final class DataSources {
         OPEN.clear();
     }
 
+    /** The training side of a source: all of it, or what the held-out split leaves when validation is on. */
     static synchronized TokenSource open(TrainConfig cfg, TrainConfig.Source src) {
+        return split(cfg, src, false);
+    }
+
+    /** The held-out side of a source. */
+    static synchronized TokenSource heldOut(TrainConfig cfg, TrainConfig.Source src) {
+        return split(cfg, src, true);
+    }
+
+    private static TokenSource split(TrainConfig cfg, TrainConfig.Source src, boolean heldOut) {
+        var v = cfg.train().validation();
+        TokenSource whole = whole(cfg, src);
+        if (v.everySteps() <= 0) {
+            if (heldOut) {
+                throw new IllegalStateException("validation is off");
+            }
+            return whole;
+        }
+        String key = "split:" + src + ":" + v.holdout() + ":" + cfg.run().seed();
+        TokenSource t = OPEN.get(key + ":train");
+        if (t == null) {
+            var parts = io.ouro.worker.data.HeldOutSplit.split(whole, v.holdout(), cfg.run().seed());
+            OPEN.put(key + ":train", parts[0]);
+            OPEN.put(key + ":val", parts[1]);
+        }
+        return OPEN.get(key + (heldOut ? ":val" : ":train"));
+    }
+
+    private static TokenSource whole(TrainConfig cfg, TrainConfig.Source src) {
         String key = src.synthetic() ? "synthetic:" + cfg.model().vocab() + ":" + src.syntheticTokens() + ":"
                 + src.syntheticSeed() : "manifest:" + src.manifest();
         TokenSource s = OPEN.get(key);
@@ -40,16 +69,23 @@ final class DataSources {
 
     /** The sampler of a stage: its mixture over the run's sources, its sequence length. */
     static Sampler sampler(TrainConfig cfg, TrainConfig.Stage st) {
+        return sampler(cfg, st, false);
+    }
+
+    /** The sampler of a stage over the training side, or over the held-out side. */
+    static Sampler sampler(TrainConfig cfg, TrainConfig.Stage st, boolean heldOut) {
         List<TokenSource> list = new ArrayList<>();
         List<String> names = new ArrayList<>();
         double[] w = new double[cfg.sources().size()];
         for (int j = 0; j < w.length; j++) {
             TrainConfig.Source s = cfg.sources().get(j);
             w[j] = st.mixture().getOrDefault(s.name(), 0.0);
-            list.add(w[j] > 0 ? open(cfg, s) : new io.ouro.worker.data.ArrayTokenSource(new int[st.seqLen() + 1], s.name()));
+            list.add(w[j] > 0 ? (heldOut ? heldOut(cfg, s) : open(cfg, s))
+                    : new io.ouro.worker.data.ArrayTokenSource(new int[st.seqLen() + 1], s.name()));
             names.add(s.name());
         }
-        return new Sampler(list, names, w, st.seqLen(), cfg.run().seed(), st.index(), st.onExhausted().equals("stop"));
+        return new Sampler(list, names, w, st.seqLen(), cfg.run().seed() + (heldOut ? 0x7A11DL : 0), st.index(),
+                !heldOut && st.onExhausted().equals("stop"));
     }
 
     /** The stage's index of the first sample of global step {@code step} (the batch may ramp). */

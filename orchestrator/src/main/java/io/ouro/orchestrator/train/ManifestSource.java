@@ -31,6 +31,7 @@ final class ManifestSource implements TokenSource {
     private final FileSystem fs;
     private final String[] paths;
     private final String[] sha;
+    private int eos = -1;
     private final long[] starts; // cumulative token offsets, one more than shards
     private final Map<Integer, int[]> cache = new LinkedHashMap<>(8, 0.75f, true) {
         @Override
@@ -72,10 +73,17 @@ final class ManifestSource implements TokenSource {
                 sha[i] = shards.get(i).path("sha256").asText();
                 starts[i + 1] = starts[i] + shards.get(i).path("tokens").asLong();
             }
-            return new ManifestSource(manifest, p.getParent(), fs, paths, sha, starts);
+            ManifestSource src = new ManifestSource(manifest, p.getParent(), fs, paths, sha, starts);
+            src.eos = m.path("eos_id").asInt(-1);
+            return src;
         } catch (IOException e) {
             throw new UncheckedIOException(manifest + ": cannot read the manifest: " + e.getMessage(), e);
         }
+    }
+
+    @Override
+    public int eosId() {
+        return eos;
     }
 
     @Override

@@ -9,6 +9,6 @@ import java.util.List;
  */
 public record SegmentResult(int rank, String executor, String host, long pid, String device, String stateSource,
                             long bytesSent, long payloadBytesSent, List<StepMetrics> steps, float[] parameters,
-                            String checkpoint)
+                            String checkpoint, double[] validationCe, double[] validationExit, long validationTokens)
         implements Serializable {
 }

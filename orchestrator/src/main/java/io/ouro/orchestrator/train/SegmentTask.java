@@ -93,6 +93,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                     RingConfig.DEFAULT_CHUNK_BYTES);
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;
+            double[][] validation = null;
             try (RingAllReduce ring = RingAllReduce.open(rc, msg -> Arrays.asList(ctx.allGather(msg)));
                  Prefetcher pf = new Prefetcher(step -> sampler.batch(step, firstSample + (step - first) * global,
                          global, rank, world), "rank " + rank, first, last, 2, timeout.toMillis())) {
@@ -109,6 +110,9 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                         metrics.add(m);
                     }
                 }
+                if (cfg.validateAt(last)) {
+                    validation = validate(st.backend, ring, st0, rank, world, batch);
+                }
                 sent = ring.stats().payloadBytesSent() + ring.stats().framingBytesSent();
                 payload = ring.stats().payloadBytesSent();
             }
@@ -124,7 +128,8 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             completed = true;
             return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
                     ProcessHandle.current().pid(), st.backend.describe(), lease.source(), sent, payload, metrics,
-                    params, checkpoint)).iterator());
+                    params, checkpoint, validation == null ? null : validation[0], validation == null ? null : validation[1],
+                    validation == null ? 0 : (long) validation[2][0])).iterator());
         } finally {
             st.release(completed);
         }
@@ -213,6 +218,39 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         double ms = 1e-6;
         return new StepMetrics(s, loss, stepCe, exit, norm, lr, (long) total,
                 (c3 - t0) * ms, ((c1 - c0) + (c3 - c2)) * ms, (c2 - c1) * ms, waited * ms, skipped);
+    }
+
+    /**
+     * The held-out split on the current weights: {@code validation.batches} global batches, forward only,
+     * token-weighted CE per loop step and mean exit distribution all-reduced. {ce[], exit[], {tokens}}.
+     */
+    private double[][] validate(TrainingBackend b, RingAllReduce ring, TrainConfig.Stage st, int rank, int world,
+                                int batch) {
+        Sampler vs = DataSources.sampler(cfg, st, true);
+        int g = world * batch, steps = st.model().steps();
+        Objective obj = st.stageTwo() ? Objective.stageTwo() : Objective.stageOne(st.model().beta());
+        float[] acc = new float[1 + 2 * steps];
+        for (int k = 0; k < cfg.train().validation().batches(); k++) {
+            Sampler.Batch bt = vs.batch(k, (long) k * g, g, rank, world);
+            StepReport r;
+            try {
+                r = b.forward(bt.tokens(), bt.targets(), obj);
+            } catch (io.ouro.worker.model.NonFiniteException e) {
+                continue; // counted as no tokens; a NaN model shows as a missing validation figure
+            }
+            acc[0] += r.tokens();
+            for (int t = 0; t < steps; t++) {
+                acc[1 + t] += (float) (r.stepCe()[t] * r.tokens());
+                acc[1 + steps + t] += (float) (r.meanExit()[t] * r.tokens());
+            }
+        }
+        ring.allReduceSum(acc, 0, acc.length);
+        double[] ce = new double[steps], exit = new double[steps];
+        for (int t = 0; t < steps; t++) {
+            ce[t] = acc[0] > 0 ? acc[1 + t] / acc[0] : Double.NaN;
+            exit[t] = acc[0] > 0 ? acc[1 + steps + t] / acc[0] : Double.NaN;
+        }
+        return new double[][] {ce, exit, {acc[0]}};
     }
 
     /** The configured device, or the GPU Spark assigned to this task when GPU scheduling is on. */

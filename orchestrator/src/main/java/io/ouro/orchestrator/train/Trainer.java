@@ -39,7 +39,16 @@ public final class Trainer {
     }
 
     /** What a run produced: every step's metrics (rank 0), the segments' task reports, final parameters. */
-    public record Result(String runId, List<StepMetrics> steps, List<SegmentResult[]> segments, float[] parameters) {
+    public record Result(String runId, List<StepMetrics> steps, List<SegmentResult[]> segments, float[] parameters,
+                         List<double[][]> validations) {
+    }
+
+    static String fmt(double[] v, String f) {
+        StringBuilder b = new StringBuilder("[");
+        for (int i = 0; i < v.length; i++) {
+            b.append(i == 0 ? "" : " ").append(String.format(Locale.ROOT, f, v[i]));
+        }
+        return b.append(']').toString();
     }
 
     public Result run(boolean returnParameters) {
@@ -67,6 +76,7 @@ public final class Trainer {
             log.accept("plan: " + line);
         }
         List<StepMetrics> all = new ArrayList<>();
+        List<double[][]> validations = new ArrayList<>();
         List<SegmentResult[]> segs = new ArrayList<>();
         float[] params = null;
         String lastCheckpoint = null;
@@ -161,6 +171,12 @@ public final class Trainer {
                             + " orchestration + data wait %.1f ms (%.2f%% of a step, stage launch included)%s%s",
                     first, last - 1, segMs, ms, (overhead + launch) / n, 100 * (overhead + launch) / segMs,
                     r0.checkpoint() == null ? "" : "; checkpoint " + r0.checkpoint(), who));
+            if (r0.validationCe() != null) {
+                log.accept(String.format(Locale.ROOT, "validation after step %d (stage %s, %d held-out tokens): CE per"
+                                + " loop step %s, mean exit %s", last - 1, stage.name(), r0.validationTokens(),
+                        fmt(r0.validationCe(), "%.4f"), fmt(r0.validationExit(), "%.3f")));
+                validations.add(new double[][] {{last}, r0.validationCe(), r0.validationExit()});
+            }
             StepMetrics lastStep = r0.steps().get(n - 1);
             lossText = String.format(Locale.ROOT, "%.2f", lastStep.loss());
             double tokS = tok / (ms / 1e3);
@@ -172,7 +188,7 @@ public final class Trainer {
         }
         log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens, %d skipped updates (accumulators; counted"
                         + " on every rank)%s", runId, steps.value(), tokens.value(), skipped.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
-        return new Result(runId, all, segs, params);
+        return new Result(runId, all, segs, params, validations);
     }
 
     /**

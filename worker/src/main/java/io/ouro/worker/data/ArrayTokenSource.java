@@ -7,10 +7,21 @@ public final class ArrayTokenSource implements TokenSource {
 
     private final int[] tokens;
     private final String name;
+    private final int eos;
 
     public ArrayTokenSource(int[] tokens, String name) {
+        this(tokens, name, -1);
+    }
+
+    public ArrayTokenSource(int[] tokens, String name, int eos) {
         this.tokens = Objects.requireNonNull(tokens, "tokens");
         this.name = name;
+        this.eos = eos;
+    }
+
+    @Override
+    public int eosId() {
+        return eos;
     }
 
     @Override

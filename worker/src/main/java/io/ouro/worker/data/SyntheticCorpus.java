@@ -33,6 +33,6 @@ public final class SyntheticCorpus {
                 out[i++] = eos;
             }
         }
-        return new ArrayTokenSource(out, "synthetic(vocab " + vocab + ", seed " + seed + ")");
+        return new ArrayTokenSource(out, "synthetic(vocab " + vocab + ", seed " + seed + ")", eos);
     }
 }

@@ -12,6 +12,11 @@ public interface TokenSource extends AutoCloseable {
     /** Copies tokens {@code [start, start + len)} into {@code dst[off..]}. */
     void read(long start, int[] dst, int off, int len);
 
+    /** The id that ends each document in the stream, or -1 when unknown. */
+    default int eosId() {
+        return -1;
+    }
+
     /** Where the tokens come from, for logs and errors. */
     String describe();
 
