@@ -80,9 +80,16 @@ final class DataSources {
         for (int j = 0; j < w.length; j++) {
             TrainConfig.Source s = cfg.sources().get(j);
             w[j] = st.mixture().getOrDefault(s.name(), 0.0);
-            list.add(w[j] > 0 ? (heldOut ? heldOut(cfg, s) : open(cfg, s))
-                    : new io.ouro.worker.data.ArrayTokenSource(new int[st.seqLen() + 1], s.name()));
+            TokenSource src = w[j] > 0 ? (heldOut ? heldOut(cfg, s) : open(cfg, s)) : null;
+            if (heldOut && src != null && src.tokens() < st.seqLen() + 1L) {
+                w[j] = 0; // a small source with no held-out document: validated on the others
+            }
+            list.add(w[j] > 0 ? src : new io.ouro.worker.data.ArrayTokenSource(new int[st.seqLen() + 1], s.name()));
             names.add(s.name());
+        }
+        if (heldOut && java.util.Arrays.stream(w).allMatch(x -> x <= 0)) {
+            throw new IllegalStateException("validation: the held-out split of stage " + st.name()
+                    + " holds no full sequence of " + (st.seqLen() + 1) + " tokens; raise train.validation.holdout");
         }
         return new Sampler(list, names, w, st.seqLen(), cfg.run().seed() + (heldOut ? 0x7A11DL : 0), st.index(),
                 !heldOut && st.onExhausted().equals("stop"));

@@ -75,7 +75,7 @@ public final class Plan {
         if (!prev.lr().equals(next.lr())) {
             changes.add("lr " + lr(prev.lr()) + " -> " + lr(next.lr()));
         }
-        if (!prev.mixture().equals(next.mixture())) {
+        if (!mixture(prev.mixture()).equals(mixture(next.mixture()))) {
             changes.add("mixture " + mixture(prev.mixture()) + " -> " + mixture(next.mixture()));
         }
         if (prev.stageTwo() != next.stageTwo()) {

@@ -77,6 +77,7 @@ public final class Trainer {
         }
         List<StepMetrics> all = new ArrayList<>();
         List<double[][]> validations = new ArrayList<>();
+        java.util.Map<String, Long> epochsLogged = new java.util.HashMap<>();
         List<SegmentResult[]> segs = new ArrayList<>();
         float[] params = null;
         String lastCheckpoint = null;
@@ -98,7 +99,10 @@ public final class Trainer {
             next = last;
             TrainConfig.Stage stage = cfg.stageAt(first);
             if (current == null || current.index() != stage.index()) {
-                log.accept(Plan.transition(current == null && first > 0 ? cfg.stageAt(first - 1) : current, stage));
+                TrainConfig.Stage prev = first > 0 ? cfg.stageAt(first - 1) : null;
+                if (prev == null || prev.index() != stage.index() || first == stage.firstStep()) {
+                    log.accept(Plan.transition(prev == null || prev.index() == stage.index() ? null : prev, stage));
+                }
                 current = stage;
             }
             String desc = String.format(Locale.ROOT, "stage %s · steps %d–%d · loss %s · %s tok/s", stage.name(), first,
@@ -171,6 +175,7 @@ public final class Trainer {
                             + " orchestration + data wait %.1f ms (%.2f%% of a step, stage launch included)%s%s",
                     first, last - 1, segMs, ms, (overhead + launch) / n, 100 * (overhead + launch) / segMs,
                     r0.checkpoint() == null ? "" : "; checkpoint " + r0.checkpoint(), who));
+            logEpochs(stage, last, epochsLogged);
             if (r0.validationCe() != null) {
                 log.accept(String.format(Locale.ROOT, "validation after step %d (stage %s, %d held-out tokens): CE per"
                                 + " loop step %s, mean exit %s", last - 1, stage.name(), r0.validationTokens(),
@@ -189,6 +194,30 @@ public final class Trainer {
         log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens, %d skipped updates (accumulators; counted"
                         + " on every rank)%s", runId, steps.value(), tokens.value(), skipped.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
         return new Result(runId, all, segs, params, validations);
+    }
+
+    /**
+     * Logs when a source of the stage's mixture has been read through and starts a new epoch (in a new
+     * order), or would have with {@code on_exhausted: stop} (the tasks then stop the run).
+     */
+    private void logEpochs(TrainConfig.Stage stage, long last, java.util.Map<String, Long> logged) {
+        var smp = DataSources.sampler(cfg, stage);
+        long consumed = DataSources.firstSample(cfg, stage, last);
+        for (int j = 0; j < smp.sources(); j++) {
+            if (stage.mixture().getOrDefault(smp.name(j), 0.0) <= 0) {
+                continue;
+            }
+            long used = smp.count(j, consumed);
+            long epoch = used / smp.samples(j);
+            String key = stage.name() + "/" + smp.name(j);
+            if (epoch > logged.getOrDefault(key, 0L)) {
+                logged.put(key, epoch);
+                log.accept(String.format(Locale.ROOT, "data: source %s (stage %s) has been read %d time(s) through"
+                                + " (%d of its %d sequences of %d tokens used); on_exhausted: %s", smp.name(j), stage.name(),
+                        epoch, used, smp.samples(j), stage.seqLen(), stage.onExhausted().equals("wrap")
+                                ? "wrap, a new epoch in a new order" : "stop"));
+            }
+        }
     }
 
     /**

@@ -34,7 +34,7 @@ class CurriculumTest {
             data:
               sources:
                 - {name: arith, synthetic: {tokens: 6000, seed: 1}}
-                - {name: other, synthetic: {tokens: 3000, seed: 2}}
+                - {name: other, synthetic: {tokens: 100, seed: 2}}
             train: {workers: 2, device: java, segment_steps: 4, checkpoint_every: 4, keep_checkpoints: 10, timeout_s: 30}
             stages:
               - name: a
@@ -95,6 +95,8 @@ class CurriculumTest {
         assertEquals(2, r.steps().get(6).stepCe().length, "T = 2 in stage b");
         assertTrue(all.contains("state moved from a/"), "the backend moved to the new shape at the transition");
         assertTrue(all.contains("objective Stage II: LM frozen, only the exit gate trains"), all);
+        // the small source runs out in stage b and wraps, which is logged
+        assertTrue(all.contains("data: source other (stage b) has been read 1 time(s) through"), all);
         // LR: warm-up then constant in a, cosine in b, WSD in c
         assertEquals(0.002, r.steps().get(0).lr(), 1e-12);
         assertEquals(0.004, r.steps().get(3).lr(), 1e-12);

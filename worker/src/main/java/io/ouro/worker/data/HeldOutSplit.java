@@ -3,7 +3,8 @@ package io.ouro.worker.data;
 /**
  * A deterministic held-out split by document: the stream is cut at its EOS ids, and document i goes to the
  * validation side when a hash of (seed, i) falls below {@code fraction}. Both sides are built in memory
- * (read once), so the split suits corpora that fit in an executor's heap.
+ * (read once), so the split suits corpora that fit in an executor's heap. A small source may have no
+ * held-out document: its validation side is then empty.
  */
 public final class HeldOutSplit {
 
@@ -43,10 +44,6 @@ public final class HeldOutSplit {
                     held = isHeld(doc, fraction, seed);
                 }
             }
-        }
-        if (nv < 2) {
-            throw new IllegalArgumentException(src.describe() + ": the held-out fraction " + fraction + " of " + doc
-                    + " documents selects none");
         }
         return new ArrayTokenSource[] {
             new ArrayTokenSource(java.util.Arrays.copyOf(train, nt), src.describe() + " (training split)", eos),
