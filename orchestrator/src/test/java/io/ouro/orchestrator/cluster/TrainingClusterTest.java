@@ -66,10 +66,12 @@ class TrainingClusterTest {
                         10_000, 1 << 20, -1), System.out::println);
             }
 
-            String[] outs = {hdfs + "/run-a", hdfs + "/run-b"};
+            // run 0: uninterrupted; run 1: an executor JVM killed mid-run; runs 2 and 3: the driver process killed
+            // after the first checkpoint, then submitted again with --resume auto into the same output
+            String[] outs = {hdfs + "/run-a", hdfs + "/run-b", hdfs + "/run-c", hdfs + "/run-c"};
             List<String> logs = new ArrayList<>();
             Set<String> descriptions = new HashSet<>();
-            for (int run = 0; run < 2; run++) {
+            for (int run = 0; run < 4; run++) {
                 java.nio.file.Path cfg = work.resolve("run-" + run + ".yaml");
                 Files.writeString(cfg, """
                         run: {name: cluster-test, seed: 9, out: "%s"}
@@ -87,11 +89,19 @@ class TrainingClusterTest {
                         "--conf", "spark.cores.max=2", "--conf", "spark.executor.cores=1",
                         "--conf", "spark.executor.extraClassPath=" + StandaloneCluster.CP,
                         "--conf", "spark.executorEnv.SPARK_LOCAL_IP=127.0.0.1",
-                        appJar, "--config", cfg.toString(), "--linger-ui-s", "8"));
+                        appJar, "--config", cfg.toString(), "--linger-ui-s", run == 0 ? "8" : "0",
+                        "--resume", run == 3 ? "auto" : "no"));
                 boolean killed = false;
                 long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(300);
                 while (p.isAlive() && System.nanoTime() < end) {
                     String text = Files.exists(log) ? Files.readString(log) : "";
+                    if (run == 2 && !killed && text.contains("segment 0–19:")) {
+                        p.descendants().forEach(ProcessHandle::destroyForcibly);
+                        p.destroyForcibly();
+                        killed = true;
+                        System.out.println("killed the driver process after the checkpoint of step 20");
+                        break;
+                    }
                     if (run == 1 && !killed && text.contains("segment 0–19:")) {
                         List<ProcessHandle> ex = StandaloneCluster.executors();
                         assertTrue(!ex.isEmpty(), "executor JVMs are running");
@@ -120,6 +130,10 @@ class TrainingClusterTest {
                 assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the driver exits");
                 String text = Files.readString(log);
                 logs.add(text);
+                if (run == 2) {
+                    assertTrue(killed, "the driver was killed");
+                    continue;
+                }
                 assertEquals(0, p.exitValue(), "driver log:\n" + StandaloneCluster.tail(log));
                 if (run == 1) {
                     assertTrue(killed, "an executor was killed");
@@ -142,6 +156,12 @@ class TrainingClusterTest {
             assertArrayEquals(a, b, "weights after a killed executor are bit-identical to the uninterrupted run");
             assertTrue(logs.get(1).contains("re-running from step 20") || logs.get(1).contains("state checkpoint"),
                     "the second run recovered from the checkpoint");
+            // the driver killed after step 20's checkpoint, resubmitted with --resume auto: bit-identical too
+            assertTrue(logs.get(3).contains("resume: continuing after the checkpoint of step 20"), logs.get(3));
+            byte[] c = read(fs, new Path(outs[3] + "/checkpoints/step-0000000040/model.safetensors"));
+            assertArrayEquals(a, c, "weights after a killed and resumed driver are bit-identical to the uninterrupted run");
+            System.out.println("cluster: weights bit-identical after a killed executor JVM and after a killed driver"
+                    + " process resumed with --resume auto");
         } finally {
             dfs.shutdown();
         }
