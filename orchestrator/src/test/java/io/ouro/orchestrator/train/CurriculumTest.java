@@ -1,6 +1,5 @@
 package io.ouro.orchestrator.train;
 
-import io.ouro.orchestrator.PretrainApp;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.model.LoopConfig;
@@ -71,8 +70,7 @@ class CurriculumTest {
         assertEquals(1, cfg.stages().get(0).batchAt(0));
         assertEquals(2, cfg.stages().get(0).batchAt(4));
         List<String> log = new ArrayList<>();
-        SparkConf conf = PretrainApp.sparkConf(cfg).setMaster("local[2]").set("spark.ui.enabled", "false")
-                .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1");
+        SparkConf conf = LocalSpark.conf(cfg);
         Trainer.Result r;
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
             r = new Trainer(jsc, cfg, l -> {

@@ -1,6 +1,5 @@
 package io.ouro.orchestrator.train;
 
-import io.ouro.orchestrator.PretrainApp;
 import io.ouro.orchestrator.config.TrainConfig;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -40,11 +39,7 @@ class DataParallelTest {
     }
 
     static Trainer.Result train(TrainConfig cfg, List<String> log) {
-        SparkConf conf = PretrainApp.sparkConf(cfg)
-                .setMaster("local[2]")
-                .set("spark.ui.enabled", "false")
-                .set("spark.driver.host", "127.0.0.1")
-                .set("spark.driver.bindAddress", "127.0.0.1");
+        SparkConf conf = LocalSpark.conf(cfg);
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
             return new Trainer(jsc, cfg, line -> {
                 System.out.println(line);

@@ -1,6 +1,5 @@
 package io.ouro.orchestrator.train;
 
-import io.ouro.orchestrator.PretrainApp;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.model.ParamLayout;
@@ -51,8 +50,7 @@ class StabilityCurriculumTest {
                 train: {workers: 2, device: java, batch_per_worker: 2, seq_len: 8, steps: 8, segment_steps: 8,
                         lr: 0.003, timeout_s: 30, inject_nonfinite_at_step: 5}
                 """.formatted(tmp.toUri()));
-        SparkConf conf = PretrainApp.sparkConf(cfg).setMaster("local[2]").set("spark.ui.enabled", "false")
-                .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1");
+        SparkConf conf = LocalSpark.conf(cfg);
         StringBuilder log = new StringBuilder();
         Trainer.Result r;
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {

@@ -1,6 +1,5 @@
 package io.ouro.orchestrator.train;
 
-import io.ouro.orchestrator.PretrainApp;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.data.ArrayTokenSource;
 import io.ouro.worker.data.HeldOutSplit;
@@ -64,8 +63,7 @@ class ValidationCurriculumTest {
                 train: {workers: 2, device: java, batch_per_worker: 4, seq_len: 16, steps: 30, segment_steps: 30,
                         lr: 0.01, timeout_s: 30, validation: {every_steps: 10, batches: 3, holdout: 0.1}}
                 """);
-        SparkConf conf = PretrainApp.sparkConf(cfg).setMaster("local[2]").set("spark.ui.enabled", "false")
-                .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1");
+        SparkConf conf = LocalSpark.conf(cfg);
         List<String> log = new ArrayList<>();
         Trainer.Result r;
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
