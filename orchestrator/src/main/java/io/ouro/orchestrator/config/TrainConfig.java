@@ -54,8 +54,11 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
     public record Validation(long everySteps, int batches, double holdout) implements Serializable {
     }
 
-    /** Spike skipping: an update is skipped when loss or gradient norm exceeds mean + sigma sd of the window. */
-    public record Spike(int window, int minHistory, double sigma) implements Serializable {
+    /**
+     * Spike skipping: an update is skipped when loss or gradient norm exceeds mean + sigma sd of the window;
+     * after {@code maxConsecutive} skips in a row the next step is accepted as a new level.
+     */
+    public record Spike(int window, int minHistory, double sigma, int maxConsecutive) implements Serializable {
     }
 
     /** This config with checkpoints every {@code every} steps. */
@@ -258,7 +261,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         long injectNan = t.integer("inject_nonfinite_at_step", -1L, -1, Long.MAX_VALUE / 4);
         Node sp = t.child("spike");
         Spike spike = new Spike((int) sp.integer("window", 50L, 1, 100_000), (int) sp.integer("min_history", 20L, 1, 100_000),
-                sp.number("sigma", 6.0, 0, 1e6));
+                sp.number("sigma", 6.0, 0, 1e6), (int) sp.integer("max_consecutive", 10L, 0, 1_000_000));
         sp.noOthers();
         Node va = t.child("validation");
         Validation validation = new Validation(va.integer("every_steps", 0L, 0, Long.MAX_VALUE / 4),

@@ -191,7 +191,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         int badRanks = Math.round(extra[2 + 2 * steps]);
         double loss = total > 0 ? extra[1] / total : Double.NaN;
         double norm = Double.NaN;
-        String skipped;
+        String skipped, note = null;
         if (badRanks > 0) {
             skipped = "non-finite loss on " + badRanks + " rank(s)";
         } else {
@@ -201,6 +201,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             b.setGradients(g);
             norm = b.clipGradients(cfg.train().clip() > 0 ? cfg.train().clip() : Double.POSITIVE_INFINITY);
             skipped = guard.check(loss, norm);
+            note = guard.takeNote();
         }
         double lr = stage.lrAt(s);
         if (skipped == null) {
@@ -217,7 +218,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         }
         double ms = 1e-6;
         return new StepMetrics(s, loss, stepCe, exit, norm, lr, (long) total,
-                (c3 - t0) * ms, ((c1 - c0) + (c3 - c2)) * ms, (c2 - c1) * ms, waited * ms, skipped);
+                (c3 - t0) * ms, ((c1 - c0) + (c3 - c2)) * ms, (c2 - c1) * ms, waited * ms, skipped, note);
     }
 
     /**

@@ -6,11 +6,12 @@ import java.util.Locale;
 /**
  * One global step as rank 0 saw it after the all-reduce: the objective over the whole global batch,
  * per-loop-step cross-entropy, the mean exit distribution, the gradient norm before clipping, the
- * learning rate, and where the time went on rank 0 (compute, all-reduce, waiting for data, the rest).
+ * learning rate, where the time went on rank 0 (compute, all-reduce, waiting for data, the rest), why the
+ * update was skipped (null when it was applied) and anything else the step has to say (null when nothing).
  */
 public record StepMetrics(long step, double loss, double[] stepCe, double[] meanExit, double gradNorm, double lr,
                           long tokens, double wallMs, double computeMs, double commMs, double dataWaitMs,
-                          String skipped) implements Serializable {
+                          String skipped, String note) implements Serializable {
 
     /** Time that is neither compute nor all-reduce: data wait plus orchestration. */
     public double overheadMs() {
@@ -34,6 +35,9 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         }
         if (skipped != null) {
             b.append(" SKIPPED (").append(skipped).append(')');
+        }
+        if (note != null) {
+            b.append(" (").append(note).append(')');
         }
         b.append(String.format(Locale.ROOT, " | %.0f ms: compute %.0f, all-reduce %.0f, data wait %.1f, other %.1f",
                 wallMs, computeMs, commMs, dataWaitMs, Math.max(0, overheadMs() - dataWaitMs)));

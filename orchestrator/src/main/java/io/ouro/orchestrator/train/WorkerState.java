@@ -81,7 +81,7 @@ final class WorkerState implements AutoCloseable {
         }
         TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), batch, st.seqLen());
         var sp = cfg.train().spike();
-        SpikeGuard guard = new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), st.name());
+        SpikeGuard guard = new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), st.name());
         String source;
         try {
             if (moveFrom != null) {

@@ -24,7 +24,7 @@ class StabilityCurriculumTest {
 
     @Test
     void spikesAndNonFiniteValuesAreDetected() {
-        SpikeGuard g = new SpikeGuard(10, 5, 4.0, "a");
+        SpikeGuard g = new SpikeGuard(10, 5, 4.0, 10, "a");
         for (int i = 0; i < 8; i++) {
             assertNull(g.check(3.0 + 0.01 * (i % 3), 1.0 + 0.05 * (i % 2)));
         }
@@ -32,12 +32,39 @@ class StabilityCurriculumTest {
         assertTrue(g.check(3.0, 50.0).startsWith("grad norm spike"));
         assertTrue(g.check(Double.NaN, 1.0).startsWith("non-finite"));
         assertNull(g.check(3.01, 1.02), "normal steps go on");
-        SpikeGuard copy = new SpikeGuard(10, 5, 4.0, null);
+        SpikeGuard copy = new SpikeGuard(10, 5, 4.0, 10, null);
         copy.restore(g.save());
         assertEquals(g.save(), copy.save(), "the history survives a checkpoint");
         assertNotNull(copy.check(9.0, 1.0), "and decides alike after it");
         copy.enterStage("b");
         assertNull(copy.check(9.0, 1.0), "a new stage starts a new history");
+    }
+
+    @Test
+    void aLastingNewLevelIsAcceptedAfterMaxConsecutiveSpikes() {
+        SpikeGuard g = new SpikeGuard(10, 5, 4.0, 3, "a");
+        for (int i = 0; i < 8; i++) {
+            assertNull(g.check(3.0, 1.0 + 0.05 * (i % 2)));
+        }
+        for (int i = 0; i < 3; i++) {
+            assertNotNull(g.check(3.0, 10.0), "spike " + (i + 1) + " of 3 is skipped");
+            assertNull(g.takeNote());
+        }
+        SpikeGuard copy = new SpikeGuard(10, 5, 4.0, 3, null);
+        copy.restore(g.save());
+        assertNull(g.check(3.0, 10.0), "the fourth in a row is accepted: skipping leaves the gradient where it was");
+        assertTrue(g.takeNote().startsWith("accepted after 3 consecutive spikes"));
+        assertNull(g.takeNote(), "a note is told once");
+        assertNull(copy.check(3.0, 10.0), "the count of spikes in a row survives a checkpoint");
+        for (int i = 0; i < 6; i++) {
+            assertNull(g.check(3.0, 10.0 + 0.1 * (i % 2)), "the new level is the history now");
+        }
+        assertNotNull(g.check(3.0, 1000.0), "and spikes above it are skipped again");
+        SpikeGuard never = new SpikeGuard(10, 5, 4.0, 0, "a");
+        for (int i = 0; i < 8; i++) {
+            never.check(3.0, 1.0 + 0.05 * (i % 2));
+        }
+        assertNull(never.check(3.0, 10.0), "max_consecutive 0 accepts every spike as a new level");
     }
 
     @Test
