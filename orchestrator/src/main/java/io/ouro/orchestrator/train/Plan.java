@@ -3,6 +3,7 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.opencl.OpenClModel;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -33,17 +34,49 @@ public final class Plan {
             LoopConfig m = s.model();
             out.add(String.format(Locale.ROOT,
                     "stage %s: steps %d–%d (%d), %s tokens, batch %s x %d tokens per worker, T %d, beta %s, RoPE base %s,"
-                            + " layers %d (%.1fM parameters)%s, lr %s, mixture %s (%s when a source runs out), %s, %.3g FLOP",
+                            + " layers %d (%.1fM parameters)%s, lr %s, mixture %s (%s when a source runs out), %s, %.3g FLOP;"
+                            + " %s",
                     s.name(), s.firstStep(), s.endStep() - 1, s.steps(), human(tokens), batch(s), s.seqLen(), m.steps(),
                     num(m.beta()), num(m.ropeBase()), m.layers(), new ParamLayout(m).totalSize() / 1e6,
                     s.upcycle() == null ? "" : " (upcycled by " + s.upcycle().mode() + ")", lr(s.lr()),
                     mixture(s.mixture()), s.onExhausted(), s.stageTwo() ? "Stage II (exit gate only, LM frozen)"
-                            : "Stage I", flops));
+                            : "Stage I", flops, memory(s)));
         }
         out.add(String.format(Locale.ROOT, "total: %s tokens, %.3g FLOP; checkpoints %s", human(totalTokens), totalFlops,
                 cfg.train().checkpointEvery() > 0 ? "every " + cfg.train().checkpointEvery() + " steps and at each stage end"
                         + " under " + cfg.run().out() + ", last " + cfg.train().keepCheckpoints() + " kept" : "off"));
         return out;
+    }
+
+    /**
+     * Memory per worker on the OpenCL backend: parameters, gradients and two AdamW moments, and the
+     * activations of the stage's largest batch; each is one buffer, on the device and mirrored in the
+     * executor's heap, and one buffer holds at most {@link OpenClModel#MAX_BUFFER_FLOATS} floats.
+     */
+    static String memory(TrainConfig.Stage s) {
+        LoopConfig m = s.model();
+        long params = new ParamLayout(m).totalSize();
+        int b = Math.max(s.batchPerWorker(), s.batchStart());
+        long act = OpenClModel.activationFloats(m, b, s.seqLen(), false);
+        String fit;
+        if (params > OpenClModel.MAX_BUFFER_FLOATS) {
+            fit = "DOES NOT FIT: the parameters exceed one buffer";
+        } else if (act <= OpenClModel.MAX_BUFFER_FLOATS) {
+            fit = "fits";
+        } else {
+            // past one block of logits the buffer grows linearly with the tokens
+            long perToken = (OpenClModel.activationFloats(m, 1, 1 << 17, false)
+                    - OpenClModel.activationFloats(m, 1, 1 << 16, false)) >> 16;
+            fit = "DOES NOT FIT: one activation buffer holds at most " + OpenClModel.MAX_BUFFER_FLOATS / perToken
+                    + " tokens per worker at this shape";
+        }
+        return String.format(Locale.ROOT, "per worker %s model + AdamW state and %s activations for %d x %d tokens (%s)",
+                bytes(16.0 * params), bytes(4.0 * act), b, s.seqLen(), fit);
+    }
+
+    static String bytes(double b) {
+        return b >= (1L << 30) ? String.format(Locale.ROOT, "%.1f GiB", b / (1L << 30))
+                : String.format(Locale.ROOT, "%.1f MiB", b / (1L << 20));
     }
 
     /** What changes when {@code next} begins after {@code prev} (null at the start of the run). */

@@ -103,6 +103,9 @@ public final class OpenClModel implements AutoCloseable {
         gM = alloc(cur, nf);
         gG = alloc(cur, nf);
         gU = alloc(cur, nf);
+        if (cur[0] != activationFloats(cfg, batch, seqLen, keepLogits)) {
+            throw new IllegalStateException("activationFloats disagrees with the allocation: " + cur[0]);
+        }
         if (cur[0] > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("activations for batch " + batch + " x " + seqLen + " need " + cur[0]
                     + " floats, more than one device buffer can hold here; use a smaller batch");
@@ -112,6 +115,21 @@ public final class OpenClModel implements AutoCloseable {
         float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
         Rope.tables(cos, sin, seqLen, hd, cfg.ropeBase());
         ops.setRopeTables(cos, sin);
+    }
+
+    /** The largest activation buffer one model can have: a Java array, mirrored on the device. */
+    public static final long MAX_BUFFER_FLOATS = Integer.MAX_VALUE - 8;
+
+    /**
+     * Floats of the activation buffer for (batch, seqLen): per token, each (layer, step) cell keeps ten
+     * d-vectors, three FFN vectors, one log-sum-exp per head and four RMS statistics; each step keeps two
+     * d-vectors and seven scalars; plus one block of logits and the backward pass's scratch vectors.
+     */
+    public static long activationFloats(LoopConfig cfg, int batch, int seqLen, boolean keepLogits) {
+        long n = (long) batch * seqLen, d = cfg.hidden(), f = cfg.ffn(), cells = (long) cfg.steps() * cfg.layers();
+        long block = Math.max(1, Math.min(n, Math.max(64, (1 << 24) / cfg.vocab())));
+        return cells * n * (10 * d + 3 * f + cfg.heads() + 4) + cfg.steps() * n * (2 * d + 7) + block * cfg.vocab()
+                + (keepLogits ? cfg.steps() * n * cfg.vocab() : 0) + n * (7 * d + 3 * f);
     }
 
     private static int alloc(long[] cur, long size) {
