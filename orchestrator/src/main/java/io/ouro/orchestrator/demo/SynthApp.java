@@ -1,0 +1,176 @@
+package io.ouro.orchestrator.demo;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@code ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A] [--max-ops B]
+ * [--files K]}: writes a Mano corpus ({@link Mano}) to any Hadoop FileSystem: {@code train/part-NNNNN.txt}
+ * (one document per line, K files), {@code heldout/part-00000.txt} (distinct expressions from another
+ * stream) and {@code mano.json} (the settings and counts). No held-out expression of two or more operators
+ * occurs in the training files; single operations are the arithmetic table itself, which training covers.
+ * Deterministic by seed; each file is written under a temporary name and renamed when complete.
+ */
+public final class SynthApp {
+
+    /** What a corpus holds. */
+    public record Corpus(String train, String heldout, long documents, long heldoutDocuments, long rejected,
+                         long bytes) {
+    }
+
+    /** The generator's settings. */
+    public record Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files) {
+
+        public Options {
+            if (documents < 1) {
+                throw new IllegalArgumentException("--documents: expected at least 1, got " + documents);
+            }
+            if (heldout < 0) {
+                throw new IllegalArgumentException("--heldout: expected 0 or more, got " + heldout);
+            }
+            if (minOps < 0 || maxOps < minOps) {
+                throw new IllegalArgumentException("--min-ops/--max-ops: expected 0 <= min <= max, got "
+                        + minOps + ".." + maxOps);
+            }
+            if (files < 1) {
+                throw new IllegalArgumentException("--files: expected at least 1, got " + files);
+            }
+        }
+    }
+
+    private SynthApp() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        if (args.length < 1 || !args[0].equals("mano")) {
+            usage();
+        }
+        Map<String, String> a = new LinkedHashMap<>();
+        for (int i = 1; i < args.length; i++) {
+            if (!args[i].startsWith("--") || i + 1 >= args.length) {
+                System.err.println("synth: bad argument " + args[i]);
+                usage();
+            }
+            a.put(args[i].substring(2), args[++i]);
+        }
+        if (!a.containsKey("out")) {
+            usage();
+        }
+        Options o;
+        try {
+            o = new Options(a.remove("out"), Long.parseLong(a.getOrDefault("documents", "100000")),
+                    Integer.parseInt(a.getOrDefault("heldout", "1000")), Long.parseLong(a.getOrDefault("seed", "1")),
+                    Integer.parseInt(a.getOrDefault("min-ops", "1")), Integer.parseInt(a.getOrDefault("max-ops", "3")),
+                    Integer.parseInt(a.getOrDefault("files", "2")));
+            for (String k : new String[] {"documents", "heldout", "seed", "min-ops", "max-ops", "files"}) {
+                a.remove(k);
+            }
+            if (!a.isEmpty()) {
+                throw new IllegalArgumentException("unknown option(s) " + a.keySet());
+            }
+        } catch (IllegalArgumentException e) {
+            System.err.println("synth mano: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        long t0 = System.nanoTime();
+        Corpus c = write(o, new Configuration());
+        System.out.printf(Locale.ROOT, "synth mano: %d training documents (%.1f MB) in %s, %d held-out in %s;"
+                        + " %d generated expressions skipped as held-out duplicates; %.1f s%n", c.documents(),
+                c.bytes() / 1e6, c.train(), c.heldoutDocuments(), c.heldout(), c.rejected(),
+                (System.nanoTime() - t0) / 1e9);
+    }
+
+    private static void usage() {
+        System.err.println("usage: ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A]"
+                + " [--max-ops B] [--files K]");
+        System.exit(2);
+    }
+
+    /** The seed of the held-out stream: another stream than the training one, so the two sets differ. */
+    static long heldoutSeed(long seed) {
+        return seed ^ 0x4E1D_0C7AL;
+    }
+
+    /** Writes the corpus and returns what it holds. */
+    public static Corpus write(Options o, Configuration conf) throws IOException {
+        Path root = new Path(o.out());
+        FileSystem fs = root.getFileSystem(conf);
+        Path trainDir = new Path(root, "train"), heldDir = new Path(root, "heldout");
+        fs.mkdirs(trainDir);
+        fs.mkdirs(heldDir);
+        Set<String> held = new HashSet<>();
+        long index = 0;
+        long bytes = 0;
+        try (BufferedWriter w = open(fs, heldDir, "part-00000.txt")) {
+            // held-out: distinct expressions; bounded so a tiny expression space cannot loop forever
+            while (held.size() < o.heldout() && index < 100L * o.heldout() + 1000) {
+                Mano.Expr e = Mano.at(heldoutSeed(o.seed()), index++, o.minOps(), o.maxOps());
+                if (held.add(e.prefix())) {
+                    w.write(e.document());
+                    w.newLine();
+                }
+            }
+        }
+        commit(fs, heldDir, "part-00000.txt");
+        index = 0;
+        long rejected = 0;
+        for (int f = 0; f < o.files(); f++) {
+            long n = o.documents() * (f + 1) / o.files() - o.documents() * f / o.files();
+            String name = String.format(Locale.ROOT, "part-%05d.txt", f);
+            try (BufferedWriter w = open(fs, trainDir, name)) {
+                for (long k = 0; k < n; ) {
+                    Mano.Expr e = Mano.at(o.seed(), index++, o.minOps(), o.maxOps());
+                    if (e.ops() >= 2 && held.contains(e.prefix())) {
+                        rejected++;
+                        if (rejected > 100 * o.documents()) {
+                            throw new IllegalStateException("the held-out set covers the expression space of "
+                                    + o.minOps() + ".." + o.maxOps() + " operators; lower --heldout");
+                        }
+                        continue;
+                    }
+                    String d = e.document();
+                    w.write(d);
+                    w.newLine();
+                    bytes += d.length() + 1;
+                    k++;
+                }
+            }
+            commit(fs, trainDir, name);
+        }
+        ObjectNode meta = new ObjectMapper().createObjectNode();
+        meta.put("task", "mano").put("modulus", Mano.P).put("seed", o.seed()).put("min_ops", o.minOps())
+                .put("max_ops", o.maxOps()).put("documents", o.documents()).put("heldout", held.size())
+                .put("heldout_duplicates_skipped", rejected).put("train_bytes", bytes).put("files", o.files());
+        try (var out = fs.create(new Path(root, "mano.json"), true)) {
+            out.write(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(meta));
+        }
+        return new Corpus(trainDir.toString(), heldDir.toString(), o.documents(), held.size(), rejected, bytes);
+    }
+
+    private static BufferedWriter open(FileSystem fs, Path dir, String name) throws IOException {
+        return new BufferedWriter(new OutputStreamWriter(fs.create(new Path(dir, "." + name + ".tmp"), true),
+                StandardCharsets.UTF_8), 1 << 16);
+    }
+
+    private static void commit(FileSystem fs, Path dir, String name) throws IOException {
+        Path fin = new Path(dir, name);
+        fs.delete(fin, false);
+        if (!fs.rename(new Path(dir, "." + name + ".tmp"), fin)) {
+            throw new IOException("could not rename " + new Path(dir, "." + name + ".tmp") + " to " + fin);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+package io.ouro.orchestrator.demo;
+
+import org.apache.hadoop.conf.Configuration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The Mano generator: well-formed prefix expressions over F_23 with the right answers, deterministic files. */
+class ManoTest {
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void expressionsAreWellFormedAndTheirAnswersAreRight() {
+        int[] opsSeen = new int[5];
+        Set<Character> operators = new HashSet<>();
+        for (long i = 0; i < 20_000; i++) {
+            Mano.Expr e = Mano.at(3, i, 1, 4);
+            assertEquals(Mano.evaluate(e.prefix()), e.answer(), e.document());
+            String[] t = e.prefix().split(" ");
+            int ops = 0;
+            for (String s : t) {
+                if (s.length() == 1 && "+-*".indexOf(s.charAt(0)) >= 0) {
+                    ops++;
+                    operators.add(s.charAt(0));
+                } else {
+                    int v = Integer.parseInt(s);
+                    assertTrue(v >= 0 && v < Mano.P, "leaf in F_23: " + s);
+                }
+            }
+            assertEquals(e.ops(), ops, e.prefix());
+            assertEquals(2 * ops + 1, t.length, "a binary tree: one more leaf than operators");
+            opsSeen[ops]++;
+        }
+        assertEquals(Set.of('+', '-', '*'), operators);
+        for (int o = 1; o <= 4; o++) {
+            assertTrue(opsSeen[o] > 4000, "operator counts are spread over 1..4: " + java.util.Arrays.toString(opsSeen));
+        }
+        assertEquals("+ * 3 5 - 7 2 = 20", new Mano.Expr("+ * 3 5 - 7 2", Mano.evaluate("+ * 3 5 - 7 2"), 3).document());
+        assertEquals(22, Mano.evaluate("- 0 1"), "subtraction wraps around");
+        assertEquals(1, Mano.evaluate("* 12 2"), "24 mod 23");
+        assertEquals(Mano.at(3, 77, 1, 4), Mano.at(3, 77, 1, 4), "a function of (seed, index)");
+        assertThrows(IllegalArgumentException.class, () -> Mano.evaluate("+ 1"));
+        assertThrows(IllegalArgumentException.class, () -> Mano.evaluate("+ 1 23"));
+    }
+
+    @Test
+    void theEntropyFloorIsTheInformationInAnExpression() {
+        Mano.Floor one = Mano.floor(1, 1, 50_000);
+        assertEquals(Math.log(3) + 2 * Math.log(23), one.format(), 1e-12, "an operator and two leaves");
+        Mano.Floor two = Mano.floor(2, 2, 50_000);
+        assertEquals(2 * Math.log(3) + 3 * Math.log(23) + Math.log(2), two.format(), 1e-12, "and where the subtree goes");
+        Mano.Floor mixed = Mano.floor(1, 2, 50_000);
+        assertEquals(Math.log(2) + (one.format() + two.format()) / 2, mixed.format(), 1e-12, "and how many operators");
+        // multiplication makes 0 likelier than 1/23, so a guess from the operator beats chance a little
+        assertTrue(one.guessAnswer() < Math.log(23) && one.guessAnswer() > Math.log(23) - 0.2, "" + one.guessAnswer());
+        assertTrue(one.guessAccuracy() > 1.0 / 23 && one.guessAccuracy() < 0.08, "" + one.guessAccuracy());
+    }
+
+    @Test
+    void theCorpusIsDeterministicAndHeldOutExpressionsStayOutOfTraining() throws Exception {
+        SynthApp.Options o = new SynthApp.Options(tmp.resolve("a").toUri().toString(), 5000, 300, 9, 1, 3, 3);
+        SynthApp.Corpus c = SynthApp.write(o, new Configuration());
+        SynthApp.write(new SynthApp.Options(tmp.resolve("b").toUri().toString(), 5000, 300, 9, 1, 3, 3),
+                new Configuration());
+        for (String f : List.of("train/part-00000.txt", "train/part-00001.txt", "train/part-00002.txt",
+                "heldout/part-00000.txt")) {
+            assertArrayEquals(Files.readAllBytes(tmp.resolve("a").resolve(f)), Files.readAllBytes(tmp.resolve("b").resolve(f)),
+                    f + " is the same for the same seed");
+        }
+        Set<String> train = new HashSet<>();
+        long lines = 0;
+        for (int f = 0; f < 3; f++) {
+            for (String line : Files.readAllLines(tmp.resolve("a/train/part-0000" + f + ".txt"))) {
+                int eq = line.lastIndexOf(" = ");
+                assertEquals(Mano.evaluate(line.substring(0, eq)), Integer.parseInt(line.substring(eq + 3)), line);
+                train.add(line.substring(0, eq));
+                lines++;
+            }
+        }
+        assertEquals(5000, lines);
+        assertEquals(5000, c.documents());
+        List<String> held = Files.readAllLines(tmp.resolve("a/heldout/part-00000.txt"));
+        assertEquals(300, held.size());
+        assertEquals(300, new HashSet<>(held).size(), "held-out expressions are distinct");
+        int multi = 0;
+        for (String line : held) {
+            String prefix = line.substring(0, line.lastIndexOf(" = "));
+            if (prefix.split(" ").length > 3) {
+                multi++;
+                assertFalse(train.contains(prefix), "a held-out expression of 2+ operators is not trained on: " + prefix);
+            }
+        }
+        assertTrue(multi > 150, "most held-out expressions have 2+ operators: " + multi);
+        assertTrue(Files.readString(tmp.resolve("a/mano.json")).contains("\"documents\" : 5000"));
+        assertFalse(Files.exists(tmp.resolve("a/train/.part-00000.txt.tmp")), "no temporary file is left");
+        assertThrows(IllegalArgumentException.class, () -> new SynthApp.Options("x", 10, 1, 1, 3, 2, 1));
+    }
+}
