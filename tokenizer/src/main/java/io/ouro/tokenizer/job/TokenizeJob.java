@@ -275,8 +275,40 @@ public final class TokenizeJob {
         if (fs.exists(dst)) {
             fs.delete(dst, false);
         }
-        if (!fs.rename(tmp, dst)) {
+        commit(fs, tmp, dst);
+    }
+
+    /**
+     * Renames {@code tmp} to {@code dst}. When another attempt of the same unit committed {@code dst} first
+     * (a task of a killed job that is still running, or a speculative copy), its bytes must equal ours, since
+     * the output is a function of the input: ours are dropped. Different bytes are an error.
+     */
+    static void commit(FileSystem fs, Path tmp, Path dst) throws IOException {
+        if (fs.rename(tmp, dst)) {
+            return;
+        }
+        if (!fs.exists(dst)) {
             throw new IOException("could not rename " + tmp + " to " + dst);
+        }
+        if (!sameBytes(fs, tmp, dst)) {
+            throw new IOException("could not rename " + tmp + " to " + dst + ": another attempt wrote " + dst
+                    + " with other content (did the input change while the job ran?)");
+        }
+        fs.delete(tmp, false);
+    }
+
+    static boolean sameBytes(FileSystem fs, Path a, Path b) throws IOException {
+        if (fs.getFileStatus(a).getLen() != fs.getFileStatus(b).getLen()) {
+            return false;
+        }
+        try (InputStream x = new java.io.BufferedInputStream(fs.open(a), 1 << 16);
+             InputStream y = new java.io.BufferedInputStream(fs.open(b), 1 << 16)) {
+            for (int c; (c = x.read()) >= 0; ) {
+                if (c != y.read()) {
+                    return false;
+                }
+            }
+            return y.read() < 0;
         }
     }
 
@@ -538,9 +570,7 @@ public final class TokenizeJob {
             digest.close();
             String name = prefix + String.format("%04d.arrow", shards.size());
             Path dst = new Path(out, name);
-            if (!fs.rename(tmp, dst)) {
-                throw new IOException("could not rename " + tmp + " to " + dst);
-            }
+            commit(fs, tmp, dst);
             long size = fs.getFileStatus(dst).getLen();
             shards.add(new UnitResult.ShardInfo(name, o.source(), d, t, size,
                     HexFormat.of().formatHex(digest.getMessageDigest().digest())));

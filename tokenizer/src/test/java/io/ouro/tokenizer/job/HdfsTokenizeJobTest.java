@@ -192,6 +192,21 @@ class HdfsTokenizeJobTest {
     }
 
     @Test
+    void aShardCommittedFirstByAnotherAttemptIsKeptWhenItsBytesAreOurs() throws Exception {
+        // HDFS's rename does not replace an existing file: a task of a killed job that is still running can
+        // commit the same shard while the re-run writes it (seen in this test's resume case)
+        Path dst = new Path(root + "/commit/s.arrow"), tmp = new Path(root + "/commit/_tmp/s.arrow.1");
+        write(dst.toString(), new byte[] {1, 2, 3});
+        write(tmp.toString(), new byte[] {1, 2, 3});
+        TokenizeJob.commit(fs, tmp, dst);
+        assertFalse(fs.exists(tmp), "our identical copy is dropped");
+        assertArrayEquals(new byte[] {1, 2, 3}, fs.open(dst).readAllBytes());
+        write(tmp.toString(), new byte[] {1, 2, 4});
+        IOException e = assertThrows(IOException.class, () -> TokenizeJob.commit(fs, tmp, dst));
+        assertTrue(e.getMessage().contains("another attempt wrote " + dst + " with other content"), e.getMessage());
+    }
+
+    @Test
     @Timeout(300)
     void badRecordsAreCountedNotFatal() throws Exception {
         String in = root + "/bad";
