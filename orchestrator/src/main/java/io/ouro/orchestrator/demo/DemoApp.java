@@ -150,6 +150,10 @@ public final class DemoApp {
             if (s.has("steps")) {
                 s.put("steps", Math.max(2, Math.round(s.get("steps").asLong() * o.scale())));
             }
+            if (s.path("lr").has("warmup_steps")) {
+                ObjectNode lr = (ObjectNode) s.get("lr");
+                lr.put("warmup_steps", Math.round(lr.get("warmup_steps").asLong() * Math.min(1, o.scale())));
+            }
         }
         ObjectNode train = tree.with("train");
         for (String k : new String[] {"segment_steps", "checkpoint_every"}) {
@@ -161,13 +165,11 @@ public final class DemoApp {
             ObjectNode v = (ObjectNode) train.get("validation");
             v.put("every_steps", Math.max(1, Math.round(v.path("every_steps").asLong() * o.scale())));
         }
-        java.nio.file.Path effective = java.nio.file.Files.createTempFile("ouro-demo-", ".yaml");
-        Files.writeString(effective, new ObjectMapper(new YAMLFactory()).writeValueAsString(tree));
-        TrainConfig cfg = TrainConfig.load(effective);
+        String yaml = new ObjectMapper(new YAMLFactory()).writeValueAsString(tree);
+        TrainConfig cfg = TrainConfig.parse(out + "/config.yaml", yaml);
         try (var os = fs.create(new Path(out + "/config.yaml"), true)) {
-            os.write(Files.readAllBytes(effective));
+            os.write(yaml.getBytes(StandardCharsets.UTF_8));
         }
-        Files.delete(effective);
 
         SparkConf conf = PretrainApp.sparkConf(cfg).setAppName("ouro demo").setMaster(o.master());
         if (o.master().startsWith("local")) { // a local run stays on loopback
