@@ -49,7 +49,7 @@ public final class Plan {
     }
 
     /**
-     * Memory per worker on the OpenCL backend: parameters, gradients and two AdamW moments, and the
+     * Memory per worker on the OpenCL backend on a GPU: parameters, gradients and two AdamW moments, and the
      * activations of the stage's largest batch; each is one buffer, on the device and mirrored in the
      * executor's heap, and one buffer holds at most {@link OpenClModel#MAX_BUFFER_FLOATS} floats.
      */
@@ -57,7 +57,7 @@ public final class Plan {
         LoopConfig m = s.model();
         long params = new ParamLayout(m).totalSize();
         int b = Math.max(s.batchPerWorker(), s.batchStart());
-        long act = OpenClModel.activationFloats(m, b, s.seqLen(), false);
+        long act = OpenClModel.activationFloats(m, b, s.seqLen(), false, false);
         String fit;
         if (params > OpenClModel.MAX_BUFFER_FLOATS) {
             fit = "DOES NOT FIT: the parameters exceed one buffer";
@@ -65,8 +65,8 @@ public final class Plan {
             fit = "fits";
         } else {
             // past one block of logits the buffer grows linearly with the tokens
-            long perToken = (OpenClModel.activationFloats(m, 1, 1 << 17, false)
-                    - OpenClModel.activationFloats(m, 1, 1 << 16, false)) >> 16;
+            long perToken = (OpenClModel.activationFloats(m, 1, 1 << 17, false, false)
+                    - OpenClModel.activationFloats(m, 1, 1 << 16, false, false)) >> 16;
             fit = "DOES NOT FIT: one activation buffer holds at most " + OpenClModel.MAX_BUFFER_FLOATS / perToken
                     + " tokens per worker at this shape";
         }

@@ -26,7 +26,8 @@ public final class LoopKernel extends Kernel {
             OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9,
             OP_EMBED_FWD = 10, OP_EMBED_BWD = 11, OP_ATTN_FWD = 12, OP_ATTN_BWD_Q = 13, OP_ATTN_BWD_KV = 14,
             OP_CE_FWD = 15, OP_CE_BWD = 16, OP_BIAS_ADD = 17, OP_EXIT = 18, OP_STEP_MEANS = 19, OP_SUMSQ = 20,
-            OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24;
+            OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24, OP_GEMM_DOT = 25,
+            OP_TRANSPOSE = 26;
 
     float[] w = new float[1];
     float[] gw = new float[1];
@@ -104,6 +105,24 @@ public final class LoopKernel extends Kernel {
             }
             if (c + 56 < gn) {
                 store(cSel, cOff + r * cRs + (c + 56) * cCs, v7, accumulate);
+            }
+        }
+    }
+
+    /** Stores C(r, c + j) for j = 0..3, within bounds. */
+    void storeRow4(int r, int c, float v0, float v1, float v2, float v3) {
+        if (r < gm) {
+            if (c + 0 < gn) {
+                store(cSel, cOff + r * cRs + (c + 0) * cCs, v0, accumulate);
+            }
+            if (c + 1 < gn) {
+                store(cSel, cOff + r * cRs + (c + 1) * cCs, v1, accumulate);
+            }
+            if (c + 2 < gn) {
+                store(cSel, cOff + r * cRs + (c + 2) * cCs, v2, accumulate);
+            }
+            if (c + 3 < gn) {
+                store(cSel, cOff + r * cRs + (c + 3) * cCs, v3, accumulate);
             }
         }
     }
@@ -388,9 +407,97 @@ public final class LoopKernel extends Kernel {
                 gw[o1] = gw[o1] + s;
             }
         }
+        if (op == OP_GEMM_DOT) {
+            // GEMM for CPU devices when A is in act and both A and B are k-contiguous (aCs = bCs = 1): each item
+            // computes a 4 x 4 block of C as 16 dot products over k, with no local memory and no barrier, so
+            // the compiler vectorizes the k loop (a reduction: pocl needs -cl-unsafe-math-optimizations).
+            // Rows and columns past the edge are clamped for loading and skipped when storing.
+            int i0 = gy * 4;
+            int j0 = gx * 4;
+            if (i0 < gm && j0 < gn) {
+                int pa0 = aOff + min(i0, gm - 1) * aRs;
+                int pa1 = aOff + min(i0 + 1, gm - 1) * aRs;
+                int pa2 = aOff + min(i0 + 2, gm - 1) * aRs;
+                int pa3 = aOff + min(i0 + 3, gm - 1) * aRs;
+                int pb0 = bOff + min(j0, gn - 1) * bRs;
+                int pb1 = bOff + min(j0 + 1, gn - 1) * bRs;
+                int pb2 = bOff + min(j0 + 2, gn - 1) * bRs;
+                int pb3 = bOff + min(j0 + 3, gn - 1) * bRs;
+                float s00 = 0f, s01 = 0f, s02 = 0f, s03 = 0f, s10 = 0f, s11 = 0f, s12 = 0f, s13 = 0f;
+                float s20 = 0f, s21 = 0f, s22 = 0f, s23 = 0f, s30 = 0f, s31 = 0f, s32 = 0f, s33 = 0f;
+                if (bSel == 0) {
+                    for (int q = 0; q < gk; q++) {
+                        float x0 = act[pa0 + q];
+                        float x1 = act[pa1 + q];
+                        float x2 = act[pa2 + q];
+                        float x3 = act[pa3 + q];
+                        float y0 = w[pb0 + q];
+                        float y1 = w[pb1 + q];
+                        float y2 = w[pb2 + q];
+                        float y3 = w[pb3 + q];
+                        s00 += x0 * y0;
+                        s01 += x0 * y1;
+                        s02 += x0 * y2;
+                        s03 += x0 * y3;
+                        s10 += x1 * y0;
+                        s11 += x1 * y1;
+                        s12 += x1 * y2;
+                        s13 += x1 * y3;
+                        s20 += x2 * y0;
+                        s21 += x2 * y1;
+                        s22 += x2 * y2;
+                        s23 += x2 * y3;
+                        s30 += x3 * y0;
+                        s31 += x3 * y1;
+                        s32 += x3 * y2;
+                        s33 += x3 * y3;
+                    }
+                }
+                if (bSel == 2) {
+                    for (int q = 0; q < gk; q++) {
+                        float x0 = act[pa0 + q];
+                        float x1 = act[pa1 + q];
+                        float x2 = act[pa2 + q];
+                        float x3 = act[pa3 + q];
+                        float y0 = act[pb0 + q];
+                        float y1 = act[pb1 + q];
+                        float y2 = act[pb2 + q];
+                        float y3 = act[pb3 + q];
+                        s00 += x0 * y0;
+                        s01 += x0 * y1;
+                        s02 += x0 * y2;
+                        s03 += x0 * y3;
+                        s10 += x1 * y0;
+                        s11 += x1 * y1;
+                        s12 += x1 * y2;
+                        s13 += x1 * y3;
+                        s20 += x2 * y0;
+                        s21 += x2 * y1;
+                        s22 += x2 * y2;
+                        s23 += x2 * y3;
+                        s30 += x3 * y0;
+                        s31 += x3 * y1;
+                        s32 += x3 * y2;
+                        s33 += x3 * y3;
+                    }
+                }
+                storeRow4(i0, j0, s00, s01, s02, s03);
+                storeRow4(i0 + 1, j0, s10, s11, s12, s13);
+                storeRow4(i0 + 2, j0, s20, s21, s22, s23);
+                storeRow4(i0 + 3, j0, s30, s31, s32, s33);
+            }
+        }
         if (op == OP_COPY) {
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
                 act[o0 + i] = act[o1 + i];
+            }
+        }
+        if (op == OP_TRANSPOSE) {
+            // act[o0 + c * n0 + r] = X[o1 + r * n2 + c] for r < n0, c < n1, X in buffer aSel (PARAMS or ACT)
+            for (int e = gx * chunk; e < min(n0 * n1, gx * chunk + chunk); e++) {
+                int c = e / n0;
+                int r = e % n0;
+                act[o0 + e] = aSel == 0 ? w[o1 + r * n2 + c] : act[o1 + r * n2 + c];
             }
         }
         if (op == OP_EXIT) {

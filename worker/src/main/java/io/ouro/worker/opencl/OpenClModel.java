@@ -35,6 +35,9 @@ public final class OpenClModel implements AutoCloseable {
     // log-sum-exp per (sequence, head, query) (attLse), never the S x S probabilities.
     private final int x0, a1, q, k, v, att, o, x1, f1, f, g, u, m, attLse, rstd1, rstd2, rstd3, rstd4;
     private final int xt, rstdF, hn, z, lse, ce, p, dz, dce, scratch, logits;
+    /** CPU devices only: the LM head's weight transposed, (D,V), and one block of dlogits and of h transposed. */
+    private final boolean cpuHead;
+    private final int headT, scratchT, hT, gemmScratch;
     private final int gH0, gH1, gA, gB, gQ, gK, gV, gM, gG, gU;
     private final int nd, nf, pp;
     private int gH, gTmp;
@@ -92,6 +95,12 @@ public final class OpenClModel implements AutoCloseable {
         dz = alloc(cur, (long) steps * n);
         dce = alloc(cur, (long) steps * n);
         scratch = alloc(cur, (long) block * vocab);
+        cpuHead = device.getType() == com.aparapi.device.Device.TYPE.CPU;
+        headT = alloc(cur, cpuHead ? (long) vocab * d : 0);
+        scratchT = alloc(cur, cpuHead ? (long) block * vocab : 0);
+        hT = alloc(cur, cpuHead ? (long) block * d : 0);
+        long gemmT = cpuHead ? Math.max((long) (d + ffn) * n, (long) d * ffn) : 0;
+        gemmScratch = alloc(cur, gemmT);
         logits = keepLogits ? alloc(cur, (long) steps * n * vocab) : -1;
         gH0 = alloc(cur, nd);
         gH1 = alloc(cur, nd);
@@ -103,7 +112,7 @@ public final class OpenClModel implements AutoCloseable {
         gM = alloc(cur, nf);
         gG = alloc(cur, nf);
         gU = alloc(cur, nf);
-        if (cur[0] != activationFloats(cfg, batch, seqLen, keepLogits)) {
+        if (cur[0] != activationFloats(cfg, batch, seqLen, keepLogits, cpuHead)) {
             throw new IllegalStateException("activationFloats disagrees with the allocation: " + cur[0]);
         }
         if (cur[0] > Integer.MAX_VALUE - 8) {
@@ -112,6 +121,9 @@ public final class OpenClModel implements AutoCloseable {
         }
         int metrics = n + 2 * steps + NORM_PARTIALS;
         this.ops = new OpenClOps(device, layout.arraySize(), (int) cur[0], metrics, n);
+        if (cpuHead) {
+            ops.setTransposeScratch(gemmScratch, (int) gemmT);
+        }
         float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
         Rope.tables(cos, sin, seqLen, hd, cfg.ropeBase());
         ops.setRopeTables(cos, sin);
@@ -123,13 +135,17 @@ public final class OpenClModel implements AutoCloseable {
     /**
      * Floats of the activation buffer for (batch, seqLen): per token, each (layer, step) cell keeps ten
      * d-vectors, three FFN vectors, one log-sum-exp per head and four RMS statistics; each step keeps two
-     * d-vectors and seven scalars; plus one block of logits and the backward pass's scratch vectors.
+     * d-vectors and seven scalars; plus one block of logits and the backward pass's scratch vectors; on a
+     * CPU device also the LM head's weight transposed, one block of logits and of h transposed, and room to
+     * transpose the operands of a layer's products.
      */
-    public static long activationFloats(LoopConfig cfg, int batch, int seqLen, boolean keepLogits) {
+    public static long activationFloats(LoopConfig cfg, int batch, int seqLen, boolean keepLogits, boolean cpu) {
         long n = (long) batch * seqLen, d = cfg.hidden(), f = cfg.ffn(), cells = (long) cfg.steps() * cfg.layers();
+        long v = cfg.vocab();
         long block = Math.max(1, Math.min(n, Math.max(64, (1 << 24) / cfg.vocab())));
-        return cells * n * (10 * d + 3 * f + cfg.heads() + 4) + cfg.steps() * n * (2 * d + 7) + block * cfg.vocab()
-                + (keepLogits ? cfg.steps() * n * cfg.vocab() : 0) + n * (7 * d + 3 * f);
+        return cells * n * (10 * d + 3 * f + cfg.heads() + 4) + cfg.steps() * n * (2 * d + 7) + block * v
+                + (keepLogits ? cfg.steps() * n * v : 0) + n * (7 * d + 3 * f)
+                + (cpu ? v * d + block * v + block * d + Math.max((d + f) * n, d * f) : 0);
     }
 
     private static int alloc(long[] cur, long size) {
@@ -275,6 +291,9 @@ public final class OpenClModel implements AutoCloseable {
         gH = gH0;
         gTmp = gH1;
         ops.fill(Buffer.ACT, gH, nd, 0f);
+        if (lm && cpuHead) {
+            ops.transpose(headT, Buffer.PARAMS, layout.lmHead().off(), vocab, d);
+        }
         for (int t = steps - 1; t >= 0; t--) {
             ops.linearBackwardWeight(Buffer.GRADS, gw.off(), dz + t * n, hn + t * nd, n, d, 1);
             ops.sumToGrad(layout.gateBias().off(), dz + t * n, n);
@@ -287,8 +306,19 @@ public final class OpenClModel implements AutoCloseable {
                 int h = hn + t * nd + r0 * d;
                 ops.linearForward(scratch, h, Buffer.PARAMS, layout.lmHead().off(), rows, d, vocab);
                 ops.crossEntropyBackward(scratch, lse + t * n, dce + t * n, r0, rows, vocab);
-                ops.linearBackwardInput(gH + r0 * d, scratch, Buffer.PARAMS, layout.lmHead().off(), rows, d, vocab);
-                ops.linearBackwardWeight(Buffer.GRADS, layout.lmHead().off(), scratch, h, rows, d, vocab);
+                if (cpuHead) {
+                    // on a CPU device both products as dot products over contiguous rows (OpenClOps.gemm):
+                    // dh += dlogits . W with W transposed, and dW += dlogits^T . h with both transposed
+                    ops.gemm(Buffer.ACT, gH + r0 * d, d, 1, Buffer.ACT, scratch, vocab, 1, Buffer.ACT, headT, vocab, 1,
+                            rows, d, vocab, true);
+                    ops.transpose(scratchT, Buffer.ACT, scratch, rows, vocab);
+                    ops.transpose(hT, Buffer.ACT, h, rows, d);
+                    ops.gemm(Buffer.GRADS, layout.lmHead().off(), d, 1, Buffer.ACT, scratchT, rows, 1, Buffer.ACT, hT,
+                            rows, 1, vocab, d, rows, true);
+                } else {
+                    ops.linearBackwardInput(gH + r0 * d, scratch, Buffer.PARAMS, layout.lmHead().off(), rows, d, vocab);
+                    ops.linearBackwardWeight(Buffer.GRADS, layout.lmHead().off(), scratch, h, rows, d, vocab);
+                }
             }
             ops.fill(Buffer.ACT, gTmp, nd, 0f);
             ops.rmsnormBackward(gTmp, layout.finalNorm().off(), gH, xt + t * nd, rstdF + t * n,

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -19,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class KernelParityOpenClTest {
 
-    static final int PARAMS = 40_000, ACT = 80_000;
+    static final int PARAMS = 40_000, ACT = 120_000;
     static OpenClOps ops;
     final SplittableRandom rng = new SplittableRandom(17);
 
@@ -65,6 +66,21 @@ class KernelParityOpenClTest {
     @Test
     void linearAcrossSeveralWorkGroupsAndKTiles() {
         linear(130, 70, 150, 1, 9200, 29000, 49000, 3, 10000);
+    }
+
+    @Test
+    void linearWithTransposedOperandsOnCpuDevices() {
+        // with scratch, a CPU device transposes the operands that are not k-contiguous and runs dot products
+        ops.setTransposeScratch(80_000, 40_000);
+        try {
+            ops.startProfile();
+            linear(37, 45, 29, 5, 3000, 5000, 8000, 11, 700);
+            linear(130, 70, 150, 1, 9200, 29000, 49000, 3, 10000);
+            assertEquals(ops.cpuDevice(), ops.profile().containsKey("transpose"),
+                    "a CPU device takes the transposing path, a GPU the tiled kernel");
+        } finally {
+            ops.setTransposeScratch(-1, 0);
+        }
     }
 
     void linear(int n, int in, int o, int xOff, int outOff, int doutOff, int dxOff, int wOff, int dwOff) {
