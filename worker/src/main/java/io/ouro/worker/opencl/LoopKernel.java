@@ -493,11 +493,18 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_TRANSPOSE) {
-            // act[o0 + c * n0 + r] = X[o1 + r * n2 + c] for r < n0, c < n1, X in buffer aSel (PARAMS or ACT)
-            for (int e = gx * chunk; e < min(n0 * n1, gx * chunk + chunk); e++) {
-                int c = e / n0;
-                int r = e % n0;
-                act[o0 + e] = aSel == 0 ? w[o1 + r * n2 + c] : act[o1 + r * n2 + c];
+            // act[o0 + c * n0 + r] = X[o1 + r * n2 + c] for r < n0, c < n1, X in buffer aSel (PARAMS or ACT),
+            // in 16 x 16 tiles (n3 tiles across c) so that reads and writes both use whole cache lines
+            for (int tile = gx * chunk; tile < min(n3 * ((n0 + 15) / 16), gx * chunk + chunk); tile++) {
+                int r0 = (tile / n3) * 16;
+                int c0 = (tile % n3) * 16;
+                int rEnd = min(n0, r0 + 16);
+                int cEnd = min(n1, c0 + 16);
+                for (int r = r0; r < rEnd; r++) {
+                    for (int c = c0; c < cEnd; c++) {
+                        act[o0 + c * n0 + r] = aSel == 0 ? w[o1 + r * n2 + c] : act[o1 + r * n2 + c];
+                    }
+                }
             }
         }
         if (op == OP_EXIT) {

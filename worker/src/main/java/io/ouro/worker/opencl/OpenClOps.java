@@ -445,7 +445,8 @@ public final class OpenClOps implements AutoCloseable {
         k.n0 = rows;
         k.n1 = cols;
         k.n2 = stride;
-        launchElementwise(rows * cols);
+        k.n3 = (cols + 15) / 16;
+        launchElementwise(k.n3 * ((rows + 15) / 16));
         wrote(Buffer.ACT);
     }
 
