@@ -145,12 +145,12 @@ public final class OpenClOps implements AutoCloseable {
         k.cOff = cOff;
         k.cRs = cRs;
         k.cCs = cCs;
-        // on a CPU device the forward layout (both operands k-contiguous) runs as plain dot products, which
-        // pocl vectorizes (2.4x the tiled kernel there); the other layouts and GPUs use the tiled kernel
+        // On a CPU device every layout runs as plain dot products over k (OP_GEMM_DOT), which pocl vectorizes
+        // (about 2.4x the tiled kernel there): operands that are not k-contiguous are first transposed into
+        // the scratch region. GPUs, and products whose operands do not fit the scratch, take the tiled kernel.
         if (cpuDevice && (aCs != 1 || bCs != 1) && transposeScratch >= 0 && (aCs == 1 || aRs == 1)
                 && (bCs == 1 || bRs == 1) && (a == Buffer.ACT || a == Buffer.PARAMS) && (b == Buffer.ACT || b == Buffer.PARAMS)
                 && (aCs == 1 ? 0L : (long) m * kk) + (bCs == 1 ? 0L : (long) n * kk) <= transposeScratchSize) {
-            // the other layouts: the operands that are not k-contiguous are transposed into scratch first
             int at = transposeScratch, bt = transposeScratch + (aCs == 1 ? 0 : m * kk);
             if (aCs != 1) {
                 transpose(at, a, aOff, kk, m, aCs);
