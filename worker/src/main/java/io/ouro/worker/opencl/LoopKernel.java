@@ -500,9 +500,18 @@ public final class LoopKernel extends Kernel {
                 int c0 = (tile % n3) * 16;
                 int rEnd = min(n0, r0 + 16);
                 int cEnd = min(n1, c0 + 16);
-                for (int r = r0; r < rEnd; r++) {
+                if (aSel == 0) {
                     for (int c = c0; c < cEnd; c++) {
-                        act[o0 + c * n0 + r] = aSel == 0 ? w[o1 + r * n2 + c] : act[o1 + r * n2 + c];
+                        for (int r = r0; r < rEnd; r++) {
+                            act[o0 + c * n0 + r] = w[o1 + r * n2 + c];
+                        }
+                    }
+                }
+                if (aSel == 2) {
+                    for (int c = c0; c < cEnd; c++) {
+                        for (int r = r0; r < rEnd; r++) {
+                            act[o0 + c * n0 + r] = act[o1 + r * n2 + c];
+                        }
                     }
                 }
             }
