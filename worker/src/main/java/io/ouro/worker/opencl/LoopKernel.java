@@ -411,7 +411,8 @@ public final class LoopKernel extends Kernel {
             // GEMM for CPU devices when A is in act and both A and B are k-contiguous (aCs = bCs = 1): each item
             // computes a 4 x 4 block of C as 16 dot products over k, with no local memory and no barrier, so
             // the compiler vectorizes the k loop (a reduction: pocl needs -cl-unsafe-math-optimizations).
-            // Rows and columns past the edge are clamped for loading and skipped when storing.
+            // Rows and columns past the edge are clamped for loading and skipped when storing. The loop is
+            // written once per B buffer: a buffer chosen per load (load()) keeps pocl from vectorizing it.
             int i0 = gy * 4;
             int j0 = gx * 4;
             if (i0 < gm && j0 < gn) {
