@@ -296,14 +296,7 @@ public final class DemoApp {
             try (BufferedReader r = new BufferedReader(new InputStreamReader(fs.open(st.getPath()),
                     StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null && out.size() < limit; ) {
-                    int eq = line.lastIndexOf(" = ");
-                    String prefix = line.substring(0, eq);
-                    int answer = Integer.parseInt(line.substring(eq + 3).trim());
-                    int ops = 0;
-                    for (String t : prefix.split(" ")) {
-                        ops += t.length() == 1 && "+-*".contains(t) ? 1 : 0;
-                    }
-                    out.add(new Mano.Expr(prefix, answer, ops));
+                    out.add(Mano.Expr.parse(line));
                 }
             }
         }

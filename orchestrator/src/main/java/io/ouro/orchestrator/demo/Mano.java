@@ -22,6 +22,17 @@ public final class Mano {
         public String document() {
             return prefix + " = " + answer;
         }
+
+        /** The expression of a document line, the inverse of {@link #document()}. */
+        public static Expr parse(String document) {
+            int eq = document.lastIndexOf(" = ");
+            String prefix = document.substring(0, eq);
+            int ops = 0;
+            for (String t : prefix.split(" ")) {
+                ops += t.length() == 1 && "+-*".contains(t) ? 1 : 0;
+            }
+            return new Expr(prefix, Integer.parseInt(document.substring(eq + 3).trim()), ops);
+        }
     }
 
     private Mano() {

@@ -35,9 +35,12 @@ public final class OpenClModel implements AutoCloseable {
     // log-sum-exp per (sequence, head, query) (attLse), never the S x S probabilities.
     private final int x0, a1, q, k, v, att, o, x1, f1, f, g, u, m, attLse, rstd1, rstd2, rstd3, rstd4;
     private final int xt, rstdF, hn, z, lse, ce, p, dz, dce, scratch, logits;
-    /** CPU devices only: the LM head's weight transposed, (D,V), and one block of dlogits and of h transposed. */
+    /**
+     * CPU devices only: the LM head's weight transposed, (D,V), made once per backward pass, and the region
+     * where OpenClOps.gemm transposes the operands of the other products.
+     */
     private final boolean cpuHead;
-    private final int headT, scratchT, hT, gemmScratch;
+    private final int headT, gemmScratch;
     private final int gH0, gH1, gA, gB, gQ, gK, gV, gM, gG, gU;
     private final int nd, nf, pp;
     private int gH, gTmp;
@@ -97,9 +100,7 @@ public final class OpenClModel implements AutoCloseable {
         scratch = alloc(cur, (long) block * vocab);
         cpuHead = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         headT = alloc(cur, cpuHead ? (long) vocab * d : 0);
-        scratchT = alloc(cur, cpuHead ? (long) block * vocab : 0);
-        hT = alloc(cur, cpuHead ? (long) block * d : 0);
-        long gemmT = cpuHead ? Math.max((long) (d + ffn) * n, (long) d * ffn) : 0;
+        long gemmT = cpuHead ? gemmScratchFloats(n, d, ffn, vocab, block) : 0;
         gemmScratch = alloc(cur, gemmT);
         logits = keepLogits ? alloc(cur, (long) steps * n * vocab) : -1;
         gH0 = alloc(cur, nd);
@@ -136,8 +137,7 @@ public final class OpenClModel implements AutoCloseable {
      * Floats of the activation buffer for (batch, seqLen): per token, each (layer, step) cell keeps ten
      * d-vectors, three FFN vectors, one log-sum-exp per head and four RMS statistics; each step keeps two
      * d-vectors and seven scalars; plus one block of logits and the backward pass's scratch vectors; on a
-     * CPU device also the LM head's weight transposed, one block of logits and of h transposed, and room to
-     * transpose the operands of a layer's products.
+     * CPU device also the LM head's weight transposed and room to transpose the operands of a product.
      */
     public static long activationFloats(LoopConfig cfg, int batch, int seqLen, boolean keepLogits, boolean cpu) {
         long n = (long) batch * seqLen, d = cfg.hidden(), f = cfg.ffn(), cells = (long) cfg.steps() * cfg.layers();
@@ -145,7 +145,13 @@ public final class OpenClModel implements AutoCloseable {
         long block = Math.max(1, Math.min(n, Math.max(64, (1 << 24) / cfg.vocab())));
         return cells * n * (10 * d + 3 * f + cfg.heads() + 4) + cfg.steps() * n * (2 * d + 7) + block * v
                 + (keepLogits ? cfg.steps() * n * v : 0) + n * (7 * d + 3 * f)
-                + (cpu ? v * d + block * v + block * d + Math.max((d + f) * n, d * f) : 0);
+                + (cpu ? v * d + gemmScratchFloats(n, d, f, v, block) : 0);
+    }
+
+    // the largest pair of transposed operands: a layer's weight gradient (both activations), its input gradient
+    // (the weight), and the LM head's weight gradient over one block of rows (dlogits and h)
+    private static long gemmScratchFloats(long n, long d, long f, long v, long block) {
+        return Math.max(Math.max((d + f) * n, d * f), (v + d) * block);
     }
 
     private static int alloc(long[] cur, long size) {
@@ -307,18 +313,14 @@ public final class OpenClModel implements AutoCloseable {
                 ops.linearForward(scratch, h, Buffer.PARAMS, layout.lmHead().off(), rows, d, vocab);
                 ops.crossEntropyBackward(scratch, lse + t * n, dce + t * n, r0, rows, vocab);
                 if (cpuHead) {
-                    // on a CPU device both products as dot products over contiguous rows (OpenClOps.gemm):
-                    // dh += dlogits . W with W transposed, and dW += dlogits^T . h with both transposed
+                    // dh += dlogits . W as dot products with W transposed once for the whole backward pass
+                    // (OpenClOps.gemm would transpose it again for every block and loop step)
                     ops.gemm(Buffer.ACT, gH + r0 * d, d, 1, Buffer.ACT, scratch, vocab, 1, Buffer.ACT, headT, vocab, 1,
                             rows, d, vocab, true);
-                    ops.transpose(scratchT, Buffer.ACT, scratch, rows, vocab);
-                    ops.transpose(hT, Buffer.ACT, h, rows, d);
-                    ops.gemm(Buffer.GRADS, layout.lmHead().off(), d, 1, Buffer.ACT, scratchT, rows, 1, Buffer.ACT, hT,
-                            rows, 1, vocab, d, rows, true);
                 } else {
                     ops.linearBackwardInput(gH + r0 * d, scratch, Buffer.PARAMS, layout.lmHead().off(), rows, d, vocab);
-                    ops.linearBackwardWeight(Buffer.GRADS, layout.lmHead().off(), scratch, h, rows, d, vocab);
                 }
+                ops.linearBackwardWeight(Buffer.GRADS, layout.lmHead().off(), scratch, h, rows, d, vocab);
             }
             ops.fill(Buffer.ACT, gTmp, nd, 0f);
             ops.rmsnormBackward(gTmp, layout.finalNorm().off(), gH, xt + t * nd, rstdF + t * n,
