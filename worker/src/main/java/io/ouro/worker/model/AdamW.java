@@ -1,6 +1,5 @@
 package io.ouro.worker.model;
 
-import io.ouro.worker.util.Parallel;
 
 import java.util.function.Predicate;
 
@@ -69,18 +68,8 @@ public final class AdamW {
                 continue;
             }
             float keep = decay.decays(t) ? (float) (1 - lr * weightDecay) : 1f;
-            int off = t.off();
-            Parallel.range(t.len(), 1 << 15, (lo, hi) -> {
-                for (int i = off + lo; i < off + hi; i++) {
-                    float g = grads[i];
-                    float mi = b1 * m[i] + c1 * g;
-                    float vi = b2 * v[i] + c2 * g * g;
-                    m[i] = mi;
-                    v[i] = vi;
-                    float denom = (float) Math.sqrt(vi) / sqrtBc2 + e;
-                    params[i] = params[i] * keep - stepSize * mi / denom;
-                }
-            });
+            io.ouro.worker.reference.JavaOps.adamwUpdate(params, grads, m, v, t.off(), t.len(), keep, b1, b2, c1, c2,
+                    stepSize, sqrtBc2, e);
         }
     }
 

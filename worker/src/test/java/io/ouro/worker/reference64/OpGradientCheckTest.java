@@ -136,18 +136,41 @@ class OpGradientCheckTest {
 
     @Test
     void lmHeadCrossEntropyGradientsAcrossRowBlocks() {
-        int n = 7, d = 5, vocab = 11, block = 3;
+        // the LM head and cross-entropy as the schedule runs them: linear + cross-entropy a block of rows at a time
+        int n = 7, block = 3;
+        io.ouro.worker.model.LoopConfig cfg = new io.ouro.worker.model.LoopConfig(11, 4, 1, 2, 6, 1, 10_000, 1e-6,
+                0.1, 0.2, 1);
+        int d = cfg.hidden(), vocab = cfg.vocab();
+        io.ouro.worker.model.ParamLayout layout = new io.ouro.worker.model.ParamLayout(cfg);
+        io.ouro.worker.model.TensorView head = layout.lmHead();
         int[] targets = {1, 10, -1, 0, 5, 5, 7};
-        double[] h = randn(n * d, 1), w = randn(vocab * d, 1), dce = randn(n, 1);
-        double[] ce = new double[n], lse = new double[n], scratch = new double[block * vocab];
+        JavaOps ops = new JavaOps(cfg);
+        double[] w = randn(layout.arraySize(), 1), dw = new double[w.length];
+        ops.bind(w, dw);
+        ops.setBatch(new int[n], targets);
+        Region[] r = ops.allocate(new long[]{(long) n * d, (long) block * vocab, n, n, n, (long) n * d});
+        Region hR = r[0], scratch = r[1], lse = r[2], ce = r[3], dce = r[4], dhR = r[5];
+        double[] h = ops.array(hR);
+        System.arraycopy(randn(n * d, 1), 0, h, 0, n * d);
+        double[] weights = randn(n, 1);
+        System.arraycopy(weights, 0, ops.array(dce), 0, n);
         DoubleSupplier loss = () -> {
-            LmHeadLoss.forward(ce, 0, lse, 0, null, scratch, block, h, w, 0, targets, n, d, vocab);
-            return dot(ce, dce);
+            for (int r0 = 0; r0 < n; r0 += block) {
+                int rows = Math.min(block, n - r0);
+                ops.linearForward(scratch, hR.at(r0 * d), head, rows, d, vocab);
+                ops.crossEntropyForward(scratch, lse.at(r0), ce.at(r0), r0, rows, vocab);
+            }
+            return dot(ops.array(ce), weights);
         };
         loss.getAsDouble();
-        double[] dh = new double[h.length], dw = new double[w.length];
-        LmHeadLoss.backward(dh, dw, 0, dce, 0, lse, 0, scratch, block, h, w, 0, targets, n, d, vocab);
-        assertClose("lm head dh", h, dh, loss);
+        for (int r0 = 0; r0 < n; r0 += block) {
+            int rows = Math.min(block, n - r0);
+            ops.linearForward(scratch, hR.at(r0 * d), head, rows, d, vocab);
+            ops.crossEntropyBackward(scratch, lse.at(r0), dce.at(r0), r0, rows, vocab);
+            ops.linearBackwardInput(dhR.at(r0 * d), scratch, head, rows, d, vocab);
+            ops.linearBackwardWeight(head, scratch, hR.at(r0 * d), rows, d, vocab);
+        }
+        assertClose("lm head dh", h, ops.array(dhR), loss);
         assertClose("lm head dw", w, dw, loss);
     }
 
