@@ -3,6 +3,7 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.Recompute;
 import io.ouro.worker.opencl.OpenClModel;
 
 import java.util.ArrayList;
@@ -57,7 +58,7 @@ public final class Plan {
         LoopConfig m = s.model();
         long params = new ParamLayout(m).totalSize();
         int b = Math.max(s.batchPerWorker(), s.batchStart());
-        long act = OpenClModel.activationFloats(m, b, s.seqLen(), false, false);
+        long act = OpenClModel.activationFloats(m, b, s.seqLen(), Recompute.NONE, false, false);
         String fit;
         if (params > OpenClModel.MAX_BUFFER_FLOATS) {
             fit = "DOES NOT FIT: the parameters exceed one buffer";
@@ -65,8 +66,8 @@ public final class Plan {
             fit = "fits";
         } else {
             // past one block of logits the buffer grows linearly with the tokens
-            long perToken = (OpenClModel.activationFloats(m, 1, 1 << 17, false, false)
-                    - OpenClModel.activationFloats(m, 1, 1 << 16, false, false)) >> 16;
+            long perToken = (OpenClModel.activationFloats(m, 1, 1 << 17, Recompute.NONE, false, false)
+                    - OpenClModel.activationFloats(m, 1, 1 << 16, Recompute.NONE, false, false)) >> 16;
             fit = "DOES NOT FIT: one activation buffer holds at most " + OpenClModel.MAX_BUFFER_FLOATS / perToken
                     + " tokens per worker at this shape";
         }

@@ -147,8 +147,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         boolean nonFinite = s == cfg.train().injectNonFiniteAtStep() && ring.rank() == ring.worldSize() - 1;
         if (!nonFinite) {
             try {
-                rep = b.forward(batch.tokens(), batch.targets(), obj);
-                b.backward();
+                rep = b.forwardBackward(batch.tokens(), batch.targets(), obj);
             } catch (io.ouro.worker.model.NonFiniteException e) {
                 nonFinite = true;
             }

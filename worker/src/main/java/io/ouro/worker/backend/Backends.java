@@ -1,5 +1,7 @@
 package io.ouro.worker.backend;
 
+import io.ouro.worker.model.Recompute;
+
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.opencl.DeviceSpec;
@@ -17,18 +19,25 @@ public final class Backends {
     private Backends() {
     }
 
+    /** A backend for batches of {@code batch} sequences in one micro-batch, every activation kept. */
     public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, int batch, int seqLen) {
+        return open(device, cfg, adam, batch, seqLen, batch, Recompute.NONE);
+    }
+
+    /** A backend for batches of {@code batch} sequences run as micro-batches of {@code micro}. */
+    public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, int batch, int seqLen,
+                                       int micro, Recompute recompute) {
         DeviceSpec spec = DeviceSpec.parse(device);
         TrainingBackend b;
         if (spec.kind() == DeviceSpec.Kind.JAVA) {
-            b = new JavaBackend(cfg, adam, batch, seqLen);
+            b = new JavaBackend(cfg, adam, batch, seqLen, micro, recompute);
         } else {
             var dev = OpenClDevices.select(spec);
             String advice = OpenClDevices.buildFlagAdvice(dev);
             if (advice != null) {
                 LOG.log(System.Logger.Level.WARNING, advice);
             }
-            b = new OpenClBackend(cfg, adam, dev, batch, seqLen);
+            b = new OpenClBackend(cfg, adam, dev, batch, seqLen, micro, recompute);
         }
         LOG.log(System.Logger.Level.INFO, "device " + spec + ": " + b.describe());
         return b;

@@ -8,6 +8,8 @@ import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.model.Recompute;
+import io.ouro.worker.reference.LoopSchedule;
 import io.ouro.worker.reference.ReferenceModel;
 import io.ouro.worker.util.Parallel;
 
@@ -18,17 +20,19 @@ import java.util.function.Predicate;
 public final class JavaBackend implements TrainingBackend {
 
     private final ReferenceModel model;
+    private final LoopSchedule schedule;
     private final AdamW optimizer;
-    private final int batch, seqLen;
+    private final int batch;
     private final float[] params, grads;
 
-    public JavaBackend(LoopConfig cfg, AdamWConfig adam, int batch, int seqLen) {
+    public JavaBackend(LoopConfig cfg, AdamWConfig adam, int batch, int seqLen, int micro, Recompute recompute) {
         this.model = new ReferenceModel(cfg);
+        this.schedule = model.schedule(micro, seqLen, recompute);
         this.optimizer = adam.create(model.layout());
         this.batch = batch;
-        this.seqLen = seqLen;
         this.params = new float[model.layout().arraySize()];
         this.grads = new float[params.length];
+        model.bind(params, grads);
     }
 
     @Override
@@ -53,18 +57,18 @@ public final class JavaBackend implements TrainingBackend {
     }
 
     @Override
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective) {
+        return schedule.run(tokens, targets, batch, objective, true);
+    }
+
+    @Override
     public StepReport forward(int[] tokens, int[] targets, Objective objective) {
-        return model.forward(params, tokens, targets, batch, seqLen, objective, false);
+        return schedule.run(tokens, targets, batch, objective, false);
     }
 
     @Override
     public void zeroGradients() {
         Arrays.fill(grads, 0f);
-    }
-
-    @Override
-    public void backward() {
-        model.backward(params, grads);
     }
 
     @Override

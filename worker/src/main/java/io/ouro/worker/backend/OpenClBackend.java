@@ -5,6 +5,7 @@ import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClDevices;
@@ -19,8 +20,9 @@ public final class OpenClBackend implements TrainingBackend {
     private final AdamWConfig adam;
     private final String description;
 
-    public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, int batch, int seqLen) {
-        this.model = new OpenClModel(cfg, device, batch, seqLen, false);
+    public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, int batch, int seqLen, int micro,
+                         Recompute recompute) {
+        this.model = new OpenClModel(cfg, device, batch, seqLen, micro, recompute, false);
         this.adam = adam;
         this.description = "OpenCL " + OpenClDevices.describe(device);
     }
@@ -50,18 +52,18 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective) {
+        return model.forwardBackward(tokens, targets, objective);
+    }
+
+    @Override
     public StepReport forward(int[] tokens, int[] targets, Objective objective) {
-        return model.forward(tokens, targets, objective);
+        return model.evaluate(tokens, targets, objective);
     }
 
     @Override
     public void zeroGradients() {
         model.zeroGradients();
-    }
-
-    @Override
-    public void backward() {
-        model.backward();
     }
 
     @Override

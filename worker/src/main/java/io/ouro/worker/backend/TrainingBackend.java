@@ -9,8 +9,8 @@ import io.ouro.worker.model.TensorView;
 import java.util.function.Predicate;
 
 /**
- * One worker's model and optimizer on one device, for a fixed (batch, seqLen). A training step is
- * {@code zeroGradients, forward, backward, [gradients -> all-reduce -> setGradients], clipGradients,
+ * One worker's model and optimizer on one device, for a fixed (batch, seqLen), run as micro-batches. A training
+ * step is {@code zeroGradients, forwardBackward, [gradients -> all-reduce -> setGradients], clipGradients,
  * adamw}. Implementations: {@link JavaBackend} (the plain-Java reference) and {@link OpenClBackend}
  * (Aparapi kernels, state resident on the device); {@link Backends#open} picks one from the config.
  */
@@ -25,11 +25,16 @@ public interface TrainingBackend extends AutoCloseable {
 
     float[] parameters();
 
+    /**
+     * Forward and backward of the batch, micro-batch by micro-batch, adding its gradient (normalised by the batch's
+     * tokens with a target) into the backend's.
+     */
+    StepReport forwardBackward(int[] tokens, int[] targets, Objective objective);
+
+    /** The batch's metrics without a backward pass (validation). */
     StepReport forward(int[] tokens, int[] targets, Objective objective);
 
     void zeroGradients();
-
-    void backward();
 
     float[] gradients();
 

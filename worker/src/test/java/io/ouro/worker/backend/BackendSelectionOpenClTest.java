@@ -33,8 +33,7 @@ class BackendSelectionOpenClTest {
                 int i = 0;
                 for (TrainingBackend b : new TrainingBackend[]{java, cl}) {
                     b.zeroGradients();
-                    loss[i++] = b.forward(tokens, targets, Objective.stageOne(0.1)).loss();
-                    b.backward();
+                    loss[i++] = b.forwardBackward(tokens, targets, Objective.stageOne(0.1)).loss();
                     b.setGradients(b.gradients());
                     b.clipGradients(1.0);
                     b.adamw(1e-2, t -> true);
@@ -82,8 +81,7 @@ class BackendSelectionOpenClTest {
 
     static void trainStep(TrainingBackend b, int[] tokens, int[] targets) {
         b.zeroGradients();
-        b.forward(tokens, targets, Objective.stageOne(0.1));
-        b.backward();
+        b.forwardBackward(tokens, targets, Objective.stageOne(0.1));
         b.clipGradients(1.0);
         b.adamw(1e-2, t -> true);
     }

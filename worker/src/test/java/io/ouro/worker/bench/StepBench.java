@@ -79,8 +79,7 @@ public final class StepBench {
         b.setParameters(ParamInit.initialize(b.layout()));
         Runnable step = () -> {
             b.zeroGradients();
-            b.forward(tokens, targets, obj);
-            b.backward();
+            b.forwardBackward(tokens, targets, obj);
             b.clipGradients(1.0);
             b.adamw(3e-4, t -> true);
         };

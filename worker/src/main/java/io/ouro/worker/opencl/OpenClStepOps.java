@@ -1,0 +1,306 @@
+package io.ouro.worker.opencl;
+
+import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.TensorView;
+import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.reference.LoopSchedule;
+import io.ouro.worker.reference.Region;
+import io.ouro.worker.reference.Rope;
+import io.ouro.worker.reference.StepOps;
+
+import java.util.Arrays;
+
+/**
+ * The step's ops on an OpenCL device ({@link OpenClOps}): every region is a slice of the one activation buffer;
+ * parameters, gradients and Adam's moments are the device buffers of {@link OpenClOps}. The device buffers come
+ * into being at {@link #allocate}, when the schedule has said how much activation memory it needs.
+ *
+ * <p>On a CPU device two regions are added behind the schedule's: room for {@link OpenClOps#gemm} to transpose
+ * operands (every layout then runs as dot products, which pocl vectorizes), and the LM head's weight transposed,
+ * made once per parameter update rather than for every block of every step.
+ */
+public final class OpenClStepOps implements StepOps, AutoCloseable {
+
+    /** Partial sums of the gradient's sum of squares (one per work item). */
+    private static final int NORM_PARTIALS = 256;
+
+    private final LoopConfig cfg;
+    private final ParamLayout layout;
+    private final OpenCLDevice device;
+    private final int rows, seqLen;
+    private final boolean cpu;
+    private OpenClOps ops;
+    private long actFloats;
+    private int headT = -1;
+    private boolean headTFresh;
+
+    /** @param micro sequences per micro-batch, of {@code seqLen} tokens */
+    public OpenClStepOps(LoopConfig cfg, OpenCLDevice device, int micro, int seqLen) {
+        this.cfg = cfg;
+        this.layout = new ParamLayout(cfg);
+        this.device = device;
+        this.rows = Math.multiplyExact(micro, seqLen);
+        this.seqLen = seqLen;
+        this.cpu = device.getType() == com.aparapi.device.Device.TYPE.CPU;
+    }
+
+    /** The device side, once {@link #allocate} has run. */
+    public OpenClOps device() {
+        if (ops == null) {
+            throw new IllegalStateException("the device buffers exist once the schedule has allocated its regions");
+        }
+        return ops;
+    }
+
+    /** Floats of the activation buffer (the schedule's regions and, on a CPU device, the GEMM's scratch). */
+    public long activationFloats() {
+        return actFloats;
+    }
+
+    /** Floats the activation buffer needs on a device of this kind for the schedule's {@code plan}. */
+    public static long activationFloats(LoopConfig cfg, LoopSchedule.Plan plan, int rows, boolean cpu) {
+        return plan.total() + (cpu ? cpuScratchFloats(cfg, rows) : 0);
+    }
+
+    // the LM head's weight transposed, and the largest pair of transposed GEMM operands: a layer's weight gradient
+    // (both activations), its input gradient (the weight), the LM head's weight gradient over one block of rows
+    private static long cpuScratchFloats(LoopConfig cfg, int rows) {
+        long n = rows, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab(), block = LoopSchedule.headBlock(rows, cfg.vocab());
+        return v * d + Math.max(Math.max((d + f) * n, d * f), (v + d) * block);
+    }
+
+    @Override
+    public Region[] allocate(long[] sizes) {
+        if (ops != null) {
+            throw new IllegalStateException("OpenClStepOps allocates its device buffers once");
+        }
+        Region[] out = new Region[sizes.length];
+        long at = 0;
+        for (int i = 0; i < sizes.length; i++) {
+            out[i] = new Region(0, (int) Math.min(at, Integer.MAX_VALUE));
+            at += sizes[i];
+        }
+        long gemmT = cpu ? cpuScratchFloats(cfg, rows) - (long) cfg.vocab() * cfg.hidden() : 0;
+        long total = at + (cpu ? (long) cfg.vocab() * cfg.hidden() + gemmT : 0);
+        if (total > OpenClModel.MAX_BUFFER_FLOATS) {
+            throw new IllegalArgumentException("activations for " + rows + " tokens per micro-batch need " + total
+                    + " floats, more than one device buffer holds (" + OpenClModel.MAX_BUFFER_FLOATS
+                    + "); use a smaller micro_batch or recompute: layer / loop_step");
+        }
+        actFloats = total;
+        ops = new OpenClOps(device, layout.arraySize(), (int) total, rows + 2 * cfg.steps() + NORM_PARTIALS, rows);
+        if (cpu) {
+            headT = (int) at;
+            ops.setTransposeScratch((int) (at + (long) cfg.vocab() * cfg.hidden()), (int) gemmT);
+        }
+        int hd = cfg.headDim();
+        float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
+        Rope.tables(cos, sin, seqLen, hd, cfg.ropeBase());
+        ops.setRopeTables(cos, sin);
+        return out;
+    }
+
+    /** The parameters changed on the device (an upload): derived copies are stale. */
+    void parametersChanged() {
+        headTFresh = false;
+    }
+
+    @Override
+    public long attentionStateSize(int batch, int seqLen, int heads) {
+        return (long) batch * heads * seqLen;
+    }
+
+    @Override
+    public void setBatch(int[] tokens, int[] targets) {
+        int[] tok = ops.hostInts(Buffer.TOKENS), tgt = ops.hostInts(Buffer.TARGETS);
+        System.arraycopy(tokens, 0, tok, 0, tokens.length);
+        System.arraycopy(targets, 0, tgt, 0, targets.length);
+        Arrays.fill(tok, tokens.length, tok.length, 0);
+        Arrays.fill(tgt, targets.length, tgt.length, -1);
+        ops.upload(Buffer.TOKENS);
+        ops.upload(Buffer.TARGETS);
+    }
+
+    @Override
+    public float[] read(Region r, int count) {
+        ops.download(Buffer.ACT);
+        return Arrays.copyOfRange(ops.read(Buffer.ACT), at(r), at(r) + count);
+    }
+
+    @Override
+    public void embedForward(Region h, TensorView table, int n, int d) {
+        ops.embedForward(at(h), table.off(), n, d);
+    }
+
+    @Override
+    public void embedBackward(TensorView table, Region dh, int n, int d) {
+        ops.embedBackward(table.off(), at(dh), n, d);
+    }
+
+    @Override
+    public void rmsnormForward(Region y, Region rstd, Region x, TensorView w, int n, int d, float eps) {
+        ops.rmsnormForward(at(y), at(rstd), at(x), w.off(), n, d, eps);
+    }
+
+    @Override
+    public void rmsnormBackward(Region dx, Region dy, Region x, Region rstd, TensorView w, int n, int d) {
+        ops.rmsnormBackward(at(dx), w.off(), at(dy), at(x), at(rstd), w.off(), n, d);
+    }
+
+    @Override
+    public void linearForward(Region y, Region x, TensorView w, int n, int in, int out) {
+        ops.linearForward(at(y), at(x), Buffer.PARAMS, w.off(), n, in, out);
+    }
+
+    @Override
+    public void linearBackwardInput(Region dx, Region dy, TensorView w, int n, int in, int out) {
+        if (cpu && w.offset() == layout.lmHead().offset()) {
+            // dx += dy . W as dot products with W transposed once per parameter update (OpenClOps.gemm would
+            // transpose the whole head again for every block of rows and every loop step)
+            if (!headTFresh) {
+                ops.transpose(headT, Buffer.PARAMS, w.off(), out, in);
+                headTFresh = true;
+            }
+            ops.gemm(Buffer.ACT, at(dx), in, 1, Buffer.ACT, at(dy), out, 1, Buffer.ACT, headT, out, 1, n, in, out, true);
+            return;
+        }
+        ops.linearBackwardInput(at(dx), at(dy), Buffer.PARAMS, w.off(), n, in, out);
+    }
+
+    @Override
+    public void linearBackwardWeight(TensorView w, Region dy, Region x, int n, int in, int out) {
+        ops.linearBackwardWeight(Buffer.GRADS, w.off(), at(dy), at(x), n, in, out);
+    }
+
+    @Override
+    public void biasAdd(Region y, TensorView bias, int n) {
+        ops.biasAdd(at(y), bias.off(), n);
+    }
+
+    @Override
+    public void biasBackward(TensorView bias, Region dy, int n) {
+        ops.sumToGrad(bias.off(), at(dy), n);
+    }
+
+    @Override
+    public void rope(Region x, int n, int seqLen, int heads, int hd, boolean forward) {
+        if (seqLen != this.seqLen) {
+            throw new IllegalArgumentException("rope tables are for sequences of " + this.seqLen + ", not " + seqLen);
+        }
+        ops.rope(at(x), n, seqLen, heads, hd, forward);
+    }
+
+    @Override
+    public void attentionForward(Region out, Region state, Region q, Region k, Region v, int batch, int seqLen,
+                                 int heads, int hd) {
+        ops.attentionForward(at(out), at(state), at(q), at(k), at(v), batch, seqLen, heads, hd);
+    }
+
+    @Override
+    public void attentionBackward(Region dq, Region dk, Region dv, Region dout, Region out, Region state, Region q,
+                                  Region k, Region v, int batch, int seqLen, int heads, int hd) {
+        ops.attentionBackward(at(dq), at(dk), at(dv), at(dout), at(out), at(state), at(q), at(k), at(v), batch, seqLen,
+                heads, hd);
+    }
+
+    @Override
+    public void swigluForward(Region m, Region g, Region u, int count) {
+        ops.swigluForward(at(m), at(g), at(u), count);
+    }
+
+    @Override
+    public void swigluBackward(Region dg, Region du, Region dm, Region g, Region u, int count) {
+        ops.swigluBackward(at(dg), at(du), at(dm), at(g), at(u), count);
+    }
+
+    @Override
+    public void add(Region acc, Region x, int count) {
+        ops.add(at(acc), at(x), count);
+    }
+
+    @Override
+    public void copy(Region dst, Region src, int count) {
+        ops.copy(at(dst), at(src), count);
+    }
+
+    @Override
+    public void zero(Region r, int count) {
+        ops.fill(Buffer.ACT, at(r), count, 0f);
+    }
+
+    // the kernels index lse/ce by (base + first + row); the regions here already start at row `first`
+    @Override
+    public void crossEntropyForward(Region logits, Region lse, Region ce, int first, int rows, int vocab) {
+        ops.crossEntropyForward(at(logits), at(lse) - first, at(ce) - first, first, rows, vocab);
+    }
+
+    @Override
+    public void crossEntropyBackward(Region logits, Region lse, Region dce, int first, int rows, int vocab) {
+        ops.crossEntropyBackward(at(logits), at(lse) - first, at(dce) - first, first, rows, vocab);
+    }
+
+    @Override
+    public double[] exitObjective(Region z, Region ce, Region p, Region dz, Region dce, int n, int steps,
+                                  Objective objective, int tokens) {
+        boolean one = objective.trainsLm();
+        float scale = (float) (one ? 1.0 / tokens : 1.0 / ((double) tokens * steps));
+        ops.exitObjective(at(z), at(ce), at(p), at(dz), at(dce), n, steps, one, scale, (float) objective.beta(),
+                (float) objective.k(), (float) objective.gamma());
+        ops.download(Buffer.METRICS);
+        float[] met = ops.read(Buffer.METRICS);
+        double[] out = new double[1 + 2 * steps];
+        for (int r = 0; r < n; r++) {
+            out[0] += met[r];
+        }
+        for (int t = 0; t < 2 * steps; t++) {
+            out[1 + t] = met[n + t];
+        }
+        return out;
+    }
+
+    @Override
+    public double gradSumSquares() {
+        int off = rows + 2 * cfg.steps();
+        ops.gradSumSquares(off, NORM_PARTIALS);
+        ops.download(Buffer.METRICS);
+        float[] met = ops.read(Buffer.METRICS);
+        double ss = 0;
+        for (int i = 0; i < NORM_PARTIALS; i++) {
+            ss += met[off + i];
+        }
+        return ss;
+    }
+
+    @Override
+    public void scaleGrads(float factor) {
+        ops.scaleGrads(factor);
+    }
+
+    @Override
+    public void zeroGrads() {
+        ops.fill(Buffer.GRADS, 0, layout.arraySize(), 0f);
+    }
+
+    @Override
+    public void adamw(TensorView t, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
+        ops.adamw(t.off(), t.len(), keep, beta1, beta2, stepSize, sqrtBc2, eps);
+        headTFresh = false;
+    }
+
+    private static int at(Region r) {
+        if (r.array() != 0) {
+            throw new IllegalArgumentException("OpenClStepOps has one activation buffer, not " + r);
+        }
+        return r.offset();
+    }
+
+    @Override
+    public void close() {
+        if (ops != null) {
+            ops.close();
+        }
+    }
+}
