@@ -131,6 +131,13 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     }
 
     @Override
+    public void write(Region r, float[] values) {
+        ops.download(Buffer.ACT);
+        System.arraycopy(values, 0, ops.host(Buffer.ACT), at(r), values.length);
+        ops.upload(Buffer.ACT);
+    }
+
+    @Override
     public void embedForward(Region h, TensorView table, int n, int d) {
         ops.embedForward(at(h), table.off(), n, d);
     }

@@ -68,6 +68,11 @@ public final class JavaOps implements StepOps {
     }
 
     @Override
+    public void write(Region r, float[] values) {
+        System.arraycopy(values, 0, a(r), r.offset(), values.length);
+    }
+
+    @Override
     public void embedForward(Region h, TensorView table, int n, int d) {
         Embedding.forward(whole(h), params, table.off(), tokens, n, d);
     }

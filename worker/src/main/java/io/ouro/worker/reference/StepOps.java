@@ -24,6 +24,9 @@ public interface StepOps {
     /** The current contents of {@code count} elements at {@code r}. */
     float[] read(Region r, int count);
 
+    /** Sets the elements at {@code r} (tests and diagnostics: a device backend moves its whole buffer). */
+    void write(Region r, float[] values);
+
     // h (N,D) = table[tokens]
     void embedForward(Region h, TensorView table, int n, int d);
 
