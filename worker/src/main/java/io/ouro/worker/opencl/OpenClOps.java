@@ -554,15 +554,13 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     private void execute(Range range) {
-        if (profile == null) {
-            k.execute(range);
-            return;
+        long t0 = profile == null ? 0 : System.nanoTime();
+        KernelCheck.launch(k, device, range, "op '" + OP_NAMES[k.op] + "'");
+        if (profile != null) {
+            long[] slot = profile.computeIfAbsent(OP_NAMES[k.op], name -> new long[2]);
+            slot[0] += System.nanoTime() - t0;
+            slot[1]++;
         }
-        long t0 = System.nanoTime();
-        k.execute(range);
-        long[] slot = profile.computeIfAbsent(OP_NAMES[k.op], name -> new long[2]);
-        slot[0] += System.nanoTime() - t0;
-        slot[1]++;
     }
 
     /** Starts (or restarts) timing every launch by op; Aparapi's execute returns when the kernel is done. */
