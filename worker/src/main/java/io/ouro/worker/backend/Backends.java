@@ -1,6 +1,6 @@
 package io.ouro.worker.backend;
 
-import io.ouro.worker.model.Recompute;
+import io.ouro.worker.model.StepShape;
 
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
@@ -21,23 +21,22 @@ public final class Backends {
 
     /** A backend for batches of {@code batch} sequences in one micro-batch, every activation kept. */
     public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, int batch, int seqLen) {
-        return open(device, cfg, adam, batch, seqLen, batch, Recompute.NONE);
+        return open(device, cfg, adam, StepShape.whole(batch, seqLen));
     }
 
-    /** A backend for batches of {@code batch} sequences run as micro-batches of {@code micro}. */
-    public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, int batch, int seqLen,
-                                       int micro, Recompute recompute) {
+    /** A backend for batches run as the shape says (micro-batches, recomputation). */
+    public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, StepShape shape) {
         DeviceSpec spec = DeviceSpec.parse(device);
         TrainingBackend b;
         if (spec.kind() == DeviceSpec.Kind.JAVA) {
-            b = new JavaBackend(cfg, adam, batch, seqLen, micro, recompute);
+            b = new JavaBackend(cfg, adam, shape);
         } else {
             var dev = OpenClDevices.select(spec);
             String advice = OpenClDevices.buildFlagAdvice(dev);
             if (advice != null) {
                 LOG.log(System.Logger.Level.WARNING, advice);
             }
-            b = new OpenClBackend(cfg, adam, dev, batch, seqLen, micro, recompute);
+            b = new OpenClBackend(cfg, adam, dev, shape);
         }
         LOG.log(System.Logger.Level.INFO, "device " + spec + ": " + b.describe());
         return b;

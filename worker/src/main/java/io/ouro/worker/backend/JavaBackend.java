@@ -8,7 +8,7 @@ import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
-import io.ouro.worker.model.Recompute;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.reference.LoopSchedule;
 import io.ouro.worker.reference.ReferenceModel;
 import io.ouro.worker.util.Parallel;
@@ -25,11 +25,11 @@ public final class JavaBackend implements TrainingBackend {
     private final int batch;
     private final float[] params, grads;
 
-    public JavaBackend(LoopConfig cfg, AdamWConfig adam, int batch, int seqLen, int micro, Recompute recompute) {
+    public JavaBackend(LoopConfig cfg, AdamWConfig adam, StepShape shape) {
         this.model = new ReferenceModel(cfg);
-        this.schedule = model.schedule(micro, seqLen, recompute);
+        this.schedule = model.schedule(shape);
         this.optimizer = adam.create(model.layout());
-        this.batch = batch;
+        this.batch = shape.batch();
         this.params = new float[model.layout().arraySize()];
         this.grads = new float[params.length];
         model.bind(params, grads);

@@ -5,7 +5,7 @@ import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
-import io.ouro.worker.model.Recompute;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClDevices;
@@ -20,9 +20,8 @@ public final class OpenClBackend implements TrainingBackend {
     private final AdamWConfig adam;
     private final String description;
 
-    public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, int batch, int seqLen, int micro,
-                         Recompute recompute) {
-        this.model = new OpenClModel(cfg, device, batch, seqLen, micro, recompute, false);
+    public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, StepShape shape) {
+        this.model = new OpenClModel(cfg, device, shape, false);
         this.adam = adam;
         this.description = "OpenCL " + OpenClDevices.describe(device);
     }

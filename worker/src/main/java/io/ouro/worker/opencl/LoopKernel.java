@@ -27,7 +27,10 @@ public final class LoopKernel extends Kernel {
             OP_EMBED_FWD = 10, OP_EMBED_BWD = 11, OP_ATTN_FWD = 12, OP_ATTN_BWD_Q = 13, OP_ATTN_BWD_KV = 14,
             OP_CE_FWD = 15, OP_CE_BWD = 16, OP_BIAS_ADD = 17, OP_EXIT = 18, OP_STEP_MEANS = 19, OP_SUMSQ = 20,
             OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24, OP_GEMM_DOT = 25,
-            OP_TRANSPOSE = 26;
+            OP_TRANSPOSE = 26, OP_XCOPY = 27;
+
+    /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
+    static final int STASH_SLOTS = 16;
 
     float[] w = new float[1];
     float[] gw = new float[1];
@@ -40,6 +43,10 @@ public final class LoopKernel extends Kernel {
     /** Small outputs that go back to the host each step: per-token losses, per-step sums, partial norms. */
     float[] metrics = new float[1];
     int[] tok = new int[1];
+    float[] s0 = new float[1], s1 = new float[1], s2 = new float[1], s3 = new float[1];
+    float[] s4 = new float[1], s5 = new float[1], s6 = new float[1], s7 = new float[1];
+    float[] s8 = new float[1], s9 = new float[1], s10 = new float[1], s11 = new float[1];
+    float[] s12 = new float[1], s13 = new float[1], s14 = new float[1], s15 = new float[1];
     int[] tgt = new int[1];
 
     @Local
@@ -124,6 +131,117 @@ public final class LoopKernel extends Kernel {
             if (c + 3 < gn) {
                 store(cSel, cOff + r * cRs + (c + 3) * cCs, v3, accumulate);
             }
+        }
+    }
+
+    // slot 0 is act, slot 1 + i stash buffer i; plain ifs, as Aparapi mistranslates long else-if chains
+    float slotLoad(int slot, int idx) {
+        float x = 0f;
+        if (slot == 0) {
+            x = act[idx];
+        }
+        if (slot == 1) {
+            x = s0[idx];
+        }
+        if (slot == 2) {
+            x = s1[idx];
+        }
+        if (slot == 3) {
+            x = s2[idx];
+        }
+        if (slot == 4) {
+            x = s3[idx];
+        }
+        if (slot == 5) {
+            x = s4[idx];
+        }
+        if (slot == 6) {
+            x = s5[idx];
+        }
+        if (slot == 7) {
+            x = s6[idx];
+        }
+        if (slot == 8) {
+            x = s7[idx];
+        }
+        if (slot == 9) {
+            x = s8[idx];
+        }
+        if (slot == 10) {
+            x = s9[idx];
+        }
+        if (slot == 11) {
+            x = s10[idx];
+        }
+        if (slot == 12) {
+            x = s11[idx];
+        }
+        if (slot == 13) {
+            x = s12[idx];
+        }
+        if (slot == 14) {
+            x = s13[idx];
+        }
+        if (slot == 15) {
+            x = s14[idx];
+        }
+        if (slot == 16) {
+            x = s15[idx];
+        }
+        return x;
+    }
+
+    void slotStore(int slot, int idx, float x) {
+        if (slot == 0) {
+            act[idx] = x;
+        }
+        if (slot == 1) {
+            s0[idx] = x;
+        }
+        if (slot == 2) {
+            s1[idx] = x;
+        }
+        if (slot == 3) {
+            s2[idx] = x;
+        }
+        if (slot == 4) {
+            s3[idx] = x;
+        }
+        if (slot == 5) {
+            s4[idx] = x;
+        }
+        if (slot == 6) {
+            s5[idx] = x;
+        }
+        if (slot == 7) {
+            s6[idx] = x;
+        }
+        if (slot == 8) {
+            s7[idx] = x;
+        }
+        if (slot == 9) {
+            s8[idx] = x;
+        }
+        if (slot == 10) {
+            s9[idx] = x;
+        }
+        if (slot == 11) {
+            s10[idx] = x;
+        }
+        if (slot == 12) {
+            s11[idx] = x;
+        }
+        if (slot == 13) {
+            s12[idx] = x;
+        }
+        if (slot == 14) {
+            s13[idx] = x;
+        }
+        if (slot == 15) {
+            s14[idx] = x;
+        }
+        if (slot == 16) {
+            s15[idx] = x;
         }
     }
 
@@ -491,6 +609,12 @@ public final class LoopKernel extends Kernel {
         if (op == OP_COPY) {
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
                 act[o0 + i] = act[o1 + i];
+            }
+        }
+        if (op == OP_XCOPY) {
+            // slot cSel [o0, o0 + n0) = slot aSel [o1, o1 + n0)
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                slotStore(cSel, o0 + i, slotLoad(aSel, o1 + i));
             }
         }
         if (op == OP_TRANSPOSE) {

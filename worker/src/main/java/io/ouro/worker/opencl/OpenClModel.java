@@ -7,8 +7,8 @@ import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
-import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
@@ -39,22 +39,19 @@ public final class OpenClModel implements AutoCloseable {
 
     /** One batch of {@code batch} sequences as one micro-batch, every activation kept (the parity tests' shape). */
     public OpenClModel(LoopConfig cfg, OpenCLDevice device, int batch, int seqLen, boolean keepLogits) {
-        this(cfg, device, batch, seqLen, batch, Recompute.NONE, keepLogits);
+        this(cfg, device, StepShape.whole(batch, seqLen), keepLogits);
     }
 
-    /** Batches of {@code batch} sequences as micro-batches of {@code micro} with the given recomputation. */
-    public OpenClModel(LoopConfig cfg, OpenCLDevice device, int batch, int seqLen, int micro, Recompute recompute,
-                       boolean keepLogits) {
-        if (micro > batch) {
-            throw new IllegalArgumentException("micro-batch of " + micro + " sequences in a batch of " + batch);
-        }
+    /** Batches run as the shape says (micro-batches, recomputation, chunks, stash buffers). */
+    public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits) {
         this.cfg = cfg;
         this.layout = new ParamLayout(cfg);
-        this.batch = batch;
-        this.seqLen = seqLen;
-        this.stepOps = new OpenClStepOps(cfg, device, micro, seqLen);
+        this.batch = shape.batch();
+        this.seqLen = shape.seqLen();
+        this.stepOps = new OpenClStepOps(cfg, device, shape.micro(), seqLen, shape.bufferLimit());
         try {
-            this.schedule = new LoopSchedule(cfg, stepOps, micro, seqLen, recompute, keepLogits);
+            this.schedule = new LoopSchedule(cfg, stepOps, shape.micro(), seqLen, shape.recompute(), shape.chunk(),
+                    keepLogits);
         } catch (RuntimeException e) {
             stepOps.close();
             throw e;
@@ -63,19 +60,23 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     /**
-     * Floats of the activation buffer for micro-batches of {@code micro} x {@code seqLen}: the schedule's regions
-     * (see {@link LoopSchedule.Plan}) and, on a CPU device, the GEMM's transposition scratch.
+     * The device buffers a model of this shape allocates for its activations (see {@link LoopSchedule.Plan} and
+     * {@link OpenClStepOps#layout}); an IllegalArgumentException says what does not fit.
+     *
+     * @param cpu      a CPU device (which adds the GEMM's transposition scratch)
+     * @param actLimit the device's largest buffer in floats
      */
-    public static long activationFloats(LoopConfig cfg, int micro, int seqLen, Recompute recompute, boolean keepLogits,
-                                        boolean cpu) {
-        LoopSchedule.Plan plan = new LoopSchedule.Plan(cfg, micro, seqLen, recompute, keepLogits,
-                (long) micro * cfg.heads() * seqLen);
-        return OpenClStepOps.activationFloats(cfg, plan, micro * seqLen, cpu);
+    public static OpenClStepOps.BufferLayout activationBuffers(LoopConfig cfg, StepShape shape, boolean cpu,
+                                                             long actLimit) {
+        LoopSchedule.Plan plan = new LoopSchedule.Plan(cfg, shape.micro(), shape.seqLen(), shape.recompute(),
+                shape.chunk(), false, (long) shape.micro() * cfg.heads() * shape.seqLen());
+        long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
+        return OpenClStepOps.layout(cfg, plan.sizes(), plan.stash(), shape.micro() * shape.seqLen(), cpu, actLimit, limit);
     }
 
-    /** Floats of the activation buffer this model allocated. */
-    public long allocatedActivationFloats() {
-        return stepOps.activationFloats();
+    /** Where this model's activations went. */
+    public OpenClStepOps.BufferLayout activationBuffers() {
+        return stepOps.buffers();
     }
 
     public ParamLayout layout() {

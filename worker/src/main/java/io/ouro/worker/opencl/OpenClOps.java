@@ -12,7 +12,7 @@ import com.aparapi.device.OpenCLDevice;
 public final class OpenClOps implements AutoCloseable {
 
     /** The device buffers; the first three, in this order, are the GEMM operand selectors. */
-    public enum Buffer { PARAMS, GRADS, ACT, MOM1, MOM2, METRICS, TOKENS, TARGETS }
+    public enum Buffer { PARAMS, GRADS, ACT, MOM1, MOM2, METRICS, TOKENS, TARGETS, STASH }
 
     private static final int GROUP = 64;
     /** Work items of an elementwise op on a CPU device: a few per core is enough, more only adds overhead. */
@@ -29,7 +29,7 @@ public final class OpenClOps implements AutoCloseable {
             "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
             "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
             "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
-            "copy", "gemm", "transpose"};
+            "copy", "gemm", "transpose", "stash copy"};
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -41,6 +41,14 @@ public final class OpenClOps implements AutoCloseable {
      * @param rows        tokens per step (the size of the token and target buffers)
      */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize, int metricsSize, int rows) {
+        this(device, paramSize, actSize, metricsSize, rows, new int[0]);
+    }
+
+    /** @param stashSizes floats of each stash buffer (at most {@link LoopKernel#STASH_SLOTS}), reached by {@link #copyAcross} */
+    public OpenClOps(OpenCLDevice device, int paramSize, int actSize, int metricsSize, int rows, int[] stashSizes) {
+        if (stashSizes.length > LoopKernel.STASH_SLOTS) {
+            throw new IllegalArgumentException(stashSizes.length + " stash buffers, at most " + LoopKernel.STASH_SLOTS);
+        }
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         k.w = new float[paramSize];
@@ -51,6 +59,9 @@ public final class OpenClOps implements AutoCloseable {
         k.metrics = new float[metricsSize];
         k.tok = new int[rows];
         k.tgt = new int[rows];
+        for (int i = 0; i < stashSizes.length; i++) {
+            setStash(i, new float[stashSizes[i]]);
+        }
         k.setExplicit(true);
         KernelCheck.requireOpenCl(k, device);
     }
@@ -450,6 +461,44 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.ACT);
     }
 
+    /**
+     * Copies {@code count} floats between slots: 0 is the activation buffer, 1 + i stash buffer i. Stash buffers
+     * live on the device only (they are never uploaded or read back).
+     */
+    public void copyAcross(int dstSlot, int dstOff, int srcSlot, int srcOff, int count) {
+        reads(Buffer.ACT, Buffer.STASH);
+        k.op = LoopKernel.OP_XCOPY;
+        k.cSel = dstSlot;
+        k.aSel = srcSlot;
+        k.o0 = dstOff;
+        k.o1 = srcOff;
+        k.n0 = count;
+        launchElementwise(count);
+        wrote(Buffer.ACT);
+        wrote(Buffer.STASH);
+    }
+
+    private void setStash(int i, float[] a) {
+        switch (i) {
+            case 0 -> k.s0 = a;
+            case 1 -> k.s1 = a;
+            case 2 -> k.s2 = a;
+            case 3 -> k.s3 = a;
+            case 4 -> k.s4 = a;
+            case 5 -> k.s5 = a;
+            case 6 -> k.s6 = a;
+            case 7 -> k.s7 = a;
+            case 8 -> k.s8 = a;
+            case 9 -> k.s9 = a;
+            case 10 -> k.s10 = a;
+            case 11 -> k.s11 = a;
+            case 12 -> k.s12 = a;
+            case 13 -> k.s13 = a;
+            case 14 -> k.s14 = a;
+            default -> k.s15 = a;
+        }
+    }
+
     public void copy(int dstOff, int srcOff, int count) {
         reads(Buffer.ACT);
         k.op = LoopKernel.OP_COPY;
@@ -592,6 +641,7 @@ public final class OpenClOps implements AutoCloseable {
             case MOM2 -> k.mom2;
             case METRICS -> k.metrics;
             case TOKENS, TARGETS -> throw new IllegalArgumentException(b + " holds ints");
+            case STASH -> throw new IllegalArgumentException("the stash buffers stay on the device");
         };
     }
 

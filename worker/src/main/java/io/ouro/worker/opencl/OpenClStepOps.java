@@ -11,7 +11,9 @@ import io.ouro.worker.reference.Region;
 import io.ouro.worker.reference.Rope;
 import io.ouro.worker.reference.StepOps;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The step's ops on an OpenCL device ({@link OpenClOps}): every region is a slice of the one activation buffer;
@@ -31,20 +33,32 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private final ParamLayout layout;
     private final OpenCLDevice device;
     private final int rows, seqLen;
+    private final long bufferLimit;
     private final boolean cpu;
     private OpenClOps ops;
-    private long actFloats;
+    private BufferLayout buffers;
     private int headT = -1;
     private boolean headTFresh;
 
-    /** @param micro sequences per micro-batch, of {@code seqLen} tokens */
-    public OpenClStepOps(LoopConfig cfg, OpenCLDevice device, int micro, int seqLen) {
+    /**
+     * @param micro       sequences per micro-batch, of {@code seqLen} tokens
+     * @param bufferLimit the largest stash buffer in floats (0: as large as the device and a Java array allow); a
+     *                    small limit spreads the stash over many buffers
+     */
+    public OpenClStepOps(LoopConfig cfg, OpenCLDevice device, int micro, int seqLen, long bufferLimit) {
         this.cfg = cfg;
         this.layout = new ParamLayout(cfg);
         this.device = device;
         this.rows = Math.multiplyExact(micro, seqLen);
         this.seqLen = seqLen;
         this.cpu = device.getType() == com.aparapi.device.Device.TYPE.CPU;
+        long deviceLimit = deviceBufferFloats(device);
+        this.bufferLimit = bufferLimit > 0 ? Math.min(bufferLimit, deviceLimit) : deviceLimit;
+    }
+
+    /** The largest buffer this device takes, in floats: its allocation limit, and a Java array's. */
+    public static long deviceBufferFloats(OpenCLDevice device) {
+        return Math.min(OpenClModel.MAX_BUFFER_FLOATS, device.getMaxMemAllocSize() / 4);
     }
 
     /** The device side, once {@link #allocate} has run. */
@@ -55,14 +69,69 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         return ops;
     }
 
-    /** Floats of the activation buffer (the schedule's regions and, on a CPU device, the GEMM's scratch). */
-    public long activationFloats() {
-        return actFloats;
+    /** Where the regions went, once {@link #allocate} has run. */
+    public BufferLayout buffers() {
+        return buffers;
     }
 
-    /** Floats the activation buffer needs on a device of this kind for the schedule's {@code plan}. */
-    public static long activationFloats(LoopConfig cfg, LoopSchedule.Plan plan, int rows, boolean cpu) {
-        return plan.total() + (cpu ? cpuScratchFloats(cfg, rows) : 0);
+    /**
+     * Where a schedule's regions live on the device: the working regions at offsets in one activation buffer
+     * (followed, on a CPU device, by the GEMM's scratch), the stash regions packed in order into stash buffers of at
+     * most {@code bufferLimit} floats.
+     */
+    public record BufferLayout(Region[] regions, long actFloats, long[] stashFloats) {
+
+        /** Floats of every buffer. */
+        public long totalFloats() {
+            long t = actFloats;
+            for (long s : stashFloats) {
+                t += s;
+            }
+            return t;
+        }
+    }
+
+    /**
+     * Lays out a schedule's regions ({@link LoopSchedule.Plan}) in device buffers; an error names what does not fit.
+     *
+     * @param actLimit    the largest activation buffer (floats)
+     * @param bufferLimit the largest stash buffer (floats)
+     */
+    public static BufferLayout layout(LoopConfig cfg, long[] sizes, boolean[] stash, int rows, boolean cpu, long actLimit,
+                                      long bufferLimit) {
+        Region[] out = new Region[sizes.length];
+        List<Long> stashBuffers = new ArrayList<>();
+        long at = 0;
+        for (int i = 0; i < sizes.length; i++) {
+            if (!stash[i]) {
+                out[i] = new Region(0, (int) Math.min(at, Integer.MAX_VALUE));
+                at += sizes[i];
+                continue;
+            }
+            if (sizes[i] > bufferLimit) {
+                throw new IllegalArgumentException("a hidden state of " + sizes[i] + " floats (one micro-batch) exceeds "
+                        + "the largest buffer (" + bufferLimit + " floats); use a smaller micro_batch");
+            }
+            int last = stashBuffers.size() - 1;
+            if (last < 0 || stashBuffers.get(last) + sizes[i] > bufferLimit) {
+                stashBuffers.add(0L);
+                last++;
+            }
+            out[i] = new Region(1 + last, (int) (long) stashBuffers.get(last));
+            stashBuffers.set(last, stashBuffers.get(last) + sizes[i]);
+        }
+        if (stashBuffers.size() > LoopKernel.STASH_SLOTS) {
+            throw new IllegalArgumentException("the stash needs " + stashBuffers.size() + " buffers of at most "
+                    + bufferLimit + " floats, more than the kernel's " + LoopKernel.STASH_SLOTS
+                    + "; use recompute: loop_step or a smaller micro_batch");
+        }
+        long total = at + (cpu ? cpuScratchFloats(cfg, rows) : 0);
+        if (total > actLimit) {
+            throw new IllegalArgumentException("the working set of " + rows + " tokens per micro-batch needs " + total
+                    + " floats, more than one device buffer holds (" + actLimit + "); use a smaller micro_batch, "
+                    + "recompute: layer or loop_step, or a smaller recompute chunk");
+        }
+        return new BufferLayout(out, total, stashBuffers.stream().mapToLong(Long::longValue).toArray());
     }
 
     // the LM head's weight transposed, and the largest pair of transposed GEMM operands: a layer's weight gradient
@@ -73,34 +142,31 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     }
 
     @Override
-    public Region[] allocate(long[] sizes) {
+    public Region[] allocate(long[] sizes, boolean[] stash) {
         if (ops != null) {
             throw new IllegalStateException("OpenClStepOps allocates its device buffers once");
         }
-        Region[] out = new Region[sizes.length];
-        long at = 0;
+        buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit);
+        long work = 0;
         for (int i = 0; i < sizes.length; i++) {
-            out[i] = new Region(0, (int) Math.min(at, Integer.MAX_VALUE));
-            at += sizes[i];
+            work += stash[i] ? 0 : sizes[i];
         }
-        long gemmT = cpu ? cpuScratchFloats(cfg, rows) - (long) cfg.vocab() * cfg.hidden() : 0;
-        long total = at + (cpu ? (long) cfg.vocab() * cfg.hidden() + gemmT : 0);
-        if (total > OpenClModel.MAX_BUFFER_FLOATS) {
-            throw new IllegalArgumentException("activations for " + rows + " tokens per micro-batch need " + total
-                    + " floats, more than one device buffer holds (" + OpenClModel.MAX_BUFFER_FLOATS
-                    + "); use a smaller micro_batch or recompute: layer / loop_step");
+        int[] stashSizes = new int[buffers.stashFloats().length];
+        for (int i = 0; i < stashSizes.length; i++) {
+            stashSizes[i] = (int) buffers.stashFloats()[i];
         }
-        actFloats = total;
-        ops = new OpenClOps(device, layout.arraySize(), (int) total, rows + 2 * cfg.steps() + NORM_PARTIALS, rows);
+        ops = new OpenClOps(device, layout.arraySize(), (int) buffers.actFloats(), rows + 2 * cfg.steps() + NORM_PARTIALS,
+                rows, stashSizes);
         if (cpu) {
-            headT = (int) at;
-            ops.setTransposeScratch((int) (at + (long) cfg.vocab() * cfg.hidden()), (int) gemmT);
+            headT = (int) work;
+            long gemmT = cpuScratchFloats(cfg, rows) - (long) cfg.vocab() * cfg.hidden();
+            ops.setTransposeScratch((int) (work + (long) cfg.vocab() * cfg.hidden()), (int) gemmT);
         }
         int hd = cfg.headDim();
         float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
         Rope.tables(cos, sin, seqLen, hd, cfg.ropeBase());
         ops.setRopeTables(cos, sin);
-        return out;
+        return buffers.regions();
     }
 
     /** The parameters changed on the device (an upload): derived copies are stale. */
@@ -230,7 +296,11 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
 
     @Override
     public void copy(Region dst, Region src, int count) {
-        ops.copy(at(dst), at(src), count);
+        if (dst.array() == 0 && src.array() == 0) {
+            ops.copy(dst.offset(), src.offset(), count);
+        } else {
+            ops.copyAcross(dst.array(), dst.offset(), src.array(), src.offset(), count);
+        }
     }
 
     @Override

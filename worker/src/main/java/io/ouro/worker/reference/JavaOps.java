@@ -40,8 +40,9 @@ public final class JavaOps implements StepOps {
         this.v = v;
     }
 
+    /** Every region is an array of its own; where the schedule would stash a region makes no difference here. */
     @Override
-    public Region[] allocate(long[] sizes) {
+    public Region[] allocate(long[] sizes, boolean[] stash) {
         arrays.clear();
         Region[] out = new Region[sizes.length];
         for (int i = 0; i < sizes.length; i++) {
@@ -84,12 +85,13 @@ public final class JavaOps implements StepOps {
 
     @Override
     public void rmsnormForward(Region y, Region rstd, Region x, TensorView w, int n, int d, float eps) {
-        RmsNorm.forward(whole(y), whole(rstd), whole(x), params, w.off(), n, d, eps);
+        RmsNorm.forward(a(y), y.offset(), a(rstd), rstd.offset(), a(x), x.offset(), params, w.off(), n, d, eps);
     }
 
     @Override
     public void rmsnormBackward(Region dx, Region dy, Region x, Region rstd, TensorView w, int n, int d) {
-        RmsNorm.backward(whole(dx), grads, w.off(), whole(dy), whole(x), whole(rstd), params, w.off(), n, d);
+        RmsNorm.backward(a(dx), dx.offset(), grads, w.off(), a(dy), dy.offset(), a(x), x.offset(), a(rstd),
+                rstd.offset(), params, w.off(), n, d);
     }
 
     @Override

@@ -27,9 +27,17 @@ import java.util.List;
  *
  * A step's batch runs as micro-batches of {@code micro} sequences, forward then backward each, with the gradients
  * accumulating: the objective of every micro-batch is normalised by the whole batch's token count, so k
- * micro-batches add up to the gradient of the batch at once. {@link Recompute} decides what the forward pass keeps;
- * what it drops, the backward pass recomputes with the same ops. The logits exist one block of rows at a time
+ * micro-batches add up to the gradient of the batch at once. The logits exist one block of rows at a time
  * ({@link #headBlock}), so a long sequence never holds its (N, V) logits at once.
+ *
+ * <p>{@link Recompute} decides what the forward pass keeps. With {@code NONE} every activation of every (loop step,
+ * layer) stays. Otherwise the hidden states kept across layers (the layer inputs, each step's final-norm input and
+ * output, the embeddings) are <em>stash</em> regions, which the schedule only copies to and from, so that a backend
+ * may keep them in memory its other ops cannot address; a layer runs in a working set of its own that the backward
+ * pass refills by recomputing the layer. Inside a layer only attention mixes tokens: everything else runs on chunks
+ * of {@code chunk} rows, so the working set holds q, k, v, the attention output and their gradients for the whole
+ * micro-batch and everything else for one chunk. With one chunk the gradients are bit-identical to keeping every
+ * activation; with several, the weight gradients are summed chunk by chunk (a different order of the same sum).
  *
  * <p>This class is the float32 source of a float64 twin ({@code io.ouro.worker.reference64}) generated at build
  * time for gradient checking.
@@ -40,45 +48,57 @@ public final class LoopSchedule {
     private final ParamLayout layout;
     private final StepOps ops;
     private final Recompute recompute;
-    private final boolean keepLogits;
-    private final int micro, seqLen, rows, d, ffn, vocab, layers, steps, heads, hd, block;
+    private final boolean rc, keepLogits;
+    private final int micro, seqLen, rows, chunk, d, ffn, vocab, layers, steps, heads, hd, block;
 
-    // the activations, by role; see sizes() for what each mode keeps
-    private final Region emb, z, lse, ce, p, dz, dce, head, logits;
-    private final Region[] xt, rstdF, hn;
-    private final Cell[] cells;
-    // inputs of layers 1..L-1 (layer 0 reads the embeddings or the previous step's hn): per (step, layer), or per
-    // layer, reused by every step, in LOOP_STEP mode
+    // per micro-batch; stash regions in the recompute modes
+    private final Region emb;
+    private final Region[] xt, hn;
+    // layer inputs 1..L-1 (layer 0 reads the embeddings or the previous step's hn): per (step, layer), or per layer
+    // and reused by every step in LOOP_STEP mode
     private final Region[] inputs;
-    private final Region gH0, gH1, gA, gB, gQ, gK, gV, gM, gG, gU;
+    // working set
+    private final Region[] rstdF;
+    private final Region z, lse, ce, p, dz, dce, head, logits;
+    private final Cell[] cells;
+    private final Region x0w, outw, hnw, y;
+    private final Region gH0, gH1, datt, dq, dk, dv, gA, gB, gM, gG, gU;
 
     // the micro-batch in flight
     private int n, b;
     private Objective objective;
     private boolean forwardDone;
 
-    /** The activations of one layer application (what its backward reads). */
+    /**
+     * The activations of one layer application: q, k, v, the attention output and state for every row; the rest
+     * for one chunk of rows (every row in NONE mode, where a cell is kept per (loop step, layer)).
+     */
     private static final class Cell {
-        Region x0;
-        Region a1, q, k, v, att, state, o, x1, f1, g, u, m, f, rstd1, rstd2, rstd3, rstd4;
+        Region q, k, v, att, state;
+        Region a1, o, x1, f1, f, g, u, m, rstd1, rstd2, rstd3, rstd4;
     }
 
     /**
      * @param micro      sequences per micro-batch (the workspace's size)
+     * @param chunk      rows per chunk of a layer's row-wise ops when recomputing (0: the whole micro-batch)
      * @param keepLogits keep every step's (N, V) logits for {@link #logits(int)} (tests; one micro-batch only)
      */
-    public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, boolean keepLogits) {
-        if (micro <= 0 || seqLen <= 0) {
-            throw new IllegalArgumentException("micro-batch " + micro + " x " + seqLen + ": both must be positive");
+    public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, int chunk,
+                        boolean keepLogits) {
+        if (micro <= 0 || seqLen <= 0 || chunk < 0) {
+            throw new IllegalArgumentException("micro-batch " + micro + " x " + seqLen + ", chunk " + chunk
+                    + ": expected positive sizes");
         }
         this.cfg = cfg;
         this.layout = new ParamLayout(cfg);
         this.ops = ops;
         this.recompute = recompute;
+        this.rc = recompute != Recompute.NONE;
         this.keepLogits = keepLogits;
         this.micro = micro;
         this.seqLen = seqLen;
         this.rows = Math.multiplyExact(micro, seqLen);
+        this.chunk = chunkRows(rows, recompute, chunk);
         this.d = cfg.hidden();
         this.ffn = cfg.ffn();
         this.vocab = cfg.vocab();
@@ -88,57 +108,61 @@ public final class LoopSchedule {
         this.hd = cfg.headDim();
         this.block = headBlock(rows, vocab);
 
-        long state = ops.attentionStateSize(micro, seqLen, heads);
-        Plan plan = new Plan(cfg, micro, seqLen, recompute, keepLogits, state);
-        Region[] r = ops.allocate(plan.sizes());
-        int[] next = {0};
-        emb = r[next[0]++];
-        z = r[next[0]++];
-        lse = r[next[0]++];
-        ce = r[next[0]++];
-        p = r[next[0]++];
-        dz = r[next[0]++];
-        dce = r[next[0]++];
-        head = r[next[0]++];
-        logits = keepLogits ? r[next[0]++] : null;
-        xt = take(r, next, steps);
-        rstdF = take(r, next, steps);
-        hn = take(r, next, steps);
-        inputs = take(r, next, plan.inputs);
+        Plan plan = new Plan(cfg, micro, seqLen, recompute, chunk, keepLogits, ops.attentionStateSize(micro, seqLen, heads));
+        Region[] r = ops.allocate(plan.sizes(), plan.stash());
+        int[] at = {0};
+        emb = r[at[0]++];
+        xt = take(r, at, steps);
+        hn = take(r, at, steps);
+        inputs = take(r, at, plan.inputs);
+        rstdF = take(r, at, steps);
+        z = r[at[0]++];
+        lse = r[at[0]++];
+        ce = r[at[0]++];
+        p = r[at[0]++];
+        dz = r[at[0]++];
+        dce = r[at[0]++];
+        head = r[at[0]++];
+        logits = keepLogits ? r[at[0]++] : null;
         cells = new Cell[plan.cells];
         for (int i = 0; i < cells.length; i++) {
             Cell c = new Cell();
-            c.a1 = r[next[0]++];
-            c.q = r[next[0]++];
-            c.k = r[next[0]++];
-            c.v = r[next[0]++];
-            c.att = r[next[0]++];
-            c.o = r[next[0]++];
-            c.x1 = r[next[0]++];
-            c.f1 = r[next[0]++];
-            c.f = r[next[0]++];
-            c.g = r[next[0]++];
-            c.u = r[next[0]++];
-            c.m = r[next[0]++];
-            c.state = r[next[0]++];
-            c.rstd1 = r[next[0]++];
-            c.rstd2 = r[next[0]++];
-            c.rstd3 = r[next[0]++];
-            c.rstd4 = r[next[0]++];
+            c.q = r[at[0]++];
+            c.k = r[at[0]++];
+            c.v = r[at[0]++];
+            c.att = r[at[0]++];
+            c.state = r[at[0]++];
+            c.a1 = r[at[0]++];
+            c.o = r[at[0]++];
+            c.x1 = r[at[0]++];
+            c.f1 = r[at[0]++];
+            c.f = r[at[0]++];
+            c.g = r[at[0]++];
+            c.u = r[at[0]++];
+            c.m = r[at[0]++];
+            c.rstd1 = r[at[0]++];
+            c.rstd2 = r[at[0]++];
+            c.rstd3 = r[at[0]++];
+            c.rstd4 = r[at[0]++];
             cells[i] = c;
         }
-        gH0 = r[next[0]++];
-        gH1 = r[next[0]++];
-        gA = r[next[0]++];
-        gB = r[next[0]++];
-        gQ = r[next[0]++];
-        gK = r[next[0]++];
-        gV = r[next[0]++];
-        gM = r[next[0]++];
-        gG = r[next[0]++];
-        gU = r[next[0]++];
-        if (next[0] != r.length) {
-            throw new IllegalStateException("LoopSchedule: " + r.length + " regions planned, " + next[0] + " used");
+        x0w = rc ? r[at[0]++] : null;
+        outw = rc ? r[at[0]++] : null;
+        hnw = rc ? r[at[0]++] : null;
+        y = rc ? r[at[0]++] : null;
+        gH0 = r[at[0]++];
+        gH1 = r[at[0]++];
+        datt = r[at[0]++];
+        dq = r[at[0]++];
+        dk = r[at[0]++];
+        dv = r[at[0]++];
+        gA = r[at[0]++];
+        gB = r[at[0]++];
+        gM = r[at[0]++];
+        gG = r[at[0]++];
+        gU = r[at[0]++];
+        if (at[0] != r.length) {
+            throw new IllegalStateException("LoopSchedule: " + r.length + " regions planned, " + at[0] + " used");
         }
     }
 
@@ -147,47 +171,59 @@ public final class LoopSchedule {
         return Math.max(1, Math.min(rows, Math.max(64, (1 << 24) / vocab)));
     }
 
+    /** Rows per chunk of a layer's row-wise ops: every row without recomputation or when {@code chunk} is 0. */
+    public static int chunkRows(int rows, Recompute recompute, int chunk) {
+        return recompute == Recompute.NONE || chunk == 0 ? rows : Math.min(rows, chunk);
+    }
+
     /**
-     * The regions one micro-batch needs, in the order the schedule takes them: the sizes the backend allocates
-     * and the activation memory {@code ouro plan} reports are this one list.
+     * The regions one micro-batch needs, in the order the schedule takes them, and which are stash: what the
+     * backend allocates and what {@code ouro plan} reports are this one list.
      */
     public static final class Plan {
         final int cells, inputs;
         private final List<Long> sizes = new ArrayList<>();
+        private final List<Boolean> stash = new ArrayList<>();
 
-        public Plan(LoopConfig cfg, int micro, int seqLen, Recompute recompute, boolean keepLogits, long stateSize) {
+        public Plan(LoopConfig cfg, int micro, int seqLen, Recompute recompute, int chunk, boolean keepLogits,
+                    long stateSize) {
             long n = (long) micro * seqLen, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab();
+            long c = chunkRows((int) Math.min(n, Integer.MAX_VALUE), recompute, chunk);
             int t = cfg.steps(), l = cfg.layers();
-            long nd = n * d, nf = n * f;
-            cells = recompute == Recompute.NONE ? t * l : 1;
-            inputs = switch (recompute) {
-                case NONE, LAYER -> t * (l - 1);
-                case LOOP_STEP -> l - 1;
-            };
-            add(1, nd);                                   // embeddings
-            add(6, t * n);                                // z, lse, ce, p, dz, dce
-            add(1, headBlock((int) Math.min(n, Integer.MAX_VALUE), (int) v) * v);
+            boolean rc = recompute != Recompute.NONE;
+            long nd = n * d;
+            cells = rc ? 1 : t * l;
+            inputs = recompute == Recompute.LOOP_STEP ? l - 1 : t * (l - 1);
+            add(1, nd, rc);                               // embeddings
+            add(t, nd, rc);                               // xt: each step's final-norm input
+            add(t, nd, rc);                               // hn: its output
+            add(inputs, nd, rc);
+            add(t, n, false);                             // final-norm rstd
+            add(6, t * n, false);                         // z, lse, ce, p, dz, dce
+            add(1, headBlock((int) Math.min(n, Integer.MAX_VALUE), (int) v) * v, false);
             if (keepLogits) {
-                add(1, t * n * v);
+                add(1, t * n * v, false);
             }
-            add(t, nd);                                   // xt: input of the final norm
-            add(t, n);                                    // its rstd
-            add(t, nd);                                   // hn: its output
-            add(inputs, nd);
             for (int i = 0; i < cells; i++) {
-                add(8, nd);                               // a1, q, k, v, att, o, x1, f1
-                add(1, nd);                               // f
-                add(3, nf);                               // g, u, m
-                add(1, stateSize);
-                add(4, n);                                // rstd1..4
+                add(4, nd, false);                        // q, k, v, attention output
+                add(1, stateSize, false);
+                add(5, c * d, false);                     // a1, o, x1, f1, f
+                add(3, c * f, false);                     // g, u, m
+                add(4, c, false);                         // rstd1..4
             }
-            add(7, nd);                                   // gH0, gH1, gA, gB, gQ, gK, gV
-            add(3, nf);                                   // gM, gG, gU
+            if (rc) {
+                add(3, nd, false);                        // x0w, outw, hnw: a layer's input and output, hn
+                add(1, c * d, false);                     // y: a recomputed chunk's output
+            }
+            add(6, nd, false);                            // gH0, gH1, datt, dq, dk, dv
+            add(2, c * d, false);                         // gA, gB
+            add(3, c * f, false);                         // gM, gG, gU
         }
 
-        private void add(int count, long size) {
+        private void add(int count, long size, boolean isStash) {
             for (int i = 0; i < count; i++) {
                 sizes.add(size);
+                stash.add(isStash);
             }
         }
 
@@ -195,20 +231,32 @@ public final class LoopSchedule {
             return sizes.stream().mapToLong(Long::longValue).toArray();
         }
 
+        public boolean[] stash() {
+            boolean[] s = new boolean[stash.size()];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = stash.get(i);
+            }
+            return s;
+        }
+
         /** Elements of all regions. */
         public long total() {
             return sizes.stream().mapToLong(Long::longValue).sum();
         }
 
-        /** The largest region. */
-        public long largest() {
-            return sizes.stream().mapToLong(Long::longValue).max().orElse(0);
+        /** Elements of the stash regions. */
+        public long stashTotal() {
+            long s = 0;
+            for (int i = 0; i < sizes.size(); i++) {
+                s += stash.get(i) ? sizes.get(i) : 0;
+            }
+            return s;
         }
     }
 
-    private static Region[] take(Region[] r, int[] next, int count) {
-        Region[] out = Arrays.copyOfRange(r, next[0], next[0] + count);
-        next[0] += count;
+    private static Region[] take(Region[] r, int[] at, int count) {
+        Region[] out = Arrays.copyOfRange(r, at[0], at[0] + count);
+        at[0] += count;
         return out;
     }
 
@@ -223,6 +271,11 @@ public final class LoopSchedule {
     /** Sequences per micro-batch. */
     public int microBatch() {
         return micro;
+    }
+
+    /** Rows per chunk of a layer's row-wise ops. */
+    public int chunk() {
+        return chunk;
     }
 
     /**
@@ -262,7 +315,7 @@ public final class LoopSchedule {
      * The forward pass of one micro-batch of {@code bs} sequences ({@code bs} at most the workspace's); the objective
      * is normalised by {@code tokens}. Returns {loss, sum CE_t (T), sum p_t (T)} over the rows with a target.
      */
-    public double[] forward(int[] tokens, int[] targets, int bs, Objective objective, int tokens0) {
+    public double[] forward(int[] tokenIds, int[] targets, int bs, Objective objective, int tokens) {
         if (bs > micro) {
             throw new IllegalArgumentException("micro-batch of " + bs + " sequences in a workspace for " + micro);
         }
@@ -270,27 +323,43 @@ public final class LoopSchedule {
         this.n = bs * seqLen;
         this.objective = objective;
         this.forwardDone = false;
-        ops.setBatch(tokens, targets);
+        ops.setBatch(tokenIds, targets);
         float eps = (float) cfg.normEps();
-        ops.embedForward(emb, layout.embed(), n, d);
+        int nd = n * d;
+        ops.embedForward(rc ? x0w : emb, layout.embed(), n, d);
+        if (rc) {
+            ops.copy(emb, x0w, nd);
+        }
         for (int t = 0; t < steps; t++) {
             for (int l = 0; l < layers; l++) {
-                Cell c = cellFor(t, l);
-                layerForward(layout.layer(l), c, outputOf(t, l), eps);
+                if (rc && l > 0) {
+                    ops.copy(x0w, outw, nd);
+                } else if (rc && t > 0) {
+                    ops.copy(x0w, hnw, nd);
+                }
+                Region out = rc ? outw : outputOf(t, l);
+                layerForward(layout.layer(l), cellFor(t, l), rc ? x0w : inputOf(t, l), out, eps);
+                if (rc) {
+                    ops.copy(outputOf(t, l), outw, nd);
+                }
             }
-            ops.rmsnormForward(hn[t], rstdF[t], xt[t], layout.finalNorm(), n, d, eps);
+            Region h = rc ? hnw : hn[t];
+            ops.rmsnormForward(h, rstdF[t], rc ? outw : xt[t], layout.finalNorm(), n, d, eps);
+            if (rc) {
+                ops.copy(hn[t], hnw, nd);
+            }
             for (int r0 = 0; r0 < n; r0 += block) {
                 int rs = Math.min(block, n - r0);
-                ops.linearForward(head, hn[t].at((long) r0 * d), layout.lmHead(), rs, d, vocab);
+                ops.linearForward(head, h.at((long) r0 * d), layout.lmHead(), rs, d, vocab);
                 ops.crossEntropyForward(head, lse.at((long) t * n + r0), ce.at((long) t * n + r0), r0, rs, vocab);
                 if (keepLogits) {
                     ops.copy(logits.at(((long) t * n + r0) * vocab), head, rs * vocab);
                 }
             }
-            ops.linearForward(z.at((long) t * n), hn[t], layout.gateWeight(), n, d, 1);
+            ops.linearForward(z.at((long) t * n), h, layout.gateWeight(), n, d, 1);
             ops.biasAdd(z.at((long) t * n), layout.gateBias(), n);
         }
-        double[] sums = ops.exitObjective(z, ce, p, dz, dce, n, steps, objective, tokens0);
+        double[] sums = ops.exitObjective(z, ce, p, dz, dce, n, steps, objective, tokens);
         if (!Double.isFinite(sums[0])) {
             throw new NonFiniteException("loss is " + sums[0] + " (per-step CE sums " + Arrays.toString(
                     Arrays.copyOfRange(sums, 1, 1 + steps)) + ")");
@@ -308,11 +377,17 @@ public final class LoopSchedule {
         TensorView gw = layout.gateWeight();
         boolean lm = objective.trainsLm();
         float eps = (float) cfg.normEps();
+        int nd = n * d;
         Region gH = gH0, gTmp = gH1;
-        ops.zero(gH, n * d);
+        ops.zero(gH, nd);
         for (int t = steps - 1; t >= 0; t--) {
+            Region h = hn[t];
+            if (rc) {
+                ops.copy(hnw, hn[t], nd);
+                h = hnw;
+            }
             // the head and the gate read h_t; the gradient of the later steps' input is already in gH
-            ops.linearBackwardWeight(gw, dz.at((long) t * n), hn[t], n, d, 1);
+            ops.linearBackwardWeight(gw, dz.at((long) t * n), h, n, d, 1);
             ops.biasBackward(layout.gateBias(), dz.at((long) t * n), n);
             if (!lm) {
                 continue;
@@ -320,30 +395,38 @@ public final class LoopSchedule {
             ops.linearBackwardInput(gH, dz.at((long) t * n), gw, n, d, 1);
             for (int r0 = 0; r0 < n; r0 += block) {
                 int rs = Math.min(block, n - r0);
-                Region h = hn[t].at((long) r0 * d);
-                ops.linearForward(head, h, layout.lmHead(), rs, d, vocab);
+                Region hr = h.at((long) r0 * d);
+                ops.linearForward(head, hr, layout.lmHead(), rs, d, vocab);
                 ops.crossEntropyBackward(head, lse.at((long) t * n + r0), dce.at((long) t * n + r0), r0, rs, vocab);
                 ops.linearBackwardInput(gH.at((long) r0 * d), head, layout.lmHead(), rs, d, vocab);
-                ops.linearBackwardWeight(layout.lmHead(), head, h, rs, d, vocab);
+                ops.linearBackwardWeight(layout.lmHead(), head, hr, rs, d, vocab);
             }
-            ops.zero(gTmp, n * d);
-            ops.rmsnormBackward(gTmp, gH, xt[t], rstdF[t], layout.finalNorm(), n, d);
+            Region x = xt[t];
+            if (rc) {
+                ops.copy(outw, xt[t], nd);
+                x = outw;
+            }
+            ops.zero(gTmp, nd);
+            ops.rmsnormBackward(gTmp, gH, x, rstdF[t], layout.finalNorm(), n, d);
             Region s = gH;
             gH = gTmp;
             gTmp = s;
             if (recompute == Recompute.LOOP_STEP) {
                 // the step's layer inputs again (the last layer's output, xt, is kept)
+                ops.copy(x0w, inputOf(t, 0), nd);
                 for (int l = 0; l + 1 < layers; l++) {
-                    layerForward(layout.layer(l), cellFor(t, l), outputOf(t, l), eps);
+                    layerForward(layout.layer(l), cellFor(t, l), x0w, outw, eps);
+                    ops.copy(inputs[l], outw, nd);
+                    ops.copy(x0w, outw, nd);
                 }
             }
             for (int l = layers - 1; l >= 0; l--) {
-                Cell c = cellFor(t, l);
-                if (recompute != Recompute.NONE) {
-                    // rewrites the layer's output with the same values; nothing reads it again in this backward
-                    layerForward(layout.layer(l), c, outputOf(t, l), eps);
+                Region x0 = inputOf(t, l);
+                if (rc) {
+                    ops.copy(x0w, x0, nd);
+                    x0 = x0w;
                 }
-                layerBackward(layout.layer(l), c, gH);
+                layerBackward(layout.layer(l), cellFor(t, l), x0, gH, eps);
             }
         }
         if (lm) {
@@ -379,20 +462,19 @@ public final class LoopSchedule {
         return ops.read(ce, steps * n);
     }
 
-    // the cell that holds layer l of step t: its own in NONE mode, the one working cell otherwise, with its input
     private Cell cellFor(int t, int l) {
-        Cell c = cells[recompute == Recompute.NONE ? t * layers + l : 0];
-        if (l == 0) {
-            c.x0 = t == 0 ? emb : hn[t - 1];
-        } else if (recompute != Recompute.LOOP_STEP) {
-            c.x0 = inputs[t * (layers - 1) + l - 1];
-        } else if (recompute == Recompute.LOOP_STEP) {
-            c.x0 = inputs[l - 1];
-        }
-        return c;
+        return cells[rc ? 0 : t * layers + l];
     }
 
-    // where layer l of step t writes its output: the next layer's input, or the final norm's input
+    // the input of layer l of step t: the embeddings, the previous step's hn, or the previous layer's output
+    private Region inputOf(int t, int l) {
+        if (l == 0) {
+            return t == 0 ? emb : hn[t - 1];
+        }
+        return recompute == Recompute.LOOP_STEP ? inputs[l - 1] : inputs[t * (layers - 1) + l - 1];
+    }
+
+    // where layer l of step t's output is kept: the next layer's input, or the final norm's input
     private Region outputOf(int t, int l) {
         if (l + 1 == layers) {
             return xt[t];
@@ -400,66 +482,109 @@ public final class LoopSchedule {
         return recompute == Recompute.LOOP_STEP ? inputs[l] : inputs[t * (layers - 1) + l];
     }
 
-    private void layerForward(TensorView[] lt, Cell c, Region out, float eps) {
-        int nd = n * d, nf = n * ffn;
-        ops.rmsnormForward(c.a1, c.rstd1, c.x0, lt[ParamLayout.IN_NORM], n, d, eps);
-        ops.linearForward(c.q, c.a1, lt[ParamLayout.Q], n, d, d);
-        ops.linearForward(c.k, c.a1, lt[ParamLayout.K], n, d, d);
-        ops.linearForward(c.v, c.a1, lt[ParamLayout.V], n, d, d);
+    // a chunk-sized region at row r0 of the chunk: its own rows without recomputation, the one chunk's otherwise
+    private Region local(Region r, int r0, int width) {
+        return rc ? r : r.at((long) r0 * width);
+    }
+
+    // x0 -> out, both (N, D) working regions
+    private void layerForward(TensorView[] lt, Cell c, Region x0, Region out, float eps) {
+        preAttention(lt, c, x0, eps);
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rs = Math.min(chunk, n - r0);
+            postAttention(lt, c, x0, out.at((long) r0 * d), r0, rs, eps);
+        }
+    }
+
+    // q, k, v (row chunk by row chunk) and the attention over the whole micro-batch
+    private void preAttention(TensorView[] lt, Cell c, Region x0, float eps) {
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rs = Math.min(chunk, n - r0);
+            Region a1 = local(c.a1, r0, d);
+            ops.rmsnormForward(a1, local(c.rstd1, r0, 1), x0.at((long) r0 * d), lt[ParamLayout.IN_NORM], rs, d, eps);
+            ops.linearForward(c.q.at((long) r0 * d), a1, lt[ParamLayout.Q], rs, d, d);
+            ops.linearForward(c.k.at((long) r0 * d), a1, lt[ParamLayout.K], rs, d, d);
+            ops.linearForward(c.v.at((long) r0 * d), a1, lt[ParamLayout.V], rs, d, d);
+        }
         ops.rope(c.q, n, seqLen, heads, hd, true);
         ops.rope(c.k, n, seqLen, heads, hd, true);
         ops.attentionForward(c.att, c.state, c.q, c.k, c.v, b, seqLen, heads, hd);
-        ops.linearForward(c.o, c.att, lt[ParamLayout.O], n, d, d);
-        ops.rmsnormForward(c.x1, c.rstd2, c.o, lt[ParamLayout.IN_NORM_2], n, d, eps);
-        ops.add(c.x1, c.x0, nd);
-        ops.rmsnormForward(c.f1, c.rstd3, c.x1, lt[ParamLayout.POST_NORM], n, d, eps);
-        ops.linearForward(c.g, c.f1, lt[ParamLayout.GATE], n, d, ffn);
-        ops.linearForward(c.u, c.f1, lt[ParamLayout.UP], n, d, ffn);
-        ops.swigluForward(c.m, c.g, c.u, nf);
-        ops.linearForward(c.f, c.m, lt[ParamLayout.DOWN], n, ffn, d);
-        ops.rmsnormForward(out, c.rstd4, c.f, lt[ParamLayout.POST_NORM_2], n, d, eps);
-        ops.add(out, c.x1, nd);
     }
 
-    /** gH holds dL/d(layer output) on entry and dL/d(layer input) on exit. */
-    private void layerBackward(TensorView[] lt, Cell c, Region gH) {
-        int nd = n * d, nf = n * ffn;
-        // FFN half: out = x1 + norm4(down(swiglu(norm3(x1))))
-        ops.zero(gA, nd);
-        ops.rmsnormBackward(gA, gH, c.f, c.rstd4, lt[ParamLayout.POST_NORM_2], n, d);
-        ops.zero(gM, nf);
-        ops.linearBackwardInput(gM, gA, lt[ParamLayout.DOWN], n, ffn, d);
-        ops.linearBackwardWeight(lt[ParamLayout.DOWN], gA, c.m, n, ffn, d);
-        ops.zero(gG, nf);
-        ops.zero(gU, nf);
-        ops.swigluBackward(gG, gU, gM, c.g, c.u, nf);
-        ops.zero(gB, nd);
-        ops.linearBackwardInput(gB, gG, lt[ParamLayout.GATE], n, d, ffn);
-        ops.linearBackwardInput(gB, gU, lt[ParamLayout.UP], n, d, ffn);
-        ops.linearBackwardWeight(lt[ParamLayout.GATE], gG, c.f1, n, d, ffn);
-        ops.linearBackwardWeight(lt[ParamLayout.UP], gU, c.f1, n, d, ffn);
-        // gH (the residual path) now accumulates dL/dx1
-        ops.rmsnormBackward(gH, gB, c.x1, c.rstd3, lt[ParamLayout.POST_NORM], n, d);
+    // rows [r0, r0 + rs): out = x1 + norm4(down(swiglu(norm3(x1)))), x1 = x0 + norm2(o_proj(att))
+    private void postAttention(TensorView[] lt, Cell c, Region x0, Region out, int r0, int rs, float eps) {
+        Region o = local(c.o, r0, d), x1 = local(c.x1, r0, d), f1 = local(c.f1, r0, d), f = local(c.f, r0, d);
+        Region g = local(c.g, r0, ffn), u = local(c.u, r0, ffn), m = local(c.m, r0, ffn);
+        ops.linearForward(o, c.att.at((long) r0 * d), lt[ParamLayout.O], rs, d, d);
+        ops.rmsnormForward(x1, local(c.rstd2, r0, 1), o, lt[ParamLayout.IN_NORM_2], rs, d, eps);
+        ops.add(x1, x0.at((long) r0 * d), rs * d);
+        ops.rmsnormForward(f1, local(c.rstd3, r0, 1), x1, lt[ParamLayout.POST_NORM], rs, d, eps);
+        ops.linearForward(g, f1, lt[ParamLayout.GATE], rs, d, ffn);
+        ops.linearForward(u, f1, lt[ParamLayout.UP], rs, d, ffn);
+        ops.swigluForward(m, g, u, rs * ffn);
+        ops.linearForward(f, m, lt[ParamLayout.DOWN], rs, ffn, d);
+        ops.rmsnormForward(out, local(c.rstd4, r0, 1), f, lt[ParamLayout.POST_NORM_2], rs, d, eps);
+        ops.add(out, x1, rs * d);
+    }
 
-        // attention half: x1 = x0 + norm2(o_proj(attn(rope(q), rope(k), v)))
-        ops.zero(gA, nd);
-        ops.rmsnormBackward(gA, gH, c.o, c.rstd2, lt[ParamLayout.IN_NORM_2], n, d);
-        ops.zero(gB, nd);
-        ops.linearBackwardInput(gB, gA, lt[ParamLayout.O], n, d, d);
-        ops.linearBackwardWeight(lt[ParamLayout.O], gA, c.att, n, d, d);
-        ops.zero(gQ, nd);
-        ops.zero(gK, nd);
-        ops.zero(gV, nd);
-        ops.attentionBackward(gQ, gK, gV, gB, c.att, c.state, c.q, c.k, c.v, b, seqLen, heads, hd);
-        ops.rope(gQ, n, seqLen, heads, hd, false);
-        ops.rope(gK, n, seqLen, heads, hd, false);
-        ops.zero(gA, nd);
-        ops.linearBackwardInput(gA, gQ, lt[ParamLayout.Q], n, d, d);
-        ops.linearBackwardInput(gA, gK, lt[ParamLayout.K], n, d, d);
-        ops.linearBackwardInput(gA, gV, lt[ParamLayout.V], n, d, d);
-        ops.linearBackwardWeight(lt[ParamLayout.Q], gQ, c.a1, n, d, d);
-        ops.linearBackwardWeight(lt[ParamLayout.K], gK, c.a1, n, d, d);
-        ops.linearBackwardWeight(lt[ParamLayout.V], gV, c.a1, n, d, d);
-        ops.rmsnormBackward(gH, gA, c.x0, c.rstd1, lt[ParamLayout.IN_NORM], n, d);
+    /** gH holds dL/d(layer output) on entry and dL/d(layer input) on exit; x0 is the layer's input. */
+    private void layerBackward(TensorView[] lt, Cell c, Region x0, Region gH, float eps) {
+        if (rc) {
+            preAttention(lt, c, x0, eps);
+        }
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rs = Math.min(chunk, n - r0), cd = rs * d, cf = rs * ffn;
+            if (rc) {
+                postAttention(lt, c, x0, y, r0, rs, eps);
+            }
+            Region o = local(c.o, r0, d), x1 = local(c.x1, r0, d), f1 = local(c.f1, r0, d), f = local(c.f, r0, d);
+            Region g = local(c.g, r0, ffn), u = local(c.u, r0, ffn), m = local(c.m, r0, ffn);
+            Region gHc = gH.at((long) r0 * d);
+            // FFN half: out = x1 + norm4(down(swiglu(norm3(x1))))
+            ops.zero(gA, cd);
+            ops.rmsnormBackward(gA, gHc, f, local(c.rstd4, r0, 1), lt[ParamLayout.POST_NORM_2], rs, d);
+            ops.zero(gM, cf);
+            ops.linearBackwardInput(gM, gA, lt[ParamLayout.DOWN], rs, ffn, d);
+            ops.linearBackwardWeight(lt[ParamLayout.DOWN], gA, m, rs, ffn, d);
+            ops.zero(gG, cf);
+            ops.zero(gU, cf);
+            ops.swigluBackward(gG, gU, gM, g, u, cf);
+            ops.zero(gB, cd);
+            ops.linearBackwardInput(gB, gG, lt[ParamLayout.GATE], rs, d, ffn);
+            ops.linearBackwardInput(gB, gU, lt[ParamLayout.UP], rs, d, ffn);
+            ops.linearBackwardWeight(lt[ParamLayout.GATE], gG, f1, rs, d, ffn);
+            ops.linearBackwardWeight(lt[ParamLayout.UP], gU, f1, rs, d, ffn);
+            // gH (the residual path) now accumulates dL/dx1
+            ops.rmsnormBackward(gHc, gB, x1, local(c.rstd3, r0, 1), lt[ParamLayout.POST_NORM], rs, d);
+            // attention half: x1 = x0 + norm2(o_proj(att)); the output projection, chunk by chunk
+            ops.zero(gA, cd);
+            ops.rmsnormBackward(gA, gHc, o, local(c.rstd2, r0, 1), lt[ParamLayout.IN_NORM_2], rs, d);
+            ops.zero(datt.at((long) r0 * d), cd);
+            ops.linearBackwardInput(datt.at((long) r0 * d), gA, lt[ParamLayout.O], rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.O], gA, c.att.at((long) r0 * d), rs, d, d);
+        }
+        int nd = n * d;
+        ops.zero(dq, nd);
+        ops.zero(dk, nd);
+        ops.zero(dv, nd);
+        ops.attentionBackward(dq, dk, dv, datt, c.att, c.state, c.q, c.k, c.v, b, seqLen, heads, hd);
+        ops.rope(dq, n, seqLen, heads, hd, false);
+        ops.rope(dk, n, seqLen, heads, hd, false);
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rs = Math.min(chunk, n - r0);
+            long at = (long) r0 * d;
+            Region a1 = local(c.a1, r0, d), rstd1 = local(c.rstd1, r0, 1);
+            if (rc) {
+                ops.rmsnormForward(a1, rstd1, x0.at(at), lt[ParamLayout.IN_NORM], rs, d, eps);
+            }
+            ops.zero(gA, rs * d);
+            ops.linearBackwardInput(gA, dq.at(at), lt[ParamLayout.Q], rs, d, d);
+            ops.linearBackwardInput(gA, dk.at(at), lt[ParamLayout.K], rs, d, d);
+            ops.linearBackwardInput(gA, dv.at(at), lt[ParamLayout.V], rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.Q], dq.at(at), a1, rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.K], dk.at(at), a1, rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.V], dv.at(at), a1, rs, d, d);
+            ops.rmsnormBackward(gH.at(at), gA, x0.at(at), rstd1, lt[ParamLayout.IN_NORM], rs, d);
+        }
     }
 }

@@ -6,6 +6,7 @@ import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
 
 /**
@@ -47,14 +48,11 @@ public final class ReferenceModel {
         return ops;
     }
 
-    /**
-     * A schedule over this model's ops for micro-batches of {@code micro} sequences; bind the arrays first with
-     * {@link #bind}.
-     */
-    public LoopSchedule schedule(int micro, int seqLen, Recompute recompute) {
+    /** A schedule over this model's ops for batches of this shape; bind the arrays first with {@link #bind}. */
+    public LoopSchedule schedule(StepShape shape) {
         this.batch = -1;
         this.schedule = null;
-        return new LoopSchedule(cfg, ops, micro, seqLen, recompute, false);
+        return new LoopSchedule(cfg, ops, shape.micro(), shape.seqLen(), shape.recompute(), shape.chunk(), false);
     }
 
     /** Points the ops at these parameter and gradient arrays (checked against the layout). */
@@ -81,7 +79,7 @@ public final class ReferenceModel {
         bind(params, null);
         if (schedule == null || batch != this.batch || seqLen != this.seqLen || keepLogits != this.keepLogits) {
             schedule = null;
-            schedule = new LoopSchedule(cfg, ops, batch, seqLen, Recompute.NONE, keepLogits);
+            schedule = new LoopSchedule(cfg, ops, batch, seqLen, Recompute.NONE, 0, keepLogits);
             this.batch = batch;
             this.seqLen = seqLen;
             this.keepLogits = keepLogits;

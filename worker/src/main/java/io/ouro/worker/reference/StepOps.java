@@ -12,8 +12,12 @@ import io.ouro.worker.model.TensorView;
  */
 public interface StepOps {
 
-    /** Replaces the activation memory by regions of the given sizes (elements). */
-    Region[] allocate(long[] sizes);
+    /**
+     * Replaces the activation memory by regions of the given sizes (elements). A {@code stash} region is only ever
+     * the source or destination of {@link #copy} (hidden states kept across layers for the backward pass), so an
+     * implementation may keep it in memory the other ops cannot address.
+     */
+    Region[] allocate(long[] sizes, boolean[] stash);
 
     /** Elements of one cell's attention state (what the backward pass needs besides q, k, v and the output). */
     long attentionStateSize(int batch, int seqLen, int heads);
@@ -74,6 +78,7 @@ public interface StepOps {
     // acc += x
     void add(Region acc, Region x, int count);
 
+    // dst = src, count elements; either may be a stash region
     void copy(Region dst, Region src, int count);
 
     void zero(Region r, int count);

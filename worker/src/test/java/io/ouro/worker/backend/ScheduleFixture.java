@@ -6,6 +6,7 @@ import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.StepShape;
 
 /** One training step's report and gradient on a backend built with a given micro-batch and recomputation. */
 record ScheduleFixture(StepReport report, float[] grads) {
@@ -15,6 +16,10 @@ record ScheduleFixture(StepReport report, float[] grads) {
     static final int BATCH = 4, SEQ = 13;
 
     static ScheduleFixture step(String device, int micro, Recompute recompute, Objective obj) {
+        return step(device, new StepShape(BATCH, SEQ, micro, recompute, 0, 0), obj);
+    }
+
+    static ScheduleFixture step(String device, StepShape shape, Objective obj) {
         int n = BATCH * SEQ;
         int[] tokens = TestData.tokens(n, CFG.vocab(), 31), targets = TestData.targets(n, CFG.vocab(), 32);
         // micro-batches with very different numbers of targets: the token weighting must stay exact
@@ -22,7 +27,7 @@ record ScheduleFixture(StepReport report, float[] grads) {
             targets[SEQ + i] = -1;
         }
         targets[3 * SEQ + 4] = -1;
-        try (TrainingBackend b = Backends.open(device, CFG, AdamWConfig.ouro(), BATCH, SEQ, micro, recompute)) {
+        try (TrainingBackend b = Backends.open(device, CFG, AdamWConfig.ouro(), shape)) {
             b.setParameters(TestData.params(b.layout(), 8));
             b.zeroGradients();
             StepReport r = b.forwardBackward(tokens, targets, obj);

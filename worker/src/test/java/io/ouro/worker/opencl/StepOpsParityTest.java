@@ -44,11 +44,11 @@ class StepOpsParityTest {
     @BeforeEach
     void setUp() {
         java = new JavaOps(cfg);
-        cl = new OpenClStepOps(cfg, OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), batch, seqLen);
+        cl = new OpenClStepOps(cfg, OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), batch, seqLen, 0);
         long[] sizes = new long[12];
         Arrays.fill(sizes, SLOT);
-        rj = java.allocate(sizes);
-        rc = cl.allocate(sizes);
+        rj = java.allocate(sizes, new boolean[sizes.length]);
+        rc = cl.allocate(sizes, new boolean[sizes.length]);
         params = TestData.params(layout, 3);
         grads = random(layout.arraySize(), 0.1);
         m1 = random(layout.arraySize(), 0.01);

@@ -148,7 +148,7 @@ class OpGradientCheckTest {
         double[] w = randn(layout.arraySize(), 1), dw = new double[w.length];
         ops.bind(w, dw);
         ops.setBatch(new int[n], targets);
-        Region[] r = ops.allocate(new long[]{(long) n * d, (long) block * vocab, n, n, n, (long) n * d});
+        Region[] r = ops.allocate(new long[]{(long) n * d, (long) block * vocab, n, n, n, (long) n * d}, new boolean[6]);
         Region hR = r[0], scratch = r[1], lse = r[2], ce = r[3], dce = r[4], dhR = r[5];
         double[] h = ops.array(hR);
         System.arraycopy(randn(n * d, 1), 0, h, 0, n * d);

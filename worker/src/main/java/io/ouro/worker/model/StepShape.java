@@ -1,0 +1,50 @@
+package io.ouro.worker.model;
+
+import java.io.Serializable;
+
+/**
+ * How a worker runs its batch: {@code batch} sequences of {@code seqLen} tokens per step, as micro-batches of
+ * {@code micro} sequences, keeping what {@link Recompute} says, with a layer's row-wise ops in chunks of
+ * {@code chunk} rows when recomputing (0: the whole micro-batch), and stash buffers of at most {@code bufferLimit}
+ * floats on a device backend (0: the device's limit).
+ */
+public record StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit)
+        implements Serializable {
+
+    public StepShape {
+        if (batch <= 0 || seqLen <= 0) {
+            throw new IllegalArgumentException("StepShape: batch " + batch + " x " + seqLen + ": expected positive sizes");
+        }
+        if (micro <= 0 || micro > batch) {
+            throw new IllegalArgumentException("StepShape.micro: expected 1.." + batch + " sequences, got " + micro);
+        }
+        if (recompute == null) {
+            throw new IllegalArgumentException("StepShape.recompute: expected none, layer or loop_step");
+        }
+        if (chunk < 0 || bufferLimit < 0) {
+            throw new IllegalArgumentException("StepShape: chunk " + chunk + ", buffer limit " + bufferLimit
+                    + ": expected values >= 0");
+        }
+    }
+
+    /** The batch as one micro-batch with every activation kept. */
+    public static StepShape whole(int batch, int seqLen) {
+        return new StepShape(batch, seqLen, batch, Recompute.NONE, 0, 0);
+    }
+
+    public StepShape withMicro(int m) {
+        return new StepShape(batch, seqLen, m, recompute, chunk, bufferLimit);
+    }
+
+    public StepShape withRecompute(Recompute r) {
+        return new StepShape(batch, seqLen, micro, r, chunk, bufferLimit);
+    }
+
+    public StepShape withChunk(int c) {
+        return new StepShape(batch, seqLen, micro, recompute, c, bufferLimit);
+    }
+
+    public StepShape withBufferLimit(long floats) {
+        return new StepShape(batch, seqLen, micro, recompute, chunk, floats);
+    }
+}
