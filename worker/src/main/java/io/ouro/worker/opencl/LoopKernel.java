@@ -34,6 +34,14 @@ public final class LoopKernel extends Kernel {
 
     float[] w = new float[1];
     float[] gw = new float[1];
+    /**
+     * The second parameter segment (parameters, gradients, moments) of a model past one Java array: tensors never
+     * straddle segments, and {@link #pseg} says which segment an op's parameter tensor is in.
+     */
+    float[] w2 = new float[1];
+    float[] gw2 = new float[1];
+    float[] mom1b = new float[1];
+    float[] mom2b = new float[1];
     float[] act = new float[1];
     float[] ropeCos = new float[1];
     float[] ropeSin = new float[1];
@@ -67,10 +75,26 @@ public final class LoopKernel extends Kernel {
     int aSel, aOff, aRs, aCs, bSel, bOff, bRs, bCs, cSel, cOff, cRs, cCs;
     // the other ops: sizes n0, n1, n2, offsets o0..o5 into act (or the buffer named by cSel/aSel), a float
     int n0, n1, n2, n3, o0, o1, o2, o3, o4, o5, o6, o7, o8;
+    /** Parameter segment of the op's tensor (norm weights, the gate bias, AdamW, gradient norms): 0 or 1. */
+    int pseg;
     float f0, f1, f2, f3, f4, f5;
 
+    // selectors: 0 w, 1 gw, 2 act, 3 w2, 4 gw2
     float load(int sel, int idx) {
-        return sel == 0 ? w[idx] : (sel == 1 ? gw[idx] : act[idx]);
+        return sel == 0 ? w[idx] : (sel == 1 ? gw[idx] : (sel == 2 ? act[idx] : (sel == 3 ? w2[idx] : gw2[idx])));
+    }
+
+    float pw(int idx) {
+        return pseg == 0 ? w[idx] : w2[idx];
+    }
+
+    void gradAdd(int idx, float v) {
+        if (pseg == 0) {
+            gw[idx] = gw[idx] + v;
+        }
+        if (pseg == 1) {
+            gw2[idx] = gw2[idx] + v;
+        }
     }
 
     void store(int sel, int idx, float v, int add) {
@@ -83,6 +107,12 @@ public final class LoopKernel extends Kernel {
         }
         if (sel == 2) {
             act[idx] = add == 1 ? act[idx] + v : v;
+        }
+        if (sel == 3) {
+            w2[idx] = add == 1 ? w2[idx] + v : v;
+        }
+        if (sel == 4) {
+            gw2[idx] = add == 1 ? gw2[idx] + v : v;
         }
     }
 
@@ -307,7 +337,7 @@ public final class LoopKernel extends Kernel {
                 float rs = 1f / sqrt(ss / n1 + f0);
                 act[o2 + gx] = rs;
                 for (int i = 0; i < n1; i++) {
-                    act[o1 + row + i] = act[o0 + row + i] * rs * w[o3 + i];
+                    act[o1 + row + i] = act[o0 + row + i] * rs * pw(o3 + i);
                 }
             }
         }
@@ -318,11 +348,11 @@ public final class LoopKernel extends Kernel {
                 float rs = act[o2 + gx];
                 float dot = 0f;
                 for (int i = 0; i < n1; i++) {
-                    dot += act[o1 + row + i] * w[o3 + i] * act[o0 + row + i];
+                    dot += act[o1 + row + i] * pw(o3 + i) * act[o0 + row + i];
                 }
                 float c = dot * rs * rs * rs / n1;
                 for (int i = 0; i < n1; i++) {
-                    act[o4 + row + i] = act[o4 + row + i] + rs * w[o3 + i] * act[o1 + row + i] - c * act[o0 + row + i];
+                    act[o4 + row + i] = act[o4 + row + i] + rs * pw(o3 + i) * act[o1 + row + i] - c * act[o0 + row + i];
                 }
             }
         }
@@ -333,7 +363,7 @@ public final class LoopKernel extends Kernel {
                 for (int r = 0; r < n0; r++) {
                     s += act[o1 + r * n1 + gx] * act[o0 + r * n1 + gx] * act[o2 + r];
                 }
-                gw[o3 + gx] = gw[o3 + gx] + s;
+                gradAdd(o3 + gx, s);
             }
         }
         if (op == OP_ROPE) {
@@ -512,7 +542,7 @@ public final class LoopKernel extends Kernel {
         }
         if (op == OP_BIAS_ADD) {
             if (gx < n0) {
-                act[o0 + gx] = act[o0 + gx] + w[o1];
+                act[o0 + gx] = act[o0 + gx] + pw(o1);
             }
         }
         if (op == OP_SUM_TO_GRAD) {
@@ -522,7 +552,7 @@ public final class LoopKernel extends Kernel {
                 for (int r = 0; r < n0; r++) {
                     s += act[o0 + r];
                 }
-                gw[o1] = gw[o1] + s;
+                gradAdd(o1, s);
             }
         }
         if (op == OP_GEMM_DOT) {
@@ -554,6 +584,34 @@ public final class LoopKernel extends Kernel {
                         float y1 = w[pb1 + q];
                         float y2 = w[pb2 + q];
                         float y3 = w[pb3 + q];
+                        s00 += x0 * y0;
+                        s01 += x0 * y1;
+                        s02 += x0 * y2;
+                        s03 += x0 * y3;
+                        s10 += x1 * y0;
+                        s11 += x1 * y1;
+                        s12 += x1 * y2;
+                        s13 += x1 * y3;
+                        s20 += x2 * y0;
+                        s21 += x2 * y1;
+                        s22 += x2 * y2;
+                        s23 += x2 * y3;
+                        s30 += x3 * y0;
+                        s31 += x3 * y1;
+                        s32 += x3 * y2;
+                        s33 += x3 * y3;
+                    }
+                }
+                if (bSel == 3) {
+                    for (int q = 0; q < gk; q++) {
+                        float x0 = act[pa0 + q];
+                        float x1 = act[pa1 + q];
+                        float x2 = act[pa2 + q];
+                        float x3 = act[pa3 + q];
+                        float y0 = w2[pb0 + q];
+                        float y1 = w2[pb1 + q];
+                        float y2 = w2[pb2 + q];
+                        float y3 = w2[pb3 + q];
                         s00 += x0 * y0;
                         s01 += x0 * y1;
                         s02 += x0 * y2;
@@ -639,6 +697,13 @@ public final class LoopKernel extends Kernel {
                         }
                     }
                 }
+                if (aSel == 3) {
+                    for (int c = c0; c < cEnd; c++) {
+                        for (int r = r0; r < rEnd; r++) {
+                            act[o0 + c * n0 + r] = w2[o1 + r * n2 + c];
+                        }
+                    }
+                }
             }
         }
         if (op == OP_EXIT) {
@@ -715,31 +780,51 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_SUMSQ) {
-            // n0 partial sums over gw[0, n1) in chunks of n2 -> metrics[o0 + g]
+            // n0 partial sums over segment pseg's gradient [0, n1) in chunks of n2 -> metrics[o0 + g]
             if (gx < n0) {
                 float s = 0f;
                 int end = min(n1, (gx + 1) * n2);
                 for (int i = gx * n2; i < end; i++) {
-                    s += gw[i] * gw[i];
+                    float g = pseg == 0 ? gw[i] : gw2[i];
+                    s += g * g;
                 }
                 metrics[o0 + gx] = s;
             }
         }
         if (op == OP_SCALE) {
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                gw[i] = gw[i] * f0;
+                if (pseg == 0) {
+                    gw[i] = gw[i] * f0;
+                }
+                if (pseg == 1) {
+                    gw2[i] = gw2[i] * f0;
+                }
             }
         }
         if (op == OP_ADAMW) {
             // one tensor [o0, o0 + n0): f0 decay keep factor, f1 beta1, f2 beta2, f3 lr / bc1, f4 sqrt(bc2), f5 eps
-            for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
-                int i = o0 + e;
-                float g = gw[i];
-                float m = f1 * mom1[i] + (1f - f1) * g;
-                float v = f2 * mom2[i] + (1f - f2) * g * g;
-                mom1[i] = m;
-                mom2[i] = v;
-                w[i] = w[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
+            // (written once per segment, like the GEMM's B operand)
+            if (pseg == 0) {
+                for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
+                    int i = o0 + e;
+                    float g = gw[i];
+                    float m = f1 * mom1[i] + (1f - f1) * g;
+                    float v = f2 * mom2[i] + (1f - f2) * g * g;
+                    mom1[i] = m;
+                    mom2[i] = v;
+                    w[i] = w[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
+                }
+            }
+            if (pseg == 1) {
+                for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
+                    int i = o0 + e;
+                    float g = gw2[i];
+                    float m = f1 * mom1b[i] + (1f - f1) * g;
+                    float v = f2 * mom2b[i] + (1f - f2) * g * g;
+                    mom1b[i] = m;
+                    mom2b[i] = v;
+                    w2[i] = w2[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
+                }
             }
         }
 

@@ -7,6 +7,7 @@ import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.ParamSegments;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
@@ -98,52 +99,63 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Copies parameters to the device and clears the Adam moments. */
     public void setParameters(float[] params) {
-        System.arraycopy(params, 0, ops.host(Buffer.PARAMS), 0, params.length);
-        ops.upload(Buffer.PARAMS);
+        scatter(params, Buffer.PARAMS, Buffer.PARAMS2);
         stepOps.parametersChanged();
-        java.util.Arrays.fill(ops.host(Buffer.MOM1), 0f);
-        java.util.Arrays.fill(ops.host(Buffer.MOM2), 0f);
-        ops.upload(Buffer.MOM1);
-        ops.upload(Buffer.MOM2);
+        scatter(new float[params.length], Buffer.MOM1, Buffer.MOM1B);
+        scatter(new float[params.length], Buffer.MOM2, Buffer.MOM2B);
         adamStep = 0;
     }
 
     /** Downloads Adam's moments and update count. */
     public OptimizerState optimizerState() {
-        ops.download(Buffer.MOM1);
-        ops.download(Buffer.MOM2);
-        return new OptimizerState(adamStep, ops.read(Buffer.MOM1).clone(), ops.read(Buffer.MOM2).clone());
+        return new OptimizerState(adamStep, gather(Buffer.MOM1, Buffer.MOM1B), gather(Buffer.MOM2, Buffer.MOM2B));
     }
 
     /** Uploads Adam's moments and update count (from a checkpoint). */
     public void setOptimizerState(OptimizerState s) {
-        float[] m1 = ops.host(Buffer.MOM1), m2 = ops.host(Buffer.MOM2);
-        if (s.m().length != m1.length) {
-            throw new IllegalArgumentException("optimizer state holds " + s.m().length + " values, the model " + m1.length);
+        if (s.m().length != layout.totalSize()) {
+            throw new IllegalArgumentException("optimizer state holds " + s.m().length + " values, the model "
+                    + layout.totalSize());
         }
-        System.arraycopy(s.m(), 0, m1, 0, m1.length);
-        System.arraycopy(s.v(), 0, m2, 0, m2.length);
-        ops.upload(Buffer.MOM1);
-        ops.upload(Buffer.MOM2);
+        scatter(s.m(), Buffer.MOM1, Buffer.MOM1B);
+        scatter(s.v(), Buffer.MOM2, Buffer.MOM2B);
         adamStep = s.step();
     }
 
     /** Downloads the parameters. */
     public float[] parameters() {
-        ops.download(Buffer.PARAMS);
-        return ops.read(Buffer.PARAMS).clone();
+        return gather(Buffer.PARAMS, Buffer.PARAMS2);
     }
 
     /** Downloads the gradient buffer (for the all-reduce). */
     public float[] gradients() {
-        ops.download(Buffer.GRADS);
-        return ops.read(Buffer.GRADS).clone();
+        return gather(Buffer.GRADS, Buffer.GRADS2);
     }
 
     /** Replaces the device gradients, e.g. with the all-reduced sum. */
     public void setGradients(float[] grads) {
-        System.arraycopy(grads, 0, ops.host(Buffer.GRADS), 0, grads.length);
-        ops.upload(Buffer.GRADS);
+        scatter(grads, Buffer.GRADS, Buffer.GRADS2);
+    }
+
+    // the flat host array <-> the device segments (first, second)
+    private void scatter(float[] flat, Buffer first, Buffer second) {
+        ParamSegments segs = stepOps.segments();
+        for (int i = 0; i < segs.count(); i++) {
+            Buffer b = i == 0 ? first : second;
+            System.arraycopy(flat, (int) segs.start(i), ops.host(b), 0, (int) segs.size(i));
+            ops.upload(b);
+        }
+    }
+
+    private float[] gather(Buffer first, Buffer second) {
+        ParamSegments segs = stepOps.segments();
+        float[] flat = new float[layout.arraySize()];
+        for (int i = 0; i < segs.count(); i++) {
+            Buffer b = i == 0 ? first : second;
+            ops.download(b);
+            System.arraycopy(ops.read(b), 0, flat, (int) segs.start(i), (int) segs.size(i));
+        }
+        return flat;
     }
 
     public void zeroGradients() {

@@ -11,14 +11,21 @@ import com.aparapi.device.OpenCLDevice;
  */
 public final class OpenClOps implements AutoCloseable {
 
-    /** The device buffers; the first three, in this order, are the GEMM operand selectors. */
-    public enum Buffer { PARAMS, GRADS, ACT, MOM1, MOM2, METRICS, TOKENS, TARGETS, STASH }
+    /**
+     * The device buffers; the first five, in this order, are the GEMM operand selectors. PARAMS2, GRADS2, MOM1B and
+     * MOM2B are the second parameter segment of a model past one Java array.
+     */
+    public enum Buffer { PARAMS, GRADS, ACT, PARAMS2, GRADS2, MOM1, MOM2, MOM1B, MOM2B, METRICS, TOKENS, TARGETS, STASH }
 
     private static final int GROUP = 64;
     /** Work items of an elementwise op on a CPU device: a few per core is enough, more only adds overhead. */
     private static final int CPU_ITEMS = 4096;
 
+    /** Parameter segments the kernel can address (w / w2 and their gradients and moments). */
+    public static final int PARAM_SEGMENTS = 2;
+
     private final LoopKernel k = new LoopKernel();
+    private final int[] segments;
     private final OpenCLDevice device;
     private final boolean cpuDevice;
     private final Residency residency = new Residency();
@@ -41,20 +48,35 @@ public final class OpenClOps implements AutoCloseable {
      * @param rows        tokens per step (the size of the token and target buffers)
      */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize, int metricsSize, int rows) {
-        this(device, paramSize, actSize, metricsSize, rows, new int[0]);
+        this(device, new int[]{paramSize}, actSize, metricsSize, rows, new int[0]);
     }
 
-    /** @param stashSizes floats of each stash buffer (at most {@link LoopKernel#STASH_SLOTS}), reached by {@link #copyAcross} */
-    public OpenClOps(OpenCLDevice device, int paramSize, int actSize, int metricsSize, int rows, int[] stashSizes) {
+    /**
+     * @param paramSegments floats of each parameter segment (one or two), each with its gradient and moments
+     * @param stashSizes    floats of each stash buffer (at most {@link LoopKernel#STASH_SLOTS}), reached by
+     *                      {@link #copyAcross}
+     */
+    public OpenClOps(OpenCLDevice device, int[] paramSegments, int actSize, int metricsSize, int rows, int[] stashSizes) {
         if (stashSizes.length > LoopKernel.STASH_SLOTS) {
             throw new IllegalArgumentException(stashSizes.length + " stash buffers, at most " + LoopKernel.STASH_SLOTS);
         }
+        if (paramSegments.length < 1 || paramSegments.length > PARAM_SEGMENTS) {
+            throw new IllegalArgumentException(paramSegments.length + " parameter segments, the kernel has 1.."
+                    + PARAM_SEGMENTS + " (at most " + (long) PARAM_SEGMENTS * (Integer.MAX_VALUE - 8) + " parameters)");
+        }
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
-        k.w = new float[paramSize];
-        k.gw = new float[paramSize];
-        k.mom1 = new float[paramSize];
-        k.mom2 = new float[paramSize];
+        this.segments = paramSegments.clone();
+        k.w = new float[paramSegments[0]];
+        k.gw = new float[paramSegments[0]];
+        k.mom1 = new float[paramSegments[0]];
+        k.mom2 = new float[paramSegments[0]];
+        if (paramSegments.length > 1) {
+            k.w2 = new float[paramSegments[1]];
+            k.gw2 = new float[paramSegments[1]];
+            k.mom1b = new float[paramSegments[1]];
+            k.mom2b = new float[paramSegments[1]];
+        }
         k.act = new float[actSize];
         k.metrics = new float[metricsSize];
         k.tok = new int[rows];
@@ -160,7 +182,7 @@ public final class OpenClOps implements AutoCloseable {
         // (about 2.4x the tiled kernel there): operands that are not k-contiguous are first transposed into
         // the scratch region. GPUs, and products whose operands do not fit the scratch, take the tiled kernel.
         if (cpuDevice && (aCs != 1 || bCs != 1) && transposeScratch >= 0 && (aCs == 1 || aRs == 1)
-                && (bCs == 1 || bRs == 1) && (a == Buffer.ACT || a == Buffer.PARAMS) && (b == Buffer.ACT || b == Buffer.PARAMS)
+                && (bCs == 1 || bRs == 1) && readable(a) && readable(b)
                 && (aCs == 1 ? 0L : (long) m * kk) + (bCs == 1 ? 0L : (long) n * kk) <= transposeScratchSize) {
             int at = transposeScratch, bt = transposeScratch + (aCs == 1 ? 0 : m * kk);
             if (aCs != 1) {
@@ -173,7 +195,7 @@ public final class OpenClOps implements AutoCloseable {
                     bCs == 1 ? b : Buffer.ACT, bCs == 1 ? bOff : bt, bCs == 1 ? bRs : kk, 1, m, n, kk, accumulate);
             return;
         }
-        if (cpuDevice && aCs == 1 && bCs == 1 && a == Buffer.ACT && (b == Buffer.PARAMS || b == Buffer.ACT)) {
+        if (cpuDevice && aCs == 1 && bCs == 1 && a == Buffer.ACT && readable(b)) {
             k.op = LoopKernel.OP_GEMM_DOT;
             k.tiles = 0;
             execute(Range.create2D(device, roundUp((n + 3) / 4, 8), roundUp((m + 3) / 4, 8), 8, 8));
@@ -252,7 +274,13 @@ public final class OpenClOps implements AutoCloseable {
 
     // x (N,D) act -> y (N,D) act, rstd (N) act; weight in params
     public void rmsnormForward(int yOff, int rstdOff, int xOff, int wOff, int n, int d, float eps) {
-        reads(Buffer.ACT, Buffer.PARAMS);
+        rmsnormForward(yOff, rstdOff, xOff, 0, wOff, n, d, eps);
+    }
+
+    // the same with the weight in parameter segment seg
+    public void rmsnormForward(int yOff, int rstdOff, int xOff, int seg, int wOff, int n, int d, float eps) {
+        reads(Buffer.ACT, params(seg));
+        k.pseg = seg;
         k.op = LoopKernel.OP_RMSNORM_FWD;
         k.o0 = xOff;
         k.o1 = yOff;
@@ -267,7 +295,13 @@ public final class OpenClOps implements AutoCloseable {
 
     // dy -> dx += (act); dw += (grads at dwOff) unless dwOff < 0
     public void rmsnormBackward(int dxOff, int dwOff, int dyOff, int xOff, int rstdOff, int wOff, int n, int d) {
-        reads(Buffer.ACT, Buffer.PARAMS, Buffer.GRADS);
+        rmsnormBackward(dxOff, dwOff, dyOff, xOff, rstdOff, 0, wOff, n, d);
+    }
+
+    // the same with the weight (and its gradient) in parameter segment seg
+    public void rmsnormBackward(int dxOff, int dwOff, int dyOff, int xOff, int rstdOff, int seg, int wOff, int n, int d) {
+        reads(Buffer.ACT, params(seg), grads(seg));
+        k.pseg = seg;
         k.op = LoopKernel.OP_RMSNORM_BWD_DX;
         k.o0 = xOff;
         k.o1 = dyOff;
@@ -282,7 +316,7 @@ public final class OpenClOps implements AutoCloseable {
             k.op = LoopKernel.OP_RMSNORM_BWD_DW;
             k.o3 = dwOff;
             launch1D(d);
-            wrote(Buffer.GRADS);
+            wrote(grads(seg));
         }
     }
 
@@ -402,7 +436,13 @@ public final class OpenClOps implements AutoCloseable {
 
     // act[off + i] += params[biasOff]
     public void biasAdd(int off, int biasOff, int count) {
-        reads(Buffer.ACT, Buffer.PARAMS);
+        biasAdd(off, 0, biasOff, count);
+    }
+
+    // the same with the bias in parameter segment seg
+    public void biasAdd(int off, int seg, int biasOff, int count) {
+        reads(Buffer.ACT, params(seg));
+        k.pseg = seg;
         k.op = LoopKernel.OP_BIAS_ADD;
         k.o0 = off;
         k.o1 = biasOff;
@@ -413,13 +453,34 @@ public final class OpenClOps implements AutoCloseable {
 
     // grads[gradOff] += sum of act[off, off + count)
     public void sumToGrad(int gradOff, int off, int count) {
-        reads(Buffer.ACT, Buffer.GRADS);
+        sumToGrad(0, gradOff, off, count);
+    }
+
+    // the same with the gradient in parameter segment seg
+    public void sumToGrad(int seg, int gradOff, int off, int count) {
+        reads(Buffer.ACT, grads(seg));
+        k.pseg = seg;
         k.op = LoopKernel.OP_SUM_TO_GRAD;
         k.o0 = off;
         k.o1 = gradOff;
         k.n0 = count;
         launch1D(1);
-        wrote(Buffer.GRADS);
+        wrote(grads(seg));
+    }
+
+    /** Parameter segments: 1, or 2 for a model past one Java array. */
+    public int segments() {
+        return segments.length;
+    }
+
+    /** The parameter buffer of segment seg (also the GEMM selector for it). */
+    public static Buffer params(int seg) {
+        return seg == 0 ? Buffer.PARAMS : Buffer.PARAMS2;
+    }
+
+    /** The gradient buffer of segment seg. */
+    public static Buffer grads(int seg) {
+        return seg == 0 ? Buffer.GRADS : Buffer.GRADS2;
     }
 
     private int transposeScratch = -1, transposeScratchSize;
@@ -445,8 +506,8 @@ public final class OpenClOps implements AutoCloseable {
 
     // the same with source rows `stride` apart
     private void transpose(int dstOff, Buffer src, int srcOff, int rows, int cols, int stride) {
-        if (src != Buffer.PARAMS && src != Buffer.ACT) {
-            throw new IllegalArgumentException("transpose reads PARAMS or ACT, not " + src);
+        if (!readable(src)) {
+            throw new IllegalArgumentException("transpose reads PARAMS, PARAMS2 or ACT, not " + src);
         }
         reads(src, Buffer.ACT);
         k.op = LoopKernel.OP_TRANSPOSE;
@@ -537,31 +598,48 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.METRICS);
     }
 
-    /** Partial sums of squares of the gradient buffer into metrics[metricsOff, + partials). */
+    /**
+     * Partial sums of squares of the gradient into metrics: segment s's {@code partials} partial sums at
+     * {@code metricsOff + s * partials}.
+     */
     public void gradSumSquares(int metricsOff, int partials) {
-        reads(Buffer.GRADS, Buffer.METRICS);
-        int total = k.gw.length;
-        k.op = LoopKernel.OP_SUMSQ;
-        k.o0 = metricsOff;
-        k.n0 = partials;
-        k.n1 = total;
-        k.n2 = (total + partials - 1) / partials;
-        launch1D(partials);
-        wrote(Buffer.METRICS);
+        for (int seg = 0; seg < segments.length; seg++) {
+            reads(grads(seg), Buffer.METRICS);
+            int total = segments[seg];
+            k.pseg = seg;
+            k.op = LoopKernel.OP_SUMSQ;
+            k.o0 = metricsOff + seg * partials;
+            k.n0 = partials;
+            k.n1 = total;
+            k.n2 = (total + partials - 1) / partials;
+            launch1D(partials);
+            wrote(Buffer.METRICS);
+        }
     }
 
     public void scaleGrads(float factor) {
-        reads(Buffer.GRADS);
-        k.op = LoopKernel.OP_SCALE;
-        k.n0 = k.gw.length;
-        k.f0 = factor;
-        launchElementwise(k.gw.length);
-        wrote(Buffer.GRADS);
+        for (int seg = 0; seg < segments.length; seg++) {
+            reads(grads(seg));
+            k.pseg = seg;
+            k.op = LoopKernel.OP_SCALE;
+            k.n0 = segments[seg];
+            k.f0 = factor;
+            launchElementwise(segments[seg]);
+            wrote(grads(seg));
+        }
     }
 
     /** AdamW on params[off, off + len) with the update of {@link io.ouro.worker.model.AdamW}. */
     public void adamw(int off, int len, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
-        reads(Buffer.PARAMS, Buffer.GRADS, Buffer.MOM1, Buffer.MOM2);
+        adamw(0, off, len, keep, beta1, beta2, stepSize, sqrtBc2, eps);
+    }
+
+    // the same on parameter segment seg
+    public void adamw(int seg, int off, int len, float keep, float beta1, float beta2, float stepSize, float sqrtBc2,
+                      float eps) {
+        Buffer m1 = seg == 0 ? Buffer.MOM1 : Buffer.MOM1B, m2 = seg == 0 ? Buffer.MOM2 : Buffer.MOM2B;
+        reads(params(seg), grads(seg), m1, m2);
+        k.pseg = seg;
         k.op = LoopKernel.OP_ADAMW;
         k.o0 = off;
         k.n0 = len;
@@ -572,9 +650,9 @@ public final class OpenClOps implements AutoCloseable {
         k.f4 = sqrtBc2;
         k.f5 = eps;
         launchElementwise(len);
-        wrote(Buffer.PARAMS);
-        wrote(Buffer.MOM1);
-        wrote(Buffer.MOM2);
+        wrote(params(seg));
+        wrote(m1);
+        wrote(m2);
     }
 
     @Override
@@ -639,6 +717,10 @@ public final class OpenClOps implements AutoCloseable {
             case ACT -> k.act;
             case MOM1 -> k.mom1;
             case MOM2 -> k.mom2;
+            case PARAMS2 -> k.w2;
+            case GRADS2 -> k.gw2;
+            case MOM1B -> k.mom1b;
+            case MOM2B -> k.mom2b;
             case METRICS -> k.metrics;
             case TOKENS, TARGETS -> throw new IllegalArgumentException(b + " holds ints");
             case STASH -> throw new IllegalArgumentException("the stash buffers stay on the device");
@@ -651,6 +733,11 @@ public final class OpenClOps implements AutoCloseable {
             case TARGETS -> k.tgt;
             default -> throw new IllegalArgumentException(b + " holds floats");
         };
+    }
+
+    // the buffers the CPU GEMM's dot-product path and the transpose read
+    private static boolean readable(Buffer b) {
+        return b == Buffer.ACT || b == Buffer.PARAMS || b == Buffer.PARAMS2;
     }
 
     private static int roundUp(int x, int m) {

@@ -4,6 +4,7 @@ import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.ParamSegments;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.reference.LoopSchedule;
@@ -34,6 +35,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private final OpenCLDevice device;
     private final int rows, seqLen;
     private final long bufferLimit;
+    private final ParamSegments segments;
     private final boolean cpu;
     private OpenClOps ops;
     private BufferLayout buffers;
@@ -54,6 +56,22 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         this.cpu = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         long deviceLimit = deviceBufferFloats(device);
         this.bufferLimit = bufferLimit > 0 ? Math.min(bufferLimit, deviceLimit) : deviceLimit;
+        this.segments = paramSegments(layout, this.bufferLimit);
+    }
+
+    /** The parameter buffer cut into the kernel's segments; an error when the model needs more. */
+    public static ParamSegments paramSegments(ParamLayout layout, long bufferLimit) {
+        ParamSegments s = new ParamSegments(layout, bufferLimit);
+        if (s.count() > OpenClOps.PARAM_SEGMENTS) {
+            throw new IllegalArgumentException("a model of " + layout.totalSize() + " parameters needs " + s.count()
+                    + " buffers of at most " + bufferLimit + " floats; the OpenCL kernel has " + OpenClOps.PARAM_SEGMENTS);
+        }
+        return s;
+    }
+
+    /** How the parameters are cut into device buffers. */
+    public ParamSegments segments() {
+        return segments;
     }
 
     /** The largest buffer this device takes, in floats: its allocation limit, and a Java array's. */
@@ -155,8 +173,12 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         for (int i = 0; i < stashSizes.length; i++) {
             stashSizes[i] = (int) buffers.stashFloats()[i];
         }
-        ops = new OpenClOps(device, layout.arraySize(), (int) buffers.actFloats(), rows + 2 * cfg.steps() + NORM_PARTIALS,
-                rows, stashSizes);
+        int[] segs = new int[segments.count()];
+        for (int i = 0; i < segs.length; i++) {
+            segs[i] = (int) segments.size(i);
+        }
+        ops = new OpenClOps(device, segs, (int) buffers.actFloats(),
+                rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes);
         if (cpu) {
             headT = (int) work;
             long gemmT = cpuScratchFloats(cfg, rows) - (long) cfg.vocab() * cfg.hidden();
@@ -205,27 +227,28 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
 
     @Override
     public void embedForward(Region h, TensorView table, int n, int d) {
-        ops.embedForward(at(h), table.off(), n, d);
+        ops.embedForward(at(h), local(table, 0), n, d);
     }
 
     @Override
     public void embedBackward(TensorView table, Region dh, int n, int d) {
-        ops.embedBackward(table.off(), at(dh), n, d);
+        ops.embedBackward(local(table, 0), at(dh), n, d);
     }
 
     @Override
     public void rmsnormForward(Region y, Region rstd, Region x, TensorView w, int n, int d, float eps) {
-        ops.rmsnormForward(at(y), at(rstd), at(x), w.off(), n, d, eps);
+        ops.rmsnormForward(at(y), at(rstd), at(x), segments.segment(w), segments.local(w), n, d, eps);
     }
 
     @Override
     public void rmsnormBackward(Region dx, Region dy, Region x, Region rstd, TensorView w, int n, int d) {
-        ops.rmsnormBackward(at(dx), w.off(), at(dy), at(x), at(rstd), w.off(), n, d);
+        ops.rmsnormBackward(at(dx), segments.local(w), at(dy), at(x), at(rstd), segments.segment(w), segments.local(w),
+                n, d);
     }
 
     @Override
     public void linearForward(Region y, Region x, TensorView w, int n, int in, int out) {
-        ops.linearForward(at(y), at(x), Buffer.PARAMS, w.off(), n, in, out);
+        ops.linearForward(at(y), at(x), OpenClOps.params(segments.segment(w)), segments.local(w), n, in, out);
     }
 
     @Override
@@ -234,28 +257,28 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             // dx += dy . W as dot products with W transposed once per parameter update (OpenClOps.gemm would
             // transpose the whole head again for every block of rows and every loop step)
             if (!headTFresh) {
-                ops.transpose(headT, Buffer.PARAMS, w.off(), out, in);
+                ops.transpose(headT, OpenClOps.params(segments.segment(w)), segments.local(w), out, in);
                 headTFresh = true;
             }
             ops.gemm(Buffer.ACT, at(dx), in, 1, Buffer.ACT, at(dy), out, 1, Buffer.ACT, headT, out, 1, n, in, out, true);
             return;
         }
-        ops.linearBackwardInput(at(dx), at(dy), Buffer.PARAMS, w.off(), n, in, out);
+        ops.linearBackwardInput(at(dx), at(dy), OpenClOps.params(segments.segment(w)), segments.local(w), n, in, out);
     }
 
     @Override
     public void linearBackwardWeight(TensorView w, Region dy, Region x, int n, int in, int out) {
-        ops.linearBackwardWeight(Buffer.GRADS, w.off(), at(dy), at(x), n, in, out);
+        ops.linearBackwardWeight(OpenClOps.grads(segments.segment(w)), segments.local(w), at(dy), at(x), n, in, out);
     }
 
     @Override
     public void biasAdd(Region y, TensorView bias, int n) {
-        ops.biasAdd(at(y), bias.off(), n);
+        ops.biasAdd(at(y), segments.segment(bias), segments.local(bias), n);
     }
 
     @Override
     public void biasBackward(TensorView bias, Region dy, int n) {
-        ops.sumToGrad(bias.off(), at(dy), n);
+        ops.sumToGrad(segments.segment(bias), segments.local(bias), at(dy), n);
     }
 
     @Override
@@ -345,7 +368,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         ops.download(Buffer.METRICS);
         float[] met = ops.read(Buffer.METRICS);
         double ss = 0;
-        for (int i = 0; i < NORM_PARTIALS; i++) {
+        for (int i = 0; i < segments.count() * NORM_PARTIALS; i++) {
             ss += met[off + i];
         }
         return ss;
@@ -358,13 +381,23 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
 
     @Override
     public void zeroGrads() {
-        ops.fill(Buffer.GRADS, 0, layout.arraySize(), 0f);
+        for (int seg = 0; seg < segments.count(); seg++) {
+            ops.fill(OpenClOps.grads(seg), 0, (int) segments.size(seg), 0f);
+        }
     }
 
     @Override
     public void adamw(TensorView t, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
-        ops.adamw(t.off(), t.len(), keep, beta1, beta2, stepSize, sqrtBc2, eps);
+        ops.adamw(segments.segment(t), segments.local(t), t.len(), keep, beta1, beta2, stepSize, sqrtBc2, eps);
         headTFresh = false;
+    }
+
+    // the offset of t in its segment, which must be seg
+    private int local(TensorView t, int seg) {
+        if (segments.segment(t) != seg) {
+            throw new IllegalStateException(t.name() + " is not in parameter segment " + seg);
+        }
+        return segments.local(t);
     }
 
     private static int at(Region r) {
