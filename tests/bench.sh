@@ -10,6 +10,11 @@
 #               args: [device, default opencl:0] [size 1024] [no-torch]
 #   tokenizer   single-thread encoding throughput of our BPE vs HF tokenizers (DJL) vs jtokkit on the
 #               same documents (GPT-2's tokenizer), ids checked equal; args: [corpus, default fortunes-en] [rounds 5]
+#   plan        the plan of every stage of the shipped recipes (micro-batch, recomputation, device memory by kind,
+#               executor heap, FLOPs) on a 141 GiB device; args: [config files, default both recipes]
+#   memory      trains a d 512, 4-layer, T 4 model on 1024-token sequences on the OpenCL backend with recompute
+#               none / layer / loop_step: peak device bytes against the plan, and step time relative to none;
+#               args: [device, default opencl:0] [steps 2] [recompute chunk rows, 0 = whole micro-batch]
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
@@ -51,6 +56,14 @@ case "$name" in
     cp=$(test_classpath worker)
     exec java -Xmx8g -cp "$cp" io.ouro.worker.bench.AllReduceBench "$@"
     ;;
+  plan)
+    cp=$(test_classpath orchestrator)
+    exec java -Xmx2g -cp "$cp" io.ouro.orchestrator.bench.PlanBench "$@"
+    ;;
+  memory)
+    cp=$(test_classpath worker)
+    exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.MemoryBench "$@"
+    ;;
   tokenizer)
     cp=$(test_classpath tokenizer)
     exec java -Xmx4g -Doffline=true \
@@ -59,6 +72,7 @@ case "$name" in
     ;;
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
+      "| plan [configs] | memory [device] [steps]" \
       "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" >&2
     exit 2
     ;;

@@ -3,7 +3,10 @@ package io.ouro.orchestrator.config;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.ouro.worker.backend.MemoryPlan;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.Recompute;
+import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.opencl.DeviceSpec;
 
 import java.io.IOException;
@@ -38,11 +41,23 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
     /** Settings of the whole run (not per stage). */
     public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
                         long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
-                        Spike spike, long injectNonFiniteAtStep, Validation validation) implements Serializable {
+                        Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
+                        long maxBufferMib) implements Serializable {
 
         Train withCheckpointEvery(long every) {
             return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
-                    maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation);
+                    maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
+                    maxBufferMib);
+        }
+
+        /** The device memory the plan sizes each worker for, in bytes. */
+        public long deviceBytes() {
+            return (long) (deviceMemoryGib * (1L << 30));
+        }
+
+        /** The largest device buffer in floats (0: the device's and a Java array's limit). */
+        public long bufferLimitFloats() {
+            return maxBufferMib * (1L << 20) / 4;
         }
     }
 
@@ -105,10 +120,20 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
      */
     public record Stage(String name, int index, long firstStep, long steps, int seqLen, int batchPerWorker,
                         int batchStart, long rampSteps, LoopConfig model, Lr lr, Map<String, Double> mixture,
-                        String onExhausted, boolean stageTwo, Upcycle upcycle) implements Serializable {
+                        String onExhausted, boolean stageTwo, Upcycle upcycle, int microBatch, Recompute recompute,
+                        int recomputeChunk) implements Serializable {
 
         public long endStep() {
             return firstStep + steps;
+        }
+
+        /**
+         * How a worker runs {@code batch} sequences of this stage: the config's micro_batch and recompute where set,
+         * otherwise the plan's choice for the device memory (one rule for the driver's plan and every executor).
+         */
+        public MemoryPlan plan(int batch, Train train) {
+            return MemoryPlan.choose(model, batch, seqLen, microBatch, recompute, recomputeChunk,
+                    train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS);
         }
 
         /** Sequences per worker at global step {@code s} (the batch ramp, in whole sequences). */
@@ -240,7 +265,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         Map<String, JsonNode> stageFields = new LinkedHashMap<>();
         if (legacy) {
             for (String k : List.of("batch_per_worker", "seq_len", "steps", "lr", "warmup_steps", "schedule",
-                    "min_lr_ratio", "beta")) {
+                    "min_lr_ratio", "beta", "micro_batch", "recompute", "recompute_chunk")) {
                 if (t.has(k)) {
                     stageFields.put(k, root.get("train").get(k));
                 }
@@ -267,9 +292,11 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         Validation validation = new Validation(va.integer("every_steps", 0L, 0, Long.MAX_VALUE / 4),
                 (int) va.integer("batches", 4L, 1, 1_000_000), va.number("holdout", 0.02, 0, 0.5));
         va.noOthers();
+        double memory = t.number("device_memory_gib", 141.0, 0.001, 1e6);
+        long maxBuffer = t.integer("max_buffer_mib", 0L, 0, OpenClModel.MAX_BUFFER_FLOATS * 4 / (1 << 20));
         t.noOthers();
         Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
-                injectNan, validation);
+                injectNan, validation, memory, maxBuffer);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {
@@ -418,6 +445,17 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (!exhausted.equals("wrap") && !exhausted.equals("stop")) {
             throw n.error("on_exhausted", "expected wrap or stop, got '" + exhausted + "'");
         }
+        int micro = (int) n.integer("micro_batch", 0L, 0, batch);
+        Recompute recompute = null;
+        if (n.has("recompute")) {
+            String r = n.string("recompute", "");
+            try {
+                recompute = Recompute.parse(r);
+            } catch (IllegalArgumentException e) {
+                throw n.error("recompute", "expected none, layer or loop_step, got '" + r + "'");
+            }
+        }
+        int chunk = (int) n.integer("recompute_chunk", 4096L, 0, 1 << 30);
         String objective = n.string("objective", "stage1");
         if (!objective.equals("stage1") && !objective.equals("stage2")) {
             throw n.error("objective", "expected stage1 or stage2, got '" + objective + "'");
@@ -431,7 +469,8 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
             throw n.error("recurrent_steps", e.getMessage());
         }
         return new Stage(name, index, first, steps, seqLen, batch, batchStart, ramp, m,
-                new Lr(peak, warm, sched, minRatio, decay), Map.copyOf(mixture), exhausted, objective.equals("stage2"), up);
+                new Lr(peak, warm, sched, minRatio, decay), Map.copyOf(mixture), exhausted, objective.equals("stage2"), up,
+                micro, recompute, chunk);
     }
 
     static LoopConfig model(Node m) {

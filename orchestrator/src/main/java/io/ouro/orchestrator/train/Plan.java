@@ -1,10 +1,9 @@
 package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.worker.backend.MemoryPlan;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
-import io.ouro.worker.model.Recompute;
-import io.ouro.worker.opencl.OpenClModel;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -29,7 +28,7 @@ public final class Plan {
             for (long k = s.firstStep(); k < s.endStep(); k++) {
                 tokens += (long) w * s.batchAt(k) * s.seqLen();
             }
-            double flops = tokens * Trainer.flopsPerToken(s.model());
+            double flops = tokens * s.plan(Math.max(s.batchPerWorker(), s.batchStart()), cfg.train()).flopsPerToken();
             totalFlops += flops;
             totalTokens += tokens;
             LoopConfig m = s.model();
@@ -41,7 +40,7 @@ public final class Plan {
                     num(m.beta()), num(m.ropeBase()), m.layers(), new ParamLayout(m).totalSize() / 1e6,
                     s.upcycle() == null ? "" : " (upcycled by " + s.upcycle().mode() + ")", lr(s.lr()),
                     mixture(s.mixture()), s.onExhausted(), s.stageTwo() ? "Stage II (exit gate only, LM frozen)"
-                            : "Stage I", flops, memory(s)));
+                            : "Stage I", flops, memory(cfg, s)));
         }
         out.add(String.format(Locale.ROOT, "total: %s tokens, %.3g FLOP; checkpoints %s", human(totalTokens), totalFlops,
                 cfg.train().checkpointEvery() > 0 ? "every " + cfg.train().checkpointEvery() + " steps and at each stage end"
@@ -50,29 +49,22 @@ public final class Plan {
     }
 
     /**
-     * Memory per worker on the OpenCL backend on a GPU: parameters, gradients and two AdamW moments, and the
-     * activations of the stage's largest batch; each is one buffer, on the device and mirrored in the
-     * executor's heap, and one buffer holds at most {@link OpenClModel#MAX_BUFFER_FLOATS} floats.
+     * Memory per worker on the OpenCL backend on a GPU of {@code train.device_memory_gib} at the stage's largest batch:
+     * the micro-batch and recomputation it runs with (the config's, or the plan's choice), device bytes by kind,
+     * executor heap, FLOPs per token, and whether it fits.
      */
-    static String memory(TrainConfig.Stage s) {
-        LoopConfig m = s.model();
-        long params = new ParamLayout(m).totalSize();
+    static String memory(TrainConfig cfg, TrainConfig.Stage s) {
         int b = Math.max(s.batchPerWorker(), s.batchStart());
-        long act = OpenClModel.activationFloats(m, b, s.seqLen(), Recompute.NONE, false, false);
-        String fit;
-        if (params > OpenClModel.MAX_BUFFER_FLOATS) {
-            fit = "DOES NOT FIT: the parameters exceed one buffer";
-        } else if (act <= OpenClModel.MAX_BUFFER_FLOATS) {
-            fit = "fits";
-        } else {
-            // past one block of logits the buffer grows linearly with the tokens
-            long perToken = (OpenClModel.activationFloats(m, 1, 1 << 17, Recompute.NONE, false, false)
-                    - OpenClModel.activationFloats(m, 1, 1 << 16, Recompute.NONE, false, false)) >> 16;
-            fit = "DOES NOT FIT: one activation buffer holds at most " + OpenClModel.MAX_BUFFER_FLOATS / perToken
-                    + " tokens per worker at this shape";
+        return s.plan(b, cfg.train()).describe(cfg.train().deviceBytes());
+    }
+
+    /** The plan of each stage at its largest batch. */
+    public static List<MemoryPlan> memoryPlans(TrainConfig cfg) {
+        List<MemoryPlan> out = new ArrayList<>();
+        for (TrainConfig.Stage s : cfg.stages()) {
+            out.add(s.plan(Math.max(s.batchPerWorker(), s.batchStart()), cfg.train()));
         }
-        return String.format(Locale.ROOT, "per worker %s model + AdamW state and %s activations for %d x %d tokens (%s)",
-                bytes(16.0 * params), bytes(4.0 * act), b, s.seqLen(), fit);
+        return out;
     }
 
     static String bytes(double b) {

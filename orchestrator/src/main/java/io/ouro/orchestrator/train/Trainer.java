@@ -3,7 +3,8 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.comm.RingAllReduce;
-import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.backend.MemoryPlan;
+import io.ouro.worker.opencl.DevicePeaks;
 import io.ouro.worker.model.ParamLayout;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -151,9 +152,10 @@ public final class Trainer {
             if (r0 == null) {
                 throw new IllegalStateException("segment " + first + "–" + (last - 1) + ": no result from rank 0");
             }
-            double fpt = flopsPerToken(stage.model());
+            double fpt = MemoryPlan.modelFlopsPerToken(stage.model(), stage.seqLen());
+            double peak = t.peakGflops() > 0 ? t.peakGflops() : DevicePeaks.fp32Gflops(r0.device());
             for (StepMetrics m : r0.steps()) {
-                log.accept(m.line(stage.name(), t.peakGflops(), fpt));
+                log.accept(m.line(stage.name(), peak, fpt));
                 all.add(m);
             }
             StringBuilder who = new StringBuilder();
@@ -284,9 +286,4 @@ public final class Trainer {
         }
     }
 
-    /** Training FLOPs per token: 6 per weight per loop step for the layers, plus the head per step. */
-    static double flopsPerToken(LoopConfig m) {
-        long layer = 4L * m.hidden() * m.hidden() + 3L * m.hidden() * m.ffn();
-        return 6.0 * (m.layers() * layer * m.steps() + (long) m.hidden() * m.vocab() * m.steps());
-    }
 }

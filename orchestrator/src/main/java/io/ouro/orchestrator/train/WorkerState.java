@@ -8,6 +8,7 @@ import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamInit;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.Upcycling;
 
 import java.util.ArrayList;
@@ -49,12 +50,13 @@ final class WorkerState implements AutoCloseable {
     record Lease(WorkerState state, String source) {
     }
 
-    static String shape(TrainConfig.Stage st, int batch) {
-        return st.name() + "/" + st.model() + "/" + batch + "x" + st.seqLen();
+    static String shape(TrainConfig.Stage st, StepShape s) {
+        return st.name() + "/" + st.model() + "/" + s;
     }
 
     static Lease acquire(String runId, long step, String device, TrainConfig cfg, TrainConfig.Stage st, int batch) {
-        String shape = shape(st, batch);
+        StepShape stepShape = st.plan(batch, cfg.train()).shape();
+        String shape = shape(st, stepShape);
         WorkerState moveFrom = null;
         synchronized (REGISTRY) {
             for (Iterator<WorkerState> it = REGISTRY.iterator(); it.hasNext(); ) {
@@ -79,7 +81,7 @@ final class WorkerState implements AutoCloseable {
                 }
             }
         }
-        TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), batch, st.seqLen());
+        TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), stepShape);
         var sp = cfg.train().spike();
         SpikeGuard guard = new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), st.name());
         String source;

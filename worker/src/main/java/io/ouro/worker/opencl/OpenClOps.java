@@ -139,6 +139,16 @@ public final class OpenClOps implements AutoCloseable {
         residency.set(b, Residency.Side.BOTH);
     }
 
+    /** Bytes of every buffer the kernel holds on the device (each mirrored by a Java array on the host). */
+    public long deviceBytes() {
+        long floats = (long) k.w.length + k.gw.length + k.mom1.length + k.mom2.length + k.w2.length + k.gw2.length
+                + k.mom1b.length + k.mom2b.length + k.act.length + k.metrics.length + k.tok.length + k.tgt.length
+                + k.ropeCos.length + k.ropeSin.length + k.s0.length + k.s1.length + k.s2.length + k.s3.length
+                + k.s4.length + k.s5.length + k.s6.length + k.s7.length + k.s8.length + k.s9.length + k.s10.length
+                + k.s11.length + k.s12.length + k.s13.length + k.s14.length + k.s15.length;
+        return 4 * floats;
+    }
+
     /** Bytes moved host to device and device to host since the start. */
     public long bytesUploaded() {
         return bytesUp;

@@ -1,0 +1,152 @@
+package io.ouro.worker.backend;
+
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.Recompute;
+import io.ouro.worker.model.StepShape;
+import io.ouro.worker.opencl.OpenClModel;
+import io.ouro.worker.opencl.OpenClOps;
+import io.ouro.worker.opencl.OpenClStepOps;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * What one worker of a stage needs on an OpenCL GPU, computed from the same code that allocates it
+ * ({@link OpenClModel#activationBuffers}, {@link OpenClStepOps#paramSegments}): parameters, gradients and the two
+ * AdamW moments (fp32, 16 bytes per parameter), the activation buffer (the working set of one micro-batch) and the
+ * stash buffers (hidden states kept for the backward pass), and the executor heap (Aparapi keeps a host array for
+ * every device buffer, and a checkpoint copies parameters and moments out once more). {@link #choose} picks the
+ * micro-batch and recomputation a stage runs with when its config leaves them open.
+ *
+ * @param problem why the shape cannot be allocated at all (a buffer past its limit), or null
+ */
+public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int paramSegments, long stateBytes,
+                         long activationBytes, long stashBytes, int stashBuffers, long deviceBytes, long heapBytes,
+                         String problem) {
+
+    /** The shape on a GPU whose largest buffer is {@code actLimit} floats. */
+    public static MemoryPlan of(LoopConfig model, StepShape shape, long actLimit) {
+        return of(model, shape, false, actLimit);
+    }
+
+    /** The shape on a GPU, or on a CPU device ({@code cpu}: the GEMM's transposition scratch is added). */
+    public static MemoryPlan of(LoopConfig model, StepShape shape, boolean cpu, long actLimit) {
+        ParamLayout layout = new ParamLayout(model);
+        long p = layout.totalSize();
+        long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
+        int segments = 0;
+        String problem = null;
+        try {
+            segments = OpenClStepOps.paramSegments(layout, limit).count();
+        } catch (IllegalArgumentException e) {
+            problem = e.getMessage();
+        }
+        long act = 0, stash = 0;
+        int stashBuffers = 0;
+        try {
+            OpenClStepOps.BufferLayout b = OpenClModel.activationBuffers(model, shape, cpu, actLimit);
+            act = b.actFloats();
+            for (long s : b.stashFloats()) {
+                stash += s;
+            }
+            stashBuffers = b.stashFloats().length;
+        } catch (IllegalArgumentException e) {
+            problem = problem == null ? e.getMessage() : problem;
+        }
+        long rows = (long) shape.micro() * shape.seqLen();
+        // metrics, token and target ids, RoPE tables, and one-element placeholders of the kernel's unused buffers
+        long small = 4L * (rows * 3 + 2L * model.steps() + OpenClOps.PARAM_SEGMENTS * 256L
+                + (long) shape.seqLen() * model.headDim() + 4L * (OpenClOps.PARAM_SEGMENTS - Math.max(1, segments))
+                + (16 - stashBuffers));
+        long state = 16 * p;
+        long device = state + 4 * (act + stash) + small;
+        long heap = device + 12 * p;
+        return new MemoryPlan(model, shape, p, segments, state, 4 * act, 4 * stash, stashBuffers, device, heap, problem);
+    }
+
+    /** Whether the shape can be allocated and fits {@code deviceBytes}. */
+    public boolean fits(long deviceBytes) {
+        return problem == null && this.deviceBytes <= deviceBytes;
+    }
+
+    /**
+     * The shape a stage runs with: the given micro-batch and recomputation where the config sets them, otherwise the
+     * least recomputation and then the largest micro-batch (a divisor of the batch) that fit the device. When nothing
+     * fits, the smallest choice, whose plan says why.
+     *
+     * @param micro     sequences per micro-batch, or 0 to choose
+     * @param recompute the recomputation, or null to choose
+     */
+    public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
+                                    long bufferLimit, long deviceBytes, long actLimit) {
+        List<Recompute> modes = recompute != null ? List.of(recompute) : List.of(Recompute.values());
+        List<Integer> micros = new ArrayList<>();
+        if (micro > 0) {
+            micros.add(Math.min(micro, batch));
+        } else {
+            for (int m = batch; m >= 1; m--) {
+                if (batch % m == 0) {
+                    micros.add(m);
+                }
+            }
+        }
+        MemoryPlan last = null;
+        for (Recompute r : modes) {
+            for (int m : micros) {
+                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit), actLimit);
+                if (last.fits(deviceBytes)) {
+                    return last;
+                }
+            }
+        }
+        return last;
+    }
+
+    /**
+     * Training FLOPs per token as MFU counts them: 6 per weight per loop step (the layers, the LM head and the gate),
+     * and causal attention, 6 d (S + 1) per layer per loop step (QK^T and AV over S/2 keys on average, forward and
+     * backward).
+     */
+    public static double modelFlopsPerToken(LoopConfig m, int seqLen) {
+        double layer = 4.0 * m.hidden() * m.hidden() + 3.0 * m.hidden() * m.ffn();
+        double attention = 6.0 * m.hidden() * (seqLen + 1.0);
+        return m.steps() * (m.layers() * (6 * layer + attention) + 6.0 * m.hidden() * (m.vocab() + 1));
+    }
+
+    /** FLOPs per token the device runs: the model's, plus the forward passes of the looped block that recomputation repeats. */
+    public double flopsPerToken() {
+        LoopConfig m = model;
+        double layerForward = 2 * (4.0 * m.hidden() * m.hidden() + 3.0 * m.hidden() * m.ffn())
+                + 2.0 * m.hidden() * (shape.seqLen() + 1.0);
+        return modelFlopsPerToken(m, shape.seqLen())
+                + (shape.recompute().blockForwards() - 1) * m.steps() * m.layers() * layerForward;
+    }
+
+    /** One line: the choice, the memory by kind, the FLOPs, and whether it fits {@code deviceBytes}. */
+    public String describe(long deviceBytes) {
+        String fit = problem != null ? "DOES NOT FIT: " + problem
+                : deviceBytes(deviceBytes) ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
+                : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
+        return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
+                        + "(parameters + gradients + AdamW %s in %d buffer%s, activations %s, stash %s in %d buffer%s), "
+                        + "executor heap %s; %.3g FLOP/token (%.3g with recomputation): %s",
+                shape.micro(), shape.seqLen(), shape.recompute().yamlName(),
+                shape.recompute() == Recompute.NONE ? "" : " in chunks of "
+                        + io.ouro.worker.reference.LoopSchedule.chunkRows(shape.micro() * shape.seqLen(),
+                        shape.recompute(), shape.chunk()) + " rows",
+                gib(this.deviceBytes), gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes),
+                gib(stashBytes), stashBuffers, stashBuffers == 1 ? "" : "s", gib(heapBytes),
+                modelFlopsPerToken(model, shape.seqLen()), flopsPerToken(), fit);
+    }
+
+    private boolean deviceBytes(long limit) {
+        return this.deviceBytes <= limit;
+    }
+
+    static String gib(double bytes) {
+        return bytes >= (1L << 30) ? String.format(Locale.ROOT, "%.1f GiB", bytes / (1L << 30))
+                : String.format(Locale.ROOT, "%.1f MiB", bytes / (1L << 20));
+    }
+}
