@@ -2,6 +2,7 @@ package io.ouro.tokenizer.job;
 
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.tokenizer.shard.Manifest;
+import io.ouro.tokenizer.shard.ShardFormat;
 import io.ouro.tokenizer.shard.ShardStream;
 import io.ouro.tokenizer.shard.ShardTable;
 import io.ouro.tokenizer.shard.Shards;
@@ -48,6 +49,11 @@ public final class InspectApp {
         }
         if (verify) {
             System.exit(Shards.verify(fs, mp, m, System.out::println) == 0 ? 0 : 1);
+        }
+        if (!m.format().equals(ShardFormat.FORMAT)) {
+            System.out.println("  these shards are " + m.format() + ", which training no longer reads; rewrite them with:"
+                    + " ouro reshard --manifest " + manifest + " --output <new directory>");
+            return;
         }
         if (t.size() == 0 || t.totalTokens() == 0) {
             return;
