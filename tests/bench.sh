@@ -18,6 +18,10 @@
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
+#   data        the training data path: a generated corpus (10^9 tokens, 64 shards) on the local
+#               filesystem under $TMPDIR (deleted after), the windows of training steps (seq 4096, W = 2)
+#               read by position; bytes read / bytes delivered, against the old whole-shard reader's rule,
+#               and a 10^6-shard manifest's load time; args: [tokens 1e9] [shards 64] [steps 300]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -70,10 +74,20 @@ case "$name" in
       -DDJL_CACHE_DIR="$root/tokenizer/target/djl-cache" -DENGINE_CACHE_DIR="$root/tokenizer/target/djl-cache" \
       -cp "$cp" io.ouro.tokenizer.bench.TokenizerBench "$@"
     ;;
+  data)
+    # in one reactor build, so that the worker and tokenizer modules resolve to this checkout's classes
+    mvn -B -q -pl orchestrator -am test-compile dependency:build-classpath -DskipTests -Dmdep.includeScope=test \
+      -Dmdep.outputFile=target/bench.cp >&2
+    cp="orchestrator/target/test-classes:orchestrator/target/classes:$(cat orchestrator/target/bench.cp)"
+    df -h "${TMPDIR:-/tmp}" >&2
+    exec java -Xmx6g --add-opens=java.base/java.nio=ALL-UNNAMED -Djava.io.tmpdir="${TMPDIR:-/tmp}" \
+      -cp "$cp" io.ouro.orchestrator.train.DataBench "$@"
+    ;;
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
-      "| plan [configs] | memory [device] [steps]" \
-      "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" >&2
+      "| plan [configs] | memory [device] [steps] [chunk]" \
+      "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
+      "| data [tokens] [shards] [steps]" >&2
     exit 2
     ;;
 esac

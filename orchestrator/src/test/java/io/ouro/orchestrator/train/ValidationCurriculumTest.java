@@ -3,7 +3,7 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.data.ArrayTokenSource;
 import io.ouro.worker.data.HeldOutSplit;
-import io.ouro.worker.data.SyntheticCorpus;
+import io.ouro.worker.data.TokenSource;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.Test;
@@ -18,39 +18,41 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** A deterministic held-out split by document, evaluated every K steps: CE per loop step and exit distribution. */
+/** A deterministic held-out split by region, evaluated every K steps: CE per loop step and exit distribution. */
 class ValidationCurriculumTest {
 
-    static List<String> docs(ArrayTokenSource s) {
-        int[] t = new int[(int) s.tokens()];
-        s.read(0, t, 0, t.length);
-        List<String> out = new ArrayList<>();
-        int start = 0;
-        for (int i = 0; i < t.length; i++) {
-            if (t[i] == s.eosId()) {
-                out.add(java.util.Arrays.toString(java.util.Arrays.copyOfRange(t, start, i)));
-                start = i + 1;
-            }
+    @Test
+    void heldOutSplitIsDeterministicAndKeepsHeldOutTokensOutOfTraining() {
+        // random documents: a 12-gram occurs twice only where the split put the same tokens on both sides
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        int[] ids = new int[50_000];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = r.nextInt(40) == 0 ? 96 : r.nextInt(96);
         }
-        return out;
+        ArrayTokenSource whole = new ArrayTokenSource(ids, "random", 96);
+        TokenSource[] a = HeldOutSplit.split(whole, 0.1, 42), b = HeldOutSplit.split(whole, 0.1, 42);
+        assertEquals(whole.tokens(), a[0].tokens() + a[1].tokens(), "every token on one side");
+        int[] x = read(a[1]), y = read(b[1]);
+        assertArrayEquals(x, y, "the same split every time");
+        double share = (double) x.length / whole.tokens();
+        assertTrue(share > 0.06 && share < 0.14, "about 10% held out: " + share);
+        // no held-out 12-gram occurs in training
+        Set<String> train = new HashSet<>();
+        int[] t = read(a[0]);
+        for (int i = 0; i + 12 <= t.length; i++) {
+            train.add(java.util.Arrays.toString(java.util.Arrays.copyOfRange(t, i, i + 12)));
+        }
+        long inTraining = 0, grams = 0;
+        for (int i = 0; i + 12 <= x.length; i += 12, grams++) {
+            inTraining += train.contains(java.util.Arrays.toString(java.util.Arrays.copyOfRange(x, i, i + 12))) ? 1 : 0;
+        }
+        assertEquals(0, inTraining, inTraining + " of " + grams + " held-out 12-grams occur in training");
     }
 
-    @Test
-    void heldOutSplitIsByDocumentAndDeterministic() {
-        ArrayTokenSource whole = SyntheticCorpus.generate(97, 50_000, 5);
-        ArrayTokenSource[] a = HeldOutSplit.split(whole, 0.1, 42), b = HeldOutSplit.split(whole, 0.1, 42);
-        assertEquals(whole.tokens(), a[0].tokens() + a[1].tokens(), "every token on one side");
-        int[] x = new int[(int) a[1].tokens()], y = new int[(int) b[1].tokens()];
-        a[1].read(0, x, 0, x.length);
-        b[1].read(0, y, 0, y.length);
-        assertArrayEquals(x, y, "the same split every time");
-        List<String> all = docs(whole), train = docs(a[0]), val = docs(a[1]);
-        assertEquals(all.size(), train.size() + val.size(), "whole documents, none cut");
-        double share = (double) val.size() / all.size();
-        assertTrue(share > 0.05 && share < 0.15, "about 10% held out: " + share);
-        Set<String> v = new HashSet<>(val);
-        assertTrue(all.containsAll(val));
-        assertTrue(train.stream().filter(v::contains).count() < 3, "held-out documents are not trained on");
+    static int[] read(TokenSource s) {
+        int[] t = new int[(int) s.tokens()];
+        s.read(0, t, 0, t.length);
+        return t;
     }
 
     @Test

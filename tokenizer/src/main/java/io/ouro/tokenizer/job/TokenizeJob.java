@@ -5,6 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.tokenizer.shard.Manifest;
+import io.ouro.tokenizer.shard.ShardFormat;
+import io.ouro.tokenizer.shard.ShardTable;
+import io.ouro.tokenizer.shard.ShardWriter;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FSDataOutputStream;
@@ -25,10 +29,7 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.security.DigestOutputStream;
-import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -57,8 +58,16 @@ public final class TokenizeJob {
 
     /** The job's settings. */
     public record Options(String input, String format, String field, String separator, String tokenizer,
-                          String output, String source, long shardTokens, int maxDocBytes, int injectFailureAtUnit)
+                          String output, String source, long shardTokens, int maxDocBytes, int injectFailureAtUnit,
+                          int batchTokens)
             implements Serializable {
+
+        /** With record batches of {@link ShardFormat#DEFAULT_BATCH_TOKENS} tokens. */
+        public Options(String input, String format, String field, String separator, String tokenizer, String output,
+                       String source, long shardTokens, int maxDocBytes, int injectFailureAtUnit) {
+            this(input, format, field, separator, tokenizer, output, source, shardTokens, maxDocBytes,
+                    injectFailureAtUnit, ShardFormat.DEFAULT_BATCH_TOKENS);
+        }
     }
 
     /** What the job did, as the summary prints it. */
@@ -71,7 +80,8 @@ public final class TokenizeJob {
         Options o = new Options(req(a, "input"), a.getOrDefault("format", "text"), a.getOrDefault("field", "text"),
                 a.get("separator"), req(a, "tokenizer"), req(a, "output"), req(a, "source"),
                 Long.parseLong(a.getOrDefault("shard-tokens", "16777216")),
-                Integer.parseInt(a.getOrDefault("max-doc-bytes", "16777216")), -1);
+                Integer.parseInt(a.getOrDefault("max-doc-bytes", "16777216")), -1,
+                Integer.parseInt(a.getOrDefault("batch-tokens", Integer.toString(ShardFormat.DEFAULT_BATCH_TOKENS))));
         SparkConf conf = new SparkConf().setAppName("ouro tokenize · " + o.source());
         if (a.containsKey("master")) {
             conf.setMaster(a.get("master"));
@@ -90,7 +100,7 @@ public final class TokenizeJob {
             if (!args[i].startsWith("--") || i + 1 >= args.length) {
                 throw new IllegalArgumentException("usage: tokenize --input URI --format text|jsonl|parquet [--field text]"
                         + " [--separator LINE] --tokenizer FILE --output URI --source NAME [--master URL]"
-                        + " [--shard-tokens N] [--max-doc-bytes N]; bad argument: " + args[i]);
+                        + " [--shard-tokens N] [--batch-tokens N] [--max-doc-bytes N]; bad argument: " + args[i]);
             }
             m.put(args[i].substring(2), args[++i]);
         }
@@ -155,62 +165,40 @@ public final class TokenizeJob {
             jsc.clearJobGroup();
         }
         // the manifest, in unit order
-        ObjectNode m = JSON.createObjectNode();
-        m.put("format", Shards.FORMAT);
-        m.put("source", o.source());
-        m.put("input", o.input());
-        m.put("tokenizer", o.tokenizer());
-        m.put("tokenizer_sha256", tok.fingerprint());
-        m.put("vocab_size", tok.vocabSize());
-        m.put("eos_id", tok.eosId());
-        m.put("token_type", tok.vocabSize() <= 65536 ? "uint16" : "int32");
-        ArrayNode shards = m.putArray("shards");
+        ShardTable shards = new ShardTable();
         long d = 0, t = 0, b = 0;
         int skipped = 0;
         Map<String, Long> bad = new TreeMap<>();
-        ObjectNode samples = JSON.createObjectNode();
+        Map<String, List<String>> samples = new TreeMap<>();
         for (UnitResult r : results) {
             for (UnitResult.ShardInfo s : r.shards()) {
-                ObjectNode e = shards.addObject();
-                e.put("path", s.path());
-                e.put("source", s.source());
-                e.put("documents", s.documents());
-                e.put("tokens", s.tokens());
-                e.put("bytes", s.bytes());
-                e.put("sha256", s.sha256());
-                e.put("tokenizer_sha256", tok.fingerprint());
+                shards.add(new ShardTable.Entry(s.path(), s.documents(), s.tokens(), s.bytes(), s.sha256(),
+                        s.indexOffset(), s.crcKey()));
             }
             d += r.documents();
             t += r.tokens();
             b += r.bytesIn();
             skipped += r.skipped() ? 1 : 0;
             r.bad().forEach((k, v) -> bad.merge(k, v, Long::sum));
-            r.samples().forEach((k, v) -> {
-                ArrayNode arr = samples.has(k) ? (ArrayNode) samples.get(k) : samples.putArray(k);
-                v.forEach(arr::add);
-            });
+            r.samples().forEach((k, v) -> samples.computeIfAbsent(k, x -> new ArrayList<>()).addAll(v));
         }
-        ObjectNode totals = m.putObject("totals");
-        totals.put("documents", d);
-        totals.put("tokens", t);
-        totals.put("bytes_in", b);
-        totals.put("shards", shards.size());
-        ObjectNode badNode = m.putObject("bad_records");
+        Map<String, Long> badAll = new LinkedHashMap<>();
         for (String r : REASONS) {
-            badNode.put(r, bad.getOrDefault(r, 0L));
+            badAll.put(r, bad.getOrDefault(r, 0L));
         }
-        m.set("bad_record_samples", samples);
-        m.put("bad_record_policy", "skipped and counted: invalid UTF-8, malformed JSON, missing or non-string field,"
+        Manifest m = new Manifest(ShardFormat.FORMAT, o.source(), o.input(), o.tokenizer(), tok.fingerprint(),
+                tok.vocabSize(), tok.eosId(), tok.vocabSize() <= 65536 ? "uint16" : "int32", o.batchTokens(), shards, b,
+                badAll, samples, "skipped and counted: invalid UTF-8, malformed JSON, missing or non-string field,"
                 + " empty (no non-whitespace character), over " + o.maxDocBytes() + " bytes");
         Path manifest = new Path(out, "manifest.json");
-        writeAtomically(out.getFileSystem(hconf), manifest, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(m));
+        writeAtomically(out.getFileSystem(hconf), manifest, m.toJson());
         double sec = (System.nanoTime() - t0) / 1e9;
         Summary s = new Summary(d, t, b, shards.size(), results.size(), skipped, bad, sec, manifest.toString());
         log.accept(String.format(Locale.ROOT, "tokenize %s: %,d documents, %,d tokens, %.1f MB in %.1f s (%.2f MB/s,"
                         + " %,.0f tokens/s); %d shards from %d unit(s) (%d already done); bad records %s; manifest %s",
                 o.source(), d, t, b / 1e6, sec, b / 1e6 / sec, t / sec, shards.size(), results.size(), skipped, bad,
                 manifest));
-        for (var e : samples.properties()) {
+        for (var e : samples.entrySet()) {
             log.accept("  " + e.getKey() + " e.g. at " + e.getValue());
         }
         return s;
@@ -344,7 +332,7 @@ public final class TokenizeJob {
                     fs.delete(s.getPath(), false);
                 }
             }
-            Unit u = new Unit(o, unit, tok, fs, out, prefix);
+            Unit u = new Unit(o, unit, tok, fs, out, prefix, new Path(file).toUri().getPath());
             Path in = new Path(file);
             FileSystem inFs = in.getFileSystem(conf);
             if (o.format().equals("parquet")) {
@@ -398,6 +386,7 @@ public final class TokenizeJob {
         final FileSystem fs;
         final Path out;
         final String prefix;
+        final String inputPath;
         final boolean uint16;
         final List<UnitResult.ShardInfo> shards = new ArrayList<>();
         final Map<String, Long> bad = new TreeMap<>();
@@ -406,12 +395,13 @@ public final class TokenizeJob {
                 .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
         final BpeTokenizer.IntList ids = new BpeTokenizer.IntList(1 << 16);
         long docs, tokens, bytesIn;
-        Shards.Writer writer;
+        ShardWriter writer;
         Path tmp;
-        DigestOutputStream digest;
-        FSDataOutputStream raw;
+        String shardName;
+        long crcKey;
 
-        Unit(Options o, int unit, BpeTokenizer tok, FileSystem fs, Path out, String prefix) {
+        Unit(Options o, int unit, BpeTokenizer tok, FileSystem fs, Path out, String prefix, String inputPath) {
+            this.inputPath = inputPath;
             this.o = o;
             this.unit = unit;
             this.tok = tok;
@@ -554,35 +544,23 @@ public final class TokenizeJob {
         }
 
         void startShard() throws IOException {
-            String name = prefix + String.format("%04d.arrow", shards.size());
-            tmp = new Path(out, "_tmp/" + name + "." + Long.toHexString(System.nanoTime()));
-            raw = fs.create(tmp, true);
-            digest = new DigestOutputStream(new java.io.BufferedOutputStream(raw, 1 << 20), sha256());
-            writer = new Shards.Writer(digest, uint16, o.source(), tok.fingerprint(), tok.eosId());
+            shardName = prefix + String.format("%04d.arrow", shards.size());
+            tmp = new Path(out, "_tmp/" + shardName + "." + Long.toHexString(System.nanoTime()));
+            crcKey = ShardFormat.crcKey(o.source(), shardName, tok.fingerprint(), inputPath);
+            writer = new ShardWriter(new java.io.BufferedOutputStream(fs.create(tmp, true), 1 << 20), uint16,
+                    o.source(), tok.fingerprint(), tok.eosId(), o.batchTokens(), crcKey);
         }
 
         void finishShard() throws IOException {
             if (writer == null) {
                 return;
             }
-            long d = writer.documents(), t = writer.tokens();
-            writer.close();
-            digest.close();
-            String name = prefix + String.format("%04d.arrow", shards.size());
-            Path dst = new Path(out, name);
+            ShardWriter.Info w = writer.finish();
+            Path dst = new Path(out, shardName);
             commit(fs, tmp, dst);
-            long size = fs.getFileStatus(dst).getLen();
-            shards.add(new UnitResult.ShardInfo(name, o.source(), d, t, size,
-                    HexFormat.of().formatHex(digest.getMessageDigest().digest())));
+            shards.add(new UnitResult.ShardInfo(shardName, w.documents(), w.tokens(), w.bytes(), w.sha256(),
+                    w.indexOffset(), crcKey));
             writer = null;
-        }
-
-        static MessageDigest sha256() {
-            try {
-                return MessageDigest.getInstance("SHA-256");
-            } catch (java.security.NoSuchAlgorithmException e) {
-                throw new IllegalStateException(e);
-            }
         }
     }
 }

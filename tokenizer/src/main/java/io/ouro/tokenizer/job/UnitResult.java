@@ -9,8 +9,8 @@ public record UnitResult(int unit, String input, List<ShardInfo> shards, long do
                          Map<String, Long> bad, Map<String, List<String>> samples, boolean skipped)
         implements Serializable {
 
-    /** One shard as the manifest lists it. */
-    public record ShardInfo(String path, String source, long documents, long tokens, long bytes, String sha256)
-            implements Serializable {
+    /** One shard as the manifest lists it (the unit marker keeps it for a resumed job). */
+    public record ShardInfo(String path, long documents, long tokens, long bytes, String sha256, long indexOffset,
+                            long crcKey) implements Serializable {
     }
 }

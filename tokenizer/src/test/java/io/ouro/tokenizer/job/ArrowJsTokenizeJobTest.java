@@ -1,5 +1,6 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.shard.ShardReader;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.hadoop.conf.Configuration;
@@ -20,7 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The shards are standard Arrow IPC: Apache Arrow's JavaScript implementation (tests/arrow-js, installed
- * by .ci/run with npm ci) reads every shard and finds the documents, tokens and ids our reader finds.
+ * by .ci/run with npm ci) reads every shard and finds the documents, tokens and ids our reader finds, in
+ * record batches of the configured token count (documents that cross a batch continue in the next row).
  */
 class ArrowJsTokenizeJobTest {
 
@@ -43,7 +45,7 @@ class ArrowJsTokenizeJobTest {
                 Path out = tmp.resolve("out-" + tok);
                 TokenizeJob.run(jsc, new TokenizeJob.Options(in.toUri().toString(), "text", "text", "%",
                         data.resolve("tokenizers/" + tok + "/tokenizer.json").toUri().toString(), out.toUri().toString(),
-                        "ru", 30_000, 1 << 20, -1), System.out::println);
+                        "ru", 30_000, 1 << 20, -1, 256), System.out::println);
                 JsonNode m = new ObjectMapper().readTree(out.resolve("manifest.json").toFile());
                 FileSystem fs = FileSystem.getLocal(new Configuration());
                 for (JsonNode s : m.path("shards")) {
@@ -54,7 +56,7 @@ class ArrowJsTokenizeJobTest {
                     String outText = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
                     assertEquals(0, p.exitValue(), outText);
                     JsonNode r = new ObjectMapper().readTree(outText);
-                    Shards.Content c = Shards.read(fs, new org.apache.hadoop.fs.Path(shard.toUri()));
+                    ShardReader.Content c = ShardReader.read(fs, new org.apache.hadoop.fs.Path(shard.toUri()));
                     long sum = 0;
                     for (int t : c.tokens()) {
                         sum += t;
@@ -62,7 +64,9 @@ class ArrowJsTokenizeJobTest {
                     assertEquals(c.docStarts().length, r.path("docs").asLong(), shard.toString());
                     assertEquals(c.tokens().length, r.path("tokens").asLong());
                     assertEquals(Long.toString(sum), r.path("sum").asText());
-                    assertTrue(r.path("everyDocEndsWithEos").asBoolean());
+                    assertTrue(r.path("endsWithEos").asBoolean());
+                    assertEquals("token-shard-2", r.path("format").asText());
+                    assertTrue(r.path("maxBatchTokens").asInt() == 256, "record batches of 256 tokens");
                     assertEquals(tok.equals("gpt2") ? "List<Uint16>" : "List<Int32>", r.path("type").asText());
                     System.out.println("Arrow JS read " + shard.getFileName() + " (" + tok + "): " + outText);
                 }

@@ -1,5 +1,7 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.shard.ShardReader;
+import io.ouro.tokenizer.shard.ShardStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ouro.tokenizer.BpeTokenizer;
@@ -146,10 +148,9 @@ class HdfsTokenizeJobTest {
         List<String> decoded = new ArrayList<>();
         long tokens = 0;
         for (JsonNode s : m.path("shards")) {
-            Shards.Content c = Shards.read(fs, new Path(root + "/out-a", s.path("path").asText()));
+            ShardReader.Content c = ShardReader.read(fs, new Path(root + "/out-a", s.path("path").asText()));
             assertEquals(s.path("tokens").asLong(), c.tokens().length);
             assertEquals(s.path("documents").asLong(), c.docStarts().length);
-            assertEquals(tok.fingerprint(), s.path("tokenizer_sha256").asText());
             tokens += c.tokens().length;
             for (int d = 0; d < c.docStarts().length; d++) {
                 int start = (int) c.docStarts()[d];
@@ -160,6 +161,19 @@ class HdfsTokenizeJobTest {
         }
         assertEquals(expectedDocs, decoded, "decode(shards) == input documents, in order");
         assertEquals(m.path("totals").path("tokens").asLong(), tokens);
+        assertEquals(tok.fingerprint(), m.path("tokenizer_sha256").asText());
+        // the training reader's positioned reads give the same stream
+        List<Integer> all = new ArrayList<>();
+        for (JsonNode s : m.path("shards")) {
+            for (int t : ShardReader.read(fs, new Path(root + "/out-a", s.path("path").asText())).tokens()) {
+                all.add(t);
+            }
+        }
+        try (ShardStream st = ShardStream.open(fs, new Path(root + "/out-a", "manifest.json"))) {
+            int[] got = new int[(int) st.tokens()];
+            st.read(0, got, 0, got.length);
+            assertEquals(all, Arrays.stream(got).boxed().toList());
+        }
 
         // determinism: a second run gives byte-identical shards and manifest
         TokenizeJob.run(jsc, opts(root + "/in", "text", root + "/out-b", 20_000, -1), System.out::println);
@@ -177,7 +191,7 @@ class HdfsTokenizeJobTest {
         assertFalse(fs.exists(new Path(c, "_units/u00001.json")));
         for (FileStatus s : fs.listStatus(new Path(c))) {
             if (s.isFile()) {
-                Shards.read(fs, s.getPath()); // whatever is visible is a complete, readable shard
+                ShardReader.read(fs, s.getPath()); // whatever is visible is a complete, readable shard
             }
         }
         TokenizeJob.Summary resumed = TokenizeJob.run(jsc, opts(root + "/in", "text", c, 20_000, -1), System.out::println);

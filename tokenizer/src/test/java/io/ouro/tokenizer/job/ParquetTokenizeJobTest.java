@@ -1,5 +1,6 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.shard.ShardReader;
 import io.ouro.tokenizer.BpeTokenizer;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
@@ -58,7 +59,7 @@ class ParquetTokenizeJobTest {
             assertEquals(3, s.documents());
             assertEquals(Map.of("missing_field", 1L, "invalid_utf8", 1L, "empty", 1L), s.bad());
         }
-        Shards.Content c = Shards.read(FileSystem.getLocal(new Configuration()),
+        ShardReader.Content c = ShardReader.read(FileSystem.getLocal(new Configuration()),
                 new org.apache.hadoop.fs.Path(tmp.resolve("out/pq-u00000-0000.arrow").toUri()));
         BpeTokenizer t = BpeTokenizer.load(data.resolve("tokenizers/qwen3/tokenizer.json"));
         List<String> back = new ArrayList<>();

@@ -1,12 +1,18 @@
 package io.ouro.worker.data;
 
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
+import java.util.ArrayDeque;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
- * Reads batches on a background thread, {@code depth} steps ahead of the training loop, so that in
- * steady state the step never waits on storage. {@link #waitNanos()} reports how long the loop did wait.
+ * Reads batches ahead of the training loop: the next {@code depth} steps' batches are read concurrently
+ * (one thread each; a sampler over storage also reads each batch's windows concurrently), so in steady
+ * state the step never waits on storage. At most {@code depth} batches are in flight or waiting, which
+ * bounds the threads and the bytes held. {@link #waitNanos()} reports how long the loop did wait.
  */
 public final class Prefetcher implements AutoCloseable {
 
@@ -14,11 +20,10 @@ public final class Prefetcher implements AutoCloseable {
     private final String what;
     private final long last;
     private final long timeoutMs;
-    private final BlockingQueue<Object> queue;
-    private final Thread thread;
-    private long next;
+    private final ExecutorService pool;
+    private final ArrayDeque<Future<Sampler.Batch>> ahead = new ArrayDeque<>();
+    private long next, submitted;
     private long waitNanos;
-    private volatile boolean closed;
 
     /** Batches for steps {@code [first, last)} of rank {@code rank} of {@code world}. */
     public Prefetcher(Sampler sampler, int rank, int world, long first, long last, int depth, long timeoutMs) {
@@ -32,32 +37,22 @@ public final class Prefetcher implements AutoCloseable {
         this.what = what;
         this.last = last;
         this.next = first;
+        this.submitted = first;
         this.timeoutMs = timeoutMs;
-        this.queue = new ArrayBlockingQueue<>(Math.max(1, depth));
-        this.thread = new Thread(() -> produce(first), "prefetch " + what);
-        thread.setDaemon(true);
-        thread.start();
+        int d = Math.max(1, depth);
+        this.pool = Executors.newFixedThreadPool(d, r -> {
+            Thread t = new Thread(r, "prefetch " + what);
+            t.setDaemon(true);
+            return t;
+        });
+        while (ahead.size() < d && submitted < last) {
+            submit();
+        }
     }
 
-    private void produce(long first) {
-        try {
-            for (long s = first; s < last && !closed; s++) {
-                Object b;
-                try {
-                    b = loader.apply(s);
-                } catch (RuntimeException e) {
-                    b = e;
-                }
-                while (!closed && !queue.offer(b, 100, TimeUnit.MILLISECONDS)) {
-                    // the loop is behind; try again unless closed
-                }
-                if (b instanceof RuntimeException) {
-                    return;
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+    private void submit() {
+        long s = submitted++;
+        ahead.add(pool.submit(() -> loader.apply(s)));
     }
 
     /** The batch of the next step; waits at most the configured timeout. */
@@ -66,23 +61,27 @@ public final class Prefetcher implements AutoCloseable {
             throw new IllegalStateException("no step after " + (last - 1));
         }
         long t0 = System.nanoTime();
-        Object b;
+        Future<Sampler.Batch> f = ahead.poll();
+        Sampler.Batch b;
         try {
-            b = queue.poll(timeoutMs, TimeUnit.MILLISECONDS);
+            b = f.get(timeoutMs, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for the batch of step " + next, e);
-        }
-        waitNanos += System.nanoTime() - t0;
-        if (b == null) {
+        } catch (TimeoutException e) {
             throw new IllegalStateException("the batch of step " + next + " was not read within " + timeoutMs
                     + " ms (" + what + ")");
-        }
-        if (b instanceof RuntimeException e) {
-            throw new IllegalStateException("reading the batch of step " + next + " failed: " + e.getMessage(), e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("reading the batch of step " + next + " failed: " + e.getCause().getMessage(),
+                    e.getCause());
+        } finally {
+            waitNanos += System.nanoTime() - t0;
         }
         next++;
-        return (Sampler.Batch) b;
+        if (submitted < last) {
+            submit();
+        }
+        return b;
     }
 
     /** Total time {@link #take()} waited. */
@@ -92,7 +91,6 @@ public final class Prefetcher implements AutoCloseable {
 
     @Override
     public void close() {
-        closed = true;
-        thread.interrupt();
+        pool.shutdownNow();
     }
 }

@@ -198,14 +198,67 @@ public final class Sampler {
         int rows = rowsOf(globalBatch, rank, world);
         int[] tokens = new int[rows * seqLen];
         int[] targets = new int[rows * seqLen];
-        int[] window = new int[seqLen + 1];
+        long[][] windows = new long[rows][];
+        boolean concurrent = false;
         for (int r = 0; r < rows; r++) {
-            long[] w = window(firstSample + first + r);
-            sources.get((int) w[0]).read(w[1] * seqLen, window, 0, seqLen + 1);
-            System.arraycopy(window, 0, tokens, r * seqLen, seqLen);
-            System.arraycopy(window, 1, targets, r * seqLen, seqLen);
+            windows[r] = window(firstSample + first + r);
+            concurrent |= sources.get((int) windows[r][0]).concurrentReads();
+        }
+        if (!concurrent || rows == 1) {
+            int[] window = new int[seqLen + 1];
+            for (int r = 0; r < rows; r++) {
+                readRow(windows[r], window, tokens, targets, r);
+            }
+        } else {
+            // storage latency, not bandwidth, bounds a row's read: issue the batch's windows at once
+            List<java.util.concurrent.Future<?>> reads = new java.util.ArrayList<>(rows);
+            for (int r = 0; r < rows; r++) {
+                int row = r;
+                reads.add(Reads.POOL.submit(() -> readRow(windows[row], new int[seqLen + 1], tokens, targets, row)));
+            }
+            Reads.await(reads);
         }
         return new Batch(step, rows, seqLen, tokens, targets);
+    }
+
+    private void readRow(long[] w, int[] window, int[] tokens, int[] targets, int r) {
+        sources.get((int) w[0]).read(w[1] * seqLen, window, 0, seqLen + 1);
+        System.arraycopy(window, 0, tokens, r * seqLen, seqLen);
+        System.arraycopy(window, 1, targets, r * seqLen, seqLen);
+    }
+
+    /** The threads that read windows from storage, shared by the samplers of a JVM (bounded). */
+    static final class Reads {
+        static final int THREADS = Integer.getInteger("ouro.data.read_threads", 16);
+        static final java.util.concurrent.ExecutorService POOL = java.util.concurrent.Executors.newFixedThreadPool(
+                THREADS, r -> {
+                    Thread t = new Thread(r, "ouro-window-read");
+                    t.setDaemon(true);
+                    return t;
+                });
+
+        private Reads() {
+        }
+
+        static void await(List<java.util.concurrent.Future<?>> reads) {
+            RuntimeException first = null;
+            for (var f : reads) {
+                try {
+                    f.get();
+                } catch (java.util.concurrent.ExecutionException e) {
+                    if (first == null) {
+                        first = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    reads.forEach(x -> x.cancel(true));
+                    throw new IllegalStateException("interrupted while reading a batch's windows", e);
+                }
+            }
+            if (first != null) {
+                throw first;
+            }
+        }
     }
 
     /** One rank's batch for one step. */

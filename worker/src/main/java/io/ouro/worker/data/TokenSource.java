@@ -17,6 +17,14 @@ public interface TokenSource extends AutoCloseable {
         return -1;
     }
 
+    /**
+     * True when a read waits on storage (positioned reads on a FileSystem): the sampler then reads a batch's
+     * windows concurrently. In-memory sources read faster than a thread hand-off.
+     */
+    default boolean concurrentReads() {
+        return false;
+    }
+
     /** Where the tokens come from, for logs and errors. */
     String describe();
 
