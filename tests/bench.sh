@@ -32,8 +32,9 @@ export SPARK_LOCAL_IP=127.0.0.1
 export POCL_EXTRA_BUILD_FLAGS="${POCL_EXTRA_BUILD_FLAGS:--cl-unsafe-math-optimizations}"
 
 test_classpath() { # module
-  mvn -B -q -pl "$1" -am test-compile -DskipTests >&2
-  mvn -B -q -pl "$1" dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile=target/bench.cp >&2
+  # in one reactor build, so that the modules it depends on resolve to this checkout's classes
+  mvn -B -q -pl "$1" -am test-compile dependency:build-classpath -DskipTests -Dmdep.includeScope=test \
+    -Dmdep.outputFile=target/bench.cp >&2
   echo "$1/target/test-classes:$1/target/classes:$(cat "$1/target/bench.cp")"
 }
 
@@ -75,10 +76,7 @@ case "$name" in
       -cp "$cp" io.ouro.tokenizer.bench.TokenizerBench "$@"
     ;;
   data)
-    # in one reactor build, so that the worker and tokenizer modules resolve to this checkout's classes
-    mvn -B -q -pl orchestrator -am test-compile dependency:build-classpath -DskipTests -Dmdep.includeScope=test \
-      -Dmdep.outputFile=target/bench.cp >&2
-    cp="orchestrator/target/test-classes:orchestrator/target/classes:$(cat orchestrator/target/bench.cp)"
+    cp=$(test_classpath orchestrator)
     df -h "${TMPDIR:-/tmp}" >&2
     exec java -Xmx6g --add-opens=java.base/java.nio=ALL-UNNAMED -Djava.io.tmpdir="${TMPDIR:-/tmp}" \
       -cp "$cp" io.ouro.orchestrator.train.DataBench "$@"

@@ -22,7 +22,7 @@ import java.util.Locale;
  * prediction ({@link MemoryPlan}, the same arithmetic {@code ouro plan} prints), the growth of the JVM heap (Aparapi
  * mirrors every device buffer in a Java array), and the time of a training step. Last line:
  * {@code RESULT memory none_mib=… layer_mib=… loop_step_mib=… plan_error=<worst |measured/plan - 1|> layer_ratio=…
- * loop_step_ratio=… ratio=<layer step time / none step time>}.
+ * loop_step_ratio=… ratio=<layer step time / none step time>} (medians over the steps; the modes take turns).
  */
 public final class MemoryBench {
 
@@ -42,32 +42,52 @@ public final class MemoryBench {
         int n = batch * seqLen;
         int[] tokens = TestData.tokens(n, cfg.vocab(), 1), targets = TestData.targets(n, cfg.vocab(), 2);
         float[] params = TestData.params(new ParamLayout(cfg), 3);
-        double[] ms = new double[3], mib = new double[3];
-        double worst = 0;
         Recompute[] modes = Recompute.values();
-        for (int i = 0; i < modes.length; i++) {
-            StepShape shape = new StepShape(batch, seqLen, 1, modes[i], chunk, 0);
-            MemoryPlan plan = MemoryPlan.of(cfg, shape, cpu, OpenClStepOps.deviceBufferFloats(dev));
-            long heap0 = heapUsed();
-            try (OpenClModel m = new OpenClModel(cfg, dev, shape, false)) {
-                m.setParameters(params);
-                long allocated = m.ops().deviceBytes();
+        double[] mib = new double[3];
+        double[][] times = new double[3][steps];
+        double worst = 0;
+        OpenClModel[] models = new OpenClModel[3];
+        try {
+            for (int i = 0; i < modes.length; i++) {
+                StepShape shape = new StepShape(batch, seqLen, 1, modes[i], chunk, 0);
+                MemoryPlan plan = MemoryPlan.of(cfg, shape, cpu, OpenClStepOps.deviceBufferFloats(dev));
+                long heap0 = heapUsed();
+                models[i] = new OpenClModel(cfg, dev, shape, false);
+                models[i].setParameters(params);
+                long allocated = models[i].ops().deviceBytes();
                 long heap = heapUsed() - heap0;
-                step(m, tokens, targets);
-                long t0 = System.nanoTime();
-                for (int s = 0; s < steps; s++) {
-                    step(m, tokens, targets);
-                }
-                ms[i] = (System.nanoTime() - t0) / 1e6 / steps;
                 mib[i] = allocated / (double) (1 << 20);
                 double err = Math.abs((double) allocated / plan.deviceBytes() - 1);
                 worst = Math.max(worst, err);
                 System.out.printf(Locale.ROOT, "recompute %-9s device %8.1f MiB allocated, plan %8.1f MiB (%+.2f%%; "
-                                + "activations %.1f MiB, stash %.1f MiB in %d buffers), JVM heap +%.1f MiB; %.0f ms/step%n",
+                                + "activations %.1f MiB, stash %.1f MiB in %d buffers), JVM heap +%.1f MiB%n",
                         modes[i].yamlName(), mib[i], plan.deviceBytes() / (double) (1 << 20), 100 * err,
                         plan.activationBytes() / (double) (1 << 20), plan.stashBytes() / (double) (1 << 20),
-                        plan.stashBuffers(), heap / (double) (1 << 20), ms[i]);
+                        plan.stashBuffers(), heap / (double) (1 << 20));
+                step(models[i], tokens, targets);
             }
+            // the modes take turns, so that a change in the machine's speed reaches all of them alike
+            for (int s = 0; s < steps; s++) {
+                for (int i = 0; i < modes.length; i++) {
+                    long t0 = System.nanoTime();
+                    step(models[i], tokens, targets);
+                    times[i][s] = (System.nanoTime() - t0) / 1e6;
+                }
+            }
+        } finally {
+            for (OpenClModel m : models) {
+                if (m != null) {
+                    m.close();
+                }
+            }
+        }
+        double[] ms = new double[3];
+        for (int i = 0; i < 3; i++) {
+            double[] t = times[i].clone();
+            java.util.Arrays.sort(t);
+            ms[i] = t[t.length / 2];
+            System.out.printf(Locale.ROOT, "recompute %-9s step times %s ms (median %.0f)%n", modes[i].yamlName(),
+                    java.util.Arrays.toString(java.util.Arrays.stream(times[i]).mapToLong(Math::round).toArray()), ms[i]);
         }
         System.out.printf(Locale.ROOT, "RESULT memory none_mib=%.1f layer_mib=%.1f loop_step_mib=%.1f plan_error=%.4f "
                         + "none_ms=%.0f layer_ms=%.0f loop_step_ms=%.0f layer_ratio=%.3f loop_step_ratio=%.3f ratio=%.3f%n",
