@@ -126,8 +126,11 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
 
     /** One line: the choice, the memory by kind, the FLOPs, and whether it fits {@code deviceBytes}. */
     public String describe(long deviceBytes) {
-        String fit = problem != null ? "DOES NOT FIT: " + problem
-                : deviceBytes(deviceBytes) ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
+        if (problem != null) {
+            return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s: DOES NOT FIT: %s",
+                    shape.micro(), shape.seqLen(), shape.recompute().yamlName(), problem);
+        }
+        String fit = deviceBytes(deviceBytes) ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
                 : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
         return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
                         + "(parameters + gradients + AdamW %s in %d buffer%s, activations %s, stash %s in %d buffer%s), "
