@@ -179,13 +179,7 @@ public final class OpenClModel implements AutoCloseable {
         } catch (NonFiniteException e) {
             throw new NonFiniteException(e.getMessage() + " on " + OpenClDevices.describe(ops.device()));
         }
-        int steps = cfg.steps();
-        double[] stepCe = new double[steps], meanExit = new double[steps];
-        for (int t = 0; t < steps; t++) {
-            stepCe[t] = sums[1 + t] / validTokens;
-            meanExit[t] = sums[1 + steps + t] / validTokens;
-        }
-        return new StepReport(sums[0], stepCe, meanExit, validTokens);
+        return LoopSchedule.report(sums, validTokens);
     }
 
     /** Adds the gradient of the last forward's objective into the device gradient buffer. */

@@ -287,28 +287,31 @@ public final class LoopSchedule {
         if (keepLogits && batch > micro) {
             throw new IllegalArgumentException("keepLogits needs the batch in one micro-batch (" + batch + " > " + micro + ")");
         }
-        double loss = 0;
-        double[] ceSum = new double[steps], exitSum = new double[steps];
+        double[] total = new double[1 + 2 * steps];
         for (int s0 = 0; s0 < batch; s0 += micro) {
             int bs = Math.min(micro, batch - s0);
             int from = s0 * seqLen, to = (s0 + bs) * seqLen;
             double[] sums = forward(Arrays.copyOfRange(tokens, from, to), Arrays.copyOfRange(targets, from, to), bs,
                     objective, valid);
-            loss += sums[0];
-            for (int t = 0; t < steps; t++) {
-                ceSum[t] += sums[1 + t];
-                exitSum[t] += sums[1 + steps + t];
+            for (int i = 0; i < total.length; i++) {
+                total[i] += sums[i];
             }
             if (train) {
                 backward();
             }
         }
+        return report(total, valid);
+    }
+
+    /** The report of a batch from the sums {@link #forward} returns (added over its micro-batches). */
+    public static StepReport report(double[] sums, int tokens) {
+        int steps = (sums.length - 1) / 2;
         double[] stepCe = new double[steps], meanExit = new double[steps];
         for (int t = 0; t < steps; t++) {
-            stepCe[t] = ceSum[t] / valid;
-            meanExit[t] = exitSum[t] / valid;
+            stepCe[t] = sums[1 + t] / tokens;
+            meanExit[t] = sums[1 + steps + t] / tokens;
         }
-        return new StepReport(loss, stepCe, meanExit, valid);
+        return new StepReport(sums[0], stepCe, meanExit, tokens);
     }
 
     /**

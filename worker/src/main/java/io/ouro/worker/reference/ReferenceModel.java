@@ -91,13 +91,7 @@ public final class ReferenceModel {
         } catch (NonFiniteException e) {
             throw new NonFiniteException(diagnoseNonFinite(params, e.getMessage()));
         }
-        int steps = cfg.steps();
-        double[] stepCe = new double[steps], meanExit = new double[steps];
-        for (int t = 0; t < steps; t++) {
-            stepCe[t] = sums[1 + t] / valid;
-            meanExit[t] = sums[1 + steps + t] / valid;
-        }
-        return new StepReport(sums[0], stepCe, meanExit, valid);
+        return LoopSchedule.report(sums, valid);
     }
 
     /**
