@@ -1,6 +1,13 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.checkpoint.BackgroundWrites;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
+import io.ouro.orchestrator.checkpoint.FlatIndex;
+import io.ouro.orchestrator.checkpoint.FlatTensors;
+import io.ouro.orchestrator.checkpoint.ShardSnapshot;
+import io.ouro.orchestrator.checkpoint.ShardWriter;
+import io.ouro.orchestrator.checkpoint.StateKind;
+import io.ouro.worker.model.OptimizerState;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.comm.RingAllReduce;
@@ -23,6 +30,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One worker's part of a segment (steps {@code [first, last)}), run as a task of a Spark barrier stage:
@@ -44,13 +52,15 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
     private final boolean returnParameters;
     private final LongAccumulator tokensAcc, stepsAcc;
     private final long injectFailureAt;
+    private final String checkpointTag;
     private transient long localTokens;
     private transient SpikeGuard guard;
     private final LongAccumulator skippedAcc;
 
     public SegmentTask(TrainConfig cfg, String runId, String stage, byte[] secret, long first, long last,
                        boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc,
-                       long injectFailureAt, LongAccumulator skippedAcc) {
+                       long injectFailureAt, LongAccumulator skippedAcc, String checkpointTag) {
+        this.checkpointTag = checkpointTag;
         this.skippedAcc = skippedAcc;
         this.injectFailureAt = injectFailureAt;
         this.cfg = cfg;
@@ -118,12 +128,8 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             }
             float[] params = returnParameters && rank == 0 ? st.backend.parameters() : null;
             String checkpoint = null;
-            if (rank == 0 && cfg.checkpointAt(last)) {
-                CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
-                        new org.apache.hadoop.conf.Configuration());
-                checkpoint = store.write(last, st.backend.layout(), st.backend.parameters(),
-                        st.backend.optimizerState(), cfg.hash(), java.util.Map.of("stage", st0.name(), "run_id", runId,
-                                "spike_history", st.guard.save()), null);
+            if (cfg.checkpointAt(last)) {
+                checkpoint = writeCheckpoint(st, rank, world, st0, timeout);
             }
             completed = true;
             return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
@@ -133,6 +139,27 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         } finally {
             st.release(completed);
         }
+    }
+
+    /**
+     * Snapshots this rank's shard of the state on the host and writes it in the background into the
+     * checkpoint's pending directory, which the driver commits once every rank's shard is there.
+     */
+    private String writeCheckpoint(WorkerState st, int rank, int world, TrainConfig.Stage stage, Duration timeout)
+            throws java.io.IOException {
+        CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
+                new org.apache.hadoop.conf.Configuration());
+        org.apache.hadoop.fs.Path dir = store.pendingDir(last, checkpointTag);
+        FlatIndex index = new FlatIndex(st.backend.layout().tensors());
+        OptimizerState opt = st.backend.optimizerState();
+        ShardSnapshot snap = new ShardSnapshot(index, rank, world, Map.of(StateKind.MODEL,
+                FlatTensors.source(st.backend.parameters()), StateKind.EXP_AVG, FlatTensors.source(opt.m()),
+                StateKind.EXP_AVG_SQ, FlatTensors.source(opt.v())));
+        ShardWriter.RunState run = new ShardWriter.RunState(last, opt.step(), cfg.hash(), Map.of("stage", stage.name(),
+                "run_id", runId, "spike_history", st.guard.save()));
+        BackgroundWrites.submit(runId + " rank " + rank, timeout, store.fs(), dir, rank, world,
+                () -> ShardWriter.write(store.fs(), dir, index, rank, world, snap.sources(), run));
+        return dir.toString();
     }
 
     private StepMetrics step(TrainingBackend b, RingAllReduce ring, Prefetcher pf, long s, TrainConfig.Stage stage) {

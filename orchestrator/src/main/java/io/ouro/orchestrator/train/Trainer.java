@@ -1,10 +1,10 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.checkpoint.CheckpointCommitter;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.comm.RingAllReduce;
 import io.ouro.worker.model.LoopConfig;
-import io.ouro.worker.model.ParamLayout;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.rdd.RDD;
@@ -85,7 +85,9 @@ public final class Trainer {
         ClassTag<SegmentResult> tag = ClassTag$.MODULE$.apply(SegmentResult.class);
         RDD<Integer> ranks = jsc.parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
         waitForExecutors(w);
-        long start = resume ? latestCheckpoint(Long.MAX_VALUE) : 0;
+        CheckpointStore store = store();
+        CheckpointCommitter committer = store == null ? null : new CheckpointCommitter(store, log);
+        long start = resume ? latestCheckpoint(store, Long.MAX_VALUE) : 0;
         if (resume) {
             log.accept(start == 0 ? "resume: no valid checkpoint under " + cfg.run().out() + ", starting at step 0"
                     : "resume: continuing after the checkpoint of step " + start);
@@ -109,8 +111,9 @@ public final class Trainer {
                     last - 1, lossText, speedText);
             sc.setJobGroup("ouro-" + runId + "-" + first, desc, false);
             boolean wantParams = returnParameters && last == cfg.totalSteps();
+            String attempt = Long.toHexString(System.nanoTime());
             SegmentTask task = new SegmentTask(cfg, runId, stage.name(), secret, first, last, wantParams, tokens, steps,
-                    inject, skipped);
+                    inject, skipped, attempt);
             long s0 = System.nanoTime();
             SegmentResult[] res;
             try {
@@ -129,7 +132,10 @@ public final class Trainer {
                             + failures + " time(s); giving up", e);
                 }
                 inject = -1; // an injected failure happens once
-                next = latestCheckpoint(first);
+                if (committer != null) {
+                    committer.await(java.time.Duration.ofSeconds(t.timeoutSeconds()));
+                }
+                next = latestCheckpoint(store, first);
                 long from = next;
                 all.removeIf(m -> m.step() >= from);
                 current = null;
@@ -138,6 +144,12 @@ public final class Trainer {
             }
             double segMs = (System.nanoTime() - s0) / 1e6;
             sc.clearJobGroup();
+            if (committer != null) {
+                if (cfg.checkpointAt(last)) {
+                    committer.expect(last, store.pendingDir(last, attempt), w);
+                }
+                committer.poll();
+            }
             segs.add(res);
             SegmentResult r0 = null;
             for (SegmentResult r : res) {
@@ -190,6 +202,9 @@ public final class Trainer {
             if (wantParams) {
                 params = r0.parameters();
             }
+        }
+        if (committer != null && !committer.await(java.time.Duration.ofSeconds(t.timeoutSeconds())).isEmpty()) {
+            throw new IllegalStateException("run " + runId + ": the last checkpoint was not committed (see the warnings)");
         }
         log.accept(String.format(Locale.ROOT, "run %s done: %d steps, %d tokens, %d skipped updates (accumulators; counted"
                         + " on every rank)%s", runId, steps.value(), tokens.value(), skipped.value(), lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
@@ -255,30 +270,25 @@ public final class Trainer {
                 + " s; submitting anyway");
     }
 
-    /** The newest valid checkpoint step at or before {@code atMost}, 0 if there is none. */
-    private long latestCheckpoint(long atMost) {
+    private CheckpointStore store() {
         if (cfg.train().checkpointEvery() == 0) {
+            return null;
+        }
+        try {
+            return new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(), jsc.hadoopConfiguration());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("checkpoints under " + cfg.run().out(), e);
+        }
+    }
+
+    /** The newest valid checkpoint step at or before {@code atMost} (and the run's end), 0 if there is none. */
+    private long latestCheckpoint(CheckpointStore store, long atMost) {
+        if (store == null) {
             return 0;
         }
         try {
-            CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
-                    jsc.hadoopConfiguration());
-            // the layout of the checkpoint of step k is the one of the stage that ran step k-1
-            List<Long> all = store.steps();
-            for (int i = all.size() - 1; i >= 0; i--) {
-                long s = all.get(i);
-                if (s > atMost || s > cfg.totalSteps() || s == 0) {
-                    continue;
-                }
-                try {
-                    return store.load(s, new ParamLayout(cfg.stageAt(s - 1).model()), cfg.hash()).step();
-                } catch (CheckpointStore.ConfigMismatchException e) {
-                    throw e;
-                } catch (java.io.IOException | RuntimeException e) {
-                    log.accept("warning: skipping checkpoint of step " + s + ": " + e.getMessage());
-                }
-            }
-            return 0;
+            return store.latestValid(Math.min(atMost, cfg.totalSteps()), cfg.hash(), m -> log.accept("warning: " + m))
+                    .map(CheckpointStore.Info::step).orElse(0L);
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException("listing checkpoints under " + cfg.run().out(), e);
         }

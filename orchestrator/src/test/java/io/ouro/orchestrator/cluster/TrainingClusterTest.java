@@ -11,7 +11,6 @@ import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
@@ -95,14 +94,14 @@ class TrainingClusterTest {
                 long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(300);
                 while (p.isAlive() && System.nanoTime() < end) {
                     String text = Files.exists(log) ? Files.readString(log) : "";
-                    if (run == 2 && !killed && text.contains("segment 0–19:")) {
+                    if (run == 2 && !killed && text.contains("checkpoint of step 20 committed")) {
                         p.descendants().forEach(ProcessHandle::destroyForcibly);
                         p.destroyForcibly();
                         killed = true;
                         System.out.println("killed the driver process after the checkpoint of step 20");
                         break;
                     }
-                    if (run == 1 && !killed && text.contains("segment 0–19:")) {
+                    if (run == 1 && !killed && text.contains("checkpoint of step 20 committed")) {
                         List<ProcessHandle> ex = StandaloneCluster.executors();
                         assertTrue(!ex.isEmpty(), "executor JVMs are running");
                         ex.get(0).destroyForcibly();
@@ -151,14 +150,14 @@ class TrainingClusterTest {
             // the run with a killed executor re-ran from the checkpoint (or reloaded it) and ends bit-identical
             logs.get(1).lines().filter(l -> l.contains(" ouro segment") || l.contains("re-running"))
                     .forEach(l -> System.out.println("run with a killed executor: " + l.substring(0, Math.min(400, l.length()))));
-            byte[] a = read(fs, new Path(outs[0] + "/checkpoints/step-0000000040/model.safetensors"));
-            byte[] b = read(fs, new Path(outs[1] + "/checkpoints/step-0000000040/model.safetensors"));
+            byte[] a = weights(outs[0], work, conf);
+            byte[] b = weights(outs[1], work, conf);
             assertArrayEquals(a, b, "weights after a killed executor are bit-identical to the uninterrupted run");
             assertTrue(logs.get(1).contains("re-running from step 20") || logs.get(1).contains("state checkpoint"),
                     "the second run recovered from the checkpoint");
             // the driver killed after step 20's checkpoint, resubmitted with --resume auto: bit-identical too
             assertTrue(logs.get(3).contains("resume: continuing after the checkpoint of step 20"), logs.get(3));
-            byte[] c = read(fs, new Path(outs[3] + "/checkpoints/step-0000000040/model.safetensors"));
+            byte[] c = weights(outs[3], work, conf);
             assertArrayEquals(a, c, "weights after a killed and resumed driver are bit-identical to the uninterrupted run");
             System.out.println("cluster: weights bit-identical after a killed executor JVM and after a killed driver"
                     + " process resumed with --resume auto");
@@ -167,9 +166,10 @@ class TrainingClusterTest {
         }
     }
 
-    static byte[] read(FileSystem fs, Path p) throws java.io.IOException {
-        try (InputStream in = fs.open(p)) {
-            return in.readAllBytes();
-        }
+    /** The weights of the run's step-40 checkpoint, exported as one safetensors file (ouro export). */
+    static byte[] weights(String run, java.nio.file.Path work, Configuration conf) throws java.io.IOException {
+        java.nio.file.Path file = work.resolve("export-" + System.nanoTime() + ".safetensors");
+        System.out.println(io.ouro.orchestrator.ExportApp.export(run, 40, file.toUri().toString(), conf));
+        return Files.readAllBytes(file);
     }
 }
