@@ -25,6 +25,7 @@ public final class CheckpointCommitter {
     private final CheckpointStore store;
     private final Consumer<String> log;
     private final TreeMap<Long, Pending> pending = new TreeMap<>();
+    private String lastCommitted;
 
     public CheckpointCommitter(CheckpointStore store, Consumer<String> log) {
         this.store = store;
@@ -36,8 +37,9 @@ public final class CheckpointCommitter {
         pending.put(step, new Pending(dir, world, System.nanoTime()));
     }
 
-    public boolean idle() {
-        return pending.isEmpty();
+    /** The path of the last checkpoint committed, null before the first. */
+    public String lastCommitted() {
+        return lastCommitted;
     }
 
     /** Commits every pending checkpoint whose shards are all written; logs what it did. */
@@ -49,6 +51,7 @@ public final class CheckpointCommitter {
                 Optional<String> done = store.tryCommit(e.getKey(), p.dir(), p.world());
                 if (done.isPresent()) {
                     it.remove();
+                    lastCommitted = done.get();
                     log.accept(String.format(Locale.ROOT, "checkpoint of step %d committed: %s (%d shard(s), written"
                             + " in the background for %.1f s)", e.getKey(), done.get(), p.world(),
                             (System.nanoTime() - p.since()) / 1e9));
