@@ -60,6 +60,11 @@ public final class ProgressPlugin implements SparkPlugin {
             public void init(PluginContext ctx, Map<String, String> extraConf) {
                 executorContext = ctx;
             }
+
+            @Override
+            public void shutdown() {
+                executorContext = null;
+            }
         };
     }
 

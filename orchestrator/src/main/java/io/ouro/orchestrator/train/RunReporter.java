@@ -5,6 +5,7 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.ChecksumFileSystem;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.LeaseRecoverable;
 import org.apache.hadoop.fs.Path;
 
 import java.io.IOException;
@@ -43,17 +44,35 @@ final class RunReporter implements AutoCloseable {
         this.cfg = cfg;
         this.runId = runId;
         this.log = log;
-        this.metrics = cfg.run().out().isEmpty() ? null : openMetrics(new Path(cfg.run().out(), "metrics.jsonl"), conf);
+        this.metrics = cfg.run().out().isEmpty() ? null : openMetrics(new Path(cfg.run().out(), "metrics.jsonl"), conf,
+                cfg.train().timeoutSeconds());
     }
 
-    private static FSDataOutputStream openMetrics(Path p, Configuration conf) {
+    private static FSDataOutputStream openMetrics(Path p, Configuration conf, int timeoutS) {
         try {
             FileSystem fs = p.getFileSystem(conf);
             // the local filesystem's checksummed wrapper cannot append; the raw one under it can
             FileSystem raw = fs instanceof ChecksumFileSystem c ? c.getRawFileSystem() : fs;
-            return raw.exists(p) ? raw.append(p) : raw.create(p, false);
+            if (!raw.exists(p)) {
+                return raw.create(p, false);
+            }
+            if (raw instanceof LeaseRecoverable lr && !lr.isFileClosed(p)) {
+                // a driver that died (before a resume) still holds the file open on HDFS: take its lease over
+                long deadline = System.nanoTime() + timeoutS * 1_000_000_000L;
+                while (!lr.recoverLease(p)) {
+                    if (System.nanoTime() > deadline) {
+                        throw new IOException(p + " is still held open by an earlier driver after " + timeoutS
+                                + " s of lease recovery (train.timeout_s)");
+                    }
+                    Thread.sleep(500);
+                }
+            }
+            return raw.append(p);
         } catch (IOException e) {
             throw new UncheckedIOException("opening the metrics file " + p, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted opening the metrics file " + p, e);
         }
     }
 

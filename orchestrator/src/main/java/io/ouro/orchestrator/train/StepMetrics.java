@@ -61,7 +61,7 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
      */
     public String json(String stage, Map<String, Object> extra) {
         ObjectNode o = JSON.createObjectNode();
-        extra.forEach((k, v) -> o.putPOJO(k, v));
+        new java.util.TreeMap<>(extra).forEach(o::putPOJO);
         o.put("stage", stage);
         o.put("step", step);
         o.put("loss", loss);

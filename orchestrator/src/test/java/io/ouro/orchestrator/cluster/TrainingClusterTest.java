@@ -27,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * End to end on a real cluster: a Spark standalone Master and two Workers in their own JVMs on 127.0.0.1,
- * the corpus tokenized into shards on an in-process HDFS, the pretraining driver submitted through
+ * two corpora tokenized into two sources' shards on an in-process HDFS and mixed 60/40 (the config hash
+ * written by the executors must match the driver's), the pretraining driver submitted through
  * SparkSubmit with the thin application jar. Training runs across the two executor JVMs, the REST API lists
  * the segment jobs with their descriptions, and a second run whose executor JVM is killed mid-run ends
  * with checkpoint weights bit-identical to the first.
@@ -53,16 +54,22 @@ class TrainingClusterTest {
             dfs.waitActive();
             FileSystem fs = dfs.getFileSystem();
             String hdfs = "hdfs://127.0.0.1:" + dfs.getNameNodePort();
-            try (FSDataOutputStream o = fs.create(new Path(hdfs + "/corpus/en.txt"))) {
-                o.write(Files.readString(data.resolve("corpora/fortunes-en.txt")).substring(0, 150_000)
-                        .getBytes(StandardCharsets.UTF_8));
+            // two sources, mixed 60/40: the run identity (config hash) of a multi-source mixture must be the same
+            // in the driver's JVM and in each executor's, where shards are written and checkpoints loaded
+            for (String lang : new String[] {"en", "de"}) {
+                try (FSDataOutputStream o = fs.create(new Path(hdfs + "/corpus-" + lang + "/" + lang + ".txt"))) {
+                    o.write(Files.readString(data.resolve("corpora/fortunes-" + lang + ".txt")).substring(0, 150_000)
+                            .getBytes(StandardCharsets.UTF_8));
+                }
             }
             SparkConf local = new SparkConf().setMaster("local[1]").setAppName("tokenize").set("spark.ui.enabled", "false")
                     .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1");
             try (JavaSparkContext jsc = new JavaSparkContext(local)) {
-                TokenizeJob.run(jsc, new TokenizeJob.Options(hdfs + "/corpus", "text", "text", "%",
-                        data.resolve("tokenizers/gpt2/tokenizer.json").toUri().toString(), hdfs + "/shards", "en",
-                        10_000, 1 << 20, -1), System.out::println);
+                for (String lang : new String[] {"en", "de"}) {
+                    TokenizeJob.run(jsc, new TokenizeJob.Options(hdfs + "/corpus-" + lang, "text", "text", "%",
+                            data.resolve("tokenizers/gpt2/tokenizer.json").toUri().toString(), hdfs + "/shards-" + lang,
+                            lang, 10_000, 1 << 20, -1), System.out::println);
+                }
             }
 
             // run 0: uninterrupted; run 1: an executor JVM killed mid-run; runs 2 and 3: the driver process killed
@@ -75,10 +82,16 @@ class TrainingClusterTest {
                 Files.writeString(cfg, """
                         run: {name: cluster-test, seed: 9, out: "%s"}
                         model: {preset: small, vocab: 50257, hidden: 16, layers: 1, heads: 2, ffn: 24, recurrent_steps: 2}
-                        data: {manifest: "%s/shards/manifest.json"}
-                        train: {workers: 2, device: java, batch_per_worker: 2, seq_len: 16, steps: 40, segment_steps: 20,
-                                checkpoint_every: 20, lr: 0.003, timeout_s: 120, max_attempts: 3}
-                        """.formatted(outs[run], hdfs));
+                        data:
+                          sources:
+                            - {name: en, manifest: "%s/shards-en/manifest.json"}
+                            - {name: de, manifest: "%s/shards-de/manifest.json"}
+                        train: {workers: 2, device: java, segment_steps: 20, checkpoint_every: 20, timeout_s: 120,
+                                max_attempts: 3}
+                        stages:
+                          - {name: main, steps: 40, seq_len: 16, batch_per_worker: 2, lr: {peak: 0.003},
+                             mixture: {en: 0.6, de: 0.4}}
+                        """.formatted(outs[run], hdfs, hdfs));
                 int ui = StandaloneCluster.freePort();
                 java.nio.file.Path log = work.resolve("driver-" + run + ".log");
                 Process p = cluster.submit(log, List.of("--master", cluster.masterUrl(), "--deploy-mode", "client",
@@ -137,6 +150,16 @@ class TrainingClusterTest {
                 if (run == 1) {
                     assertTrue(killed, "an executor was killed");
                 }
+            }
+            // the driver's config hash is the one every executor wrote into its checkpoint shards
+            for (int run : new int[] {0, 1, 3}) {
+                Matcher h = Pattern.compile("config hash (\\w+)").matcher(logs.get(run));
+                assertTrue(h.find(), logs.get(run));
+                String meta;
+                try (var in = fs.open(new Path(outs[run] + "/checkpoints/step-0000000040/checkpoint.json"))) {
+                    meta = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+                }
+                assertTrue(meta.contains("\"config_hash\" : \"" + h.group(1) + "\""), "run " + run + ": " + meta);
             }
             // two executor JVMs took part in a segment
             Matcher seg = Pattern.compile("rank 0: executor (\\S+) pid (\\d+).*rank 1: executor (\\S+) pid (\\d+)")
