@@ -9,13 +9,4 @@ public enum StateKind {
     StateKind(String label) {
         this.label = label;
     }
-
-    static StateKind of(String label, String where) throws java.io.IOException {
-        for (StateKind k : values()) {
-            if (k.label.equals(label)) {
-                return k;
-            }
-        }
-        throw new java.io.IOException(where + ": unknown state kind '" + label + "'");
-    }
 }

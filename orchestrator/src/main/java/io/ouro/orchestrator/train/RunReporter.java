@@ -5,7 +5,6 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.ChecksumFileSystem;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.LeaseRecoverable;
 import org.apache.hadoop.fs.Path;
 
 import java.io.IOException;
@@ -20,8 +19,9 @@ import java.util.Map;
 /**
  * What the driver says about a run, all from the driver's thread: the run and plan, stage transitions,
  * one line per step as it happens (from rank 0's live lines, or from the segment's result when a line did
- * not arrive), each appended to {@code <run.out>/metrics.jsonl} (one JSON object per step, see
- * {@link StepMetrics#json}) and shown in the UI's gauges, one line per segment with where the time went
+ * not arrive), each appended to {@code <run.out>/metrics/<start time>-<run id>.jsonl} (one JSON object per
+ * step, see {@link StepMetrics#json}; one file per driver, so a resumed run adds a file) and shown in the
+ * UI's gauges, one line per segment with where the time went
  * and who ran it, validations, data sources read through, and each segment job's description.
  */
 final class RunReporter implements AutoCloseable {
@@ -29,6 +29,7 @@ final class RunReporter implements AutoCloseable {
     private final TrainConfig cfg;
     private final String runId;
     private final java.util.function.Consumer<String> log;
+    private final Path metricsFile;
     private final FSDataOutputStream metrics;
     private final List<StepMetrics> steps = new ArrayList<>();
     private final List<SegmentResult[]> segments = new ArrayList<>();
@@ -39,40 +40,28 @@ final class RunReporter implements AutoCloseable {
     private long first, last, lastLogged = -1;
     private String lossText = "–", speedText = "–";
 
-    /** Appends to the run's metrics file when {@code run.out} is set. */
+    /** Writes a metrics file when {@code run.out} is set. */
     RunReporter(TrainConfig cfg, String runId, java.util.function.Consumer<String> log, Configuration conf) {
         this.cfg = cfg;
         this.runId = runId;
         this.log = log;
-        this.metrics = cfg.run().out().isEmpty() ? null : openMetrics(new Path(cfg.run().out(), "metrics.jsonl"), conf,
-                cfg.train().timeoutSeconds());
+        this.metricsFile = cfg.run().out().isEmpty() ? null : new Path(new Path(cfg.run().out(), "metrics"),
+                String.format(Locale.ROOT, "%tY%<tm%<td-%<tH%<tM%<tS-%s.jsonl", System.currentTimeMillis(), runId));
+        this.metrics = metricsFile == null ? null : openMetrics(metricsFile, conf);
     }
 
-    private static FSDataOutputStream openMetrics(Path p, Configuration conf, int timeoutS) {
+    /**
+     * A new file per driver: appending to the file of a driver that was killed would need HDFS lease
+     * recovery and an append pipeline, which small clusters cannot always give.
+     */
+    private static FSDataOutputStream openMetrics(Path p, Configuration conf) {
         try {
             FileSystem fs = p.getFileSystem(conf);
-            // the local filesystem's checksummed wrapper cannot append; the raw one under it can
+            // on the local filesystem, without its checksum wrapper, so that each flushed line is visible at once
             FileSystem raw = fs instanceof ChecksumFileSystem c ? c.getRawFileSystem() : fs;
-            if (!raw.exists(p)) {
-                return raw.create(p, false);
-            }
-            if (raw instanceof LeaseRecoverable lr && !lr.isFileClosed(p)) {
-                // a driver that died (before a resume) still holds the file open on HDFS: take its lease over
-                long deadline = System.nanoTime() + timeoutS * 1_000_000_000L;
-                while (!lr.recoverLease(p)) {
-                    if (System.nanoTime() > deadline) {
-                        throw new IOException(p + " is still held open by an earlier driver after " + timeoutS
-                                + " s of lease recovery (train.timeout_s)");
-                    }
-                    Thread.sleep(500);
-                }
-            }
-            return raw.append(p);
+            return raw.create(p, false);
         } catch (IOException e) {
-            throw new UncheckedIOException("opening the metrics file " + p, e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted opening the metrics file " + p, e);
+            throw new UncheckedIOException("creating the metrics file " + p, e);
         }
     }
 
@@ -87,7 +76,7 @@ final class RunReporter implements AutoCloseable {
             log.accept("plan: " + line);
         }
         if (metrics != null) {
-            log.accept("metrics: one JSON line per step appended to " + cfg.run().out() + "/metrics.jsonl");
+            log.accept("metrics: one JSON line per step in " + metricsFile);
         }
     }
 
@@ -134,7 +123,7 @@ final class RunReporter implements AutoCloseable {
                         + "\n").getBytes(StandardCharsets.UTF_8));
                 metrics.hflush();
             } catch (IOException e) {
-                throw new UncheckedIOException("appending to " + cfg.run().out() + "/metrics.jsonl", e);
+                throw new UncheckedIOException("appending to " + metricsFile, e);
             }
         }
     }
