@@ -18,6 +18,7 @@ public final class OuroKryoRegistrator implements KryoRegistrator {
         kryo.register(SegmentResult.class, new JavaSerializer());
         kryo.register(SegmentResult[].class);
         kryo.register(StepMetrics.class, new JavaSerializer());
+        kryo.register(io.ouro.orchestrator.train.Validation.class, new JavaSerializer());
         kryo.register(io.ouro.tokenizer.job.UnitResult.class, new JavaSerializer());
         kryo.register(io.ouro.tokenizer.job.UnitResult.ShardInfo.class, new JavaSerializer());
         kryo.register(java.util.ArrayList.class);

@@ -80,12 +80,14 @@ public final class PretrainApp {
         }
     }
 
-    /** The Spark settings every run uses: app name, Kryo with the project's classes registered. */
+    /** The Spark settings every run uses: app name, Kryo with the project's classes registered, the progress plugin. */
     public static SparkConf sparkConf(TrainConfig cfg) {
         return new SparkConf()
                 .setAppName("ouro pretrain · " + cfg.run().name())
                 .set("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
                 .set("spark.kryo.registrator", OuroKryoRegistrator.class.getName())
+                // live step metrics from rank 0 and the UI's progress gauges
+                .set("spark.plugins", io.ouro.orchestrator.train.ProgressPlugin.class.getName())
                 // barrier stages need all W slots at once; fail fast instead of waiting forever
                 .set("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "10");
     }

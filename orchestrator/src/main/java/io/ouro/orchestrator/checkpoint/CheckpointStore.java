@@ -7,38 +7,35 @@ import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
-import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.security.DigestInputStream;
-import java.security.DigestOutputStream;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
- * Checkpoints under {@code <out>/checkpoints/} on any Hadoop FileSystem. One checkpoint is a directory
- * {@code step-%010d} holding {@code model.safetensors} (weights, HF Ouro names), {@code exp_avg.safetensors}
- * and {@code exp_avg_sq.safetensors} (AdamW's moments, same names) and {@code state.json} (step, optimizer
- * update count, config hash, SHA-256 of each file). It is written under a temporary name and renamed into
- * place only when complete, so a crash mid-write leaves the previous checkpoint the newest valid one;
- * the last {@code keep} are kept.
+ * Checkpoints under {@code <out>/checkpoints/} on any Hadoop FileSystem, format {@value #FORMAT}.
+ *
+ * <p>The ranks of a run write a checkpoint into {@code .pending-step-%010d-<tag>/}, each its own shard
+ * ({@link ShardWriter}: its range of the weights and both AdamW moments, and a marker). Once every shard's
+ * marker is there, {@link #tryCommit} writes {@value #META} (step, optimizer update count, config hash, the
+ * W that wrote it, the tensors, the run state, the shards and their sizes) and renames the directory to
+ * {@code step-%010d}: a checkpoint counts only once every slice and the metadata are committed, and a crash
+ * at any point leaves the previous one the newest. The newest valid one is found from {@value #META} and
+ * file sizes alone; a shard whose blocks fail their checksums when read marks its checkpoint {@value #CORRUPT}
+ * so that the next search skips it. The last {@code keep} are kept.
  */
 public final class CheckpointStore {
 
+    public static final String FORMAT = "ouro-checkpoint-2";
+    static final String META = "checkpoint.json", CORRUPT = "CORRUPT", PENDING = ".pending-";
     private static final ObjectMapper JSON = new ObjectMapper();
-    static final String MODEL = "model.safetensors", M1 = "exp_avg.safetensors", M2 = "exp_avg_sq.safetensors",
-            STATE = "state.json";
 
     private final Path root;
     private final FileSystem fs;
@@ -57,56 +54,99 @@ public final class CheckpointStore {
         return root;
     }
 
-    /** A loaded checkpoint. */
-    public record Checkpoint(long step, float[] params, OptimizerState optimizer, String path, Map<String, String> extra) {
+    public FileSystem fs() {
+        return fs;
     }
 
     public static String dirName(long step) {
         return String.format("step-%010d", step);
     }
 
-    /** Writes the checkpoint of {@code step} atomically and prunes to the newest {@code keep}. */
-    public String write(long step, ParamLayout layout, float[] params, OptimizerState opt, String configHash,
-                        Map<String, String> extra, Runnable beforeCommit) throws IOException {
-        fs.mkdirs(root);
-        Path tmp = new Path(root, ".tmp-" + dirName(step) + "-" + Long.toHexString(System.nanoTime()));
-        fs.mkdirs(tmp);
-        // sorted: Map.of's iteration order changes from JVM to JVM, and checkpoints must be byte-identical
-        Map<String, String> meta = new java.util.TreeMap<>(Map.of("format", "ouro-checkpoint-1", "step",
-                Long.toString(step), "config_hash", configHash));
-        ObjectNode state = JSON.createObjectNode();
-        state.put("step", step);
-        state.put("optimizer_step", opt.step());
-        state.put("config_hash", configHash);
-        new java.util.TreeMap<>(extra).forEach(state::put);
-        ObjectNode sums = state.putObject("sha256");
-        sums.put(MODEL, writeTensors(new Path(tmp, MODEL), layout, params, meta));
-        sums.put(M1, writeTensors(new Path(tmp, M1), layout, opt.m(), meta));
-        sums.put(M2, writeTensors(new Path(tmp, M2), layout, opt.v(), meta));
-        try (FSDataOutputStream out = fs.create(new Path(tmp, STATE), true)) {
-            out.write(JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(state));
-        }
-        if (beforeCommit != null) {
-            beforeCommit.run();
-        }
-        Path dst = new Path(root, dirName(step));
-        if (fs.exists(dst)) {
-            fs.delete(dst, true);
-        }
-        if (!fs.rename(tmp, dst)) {
-            throw new IOException("could not rename " + tmp + " to " + dst);
-        }
-        prune();
-        return dst.toString();
+    static String shardName(int rank, int world) {
+        return String.format("shard-%05d-of-%05d.safetensors", rank, world);
     }
 
-    private String writeTensors(Path p, ParamLayout layout, float[] flat, Map<String, String> meta) throws IOException {
-        MessageDigest md = sha256();
-        try (FSDataOutputStream raw = fs.create(p, true);
-             OutputStream out = new DigestOutputStream(new java.io.BufferedOutputStream(raw, 1 << 20), md)) {
-            Safetensors.write(out, layout, flat, meta);
+    static String markerName(int rank, int world) {
+        return String.format("shard-%05d-of-%05d.json", rank, world);
+    }
+
+    /** Written instead of a marker when a rank's background write failed, holding the error. */
+    static String errorName(int rank, int world) {
+        return String.format("shard-%05d-of-%05d.error", rank, world);
+    }
+
+    /** Where the attempt {@code tag} writes the checkpoint of {@code step} before it is committed. */
+    public Path pendingDir(long step, String tag) {
+        return new Path(root, PENDING + dirName(step) + "-" + tag);
+    }
+
+    /** A committed checkpoint as its metadata describes it. */
+    public record Info(long step, long optimizerStep, int world, String path, Map<String, String> extra) {
+    }
+
+    /** The writing of a checkpoint failed on a rank; the message is that rank's error. */
+    public static final class WriteFailedException extends IOException {
+        public WriteFailedException(String m) {
+            super(m);
         }
-        return HexFormat.of().formatHex(md.digest());
+    }
+
+    /**
+     * Commits the pending checkpoint of {@code step} in {@code pending} if all {@code world} shards are
+     * there: checks that their markers agree, writes {@value #META}, renames the directory into place and
+     * prunes. Returns the committed path, or empty while shards are missing.
+     *
+     * @throws WriteFailedException when a rank recorded an error instead of its shard
+     */
+    public Optional<String> tryCommit(long step, Path pending, int world) throws IOException {
+        List<JsonNode> markers = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            Path err = new Path(pending, errorName(r, world));
+            if (fs.exists(err)) {
+                throw new WriteFailedException(err + ": " + new String(readAll(err), StandardCharsets.UTF_8));
+            }
+            Path m = new Path(pending, markerName(r, world));
+            if (!fs.exists(m)) {
+                return Optional.empty();
+            }
+            markers.add(readJson(fs, m));
+        }
+        JsonNode first = markers.get(0);
+        ObjectNode meta = JSON.createObjectNode();
+        meta.put("format", FORMAT);
+        meta.put("step", step);
+        meta.put("optimizer_step", first.path("optimizer_step").asLong());
+        meta.put("config_hash", first.path("config_hash").asText());
+        meta.put("world", world);
+        meta.set("tensors", first.path("tensors"));
+        meta.set("extra", first.path("extra"));
+        var shards = meta.putArray("shards");
+        long end = 0;
+        for (JsonNode m : markers) {
+            for (String f : new String[] {"step", "optimizer_step", "config_hash", "world", "tensors"}) {
+                if (!m.path(f).equals(first.path(f))) {
+                    throw new WriteFailedException(pending + ": shard " + m.path("rank") + " has " + f + " " + m.path(f)
+                            + ", shard 0 has " + first.path(f));
+                }
+            }
+            if (m.path("range").path(0).asLong() != end) {
+                throw new WriteFailedException(pending + ": shard " + m.path("rank") + " starts at element "
+                        + m.path("range").path(0) + ", the shard before it ends at " + end);
+            }
+            end = m.path("range").path(1).asLong();
+            shards.addObject().put("file", m.path("file").asText()).put("bytes", m.path("bytes").asLong())
+                    .set("range", m.path("range"));
+        }
+        ShardWriter.writeSmall(fs, new Path(pending, ".tmp-" + META), new Path(pending, META),
+                JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(meta));
+        Path dst = new Path(root, dirName(step));
+        if (fs.exists(dst)) {
+            fs.delete(pending, true); // another attempt committed this step first; runs are deterministic
+        } else {
+            ShardWriter.rename(fs, pending, dst);
+        }
+        prune();
+        return Optional.of(dst.toString());
     }
 
     /** Steps of the committed checkpoints, oldest first. */
@@ -125,63 +165,72 @@ public final class CheckpointStore {
         return out;
     }
 
+    /**
+     * Keeps the newest {@code keep} checkpoints; removes pending directories of steps that a committed
+     * checkpoint has reached (attempts that failed or lost the race), never those still ahead of it.
+     */
     private void prune() throws IOException {
         List<Long> all = steps();
         for (int i = 0; i < all.size() - keep; i++) {
             fs.delete(new Path(root, dirName(all.get(i))), true);
         }
+        long newest = all.isEmpty() ? -1 : all.get(all.size() - 1);
         for (FileStatus s : fs.listStatus(root)) {
-            if (s.getPath().getName().startsWith(".tmp-")) {
-                fs.delete(s.getPath(), true); // left by a writer that crashed
+            String n = s.getPath().getName();
+            if (n.startsWith(PENDING + "step-") && Long.parseLong(n.substring(PENDING.length() + 5,
+                    PENDING.length() + 15)) <= newest) {
+                fs.delete(s.getPath(), true);
             }
         }
-    }
-
-    /** Loads and verifies the checkpoint of {@code step}; errors name the file and what is wrong. */
-    public Checkpoint load(long step, ParamLayout layout, String configHash) throws IOException {
-        Path dir = new Path(root, dirName(step));
-        JsonNode state;
-        try (FSDataInputStream in = fs.open(new Path(dir, STATE))) {
-            state = JSON.readTree(in.readAllBytes());
-        }
-        if (!configHash.equals(state.path("config_hash").asText())) {
-            throw new ConfigMismatchException(dir + ": written by a run with config hash "
-                    + state.path("config_hash").asText() + ", this run's is " + configHash
-                    + " (model shape, data, seed, sequence length or batch differ); refusing to resume from it");
-        }
-        float[] p = readTensors(new Path(dir, MODEL), layout, state.path("sha256").path(MODEL).asText());
-        float[] m = readTensors(new Path(dir, M1), layout, state.path("sha256").path(M1).asText());
-        float[] v = readTensors(new Path(dir, M2), layout, state.path("sha256").path(M2).asText());
-        Map<String, String> extra = new java.util.TreeMap<>();
-        state.fields().forEachRemaining(e -> {
-            if (e.getValue().isValueNode()) {
-                extra.put(e.getKey(), e.getValue().asText());
-            }
-        });
-        return new Checkpoint(state.path("step").asLong(), p, new OptimizerState(state.path("optimizer_step").asLong(), m, v),
-                dir.toString(), extra);
-    }
-
-    private float[] readTensors(Path p, ParamLayout layout, String expectSha) throws IOException {
-        MessageDigest md = sha256();
-        float[] flat;
-        try (InputStream in = new DigestInputStream(fs.open(p), md)) {
-            flat = Safetensors.read(in, p.toString(), layout).flat();
-            in.transferTo(OutputStream.nullOutputStream());
-        }
-        String sha = HexFormat.of().formatHex(md.digest());
-        if (!sha.equals(expectSha)) {
-            throw new IOException(p + ": SHA-256 " + sha + " does not match state.json's " + expectSha + " (corrupt)");
-        }
-        return flat;
     }
 
     /**
-     * The newest checkpoint at or before {@code atMost} that loads and verifies; corrupt or incomplete ones
-     * are skipped with a warning. A config mismatch is not skipped: it is an error.
+     * The metadata of the committed checkpoint of {@code step}, checked without reading any shard: format,
+     * config hash (unless {@code configHash} is null: any run's), no corruption mark, every shard file there
+     * with the size its marker recorded.
+     *
+     * @throws ConfigMismatchException when another config wrote it
      */
-    public Optional<Checkpoint> latestValid(long atMost, ParamLayout layout, String configHash, Consumer<String> warn)
-            throws IOException {
+    public Info info(long step, String configHash) throws IOException {
+        Path dir = new Path(root, dirName(step));
+        if (fs.exists(new Path(dir, CORRUPT))) {
+            throw new IOException(dir + " is marked corrupt: " + new String(readAll(new Path(dir, CORRUPT)),
+                    StandardCharsets.UTF_8));
+        }
+        Path metaFile = new Path(dir, META);
+        if (!fs.exists(metaFile)) {
+            throw new IOException(dir + ": no " + META + " (not a checkpoint of format " + FORMAT + ")");
+        }
+        JsonNode meta = readJson(fs, metaFile);
+        if (!FORMAT.equals(meta.path("format").asText())) {
+            throw new IOException(metaFile + ": format " + meta.path("format") + ", expected " + FORMAT);
+        }
+        String hash = meta.path("config_hash").asText();
+        if (configHash != null && !configHash.equals(hash)) {
+            throw new ConfigMismatchException(dir + ": written by a run with config hash " + hash + ", this run's is "
+                    + configHash + " (model shape, data, seed, sequence length or global batch differ); refusing to"
+                    + " resume from it");
+        }
+        for (JsonNode s : meta.path("shards")) {
+            Path f = new Path(dir, s.path("file").asText());
+            long len = fs.exists(f) ? fs.getFileStatus(f).getLen() : -1;
+            if (len != s.path("bytes").asLong()) {
+                throw new IOException(f + ": " + (len < 0 ? "missing" : len + " bytes") + ", " + META + " says "
+                        + s.path("bytes").asLong() + " bytes");
+            }
+        }
+        Map<String, String> extra = new java.util.TreeMap<>();
+        meta.path("extra").fields().forEachRemaining(e -> extra.put(e.getKey(), e.getValue().asText()));
+        return new Info(meta.path("step").asLong(), meta.path("optimizer_step").asLong(), meta.path("world").asInt(),
+                dir.toString(), extra);
+    }
+
+    /**
+     * The newest committed checkpoint at or before {@code atMost} whose metadata checks out (see
+     * {@link #info}); others are skipped with a warning. A config mismatch is not skipped: it is an error.
+     * The one implementation of "newest valid checkpoint", for resume and for re-running a failed segment.
+     */
+    public Optional<Info> latestValid(long atMost, String configHash, Consumer<String> warn) throws IOException {
         List<Long> all = steps();
         for (int i = all.size() - 1; i >= 0; i--) {
             long s = all.get(i);
@@ -189,7 +238,7 @@ public final class CheckpointStore {
                 continue;
             }
             try {
-                return Optional.of(load(s, layout, configHash));
+                return Optional.of(info(s, configHash));
             } catch (ConfigMismatchException e) {
                 throw e;
             } catch (IOException | RuntimeException e) {
@@ -199,16 +248,72 @@ public final class CheckpointStore {
         return Optional.empty();
     }
 
-    /** Whether a valid-looking checkpoint of {@code step} exists (its state file is there). */
-    public boolean has(long step) throws IOException {
-        return fs.exists(new Path(new Path(root, dirName(step)), STATE));
+    /** Opens the committed checkpoint of {@code step} for reading, after the checks of {@link #info}. */
+    public CheckpointReader open(long step, String configHash) throws IOException {
+        info(step, configHash);
+        Path dir = new Path(root, dirName(step));
+        return new CheckpointReader(fs, dir, readJson(fs, new Path(dir, META)));
     }
 
-    static MessageDigest sha256() {
+    /** A checkpoint loaded into flat buffers: for models that fit one Java array. */
+    public record Checkpoint(long step, float[] params, OptimizerState optimizer, String path, Map<String, String> extra) {
+    }
+
+    /**
+     * Loads every tensor of the checkpoint of {@code step} for {@code layout}, verifying each block; a
+     * checkpoint whose bytes turn out corrupt is marked so and the error names the file and the block.
+     */
+    public Checkpoint load(long step, ParamLayout layout, String configHash) throws IOException {
+        try (CheckpointReader r = open(step, configHash)) {
+            r.requireLayout(layout.tensors());
+            float[][] flat = new float[StateKind.values().length][];
+            for (StateKind k : StateKind.values()) {
+                flat[k.ordinal()] = new float[layout.arraySize()];
+                try {
+                    r.readAll(k, layout.tensors(), FlatTensors.sink(flat[k.ordinal()]));
+                } catch (CheckpointReader.CorruptException | org.apache.hadoop.fs.ChecksumException e) {
+                    markCorrupt(step, e.getMessage());
+                    throw e;
+                }
+            }
+            return new Checkpoint(r.step(), flat[0], new OptimizerState(r.optimizerStep(), flat[1], flat[2]), r.path(),
+                    r.extra());
+        }
+    }
+
+    /** Marks the checkpoint of {@code step} so that the search for the newest valid one skips it. */
+    public void markCorrupt(long step, String why) {
+        Path dir = new Path(root, dirName(step));
         try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
+            if (fs.exists(dir) && !fs.exists(new Path(dir, CORRUPT))) {
+                ShardWriter.writeSmall(fs, new Path(dir, ".tmp-" + CORRUPT + "-" + System.nanoTime()),
+                        new Path(dir, CORRUPT), why.getBytes(StandardCharsets.UTF_8));
+            }
+        } catch (IOException e) {
+            // another rank marked it first, or the store is unreachable: the search will find out again
+        }
+    }
+
+    static JsonNode readJson(FileSystem fs, Path p) throws IOException {
+        try {
+            return JSON.readTree(readAll(fs, p));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IOException(p + ": not valid JSON: " + e.getOriginalMessage(), e);
+        }
+    }
+
+    private byte[] readAll(Path p) throws IOException {
+        return readAll(fs, p);
+    }
+
+    /** A small metadata file (markers, checkpoint.json, error notes); never a shard. */
+    private static byte[] readAll(FileSystem fs, Path p) throws IOException {
+        long len = fs.getFileStatus(p).getLen();
+        if (len > (64L << 20)) {
+            throw new IOException(p + ": " + len + " bytes is not a metadata file");
+        }
+        try (FSDataInputStream in = fs.open(p)) {
+            return in.readNBytes((int) len);
         }
     }
 

@@ -3,81 +3,83 @@ package io.ouro.orchestrator.checkpoint;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.TensorView;
 
 import java.io.DataInputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The safetensors format (the HF ecosystem's weights file): an 8-byte little-endian header length, a
- * JSON header mapping each tensor name to dtype, shape and byte range, then the raw little-endian data.
- * Tensors are written under the layout's HF Ouro names, with an optional name suffix (the optimizer's
- * moments go to their own file under the same names).
+ * JSON header mapping each tensor name to dtype, shape and byte range within the data, then the raw
+ * little-endian data. Everything here streams (offsets are {@code long}, data moves in 1 MiB pieces), so
+ * files may exceed 2 GiB. Only F32 is written or read.
  */
 public final class Safetensors {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long MAX_HEADER = 100L << 20;
+    /** Floats per transfer buffer. */
+    static final int CHUNK = 1 << 18;
 
     private Safetensors() {
     }
 
-    public static void write(OutputStream out, ParamLayout layout, float[] flat, Map<String, String> metadata)
-            throws IOException {
-        ObjectNode header = JSON.createObjectNode();
-        ObjectNode meta = header.putObject("__metadata__");
-        new java.util.TreeMap<>(metadata).forEach(meta::put);
-        long pos = 0;
-        for (TensorView t : layout.tensors()) {
-            ObjectNode e = header.putObject(t.name());
-            e.put("dtype", "F32");
-            var shape = e.putArray("shape");
-            for (int s : t.shape()) {
+    /** One tensor of a file: its name, shape and byte range {@code [begin, end)} within the data section. */
+    public record Entry(String name, long[] shape, long begin, long end) {
+        public long elements() {
+            return (end - begin) / 4;
+        }
+    }
+
+    /** A parsed header; {@code dataStart} is the file offset of the data section. */
+    public record Header(List<Entry> entries, Map<String, String> metadata, long dataStart) {
+        public Map<String, Entry> byName() {
+            Map<String, Entry> m = new LinkedHashMap<>();
+            for (Entry e : entries) {
+                m.put(e.name(), e);
+            }
+            return m;
+        }
+    }
+
+    /** The header bytes (length prefix included, padded to 8 bytes) for entries laid out back to back. */
+    static byte[] header(List<Entry> entries, Map<String, String> metadata) throws IOException {
+        ObjectNode h = JSON.createObjectNode();
+        ObjectNode meta = h.putObject("__metadata__");
+        new TreeMap<>(metadata).forEach(meta::put); // sorted: files must be byte-identical across JVMs
+        for (Entry e : entries) {
+            ObjectNode n = h.putObject(e.name());
+            n.put("dtype", "F32");
+            var shape = n.putArray("shape");
+            for (long s : e.shape()) {
                 shape.add(s);
             }
-            var off = e.putArray("data_offsets");
-            off.add(pos);
-            off.add(pos + 4 * t.size());
-            pos += 4 * t.size();
+            n.putArray("data_offsets").add(e.begin()).add(e.end());
         }
-        byte[] h = JSON.writeValueAsBytes(header);
-        int padded = (h.length + 7) / 8 * 8;
-        ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
-        out.write(len.array());
-        out.write(h);
-        for (int i = h.length; i < padded; i++) {
-            out.write(' ');
-        }
-        ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-        for (TensorView t : layout.tensors()) {
-            for (long i = t.offset(); i < t.offset() + t.size(); i++) {
-                if (!buf.hasRemaining()) {
-                    out.write(buf.array(), 0, buf.position());
-                    buf.clear();
-                }
-                buf.putFloat(flat[(int) i]);
-            }
-        }
-        out.write(buf.array(), 0, buf.position());
+        byte[] json = JSON.writeValueAsBytes(h);
+        int padded = (json.length + 7) / 8 * 8;
+        byte[] out = new byte[8 + padded];
+        ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
+        System.arraycopy(json, 0, out, 8, json.length);
+        Arrays.fill(out, 8 + json.length, out.length, (byte) ' ');
+        return out;
     }
 
-    /** What a file held: the flat buffer in the layout's order, and the metadata. */
-    public record Loaded(float[] flat, Map<String, String> metadata) {
-    }
-
-    /**
-     * Reads a file written for {@code layout}; every tensor must be there with its shape and dtype F32,
-     * else the error names the file and the tensor (or the byte offset where the file is short).
-     */
-    public static Loaded read(InputStream in, String file, ParamLayout layout) throws IOException {
+    /** Reads and checks a header from the start of {@code in}; errors name the file and the offset. */
+    static Header readHeader(InputStream in, String file) throws IOException {
         DataInputStream din = new DataInputStream(in);
         byte[] lenBytes = new byte[8];
         readFully(din, lenBytes, file, 0);
@@ -87,54 +89,151 @@ public final class Safetensors {
         }
         byte[] h = new byte[(int) n];
         readFully(din, h, file, 8);
-        JsonNode header;
+        JsonNode root;
         try {
-            header = JSON.readTree(new String(h, StandardCharsets.UTF_8).trim());
+            root = JSON.readTree(new String(h, StandardCharsets.UTF_8).trim());
         } catch (IOException e) {
             throw new IOException(file + ": header at offset 8 is not valid JSON: " + e.getMessage(), e);
         }
-        java.util.TreeMap<String, String> meta = new java.util.TreeMap<>();
-        JsonNode m = header.get("__metadata__");
-        if (m != null) {
-            m.fields().forEachRemaining(e -> meta.put(e.getKey(), e.getValue().asText()));
+        Map<String, String> meta = new TreeMap<>();
+        List<Entry> entries = new ArrayList<>();
+        var fields = root.fields();
+        while (fields.hasNext()) {
+            var f = fields.next();
+            if (f.getKey().equals("__metadata__")) {
+                f.getValue().fields().forEachRemaining(e -> meta.put(e.getKey(), e.getValue().asText()));
+                continue;
+            }
+            JsonNode e = f.getValue();
+            if (!"F32".equals(e.path("dtype").asText())) {
+                throw new IOException(file + ": tensor " + f.getKey() + " has dtype " + e.path("dtype") + ", expected F32");
+            }
+            long[] shape = new long[e.path("shape").size()];
+            long count = 1;
+            for (int i = 0; i < shape.length; i++) {
+                shape[i] = e.path("shape").get(i).asLong();
+                count *= shape[i];
+            }
+            long b = e.path("data_offsets").path(0).asLong(-1), en = e.path("data_offsets").path(1).asLong(-1);
+            if (b < 0 || en - b != 4 * count) {
+                throw new IOException(file + ": tensor " + f.getKey() + " has data_offsets [" + b + ", " + en
+                        + ") that do not hold its shape " + Arrays.toString(shape) + " in F32");
+            }
+            entries.add(new Entry(f.getKey(), shape, b, en));
         }
-        long dataStart = 8 + n;
-        byte[] data = din.readAllBytes();
-        float[] flat = new float[layout.arraySize()];
-        ByteBuffer bb = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
-        for (TensorView t : layout.tensors()) {
-            JsonNode e = header.get(t.name());
+        entries.sort(Comparator.comparingLong(Entry::begin));
+        return new Header(List.copyOf(entries), meta, 8 + n);
+    }
+
+    /**
+     * Writes one consolidated file: every tensor under its own name and shape (the HF names of the layout),
+     * data streamed from {@code src} tensor by tensor.
+     */
+    public static void write(OutputStream out, List<TensorView> tensors, TensorSource src, Map<String, String> metadata)
+            throws IOException {
+        List<Entry> entries = new ArrayList<>();
+        long pos = 0;
+        for (TensorView t : tensors) {
+            entries.add(new Entry(t.name(), Arrays.stream(t.shape()).asLongStream().toArray(), pos, pos + 4 * t.size()));
+            pos += 4 * t.size();
+        }
+        out.write(header(entries, metadata));
+        Transfer x = new Transfer();
+        for (TensorView t : tensors) {
+            x.copyOut(src, t, 0, t.size(), out);
+        }
+    }
+
+    /**
+     * Reads a consolidated file written for {@code tensors} into {@code sink}, in one pass over {@code in};
+     * every tensor must be there with its shape, else the error names the file and the tensor (or the byte
+     * offset where the file is short). Returns the file's metadata.
+     */
+    public static Map<String, String> read(InputStream in, String file, List<TensorView> tensors, TensorSink sink)
+            throws IOException {
+        Header h = readHeader(in, file);
+        Map<String, Entry> byName = h.byName();
+        Map<String, TensorView> wanted = new LinkedHashMap<>();
+        for (TensorView t : tensors) {
+            Entry e = byName.get(t.name());
             if (e == null) {
                 throw new IOException(file + ": tensor " + t.name() + " is missing");
             }
-            if (!"F32".equals(e.path("dtype").asText())) {
-                throw new IOException(file + ": tensor " + t.name() + " has dtype " + e.path("dtype") + ", expected F32");
-            }
-            int[] shape = new int[e.path("shape").size()];
-            for (int i = 0; i < shape.length; i++) {
-                shape[i] = e.path("shape").get(i).asInt();
-            }
-            if (!Arrays.equals(shape, t.shape())) {
-                throw new IOException(file + ": tensor " + t.name() + " has shape " + Arrays.toString(shape)
+            if (!Arrays.equals(e.shape(), Arrays.stream(t.shape()).asLongStream().toArray())) {
+                throw new IOException(file + ": tensor " + t.name() + " has shape " + Arrays.toString(e.shape())
                         + ", the model expects " + Arrays.toString(t.shape()));
             }
-            long b = e.path("data_offsets").get(0).asLong(), en = e.path("data_offsets").get(1).asLong();
-            if (en - b != 4 * t.size() || en > data.length || b < 0) {
-                throw new IOException(file + ": tensor " + t.name() + " bytes [" + (dataStart + b) + ", "
-                        + (dataStart + en) + ") are outside the file's " + (dataStart + data.length) + " bytes");
+            wanted.put(t.name(), t);
+        }
+        Transfer x = new Transfer();
+        long pos = 0; // within the data section
+        for (Entry e : h.entries()) {
+            TensorView t = wanted.get(e.name());
+            if (t == null) {
+                continue;
             }
-            bb.position((int) b);
-            for (long i = 0; i < t.size(); i++) {
-                flat[(int) (t.offset() + i)] = bb.getFloat();
+            if (e.begin() < pos) {
+                throw new IOException(file + ": tensor " + e.name() + " overlaps the tensor before it");
+            }
+            skipFully(in, e.begin() - pos, file, h.dataStart() + pos);
+            x.copyIn(in, file, h.dataStart() + e.begin(), t, 0, t.size(), sink);
+            pos = e.end();
+        }
+        return h.metadata();
+    }
+
+    /** Buffers for moving floats between tensors and little-endian bytes, a chunk at a time. */
+    static final class Transfer {
+        final float[] floats = new float[CHUNK];
+        final ByteBuffer bytes = ByteBuffer.allocate(4 * CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+
+        /** Elements {@code [start, start + len)} of {@code t} from {@code src} to {@code out}. */
+        void copyOut(TensorSource src, TensorView t, long start, long len, OutputStream out) throws IOException {
+            for (long done = 0; done < len; ) {
+                int n = (int) Math.min(CHUNK, len - done);
+                src.read(t, start + done, floats, 0, n);
+                bytes.clear();
+                bytes.asFloatBuffer().put(floats, 0, n);
+                out.write(bytes.array(), 0, 4 * n);
+                done += n;
             }
         }
-        return new Loaded(flat, meta);
+
+        /** Elements {@code [start, start + len)} of {@code t} from {@code in} (at file offset {@code at}) to the sink. */
+        void copyIn(InputStream in, String file, long at, TensorView t, long start, long len, TensorSink sink)
+                throws IOException {
+            for (long done = 0; done < len; ) {
+                int n = (int) Math.min(CHUNK, len - done);
+                int got = in.readNBytes(bytes.array(), 0, 4 * n);
+                if (got < 4 * n) {
+                    throw new IOException(file + ": tensor " + t.name() + " ends at offset " + (at + 4 * done + got)
+                            + ", before its " + 4 * len + " bytes (truncated)");
+                }
+                bytes.clear();
+                bytes.asFloatBuffer().get(floats, 0, n);
+                sink.write(t, start + done, floats, 0, n);
+                done += n;
+            }
+        }
+    }
+
+    private static void skipFully(InputStream in, long n, String file, long at) throws IOException {
+        for (long left = n; left > 0; ) {
+            long k = in.skip(left);
+            if (k <= 0) {
+                if (in.read() < 0) {
+                    throw new IOException(file + ": ends before offset " + (at + n) + " (truncated)");
+                }
+                k = 1;
+            }
+            left -= k;
+        }
     }
 
     private static void readFully(DataInputStream in, byte[] b, String file, long offset) throws IOException {
         try {
             in.readFully(b);
-        } catch (java.io.EOFException e) {
+        } catch (EOFException e) {
             throw new IOException(file + ": ends before offset " + (offset + b.length) + " (truncated)", e);
         }
     }

@@ -209,13 +209,42 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
 
     /**
      * What a checkpoint must agree on to be resumed by this run: the model, the stages, the data sources
-     * and the seed (everything that decides the weights at a given step).
+     * and the seed (everything that decides the weights at a given step). A function of the content alone,
+     * the same in every JVM: each field is written in a fixed order, the mixture sorted by source name. The
+     * global batch of every step counts, not how it is split over workers, so a run may resume with another
+     * W when W times the batch per worker stays the same. For the same reason the micro-batch, the
+     * recomputation and the device sizes are left out: they change memory and the order of float sums, not
+     * what is trained.
      */
     public String hash() {
-        String key = model + "|" + sources + "|" + stages + "|" + run.seed() + "|" + train.workers() + "|"
-                + train.clip();
+        StringBuilder key = new StringBuilder("ouro-run-identity-2|model ").append(model)
+                .append("|seed ").append(run.seed()).append("|clip ").append(train.clip());
+        for (Source s : sources) {
+            key.append("|source ").append(s.name()).append(' ').append(s.manifest()).append(' ')
+                    .append(s.syntheticTokens()).append(' ').append(s.syntheticSeed());
+        }
+        for (Stage s : stages) {
+            key.append("|stage ").append(s.name()).append(" index ").append(s.index()).append(" steps ")
+                    .append(s.firstStep()).append('+').append(s.steps()).append(" seq ").append(s.seqLen())
+                    .append(" model ").append(s.model()).append(" lr ").append(s.lr()).append(" mixture ")
+                    .append(new java.util.TreeMap<>(s.mixture())).append(" exhausted ").append(s.onExhausted())
+                    .append(" stage2 ").append(s.stageTwo()).append(" upcycle ").append(s.upcycle())
+                    .append(" global batch");
+            long prev = -1;
+            for (long k = s.firstStep(); k < s.endStep(); k++) {
+                long g = (long) train.workers() * s.batchAt(k);
+                if (g != prev) {
+                    key.append(' ').append(k).append(':').append(g);
+                    prev = g;
+                }
+                if (k >= s.firstStep() + s.rampSteps()) {
+                    break; // past the ramp the batch no longer changes
+                }
+            }
+        }
         try {
-            byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
+            byte[] d = java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(key.toString().getBytes(StandardCharsets.UTF_8));
             return java.util.HexFormat.of().formatHex(d, 0, 12);
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);

@@ -5,10 +5,10 @@ import java.util.List;
 
 /**
  * What one worker task returns at the end of a segment: who it was, where its state came from, its
- * communication counters, rank 0's per-step metrics, and, when asked, the final parameters.
+ * communication counters, rank 0's per-step metrics, the validation (null when none), where its
+ * checkpoint shard is being written (null when none) and, when asked, the final parameters.
  */
 public record SegmentResult(int rank, String executor, String host, long pid, String device, String stateSource,
                             long bytesSent, long payloadBytesSent, List<StepMetrics> steps, float[] parameters,
-                            String checkpoint, double[] validationCe, double[] validationExit, long validationTokens)
-        implements Serializable {
+                            String checkpoint, Validation validation) implements Serializable {
 }

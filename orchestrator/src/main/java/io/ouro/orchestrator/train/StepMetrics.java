@@ -1,7 +1,14 @@
 package io.ouro.orchestrator.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * One global step as rank 0 saw it after the all-reduce: the objective over the whole global batch,
@@ -12,6 +19,8 @@ import java.util.Locale;
 public record StepMetrics(long step, double loss, double[] stepCe, double[] meanExit, double gradNorm, double lr,
                           long tokens, double wallMs, double computeMs, double commMs, double dataWaitMs,
                           String skipped, String note) implements Serializable {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Time that is neither compute nor all-reduce: data wait plus orchestration. */
     public double overheadMs() {
@@ -42,5 +51,70 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         b.append(String.format(Locale.ROOT, " | %.0f ms: compute %.0f, all-reduce %.0f, data wait %.1f, other %.1f",
                 wallMs, computeMs, commMs, dataWaitMs, Math.max(0, overheadMs() - dataWaitMs)));
         return b.toString();
+    }
+
+    /**
+     * The step as one JSON object, the line format of the run's metrics file and of the live progress
+     * channel: {@code stage}, {@code step}, {@code loss}, {@code ce}, {@code exit}, {@code grad_norm},
+     * {@code lr}, {@code tokens}, {@code tok_s}, the times in ms, {@code skipped} and {@code note} when set,
+     * plus whatever {@code extra} fields the caller adds (run id, time).
+     */
+    public String json(String stage, Map<String, Object> extra) {
+        ObjectNode o = JSON.createObjectNode();
+        new java.util.TreeMap<>(extra).forEach(o::putPOJO);
+        o.put("stage", stage);
+        o.put("step", step);
+        o.put("loss", loss);
+        double[][] arrays = {stepCe, meanExit};
+        String[] names = {"ce", "exit"};
+        for (int i = 0; i < 2; i++) {
+            var a = o.putArray(names[i]);
+            for (double x : arrays[i]) {
+                a.add(x);
+            }
+        }
+        o.put("grad_norm", gradNorm);
+        o.put("lr", lr);
+        o.put("tokens", tokens);
+        o.put("tok_s", tokens / (wallMs / 1e3));
+        o.put("wall_ms", wallMs);
+        o.put("compute_ms", computeMs);
+        o.put("comm_ms", commMs);
+        o.put("data_wait_ms", dataWaitMs);
+        if (skipped != null) {
+            o.put("skipped", skipped);
+        }
+        if (note != null) {
+            o.put("note", note);
+        }
+        try {
+            return JSON.writeValueAsString(o);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** Parses a line written by {@link #json}; the other fields of the line are in {@code fields}. */
+    public static StepMetrics parse(String line, Map<String, String> fields) {
+        JsonNode o;
+        try {
+            o = JSON.readTree(line);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("not a step metrics line: " + line, e);
+        }
+        o.fields().forEachRemaining(e -> fields.put(e.getKey(), e.getValue().asText()));
+        return new StepMetrics(o.path("step").asLong(), o.path("loss").asDouble(), doubles(o.path("ce")),
+                doubles(o.path("exit")), o.path("grad_norm").asDouble(), o.path("lr").asDouble(), o.path("tokens").asLong(),
+                o.path("wall_ms").asDouble(), o.path("compute_ms").asDouble(), o.path("comm_ms").asDouble(),
+                o.path("data_wait_ms").asDouble(), o.hasNonNull("skipped") ? o.get("skipped").asText() : null,
+                o.hasNonNull("note") ? o.get("note").asText() : null);
+    }
+
+    private static double[] doubles(JsonNode a) {
+        double[] d = new double[a.size()];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = a.get(i).asDouble();
+        }
+        return d;
     }
 }

@@ -11,7 +11,6 @@ import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
@@ -28,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * End to end on a real cluster: a Spark standalone Master and two Workers in their own JVMs on 127.0.0.1,
- * the corpus tokenized into shards on an in-process HDFS, the pretraining driver submitted through
+ * two corpora tokenized into two sources' shards on an in-process HDFS and mixed 60/40 (the config hash
+ * written by the executors must match the driver's), the pretraining driver submitted through
  * SparkSubmit with the thin application jar. Training runs across the two executor JVMs, the REST API lists
  * the segment jobs with their descriptions, and a second run whose executor JVM is killed mid-run ends
  * with checkpoint weights bit-identical to the first.
@@ -54,16 +54,22 @@ class TrainingClusterTest {
             dfs.waitActive();
             FileSystem fs = dfs.getFileSystem();
             String hdfs = "hdfs://127.0.0.1:" + dfs.getNameNodePort();
-            try (FSDataOutputStream o = fs.create(new Path(hdfs + "/corpus/en.txt"))) {
-                o.write(Files.readString(data.resolve("corpora/fortunes-en.txt")).substring(0, 150_000)
-                        .getBytes(StandardCharsets.UTF_8));
+            // two sources, mixed 60/40: the run identity (config hash) of a multi-source mixture must be the same
+            // in the driver's JVM and in each executor's, where shards are written and checkpoints loaded
+            for (String lang : new String[] {"en", "de"}) {
+                try (FSDataOutputStream o = fs.create(new Path(hdfs + "/corpus-" + lang + "/" + lang + ".txt"))) {
+                    o.write(Files.readString(data.resolve("corpora/fortunes-" + lang + ".txt")).substring(0, 150_000)
+                            .getBytes(StandardCharsets.UTF_8));
+                }
             }
             SparkConf local = new SparkConf().setMaster("local[1]").setAppName("tokenize").set("spark.ui.enabled", "false")
                     .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1");
             try (JavaSparkContext jsc = new JavaSparkContext(local)) {
-                TokenizeJob.run(jsc, new TokenizeJob.Options(hdfs + "/corpus", "text", "text", "%",
-                        data.resolve("tokenizers/gpt2/tokenizer.json").toUri().toString(), hdfs + "/shards", "en",
-                        10_000, 1 << 20, -1), System.out::println);
+                for (String lang : new String[] {"en", "de"}) {
+                    TokenizeJob.run(jsc, new TokenizeJob.Options(hdfs + "/corpus-" + lang, "text", "text", "%",
+                            data.resolve("tokenizers/gpt2/tokenizer.json").toUri().toString(), hdfs + "/shards-" + lang,
+                            lang, 10_000, 1 << 20, -1), System.out::println);
+                }
             }
 
             // run 0: uninterrupted; run 1: an executor JVM killed mid-run; runs 2 and 3: the driver process killed
@@ -76,10 +82,16 @@ class TrainingClusterTest {
                 Files.writeString(cfg, """
                         run: {name: cluster-test, seed: 9, out: "%s"}
                         model: {preset: small, vocab: 50257, hidden: 16, layers: 1, heads: 2, ffn: 24, recurrent_steps: 2}
-                        data: {manifest: "%s/shards/manifest.json"}
-                        train: {workers: 2, device: java, batch_per_worker: 2, seq_len: 16, steps: 40, segment_steps: 20,
-                                checkpoint_every: 20, lr: 0.003, timeout_s: 120, max_attempts: 3}
-                        """.formatted(outs[run], hdfs));
+                        data:
+                          sources:
+                            - {name: en, manifest: "%s/shards-en/manifest.json"}
+                            - {name: de, manifest: "%s/shards-de/manifest.json"}
+                        train: {workers: 2, device: java, segment_steps: 20, checkpoint_every: 20, timeout_s: 120,
+                                max_attempts: 3}
+                        stages:
+                          - {name: main, steps: 40, seq_len: 16, batch_per_worker: 2, lr: {peak: 0.003},
+                             mixture: {en: 0.6, de: 0.4}}
+                        """.formatted(outs[run], hdfs, hdfs));
                 int ui = StandaloneCluster.freePort();
                 java.nio.file.Path log = work.resolve("driver-" + run + ".log");
                 Process p = cluster.submit(log, List.of("--master", cluster.masterUrl(), "--deploy-mode", "client",
@@ -95,14 +107,14 @@ class TrainingClusterTest {
                 long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(300);
                 while (p.isAlive() && System.nanoTime() < end) {
                     String text = Files.exists(log) ? Files.readString(log) : "";
-                    if (run == 2 && !killed && text.contains("segment 0–19:")) {
+                    if (run == 2 && !killed && text.contains("checkpoint of step 20 committed")) {
                         p.descendants().forEach(ProcessHandle::destroyForcibly);
                         p.destroyForcibly();
                         killed = true;
                         System.out.println("killed the driver process after the checkpoint of step 20");
                         break;
                     }
-                    if (run == 1 && !killed && text.contains("segment 0–19:")) {
+                    if (run == 1 && !killed && text.contains("checkpoint of step 20 committed")) {
                         List<ProcessHandle> ex = StandaloneCluster.executors();
                         assertTrue(!ex.isEmpty(), "executor JVMs are running");
                         ex.get(0).destroyForcibly();
@@ -139,6 +151,16 @@ class TrainingClusterTest {
                     assertTrue(killed, "an executor was killed");
                 }
             }
+            // the driver's config hash is the one every executor wrote into its checkpoint shards
+            for (int run : new int[] {0, 1, 3}) {
+                Matcher h = Pattern.compile("config hash (\\w+)").matcher(logs.get(run));
+                assertTrue(h.find(), logs.get(run));
+                String meta;
+                try (var in = fs.open(new Path(outs[run] + "/checkpoints/step-0000000040/checkpoint.json"))) {
+                    meta = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+                }
+                assertTrue(meta.contains("\"config_hash\" : \"" + h.group(1) + "\""), "run " + run + ": " + meta);
+            }
             // two executor JVMs took part in a segment
             Matcher seg = Pattern.compile("rank 0: executor (\\S+) pid (\\d+).*rank 1: executor (\\S+) pid (\\d+)")
                     .matcher(logs.get(0));
@@ -151,14 +173,14 @@ class TrainingClusterTest {
             // the run with a killed executor re-ran from the checkpoint (or reloaded it) and ends bit-identical
             logs.get(1).lines().filter(l -> l.contains(" ouro segment") || l.contains("re-running"))
                     .forEach(l -> System.out.println("run with a killed executor: " + l.substring(0, Math.min(400, l.length()))));
-            byte[] a = read(fs, new Path(outs[0] + "/checkpoints/step-0000000040/model.safetensors"));
-            byte[] b = read(fs, new Path(outs[1] + "/checkpoints/step-0000000040/model.safetensors"));
+            byte[] a = weights(outs[0], work, conf);
+            byte[] b = weights(outs[1], work, conf);
             assertArrayEquals(a, b, "weights after a killed executor are bit-identical to the uninterrupted run");
             assertTrue(logs.get(1).contains("re-running from step 20") || logs.get(1).contains("state checkpoint"),
                     "the second run recovered from the checkpoint");
             // the driver killed after step 20's checkpoint, resubmitted with --resume auto: bit-identical too
             assertTrue(logs.get(3).contains("resume: continuing after the checkpoint of step 20"), logs.get(3));
-            byte[] c = read(fs, new Path(outs[3] + "/checkpoints/step-0000000040/model.safetensors"));
+            byte[] c = weights(outs[3], work, conf);
             assertArrayEquals(a, c, "weights after a killed and resumed driver are bit-identical to the uninterrupted run");
             System.out.println("cluster: weights bit-identical after a killed executor JVM and after a killed driver"
                     + " process resumed with --resume auto");
@@ -167,9 +189,10 @@ class TrainingClusterTest {
         }
     }
 
-    static byte[] read(FileSystem fs, Path p) throws java.io.IOException {
-        try (InputStream in = fs.open(p)) {
-            return in.readAllBytes();
-        }
+    /** The weights of the run's step-40 checkpoint, exported as one safetensors file (ouro export). */
+    static byte[] weights(String run, java.nio.file.Path work, Configuration conf) throws java.io.IOException {
+        java.nio.file.Path file = work.resolve("export-" + System.nanoTime() + ".safetensors");
+        System.out.println(io.ouro.orchestrator.ExportApp.export(run, 40, file.toUri().toString(), conf));
+        return Files.readAllBytes(file);
     }
 }

@@ -68,11 +68,11 @@ class ResumeTest {
         assertArrayEquals(expected, retried.parameters(), "weights after a re-run segment");
         assertEquals(10, retried.steps().size());
 
-        // the driver dies after committing the checkpoint of step 8; a new driver resumes
+        // the driver dies once the checkpoint of step 8 is committed; a new driver resumes
         TrainConfig c = config(tmp.resolve("c"), -1);
         assertThrows(DriverKilled.class, () -> train(c, false, l -> {
             System.out.println(l);
-            if (l.startsWith("segment 4–7:")) {
+            if (l.startsWith("checkpoint of step 8 committed")) {
                 throw new DriverKilled();
             }
         }));
