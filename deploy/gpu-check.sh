@@ -30,8 +30,9 @@ build() {
   (tmp=$(mktemp -d) && cd "$tmp" && unzip -q "$jni" && rm -rf win osx && rm -f "$jni" && zip -q -r "$jni" . && rm -rf "$tmp")
   # the test classes the check needs (no PyTorch on the GPU machine)
   (cd worker/target/test-classes && cp --parents -r io/ouro/worker/TestData.class io/ouro/worker/TestDevice.class \
-      io/ouro/worker/opencl io/ouro/worker/backend io/ouro/worker/bench/StepBench*.class \
-      io/ouro/worker/bench/ReferenceStepBench*.class "$out/tests/")
+      io/ouro/worker/GradientComparison.class io/ouro/worker/opencl io/ouro/worker/backend \
+      io/ouro/worker/bench/StepBench*.class io/ouro/worker/bench/ReferenceStepBench*.class \
+      io/ouro/worker/bench/MemoryBench*.class "$out/tests/")
   (cd worker/target/test-classes && cp --parents io/ouro/worker/reference/KernelParityOpenClTest*.class "$out/tests/")
   jlink --add-modules java.base,java.logging,jdk.incubator.vector,jdk.unsupported \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output "$out/runtime" 2>/dev/null
@@ -54,8 +55,12 @@ run() {
     "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.opencl.OpenClDevices
     echo "== kernel and step parity tests on $device"
     timeout 300 "$java" "${opts[@]}" -jar "$bundle"/lib/junit-platform-console-standalone-*.jar \
-      execute --class-path "$cp" --scan-class-path "$bundle/tests" --include-classname '.*OpenClTest' \
+      execute --class-path "$cp" --scan-class-path "$bundle/tests" \
+      --include-classname '.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest)' \
       --details=summary --disable-banner || echo "TESTS FAILED (exit $?)"
+    echo "== memory and recomputation benchmark on $device"
+    timeout 600 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.MemoryBench "$device" 3 0 \
+      || echo "BENCH FAILED (exit $?)"
     echo "== step benchmark on $device"
     timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.StepBench "$device" 4 128 3 no-torch \
       || echo "BENCH FAILED (exit $?)"
