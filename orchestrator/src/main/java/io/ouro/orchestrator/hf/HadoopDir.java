@@ -32,7 +32,9 @@ public final class HadoopDir implements HfModelDir.Files {
 
     @Override
     public OutputStream create(String name) throws IOException {
-        return fs.create(new Path(root, name), true);
+        // no .crc side files on the local file system: the directory is for HF tools
+        FileSystem target = fs instanceof org.apache.hadoop.fs.ChecksumFileSystem c ? c.getRawFileSystem() : fs;
+        return target.create(new Path(root, name), true);
     }
 
     @Override
