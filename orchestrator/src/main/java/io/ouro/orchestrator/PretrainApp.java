@@ -102,7 +102,7 @@ public final class PretrainApp {
             sources = java.util.List.of(new TrainConfig.Source(sources.get(0).name(), data, 0, 0));
         }
         TrainConfig.Run r = out == null ? cfg.run() : new TrainConfig.Run(cfg.run().name(), cfg.run().seed(), out);
-        TrainConfig c = new TrainConfig(cfg.file(), r, cfg.model(), sources, cfg.train(), cfg.stages());
+        TrainConfig c = new TrainConfig(cfg.file(), r, cfg.model(), sources, cfg.train(), cfg.stages(), cfg.initFrom());
         return out != null && c.train().checkpointEvery() == 0 ? c.withCheckpointEvery(c.train().segmentSteps()) : c;
     }
 

@@ -26,7 +26,7 @@ import java.util.Map;
  * {@code main} taken from the {@code train} section.
  */
 public record TrainConfig(String file, Run run, LoopConfig model, List<Source> sources, Train train,
-                          List<Stage> stages) implements Serializable {
+                          List<Stage> stages, String initFrom) implements Serializable {
 
     public record Run(String name, long seed, String out) implements Serializable {
     }
@@ -78,7 +78,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
 
     /** This config with checkpoints every {@code every} steps. */
     public TrainConfig withCheckpointEvery(long every) {
-        return new TrainConfig(file, run, model, sources, train.withCheckpointEvery(every), stages);
+        return new TrainConfig(file, run, model, sources, train.withCheckpointEvery(every), stages, initFrom);
     }
 
     /** Learning rate of one stage: linear warm-up to {@code peak}, then constant, cosine or WSD to the floor. */
@@ -242,6 +242,9 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
                 }
             }
         }
+        if (!initFrom.isEmpty()) {
+            key.append("|init_from ").append(initFrom);
+        }
         try {
             byte[] d = java.security.MessageDigest.getInstance("SHA-256")
                     .digest(key.toString().getBytes(StandardCharsets.UTF_8));
@@ -278,7 +281,9 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
                 r.string("out", ""));
         r.noOthers();
 
-        LoopConfig model = model(top.child("model"));
+        Node modelNode = top.child("model");
+        String initFrom = modelNode.string("init_from", "");
+        LoopConfig model = model(modelNode, initFrom.isEmpty() ? null : initFromConfig(modelNode, initFrom));
         List<Source> sources = sources(top.child("data"), run);
 
         Node t = top.child("train");
@@ -362,7 +367,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
             }
         }
         top.noOthers();
-        return new TrainConfig(file, run, model, sources, train, List.copyOf(stages));
+        return new TrainConfig(file, run, model, sources, train, List.copyOf(stages), initFrom);
     }
 
     static List<Source> sources(Node d, Run run) {
@@ -502,10 +507,38 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
                 micro, recompute, chunk);
     }
 
-    static LoopConfig model(Node m) {
-        String preset = m.string("preset", "small");
+    /**
+     * The model of an HF Ouro directory that {@code model.init_from} names (read here, on the driver, so that a wrong
+     * directory fails before any executor starts).
+     */
+    static LoopConfig initFromConfig(Node m, String dir) {
+        if (m.has("preset")) {
+            throw m.error("preset", "init_from takes the model from " + dir + "/config.json; leave preset out");
+        }
+        io.ouro.orchestrator.hf.HadoopDir d;
+        try {
+            d = new io.ouro.orchestrator.hf.HadoopDir(dir, new org.apache.hadoop.conf.Configuration());
+            try (var in = d.open(io.ouro.worker.hf.HfModelDir.CONFIG)) {
+                return io.ouro.worker.hf.HfConfig.parse(d.describe(io.ouro.worker.hf.HfModelDir.CONFIG),
+                        in.readAllBytes(), new LoopConfig(512, 64, 2, 4, 176, 4, 10_000, 1e-6, 0.1, 0.02, 1));
+            }
+        } catch (IOException e) {
+            throw m.error("init_from", "expected an HF Ouro model directory (" + e.getMessage() + ")");
+        }
+    }
+
+    /**
+     * The model section; with {@code init_from} its base is that directory's model, whose width, heads, FFN and vocab
+     * the section may not change (layers may grow by a multiple: the weights are upcycled as a stage transition
+     * does; recurrent_steps and rope_base may change freely).
+     */
+    static LoopConfig model(Node m, LoopConfig initFrom) {
+        String preset = initFrom != null ? "init_from" : m.string("preset", "small");
         LoopConfig base;
         switch (preset) {
+            case "init_from":
+                base = initFrom;
+                break;
             case "tiny":
                 base = LoopConfig.tiny();
                 break;
@@ -535,6 +568,19 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         double initStd = m.number("init_std", base.initStd(), 1e-9, 10);
         long seed = m.integer("seed", base.seed(), Long.MIN_VALUE, Long.MAX_VALUE);
         m.noOthers();
+        if (initFrom != null) {
+            String[] names = {"vocab", "hidden", "heads", "ffn"};
+            int[] got = {vocab, hidden, heads, ffn}, want = {initFrom.vocab(), initFrom.hidden(), initFrom.heads(), initFrom.ffn()};
+            for (int i = 0; i < names.length; i++) {
+                if (got[i] != want[i]) {
+                    throw m.error(names[i], "init_from's model has " + want[i] + "; only layers (by a multiple),"
+                            + " recurrent_steps and rope_base may differ, got " + got[i]);
+                }
+            }
+            if (layers % initFrom.layers() != 0) {
+                throw m.error("layers", "a multiple of init_from's " + initFrom.layers() + " layers (upcycling), got " + layers);
+            }
+        }
         try {
             return new LoopConfig(vocab, hidden, layers, heads, ffn, steps, rope, base.normEps(), beta, initStd, seed);
         } catch (IllegalArgumentException e) {

@@ -1,6 +1,8 @@
 package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
+import io.ouro.orchestrator.hf.HadoopDir;
+import io.ouro.worker.hf.HfModelDir;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.TrainingBackend;
@@ -94,6 +96,12 @@ final class WorkerState implements AutoCloseable {
                 }
                 moveFrom.close();
                 source = "moved from " + moveFrom.shape;
+            } else if (step == 0 && !cfg.initFrom().isEmpty()) {
+                HfModelDir.Model m = HfModelDir.read(new HadoopDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
+                        st.model());
+                int n = new ParamLayout(m.config()).arraySize();
+                carry(new ParamLayout(m.config()), m.params(), new OptimizerState(0, new float[n], new float[n]), b, st);
+                source = "initialised from " + cfg.initFrom();
             } else if (step == 0) {
                 b.setParameters(ParamInit.initialize(b.layout()));
                 source = "initialised";

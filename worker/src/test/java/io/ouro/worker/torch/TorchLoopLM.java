@@ -86,6 +86,34 @@ public final class TorchLoopLM implements AutoCloseable {
         }
     }
 
+    /**
+     * Loads an HF safetensors weights file with DJL's own reader (not the product's): every tensor is found by its
+     * HF name and must have the layout's shape. F32 files only: DJL 0.36's decoder aborts the JVM on BF16 tensors.
+     */
+    public void loadSafetensors(java.io.InputStream in) {
+        checkOpen();
+        try (NDManager sub = manager.newSubManager()) {
+            NDList list = NDList.decode(sub, in);
+            if (list.size() != views.size()) {
+                throw new IllegalArgumentException("safetensors: " + list.size() + " tensors, the layout has " + views.size());
+            }
+            for (NDArray a : list) {
+                TensorView v = layout.get(a.getName());
+                int i = views.indexOf(v);
+                if (!a.getShape().equals(shapeOf(v))) {
+                    throw new IllegalArgumentException(a.getName() + ": shape " + a.getShape() + ", expected " + shapeOf(v));
+                }
+                if (a.getDataType() != DataType.FLOAT32) {
+                    throw new IllegalArgumentException(a.getName() + ": " + a.getDataType() + ", expected float32");
+                }
+                NDArray fresh = a.duplicate();
+                fresh.attach(manager);
+                params[i].close();
+                params[i] = fresh;
+            }
+        }
+    }
+
     public float[] exportParams() {
         checkOpen();
         float[] out = new float[layout.arraySize()];

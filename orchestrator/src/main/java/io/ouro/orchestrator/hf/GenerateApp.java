@@ -1,0 +1,92 @@
+package io.ouro.orchestrator.hf;
+
+import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.worker.hf.HfModelDir;
+import io.ouro.worker.infer.ExitPolicy;
+import io.ouro.worker.infer.Generator;
+import io.ouro.worker.infer.KvCache;
+import io.ouro.worker.infer.TokenSampler;
+import org.apache.hadoop.conf.Configuration;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code ouro generate}: prompts in, text out, on the Java backend with a KV cache (see {@link Generator}). Each prompt
+ * is fed after an EOS, as documents start in the packed training stream; one line of figures follows each text.
+ */
+public final class GenerateApp {
+
+    static final String USAGE = "ouro generate (--model DIR | --config FILE [--checkpoint DIR]) [--tokenizer FILE]"
+            + " (--prompt TEXT | --prompts FILE) [--max-new N] [--exit all|step:K|q:Q] [--cache full|last_step|average]"
+            + " [--temperature T] [--top-k K] [--top-p P] [--seed S]";
+
+    private GenerateApp() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        Args a = Args.parse(args, USAGE);
+        Configuration conf = new Configuration();
+        ModelSource.Loaded m = ModelSource.load(a.get("model", null), a.get("config", null), a.get("checkpoint", null), conf);
+        BpeTokenizer tok = tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
+        List<String> prompts = new ArrayList<>();
+        if (a.get("prompt", null) != null) {
+            prompts.add(a.get("prompt", null));
+        }
+        if (a.get("prompts", null) != null) {
+            for (String line : Files.readAllLines(Paths.get(a.get("prompts", null)), StandardCharsets.UTF_8)) {
+                if (!line.isBlank()) {
+                    prompts.add(line);
+                }
+            }
+        }
+        if (prompts.isEmpty()) {
+            throw new IllegalArgumentException("--prompt TEXT or --prompts FILE is required\nusage: " + USAGE);
+        }
+        ExitPolicy exit = ExitPolicy.parse(a.get("exit", "all"));
+        KvCache.Mode cache = KvCache.Mode.parse(a.get("cache", "full"));
+        TokenSampler sampler = new TokenSampler(Double.parseDouble(a.get("temperature", "0")),
+                Integer.parseInt(a.get("top-k", "0")), Double.parseDouble(a.get("top-p", "1")),
+                Long.parseLong(a.get("seed", "1")));
+        int maxNew = Integer.parseInt(a.get("max-new", "64"));
+        System.out.println("model " + m.origin() + " (" + m.config() + "); exit " + exit + ", cache "
+                + cache.name().toLowerCase(Locale.ROOT));
+        Generator g = new Generator(m.config(), m.params());
+        for (String p : prompts) {
+            int[] ids = tok.encode(p);
+            int[] in = new int[ids.length + 1];
+            in[0] = tok.eosId();
+            System.arraycopy(ids, 0, in, 1, ids.length);
+            Generator.Result r = g.generate(in, maxNew, tok.eosId(), exit, cache, sampler);
+            int[] text = r.stoppedAtEos() ? Arrays.copyOf(r.tokens(), r.tokens().length - 1) : r.tokens();
+            System.out.println(p + tok.decode(text));
+            System.out.printf(Locale.ROOT, "  [%d tokens, %.1f tokens/s, mean exit step %.2f of %d, exits per step %s,"
+                            + " KV cache %,d bytes%s]%n", r.tokens().length, r.tokensPerSecond(), r.meanExitStep(),
+                    m.config().steps(), Arrays.toString(r.exitCounts()), r.cacheBytes(), r.stoppedAtEos() ? ", EOS" : "");
+        }
+    }
+
+    /** The tokenizer named, else the model directory's tokenizer.json. */
+    static BpeTokenizer tokenizer(String file, String modelDir, Configuration conf) throws IOException {
+        if (file != null) {
+            return BpeTokenizer.load(Paths.get(file));
+        }
+        if (modelDir == null) {
+            throw new IllegalArgumentException("--tokenizer FILE is required with --config\nusage: " + USAGE);
+        }
+        HadoopDir dir = new HadoopDir(modelDir, conf);
+        if (!dir.exists(HfModelDir.TOKENIZER)) {
+            throw new IllegalArgumentException(dir.describe(HfModelDir.TOKENIZER) + " does not exist; pass --tokenizer FILE");
+        }
+        try (InputStream in = dir.open(HfModelDir.TOKENIZER)) {
+            return BpeTokenizer.fromJson(in.readAllBytes(), dir.describe(HfModelDir.TOKENIZER));
+        }
+    }
+}

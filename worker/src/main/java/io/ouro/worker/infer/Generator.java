@@ -1,0 +1,63 @@
+package io.ouro.worker.infer;
+
+import io.ouro.worker.model.LoopConfig;
+
+import java.util.Arrays;
+
+/**
+ * Prompt in, tokens out: the prompt is prefilled with every loop step (one cache per (step, layer)), the cache is then
+ * shared as its mode says, and new tokens are decoded with the exit policy until EOS or the length limit.
+ */
+public final class Generator {
+
+    /** What one generation produced and cost. */
+    public record Result(int[] tokens, boolean stoppedAtEos, double meanExitStep, long cacheBytes, double seconds,
+                         int[] exitCounts) {
+        public double tokensPerSecond() {
+            return tokens.length / Math.max(seconds, 1e-9);
+        }
+    }
+
+    private final LoopConfig cfg;
+    private final float[] params;
+
+    public Generator(LoopConfig cfg, float[] params) {
+        this.cfg = cfg;
+        this.params = params;
+    }
+
+    /** Generates at most {@code maxNew} tokens after {@code prompt}; {@code eos} below 0 never stops early. */
+    public Result generate(int[] prompt, int maxNew, int eos, ExitPolicy policy, KvCache.Mode mode, TokenSampler sampler) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("prompt: expected at least one token");
+        }
+        long t0 = System.nanoTime();
+        Decoder dec = new Decoder(cfg, params, mode);
+        Decoder.Token last = null;
+        for (int tok : prompt) {
+            last = dec.next(tok, policy, true, false);
+        }
+        dec.cache().share();
+        int[] out = new int[maxNew];
+        int[] exits = new int[cfg.steps()];
+        int count = 0;
+        boolean eosSeen = false;
+        long exitSum = 0;
+        while (count < maxNew) {
+            exits[last.exitStep()]++;
+            exitSum += last.exitStep() + 1;
+            int next = sampler.pick(last.logits());
+            out[count++] = next;
+            if (next == eos) {
+                eosSeen = true;
+                break;
+            }
+            if (count < maxNew) {
+                last = dec.next(next, policy, false, false);
+            }
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        return new Result(Arrays.copyOf(out, count), eosSeen, count == 0 ? 0 : (double) exitSum / count,
+                dec.cache().bytes(), secs, exits);
+    }
+}
