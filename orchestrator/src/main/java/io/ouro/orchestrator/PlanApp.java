@@ -29,6 +29,9 @@ public final class PlanApp {
                 }
                 prev = s;
             }
+            for (String line : Plan.onThisDevice(cfg)) {
+                System.out.println(line);
+            }
         } catch (ConfigException e) {
             System.err.println("config error: " + e.getMessage());
             System.exit(2);

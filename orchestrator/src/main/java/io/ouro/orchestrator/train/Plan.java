@@ -58,6 +58,33 @@ public final class Plan {
         return s.plan(b, cfg.train()).describe(cfg.train().deviceBytes());
     }
 
+    /**
+     * When the config's device is an OpenCL device present on this machine, whether each stage's plan (sized for
+     * {@code train.device_memory_gib}) fits its real global memory; nothing otherwise.
+     */
+    public static List<String> onThisDevice(TrainConfig cfg) {
+        List<String> out = new ArrayList<>();
+        if (cfg.train().device().equals("java")) {
+            return out;
+        }
+        com.aparapi.device.OpenCLDevice dev;
+        try {
+            dev = io.ouro.worker.opencl.OpenClDevices.select(io.ouro.worker.opencl.DeviceSpec.parse(cfg.train().device()));
+        } catch (RuntimeException e) {
+            return out;
+        }
+        long mem = dev.getGlobalMemSize();
+        out.add(String.format(Locale.ROOT, "this machine's %s: %s of global memory (the plan above is sized for %s)",
+                io.ouro.worker.opencl.OpenClDevices.describe(dev), bytes(mem), bytes(cfg.train().deviceBytes())));
+        List<MemoryPlan> plans = memoryPlans(cfg);
+        for (int i = 0; i < plans.size(); i++) {
+            MemoryPlan p = plans.get(i);
+            out.add(String.format(Locale.ROOT, "  stage %s: %s of %s here: %s", cfg.stages().get(i).name(),
+                    bytes(p.deviceBytes()), bytes(mem), p.fits(mem) ? "fits" : "DOES NOT FIT this device"));
+        }
+        return out;
+    }
+
     /** The plan of each stage at its largest batch. */
     public static List<MemoryPlan> memoryPlans(TrainConfig cfg) {
         List<MemoryPlan> out = new ArrayList<>();

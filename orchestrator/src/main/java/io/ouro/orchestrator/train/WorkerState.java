@@ -84,6 +84,14 @@ final class WorkerState implements AutoCloseable {
             }
         }
         TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), stepShape);
+        long planned = st.plan(batch, cfg.train()).deviceBytes(), has = b.deviceMemoryBytes();
+        if (has > 0 && planned > has) {
+            b.close();
+            throw new IllegalStateException("stage " + st.name() + " is planned for " + planned + " bytes per worker "
+                    + "(train.device_memory_gib " + cfg.train().deviceMemoryGib() + "), more than this executor's "
+                    + b.describe() + " has (" + has + "); set device_memory_gib to the device's size, or micro_batch "
+                    + "and recompute (ouro plan prints what they need)");
+        }
         var sp = cfg.train().spike();
         SpikeGuard guard = new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), st.name());
         String source;

@@ -36,6 +36,11 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
+    public long deviceMemoryBytes() {
+        return model.ops().device().getGlobalMemSize();
+    }
+
+    @Override
     public ParamLayout layout() {
         return model.layout();
     }

@@ -21,6 +21,11 @@ public interface TrainingBackend extends AutoCloseable {
 
     ParamLayout layout();
 
+    /** The device's memory in bytes, or 0 where the backend has no device of its own (the Java backend). */
+    default long deviceMemoryBytes() {
+        return 0;
+    }
+
     void setParameters(float[] params);
 
     float[] parameters();
