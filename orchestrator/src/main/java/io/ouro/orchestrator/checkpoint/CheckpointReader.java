@@ -1,5 +1,8 @@
 package io.ouro.orchestrator.checkpoint;
 
+import io.ouro.worker.hf.TensorSink;
+import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.hf.Safetensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ouro.worker.model.TensorKind;

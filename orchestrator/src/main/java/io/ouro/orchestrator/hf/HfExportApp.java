@@ -2,7 +2,7 @@ package io.ouro.orchestrator.hf;
 
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
-import io.ouro.worker.hf.HfWeights;
+import io.ouro.worker.hf.Safetensors;
 import org.apache.hadoop.conf.Configuration;
 
 import java.io.IOException;
@@ -23,12 +23,12 @@ public final class HfExportApp {
         Args a = Args.parse(args, "ouro export --config FILE [--checkpoint DIR] --out DIR [--dtype bf16|fp32]"
                 + " [--tokenizer tokenizer.json] [--max-positions N]");
         System.out.println(export(a.get("config", null), a.get("checkpoint", null), a.required("out"),
-                HfWeights.Dtype.parse(a.get("dtype", "bf16")), a.get("tokenizer", null),
+                Safetensors.Dtype.parse(a.get("dtype", "bf16")), a.get("tokenizer", null),
                 Integer.parseInt(a.get("max-positions", "4096")), new Configuration()));
     }
 
     /** Exports and says what it wrote. */
-    public static String export(String config, String checkpoint, String out, HfWeights.Dtype dtype, String tokenizer,
+    public static String export(String config, String checkpoint, String out, Safetensors.Dtype dtype, String tokenizer,
                                 int maxPositions, Configuration conf) throws IOException {
         if (config == null) {
             throw new IllegalArgumentException("--config FILE (the run's pipeline config) is required");

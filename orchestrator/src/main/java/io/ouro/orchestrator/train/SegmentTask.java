@@ -3,7 +3,7 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.checkpoint.BackgroundWrites;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.checkpoint.FlatIndex;
-import io.ouro.orchestrator.checkpoint.FlatTensors;
+import io.ouro.worker.hf.FlatTensors;
 import io.ouro.orchestrator.checkpoint.ShardSnapshot;
 import io.ouro.orchestrator.checkpoint.ShardWriter;
 import io.ouro.orchestrator.checkpoint.StateKind;

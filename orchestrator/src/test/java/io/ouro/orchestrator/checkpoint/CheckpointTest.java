@@ -1,5 +1,8 @@
 package io.ouro.orchestrator.checkpoint;
 
+import io.ouro.worker.hf.FlatTensors;
+import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.hf.Safetensors;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.TensorView;

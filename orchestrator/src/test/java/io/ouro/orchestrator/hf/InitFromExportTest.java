@@ -6,7 +6,7 @@ import io.ouro.orchestrator.config.ConfigException;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.orchestrator.train.Trainer;
 import io.ouro.worker.hf.HfModelDir;
-import io.ouro.worker.hf.HfWeights;
+import io.ouro.worker.hf.Safetensors;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.Upcycling;
@@ -64,7 +64,7 @@ class InitFromExportTest {
                 new ParamLayout(a.model()), a.hash());
 
         String exported = tmp.resolve("hf").toString();
-        String said = HfExportApp.export(cfgA.toString(), null, exported, HfWeights.Dtype.F32, null, 256, conf);
+        String said = HfExportApp.export(cfgA.toString(), null, exported, Safetensors.Dtype.F32, null, 256, conf);
         assertTrue(said.contains("step-0000000004"), said);
         HfModelDir.Model back = HfModelDir.read(HfModelDir.local(Path.of(exported)), a.model());
         assertEquals(a.model(), back.config());
@@ -85,7 +85,7 @@ class InitFromExportTest {
     void initFromChecksTheModelAgainstTheDirectory() throws Exception {
         LoopConfig m = new LoopConfig(53, 16, 1, 2, 24, 3, 10_000, 1e-6, 0.1, 0.02, 1);
         Path dir = tmp.resolve("hf");
-        HfModelDir.write(HfModelDir.local(dir), m, new float[new ParamLayout(m).arraySize()], HfWeights.Dtype.BF16, 64,
+        HfModelDir.write(HfModelDir.local(dir), m, new float[new ParamLayout(m).arraySize()], Safetensors.Dtype.BF16, 64,
                 null, java.util.Map.of());
         String yaml = CONTINUE.formatted(tmp.resolve("b").toUri(), dir).replace("recurrent_steps: 2", "hidden: 32, recurrent_steps: 2");
         ConfigException e = assertThrows(ConfigException.class, () -> TrainConfig.parse("b.yaml", yaml));

@@ -27,7 +27,7 @@ public final class HfConfig {
      * @param maxPositions max_position_embeddings (RoPE has no table limit here; HF sizes its cache by it)
      * @param eosId        the tokenizer's EOS id, or -1 when unknown (then bos/eos are left out)
      */
-    public static ObjectNode toJson(LoopConfig c, HfWeights.Dtype dtype, int maxPositions, int eosId) {
+    public static ObjectNode toJson(LoopConfig c, Safetensors.Dtype dtype, int maxPositions, int eosId) {
         ObjectNode n = JSON.createObjectNode();
         n.putArray("architectures").add("OuroForCausalLM");
         n.put("model_type", "ouro");

@@ -58,7 +58,7 @@ public final class HfModelDir {
      * Writes config.json, generation_config.json, model.safetensors and, when {@code tok} is given, tokenizer.json
      * and tokenizer_config.json.
      */
-    public static void write(Files dir, LoopConfig cfg, float[] params, HfWeights.Dtype dtype, int maxPositions,
+    public static void write(Files dir, LoopConfig cfg, float[] params, Safetensors.Dtype dtype, int maxPositions,
                              Tokenizer tok, Map<String, String> meta) throws IOException {
         int eos = tok == null ? -1 : tok.eosId();
         writeJson(dir, CONFIG, HfConfig.toJson(cfg, dtype, maxPositions, eos));
@@ -73,7 +73,7 @@ public final class HfModelDir {
         gen.put("max_length", maxPositions);
         writeJson(dir, GENERATION, gen);
         try (OutputStream out = new java.io.BufferedOutputStream(dir.create(WEIGHTS), 1 << 20)) {
-            HfWeights.write(out, new ParamLayout(cfg), params, dtype, meta);
+            Safetensors.write(out, new ParamLayout(cfg).tensors(), FlatTensors.source(params), meta, dtype);
         }
         if (tok != null) {
             try (OutputStream out = dir.create(TOKENIZER)) {
@@ -113,10 +113,15 @@ public final class HfModelDir {
         } else {
             files.add(WEIGHTS);
         }
+        Map<String, TensorView> byName = new java.util.HashMap<>();
+        for (TensorView t : layout.tensors()) {
+            byName.put(t.name(), t);
+        }
         Set<String> found = new HashSet<>();
         for (String f : files) {
             try (InputStream in = new java.io.BufferedInputStream(dir.open(f), 1 << 20)) {
-                for (String name : HfWeights.readInto(in, dir.describe(f), layout, flat)) {
+                for (String name : Safetensors.readPresent(in, dir.describe(f), byName, FlatTensors.sink(flat),
+                        "an Ouro model of " + layout.config())) {
                     if (!found.add(name)) {
                         throw new IOException(dir.describe(f) + ": tensor " + name + " is also in another weights file");
                     }

@@ -48,15 +48,11 @@ class HfExportTest {
             }
         }
         ParamLayout layout = new ParamLayout(LISTED);
-        HfModelDir.write(HfModelDir.local(dir), LISTED, TestData.params(layout, 3), HfWeights.Dtype.F32, 64, null, Map.of());
+        HfModelDir.write(HfModelDir.local(dir), LISTED, TestData.params(layout, 3), Safetensors.Dtype.F32, 64, null, Map.of());
         Map<String, String> ours = new TreeMap<>();
         try (InputStream in = Files.newInputStream(dir.resolve(HfModelDir.WEIGHTS))) {
-            byte[] all = in.readAllBytes();
-            long n = java.nio.ByteBuffer.wrap(all, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
-            var header = new com.fasterxml.jackson.databind.ObjectMapper().readTree(new String(all, 8, (int) n,
-                    StandardCharsets.UTF_8).trim());
-            for (HfWeights.Entry e : HfWeights.header(header, "model.safetensors")) {
-                ours.put(e.name(), Arrays.stream(e.shape()).mapToObj(Integer::toString)
+            for (Safetensors.Entry e : Safetensors.readHeader(in, "model.safetensors").entries()) {
+                ours.put(e.name(), Arrays.stream(e.shape()).mapToObj(Long::toString)
                         .reduce((a, b) -> a + "," + b).orElse(""));
             }
         }
@@ -68,20 +64,20 @@ class HfExportTest {
         LoopConfig cfg = LoopConfig.tiny();
         ParamLayout layout = new ParamLayout(cfg);
         float[] params = TestData.params(layout, 9);
-        HfModelDir.write(HfModelDir.local(dir.resolve("fp32")), cfg, params, HfWeights.Dtype.F32, 128, null, Map.of());
+        HfModelDir.write(HfModelDir.local(dir.resolve("fp32")), cfg, params, Safetensors.Dtype.F32, 128, null, Map.of());
         HfModelDir.Model back = HfModelDir.read(HfModelDir.local(dir.resolve("fp32")), cfg);
         assertEquals(cfg, back.config());
         assertArrayEquals(params, back.params());
 
-        HfModelDir.write(HfModelDir.local(dir.resolve("bf16")), cfg, params, HfWeights.Dtype.BF16, 128, null, Map.of());
+        HfModelDir.write(HfModelDir.local(dir.resolve("bf16")), cfg, params, Safetensors.Dtype.BF16, 128, null, Map.of());
         float[] half = HfModelDir.read(HfModelDir.local(dir.resolve("bf16")), cfg).params();
         for (int i = 0; i < params.length; i++) {
-            assertEquals(HfWeights.roundBf16(params[i]), half[i], 0f);
+            assertEquals(Safetensors.roundBf16(params[i]), half[i], 0f);
             assertTrue(Math.abs(half[i] - params[i]) <= Math.abs(params[i]) * 0x1p-8, "element " + i);
         }
         // ties go to the even mantissa: 1 + 2^-8 lies half-way between 1 and 1 + 2^-7
-        assertEquals(1f, HfWeights.roundBf16(1f + 0x1p-8f), 0f);
-        assertEquals(1f + 0x1p-6f, HfWeights.roundBf16(1f + 0x1p-7f + 0x1p-8f), 0f);
+        assertEquals(1f, Safetensors.roundBf16(1f + 0x1p-8f), 0f);
+        assertEquals(1f + 0x1p-6f, Safetensors.roundBf16(1f + 0x1p-7f + 0x1p-8f), 0f);
     }
 
     @Test
@@ -93,7 +89,7 @@ class HfExportTest {
         float[] params = TestData.params(layout, 8);
         int batch = 2, seqLen = 9, n = batch * seqLen;
         int[] tokens = TestData.tokens(n, cfg.vocab(), 31), targets = TestData.targets(n, cfg.vocab(), 32);
-        HfModelDir.write(HfModelDir.local(dir), cfg, params, HfWeights.Dtype.F32, 64, null, Map.of());
+        HfModelDir.write(HfModelDir.local(dir), cfg, params, Safetensors.Dtype.F32, 64, null, Map.of());
         ReferenceModel ref = new ReferenceModel(cfg);
         ref.forward(params, tokens, targets, batch, seqLen, Objective.stageOne(0.1), true);
         try (TorchLoopLM torch = new TorchLoopLM(layout);
@@ -118,7 +114,7 @@ class HfExportTest {
     void badDirectoriesAreErrorsNamingTheFileAndField() throws IOException {
         LoopConfig cfg = LoopConfig.tiny();
         ParamLayout layout = new ParamLayout(cfg);
-        HfModelDir.write(HfModelDir.local(dir), cfg, TestData.params(layout, 1), HfWeights.Dtype.F32, 64, null, Map.of());
+        HfModelDir.write(HfModelDir.local(dir), cfg, TestData.params(layout, 1), Safetensors.Dtype.F32, 64, null, Map.of());
         Path config = dir.resolve(HfModelDir.CONFIG);
         String good = Files.readString(config);
         Files.writeString(config, good.replace("\"ouro\"", "\"llama\""));

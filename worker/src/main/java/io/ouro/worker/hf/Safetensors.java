@@ -1,4 +1,4 @@
-package io.ouro.orchestrator.checkpoint;
+package io.ouro.worker.hf;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -22,25 +22,79 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The safetensors format (the HF ecosystem's weights file): an 8-byte little-endian header length, a
- * JSON header mapping each tensor name to dtype, shape and byte range within the data, then the raw
- * little-endian data. Everything here streams (offsets are {@code long}, data moves in 1 MiB pieces), so
- * files may exceed 2 GiB. Only F32 is written or read.
+ * The safetensors format (the HF ecosystem's weights file), the one owner of it for checkpoints and HF
+ * directories: an 8-byte little-endian header length, a JSON header mapping each tensor name to dtype, shape
+ * and byte range within the data, then the raw little-endian data. Everything here streams (offsets are
+ * {@code long}, data moves in 1 MiB pieces), so files may exceed 2 GiB. F32 and BF16 are written and read;
+ * BF16 is rounded to nearest even (relative error at most 2^-8).
  */
 public final class Safetensors {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long MAX_HEADER = 100L << 20;
     /** Floats per transfer buffer. */
-    static final int CHUNK = 1 << 18;
+    public static final int CHUNK = 1 << 18;
+
+    /** The element types: F32 exactly, or BF16. */
+    public enum Dtype {
+        F32(4), BF16(2);
+
+        /** Bytes per element. */
+        public final int bytes;
+
+        Dtype(int bytes) {
+            this.bytes = bytes;
+        }
+
+        /** "fp32" / "f32" / "float32" or "bf16" / "bfloat16" (CLI and config spellings). */
+        public static Dtype parse(String s) {
+            return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+                case "fp32", "f32", "float32" -> F32;
+                case "bf16", "bfloat16" -> BF16;
+                default -> throw new IllegalArgumentException("dtype: expected bf16 or fp32, got '" + s + "'");
+            };
+        }
+
+        /** The torch_dtype name HF's config.json uses. */
+        public String torchName() {
+            return this == F32 ? "float32" : "bfloat16";
+        }
+    }
 
     private Safetensors() {
     }
 
-    /** One tensor of a file: its name, shape and byte range {@code [begin, end)} within the data section. */
-    public record Entry(String name, long[] shape, long begin, long end) {
+    /** The bfloat16 bits of {@code f}, rounded to nearest even (NaN stays a quiet NaN). */
+    public static short toBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    public static float fromBf16(short b) {
+        return Float.intBitsToFloat((b & 0xFFFF) << 16);
+    }
+
+    /** {@code f} as it reads back after a BF16 round trip. */
+    public static float roundBf16(float f) {
+        return fromBf16(toBf16(f));
+    }
+
+    /**
+     * One tensor of a file: its name, element type, shape and byte range {@code [begin, end)} within the data
+     * section.
+     */
+    public record Entry(String name, Dtype dtype, long[] shape, long begin, long end) {
+
+        /** An F32 tensor (the checkpoints' pieces). */
+        public Entry(String name, long[] shape, long begin, long end) {
+            this(name, Dtype.F32, shape, begin, end);
+        }
+
         public long elements() {
-            return (end - begin) / 4;
+            return (end - begin) / dtype.bytes;
         }
     }
 
@@ -56,13 +110,13 @@ public final class Safetensors {
     }
 
     /** The header bytes (length prefix included, padded to 8 bytes) for entries laid out back to back. */
-    static byte[] header(List<Entry> entries, Map<String, String> metadata) throws IOException {
+    public static byte[] header(List<Entry> entries, Map<String, String> metadata) throws IOException {
         ObjectNode h = JSON.createObjectNode();
         ObjectNode meta = h.putObject("__metadata__");
         new TreeMap<>(metadata).forEach(meta::put); // sorted: files must be byte-identical across JVMs
         for (Entry e : entries) {
             ObjectNode n = h.putObject(e.name());
-            n.put("dtype", "F32");
+            n.put("dtype", e.dtype().name());
             var shape = n.putArray("shape");
             for (long s : e.shape()) {
                 shape.add(s);
@@ -79,7 +133,7 @@ public final class Safetensors {
     }
 
     /** Reads and checks a header from the start of {@code in}; errors name the file and the offset. */
-    static Header readHeader(InputStream in, String file) throws IOException {
+    public static Header readHeader(InputStream in, String file) throws IOException {
         DataInputStream din = new DataInputStream(in);
         byte[] lenBytes = new byte[8];
         readFully(din, lenBytes, file, 0);
@@ -105,8 +159,12 @@ public final class Safetensors {
                 continue;
             }
             JsonNode e = f.getValue();
-            if (!"F32".equals(e.path("dtype").asText())) {
-                throw new IOException(file + ": tensor " + f.getKey() + " has dtype " + e.path("dtype") + ", expected F32");
+            Dtype dtype;
+            try {
+                dtype = Dtype.valueOf(e.path("dtype").asText());
+            } catch (IllegalArgumentException x) {
+                throw new IOException(file + ": tensor " + f.getKey() + " has dtype " + e.path("dtype")
+                        + ", expected F32 or BF16");
             }
             long[] shape = new long[e.path("shape").size()];
             long count = 1;
@@ -115,11 +173,11 @@ public final class Safetensors {
                 count *= shape[i];
             }
             long b = e.path("data_offsets").path(0).asLong(-1), en = e.path("data_offsets").path(1).asLong(-1);
-            if (b < 0 || en - b != 4 * count) {
+            if (b < 0 || en - b != dtype.bytes * count) {
                 throw new IOException(file + ": tensor " + f.getKey() + " has data_offsets [" + b + ", " + en
-                        + ") that do not hold its shape " + Arrays.toString(shape) + " in F32");
+                        + ") that do not hold its shape " + Arrays.toString(shape) + " in " + dtype);
             }
-            entries.add(new Entry(f.getKey(), shape, b, en));
+            entries.add(new Entry(f.getKey(), dtype, shape, b, en));
         }
         entries.sort(Comparator.comparingLong(Entry::begin));
         return new Header(List.copyOf(entries), meta, 8 + n);
@@ -131,16 +189,23 @@ public final class Safetensors {
      */
     public static void write(OutputStream out, List<TensorView> tensors, TensorSource src, Map<String, String> metadata)
             throws IOException {
+        write(out, tensors, src, metadata, Dtype.F32);
+    }
+
+    /** The same with every tensor stored as {@code dtype}. */
+    public static void write(OutputStream out, List<TensorView> tensors, TensorSource src, Map<String, String> metadata,
+                             Dtype dtype) throws IOException {
         List<Entry> entries = new ArrayList<>();
         long pos = 0;
         for (TensorView t : tensors) {
-            entries.add(new Entry(t.name(), Arrays.stream(t.shape()).asLongStream().toArray(), pos, pos + 4 * t.size()));
-            pos += 4 * t.size();
+            long bytes = dtype.bytes * t.size();
+            entries.add(new Entry(t.name(), dtype, Arrays.stream(t.shape()).asLongStream().toArray(), pos, pos + bytes));
+            pos += bytes;
         }
         out.write(header(entries, metadata));
         Transfer x = new Transfer();
         for (TensorView t : tensors) {
-            x.copyOut(src, t, 0, t.size(), out);
+            x.copyOut(src, t, 0, t.size(), out, dtype);
         }
     }
 
@@ -176,41 +241,99 @@ public final class Safetensors {
                 throw new IOException(file + ": tensor " + e.name() + " overlaps the tensor before it");
             }
             skipFully(in, e.begin() - pos, file, h.dataStart() + pos);
-            x.copyIn(in, file, h.dataStart() + e.begin(), t, 0, t.size(), sink);
+            x.copyIn(in, file, h.dataStart() + e.begin(), t, 0, t.size(), sink, e.dtype());
             pos = e.end();
         }
         return h.metadata();
     }
 
+    /**
+     * Reads every tensor a file holds into {@code sink}, in one pass over {@code in}, each matched to the model's
+     * tensor of that name by {@code lookup}; returns the names read. A tensor the model does not have, or of another
+     * shape, is an error naming the file and the tensor; the model's tensors absent from the file are left alone (a
+     * sharded HF checkpoint spreads them over files).
+     */
+    public static List<String> readPresent(InputStream in, String file, Map<String, TensorView> lookup, TensorSink sink,
+                                           String modelDescription) throws IOException {
+        Header h = readHeader(in, file);
+        Transfer x = new Transfer();
+        List<String> found = new ArrayList<>();
+        long pos = 0;
+        for (Entry e : h.entries()) {
+            TensorView t = lookup.get(e.name());
+            if (t == null) {
+                throw new IOException(file + ": tensor " + e.name() + " is not part of " + modelDescription
+                        + " (a different architecture?)");
+            }
+            if (!Arrays.equals(e.shape(), Arrays.stream(t.shape()).asLongStream().toArray())) {
+                throw new IOException(file + ": tensor " + e.name() + " has shape " + Arrays.toString(e.shape())
+                        + ", the model expects " + Arrays.toString(t.shape()));
+            }
+            if (e.begin() < pos) {
+                throw new IOException(file + ": tensor " + e.name() + " overlaps the tensor before it");
+            }
+            skipFully(in, e.begin() - pos, file, h.dataStart() + pos);
+            x.copyIn(in, file, h.dataStart() + e.begin(), t, 0, t.size(), sink, e.dtype());
+            pos = e.end();
+            found.add(e.name());
+        }
+        return found;
+    }
+
     /** Buffers for moving floats between tensors and little-endian bytes, a chunk at a time. */
-    static final class Transfer {
+    public static final class Transfer {
         final float[] floats = new float[CHUNK];
         final ByteBuffer bytes = ByteBuffer.allocate(4 * CHUNK).order(ByteOrder.LITTLE_ENDIAN);
 
-        /** Elements {@code [start, start + len)} of {@code t} from {@code src} to {@code out}. */
-        void copyOut(TensorSource src, TensorView t, long start, long len, OutputStream out) throws IOException {
+        /** Elements {@code [start, start + len)} of {@code t} from {@code src} to {@code out}, as F32. */
+        public void copyOut(TensorSource src, TensorView t, long start, long len, OutputStream out) throws IOException {
+            copyOut(src, t, start, len, out, Dtype.F32);
+        }
+
+        /** The same, stored as {@code dtype}. */
+        public void copyOut(TensorSource src, TensorView t, long start, long len, OutputStream out, Dtype dtype)
+                throws IOException {
             for (long done = 0; done < len; ) {
                 int n = (int) Math.min(CHUNK, len - done);
                 src.read(t, start + done, floats, 0, n);
                 bytes.clear();
-                bytes.asFloatBuffer().put(floats, 0, n);
-                out.write(bytes.array(), 0, 4 * n);
+                if (dtype == Dtype.F32) {
+                    bytes.asFloatBuffer().put(floats, 0, n);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        bytes.putShort(toBf16(floats[i]));
+                    }
+                }
+                out.write(bytes.array(), 0, dtype.bytes * n);
                 done += n;
             }
         }
 
-        /** Elements {@code [start, start + len)} of {@code t} from {@code in} (at file offset {@code at}) to the sink. */
-        void copyIn(InputStream in, String file, long at, TensorView t, long start, long len, TensorSink sink)
+        /** Elements {@code [start, start + len)} of {@code t}, F32, from {@code in} (at file offset {@code at}) to the sink. */
+        public void copyIn(InputStream in, String file, long at, TensorView t, long start, long len, TensorSink sink)
                 throws IOException {
+            copyIn(in, file, at, t, start, len, sink, Dtype.F32);
+        }
+
+        /** The same for elements stored as {@code dtype}. */
+        public void copyIn(InputStream in, String file, long at, TensorView t, long start, long len, TensorSink sink,
+                           Dtype dtype) throws IOException {
+            int w = dtype.bytes;
             for (long done = 0; done < len; ) {
                 int n = (int) Math.min(CHUNK, len - done);
-                int got = in.readNBytes(bytes.array(), 0, 4 * n);
-                if (got < 4 * n) {
-                    throw new IOException(file + ": tensor " + t.name() + " ends at offset " + (at + 4 * done + got)
-                            + ", before its " + 4 * len + " bytes (truncated)");
+                int got = in.readNBytes(bytes.array(), 0, w * n);
+                if (got < w * n) {
+                    throw new IOException(file + ": tensor " + t.name() + " ends at offset " + (at + w * done + got)
+                            + ", before its " + w * len + " bytes (truncated)");
                 }
                 bytes.clear();
-                bytes.asFloatBuffer().get(floats, 0, n);
+                if (dtype == Dtype.F32) {
+                    bytes.asFloatBuffer().get(floats, 0, n);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        floats[i] = fromBf16(bytes.getShort());
+                    }
+                }
                 sink.write(t, start + done, floats, 0, n);
                 done += n;
             }

@@ -1,4 +1,4 @@
-package io.ouro.orchestrator.checkpoint;
+package io.ouro.worker.hf;
 
 import io.ouro.worker.model.TensorView;
 
