@@ -120,8 +120,13 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         LoopConfig m = model;
         double layerForward = 2 * (4.0 * m.hidden() * m.hidden() + 3.0 * m.hidden() * m.ffn())
                 + 2.0 * m.hidden() * (shape.seqLen() + 1.0);
-        return modelFlopsPerToken(m, shape.seqLen())
-                + (shape.recompute().blockForwards() - 1) * m.steps() * m.layers() * layerForward;
+        // layer: each layer once more; loop_step: also the step's layers 0..L-2 again to refill their inputs
+        double extraLayers = switch (shape.recompute()) {
+            case NONE -> 0;
+            case LAYER -> m.layers();
+            case LOOP_STEP -> 2.0 * m.layers() - 1;
+        };
+        return modelFlopsPerToken(m, shape.seqLen()) + m.steps() * extraLayers * layerForward;
     }
 
     /** One line: the choice, the memory by kind, the FLOPs, and whether it fits {@code deviceBytes}. */

@@ -9,22 +9,13 @@ package io.ouro.worker.model;
  *   <li>{@code NONE}: every activation of every (loop step, layer); the fastest and the largest.</li>
  *   <li>{@code LAYER}: the input of each (loop step, layer); the backward pass recomputes one layer's
  *       activations before its backward: one extra forward of the looped block.</li>
- *   <li>{@code LOOP_STEP}: the input of each loop step; the backward pass recomputes the step's layer inputs,
- *       then each layer as in {@code LAYER}: two extra forwards of the looped block.</li>
+ *   <li>{@code LOOP_STEP}: the input of each loop step; the backward pass recomputes the step's layer inputs
+ *       (layers 1..L-1), then each layer as in {@code LAYER}: 2 - 1/L extra forwards of the looped block.</li>
  * </ul>
  * The per-step outputs of the final norm (the LM head's and the gate's input) are kept in every mode.
  */
 public enum Recompute {
     NONE, LAYER, LOOP_STEP;
-
-    /** Forward passes of the looped block per training step: 1 + the recomputation's. */
-    public int blockForwards() {
-        return switch (this) {
-            case NONE -> 1;
-            case LAYER -> 2;
-            case LOOP_STEP -> 3;
-        };
-    }
 
     /** The YAML spelling: none, layer, loop_step. */
     public String yamlName() {
