@@ -1,31 +1,30 @@
 package io.ouro.orchestrator.demo;
 
+import io.ouro.orchestrator.eval.TaskScorer;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.model.LoopConfig;
-import io.ouro.worker.model.Objective;
-import io.ouro.worker.model.StepReport;
-import io.ouro.worker.reference.ReferenceModel;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
- * Answer accuracy of a trained LoopLM on held-out Mano expressions, per recurrent step. Each expression
- * is fed as {@code EOS expression " ="} (a document starts after an EOS in the packed training stream);
- * the model's answer at step t is the arg-max of step t's logits at the {@code =} position, and the answer
- * must be one token. Also the answer's cross-entropy per step, the mean exit distribution at that position,
- * and the accuracy expected when each expression exits where the exit distribution says.
+ * Answer accuracy of a trained LoopLM on held-out Mano expressions, per recurrent step: the {@link TaskScorer} on the
+ * items {@code {"prompt": "<expression> =", "answer": " <value>"}}, with the figures the demo's report adds (accuracy by
+ * operator count, sampled answers).
  */
 public final class AnswerEval {
 
-    /** One expression's outcome: the truth and the answer of each step. */
+    /** The Q-exit thresholds the demo reports. */
+    static final double[] Q = {0.5, 0.9};
+
+    /** One expression's outcome: the truth and the answer of each step (-1 where it is not a number below P). */
     public record Sample(String prefix, int answer, int ops, int[] predicted) {
     }
 
-    /** The figures over all expressions. */
+    /** The figures over all expressions; {@code tasks} is the scorer's result they come from. */
     public record Result(int expressions, double[] accuracy, double[] answerCe, double[] meanExit,
-                         double exitAccuracy, int[] opsCount, double[][] accuracyByOps, List<Sample> samples) {
+                         double exitAccuracy, int[] opsCount, double[][] accuracyByOps, List<Sample> samples,
+                         TaskScorer.Result tasks) {
     }
 
     private AnswerEval() {
@@ -37,100 +36,43 @@ public final class AnswerEval {
         if (exprs.isEmpty()) {
             throw new IllegalArgumentException("no held-out expressions to evaluate");
         }
+        List<TaskScorer.Item> items = new ArrayList<>();
+        for (int i = 0; i < exprs.size(); i++) {
+            Mano.Expr e = exprs.get(i);
+            items.add(new TaskScorer.Item(i + 1, e.prefix() + " =", " " + e.answer(), List.of()));
+        }
+        TaskScorer.Result r = TaskScorer.score(tok, cfg, params, items, batch, Q);
         int steps = cfg.steps();
-        int eos = tok.eosId();
         int maxOps = exprs.stream().mapToInt(Mano.Expr::ops).max().orElse(0);
-        double[] correct = new double[steps], ce = new double[steps], exit = new double[steps];
-        double exitCorrect = 0;
         int[] opsCount = new int[maxOps + 1];
         double[][] byOps = new double[maxOps + 1][steps];
         List<Sample> samples = new ArrayList<>();
-        ReferenceModel model = new ReferenceModel(cfg);
-        for (int b0 = 0; b0 < exprs.size(); b0 += batch) {
-            List<Mano.Expr> part = exprs.subList(b0, Math.min(exprs.size(), b0 + batch));
-            List<int[]> inputs = new ArrayList<>();
-            int[] answers = new int[part.size()];
-            int seqLen = 1;
-            for (int i = 0; i < part.size(); i++) {
-                Mano.Expr e = part.get(i);
-                int[] prefix = tok.encode(e.prefix() + " =");
-                int[] ans = tok.encode(" " + e.answer());
-                if (ans.length != 1) {
-                    throw new IllegalStateException("the answer ' " + e.answer() + "' is " + ans.length
-                            + " tokens under this tokenizer; the Mano evaluation needs one (train the tokenizer on"
-                            + " the Mano corpus)");
-                }
-                int[] in = new int[prefix.length + 1];
-                in[0] = eos;
-                System.arraycopy(prefix, 0, in, 1, prefix.length);
-                inputs.add(in);
-                answers[i] = ans[0];
-                seqLen = Math.max(seqLen, in.length);
-            }
-            int n = part.size() * seqLen;
-            int[] tokens = new int[n], targets = new int[n];
-            Arrays.fill(tokens, eos);
-            Arrays.fill(targets, -1);
-            int[] rows = new int[part.size()];
-            for (int i = 0; i < part.size(); i++) {
-                int[] in = inputs.get(i);
-                System.arraycopy(in, 0, tokens, i * seqLen, in.length);
-                rows[i] = i * seqLen + in.length - 1; // the "=" position predicts the answer
-                targets[rows[i]] = answers[i];
-            }
-            StepReport rep = model.forward(params, tokens, targets, part.size(), seqLen, Objective.stageOne(0), true);
-            float[] lam = model.exitLambdas();
-            int vocab = cfg.vocab();
+        for (int i = 0; i < exprs.size(); i++) {
+            Mano.Expr e = exprs.get(i);
+            TaskScorer.Scored s = r.scored().get(i);
+            opsCount[e.ops()]++;
+            int[] pred = new int[steps];
             for (int t = 0; t < steps; t++) {
-                ce[t] += rep.stepCe()[t] * part.size();
-                exit[t] += rep.meanExit()[t] * part.size();
+                byOps[e.ops()][t] += s.correct()[t] ? 1 : 0;
+                pred[t] = decodeAnswer(s.predicted()[t]);
             }
-            for (int i = 0; i < part.size(); i++) {
-                Mano.Expr e = part.get(i);
-                int[] pred = new int[steps];
-                double survive = 1;
-                opsCount[e.ops()]++;
-                for (int t = 0; t < steps; t++) {
-                    float[] logits = model.logits(t);
-                    int best = 0;
-                    for (int j = 1; j < vocab; j++) {
-                        if (logits[rows[i] * vocab + j] > logits[rows[i] * vocab + best]) {
-                            best = j;
-                        }
-                    }
-                    boolean ok = best == answers[i];
-                    pred[t] = decodeAnswer(tok, best);
-                    correct[t] += ok ? 1 : 0;
-                    byOps[e.ops()][t] += ok ? 1 : 0;
-                    double l = lam[t * n + rows[i]];
-                    double p = t + 1 < steps ? l * survive : survive;
-                    survive *= 1 - l;
-                    exitCorrect += ok ? p : 0;
-                }
-                if (samples.size() < keepSamples) {
-                    samples.add(new Sample(e.prefix(), e.answer(), e.ops(), pred));
-                }
+            if (samples.size() < keepSamples) {
+                samples.add(new Sample(e.prefix(), e.answer(), e.ops(), pred));
             }
-        }
-        int m = exprs.size();
-        for (int t = 0; t < steps; t++) {
-            correct[t] /= m;
-            ce[t] /= m;
-            exit[t] /= m;
         }
         for (int o = 0; o <= maxOps; o++) {
             for (int t = 0; t < steps; t++) {
                 byOps[o][t] = opsCount[o] == 0 ? Double.NaN : byOps[o][t] / opsCount[o];
             }
         }
-        return new Result(m, correct, ce, exit, exitCorrect / m, opsCount, byOps, samples);
+        return new Result(exprs.size(), r.accuracy(), r.answerNll(), r.meanExit(), r.gateAccuracy(), opsCount, byOps,
+                samples, r);
     }
 
-    // the number a predicted token stands for, or -1 when it is not one of 0..P-1
-    private static int decodeAnswer(BpeTokenizer tok, int id) {
-        String s = tok.decode(new int[] {id}).trim();
+    // the number a predicted answer stands for, or -1 when it is not one of 0..P-1
+    private static int decodeAnswer(String s) {
         try {
-            int v = Integer.parseInt(s);
+            int v = Integer.parseInt(s.trim());
             return v >= 0 && v < Mano.P ? v : -1;
         } catch (NumberFormatException e) {
             return -1;

@@ -71,6 +71,10 @@ public final class DemoReport {
             out.add("answer CE per loop step: " + vec(a.answerCe(), "%.3f") + "; mean exit distribution at the"
                     + " answer: " + vec(a.meanExit(), "%.3f") + String.format(Locale.ROOT,
                     "; accuracy when exiting as the gate says: %.3f", a.exitAccuracy()));
+            for (int k = 0; k < a.tasks().q().length; k++) {
+                out.add(String.format(Locale.ROOT, "  Q-exit at q = %.2f: accuracy %.3f, mean exit step %.2f",
+                        a.tasks().q()[k], a.tasks().qAccuracy()[k], a.tasks().qMeanExitStep()[k]));
+            }
             for (int o = 0; o < a.opsCount().length; o++) {
                 if (a.opsCount()[o] > 0) {
                     out.add(String.format(Locale.ROOT, "  %d operator(s), %d expressions: accuracy per loop step %s", o,

@@ -74,7 +74,7 @@ public final class GenerateApp {
     }
 
     /** The tokenizer named, else the model directory's tokenizer.json. */
-    static BpeTokenizer tokenizer(String file, String modelDir, Configuration conf) throws IOException {
+    public static BpeTokenizer tokenizer(String file, String modelDir, Configuration conf) throws IOException {
         if (file != null) {
             return BpeTokenizer.load(Paths.get(file));
         }

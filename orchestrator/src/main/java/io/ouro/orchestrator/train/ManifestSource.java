@@ -16,7 +16,7 @@ import java.io.UncheckedIOException;
  * API ({@code hdfs://}, {@code file://}, ...) by {@link ShardStream}: each window costs positioned reads
  * of the record batches it touches, each checked against its CRC32C; nothing else is read or held.
  */
-final class ManifestSource implements TokenSource {
+public final class ManifestSource implements TokenSource {
 
     private final ShardStream stream;
 
@@ -24,7 +24,7 @@ final class ManifestSource implements TokenSource {
         this.stream = stream;
     }
 
-    static TokenSource open(String manifest, int vocab) {
+    public static TokenSource open(String manifest, int vocab) {
         ShardStream s;
         try {
             Path p = new Path(manifest);

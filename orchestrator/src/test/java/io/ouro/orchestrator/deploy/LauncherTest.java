@@ -55,7 +55,7 @@ class LauncherTest {
         Out usage = run(Map.of(), "/bin/bash", ouro);
         assertEquals(2, usage.code());
         for (String c : List.of("ouro demo", "ouro synth mano", "ouro train", "ouro tokenize", "ouro inspect",
-                "ouro train-tokenizer", "ouro plan", "ouro export", "ouro generate", "ouro devices")) {
+                "ouro train-tokenizer", "ouro plan", "ouro export", "ouro generate", "ouro eval", "ouro devices")) {
             assertTrue(usage.text().contains(c), "usage names " + c + ":\n" + usage.text());
         }
         Out bad = run(Map.of(), "/bin/bash", ouro, "trian");

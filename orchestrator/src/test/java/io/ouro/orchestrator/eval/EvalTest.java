@@ -1,0 +1,312 @@
+package io.ouro.orchestrator.eval;
+
+import io.ouro.tokenizer.TextTokenizer;
+import io.ouro.tokenizer.shard.Manifest;
+import io.ouro.tokenizer.shard.ShardFormat;
+import io.ouro.tokenizer.shard.ShardTable;
+import io.ouro.tokenizer.shard.ShardWriter;
+import io.ouro.worker.backend.JavaBackend;
+import io.ouro.worker.infer.ExitPolicy;
+import io.ouro.worker.infer.Generator;
+import io.ouro.worker.infer.KvCache;
+import io.ouro.worker.infer.TokenSampler;
+import io.ouro.worker.model.AdamWConfig;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamInit;
+import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.StepShape;
+import io.ouro.worker.reference.ReferenceModel;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code ouro eval} and the task scorer on a model trained here (300 steps, a few seconds) on a synthetic rule: after
+ * an EOS (id 16) each token is the previous plus 3, modulo 16. Tokens 0..15 are the letters a..p.
+ */
+class EvalTest {
+
+    static final int EOS = 16, T = 3;
+    static final LoopConfig CFG = new LoopConfig(17, 32, 1, 2, 48, T, 10_000, 1e-6, 0.1, 0.1, 11);
+    static float[] params;
+
+    /** Letters a..p are ids 0..15; EOS is 16 and has no text. */
+    static final TextTokenizer LETTERS = new TextTokenizer() {
+        @Override
+        public int[] encode(String text) {
+            return text.chars().map(c -> c - 'a').toArray();
+        }
+
+        @Override
+        public String decode(int[] ids) {
+            StringBuilder b = new StringBuilder();
+            for (int id : ids) {
+                b.append(id == EOS ? "" : String.valueOf((char) ('a' + id)));
+            }
+            return b.toString();
+        }
+
+        @Override
+        public int vocabSize() {
+            return 17;
+        }
+
+        @Override
+        public int eosId() {
+            return EOS;
+        }
+
+        @Override
+        public String fingerprint() {
+            return "letters";
+        }
+    };
+
+    @TempDir
+    java.nio.file.Path tmp;
+
+    @BeforeAll
+    static void train() {
+        int batch = 8, seqLen = 16, n = batch * seqLen;
+        Random rnd = new Random(1);
+        try (JavaBackend b = new JavaBackend(CFG, AdamWConfig.ouro(), StepShape.whole(batch, seqLen))) {
+            b.setParameters(ParamInit.initialize(b.layout()));
+            for (int step = 0; step < 300; step++) {
+                int[] tokens = new int[n], targets = new int[n];
+                for (int s = 0; s < batch; s++) {
+                    int x = rnd.nextInt(16);
+                    tokens[s * seqLen] = EOS;
+                    targets[s * seqLen] = x;
+                    for (int i = 1; i < seqLen; i++) {
+                        tokens[s * seqLen + i] = x;
+                        x = (x + 3) % 16;
+                        targets[s * seqLen + i] = x;
+                    }
+                }
+                b.zeroGradients();
+                b.forwardBackward(tokens, targets, Objective.stageOne(0.1));
+                b.clipGradients(1.0);
+                b.adamw(3e-3, t -> true);
+            }
+            params = b.parameters();
+        }
+    }
+
+    static String rule(int from, int len) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0, x = from; i < len; i++, x = (x + 3) % 16) {
+            b.append((char) ('a' + x));
+        }
+        return b.toString();
+    }
+
+    /** Items following the rule (1 to 3 answer letters, short prompts so early steps err) and some with wrong answers. */
+    static List<TaskScorer.Item> items() {
+        Random r = new Random(5);
+        List<TaskScorer.Item> items = new ArrayList<>();
+        for (int i = 0; i < 60; i++) {
+            int from = r.nextInt(16), plen = 1 + r.nextInt(4), alen = 1 + r.nextInt(3);
+            String seq = rule(from, plen + alen);
+            String answer = i % 5 == 4 ? rule(r.nextInt(16), alen) : seq.substring(plen);
+            items.add(new TaskScorer.Item(i + 1, seq.substring(0, plen), answer, List.of()));
+        }
+        return items;
+    }
+
+    static int[] prompt(String p) {
+        int[] ids = LETTERS.encode(p), in = new int[ids.length + 1];
+        in[0] = EOS;
+        System.arraycopy(ids, 0, in, 1, ids.length);
+        return in;
+    }
+
+    @Test
+    void accuracyPerStepAndQExitEqualOneAtATimeGreedyDecoding() {
+        List<TaskScorer.Item> items = items();
+        double[] qs = {0, 0.3, 0.6, 0.9, 1};
+        TaskScorer.Result r = TaskScorer.score(LETTERS, CFG, params, items, 7, qs);
+        System.out.println("EvalTest: accuracy per step " + Arrays.toString(r.accuracy()) + ", gate " + r.gateAccuracy()
+                + ", Q-exit " + Arrays.toString(r.qAccuracy()) + " at mean steps " + Arrays.toString(r.qMeanExitStep()));
+        Generator g = new Generator(CFG, params);
+        double[] acc = new double[T], qAcc = new double[qs.length];
+        int single = 0;
+        for (int i = 0; i < items.size(); i++) {
+            TaskScorer.Item it = items.get(i);
+            int[] want = LETTERS.encode(it.answer());
+            for (int k = 1; k <= T; k++) {
+                int[] got = g.generate(prompt(it.prompt()), want.length, -1, ExitPolicy.atStep(k), KvCache.Mode.FULL,
+                        TokenSampler.greedy()).tokens();
+                boolean ok = Arrays.equals(got, want);
+                assertEquals(ok, r.scored().get(i).correct()[k - 1], "line " + it.line() + " at step " + k);
+                acc[k - 1] += ok ? 1.0 / items.size() : 0;
+            }
+            // one answer token: Q-exit decides on the prompt's last token, computed with every step as at prefill
+            if (want.length == 1) {
+                single++;
+                for (int k = 0; k < qs.length; k++) {
+                    int[] got = g.generate(prompt(it.prompt()), 1, -1, ExitPolicy.qExit(qs[k]), KvCache.Mode.FULL,
+                            TokenSampler.greedy()).tokens();
+                    assertEquals(got[0] == want[0], r.scored().get(i).qCorrect()[k], "line " + it.line() + " q " + qs[k]);
+                }
+            }
+        }
+        assertTrue(single >= 10, "enough one-token answers: " + single);
+        assertArrayEquals(acc, r.accuracy(), 1e-12);
+        assertTrue(r.accuracy()[T - 1] >= 0.75, "the rule is learnt: " + Arrays.toString(r.accuracy()));
+        assertTrue(r.accuracy()[T - 1] <= 0.85, "the wrong answers are wrong: " + Arrays.toString(r.accuracy()));
+        assertEquals(1.0, r.qMeanExitStep()[0], 0, "q = 0 exits at step 1");
+        assertEquals(T, r.qMeanExitStep()[qs.length - 1], 0, "q = 1 exits at step T");
+        assertEquals(r.accuracy()[0], r.qAccuracy()[0], 0);
+        assertEquals(r.accuracy()[T - 1], r.qAccuracy()[qs.length - 1], 0);
+        assertEquals(1.0, Arrays.stream(r.meanExit()).sum(), 1e-6);
+        // batching and padding change nothing
+        TaskScorer.Result one = TaskScorer.score(LETTERS, CFG, params, items, 1, qs);
+        assertArrayEquals(r.accuracy(), one.accuracy(), 0);
+        assertArrayEquals(r.answerNll(), one.answerNll(), 1e-4);
+        assertArrayEquals(r.qAccuracy(), one.qAccuracy(), 0);
+    }
+
+    @Test
+    void multipleChoicePicksTheAnswerOfHighestLikelihood() {
+        List<TaskScorer.Item> items = List.of(
+                new TaskScorer.Item(1, "adgj", "mp", List.of("ab", "mp", "cc")),
+                new TaskScorer.Item(2, "bekn", "ad", List.of("ad", "ae")),
+                new TaskScorer.Item(3, "cfil", "ob", List.of("bo", "ob", "oo")));
+        TaskScorer.Result r = TaskScorer.score(LETTERS, CFG, params, items, 2, new double[] {0.5});
+        assertEquals(1.0, r.accuracy()[T - 1], "at step T: " + Arrays.toString(r.accuracy()));
+        for (int i = 0; i < items.size(); i++) {
+            TaskScorer.Scored s = r.scored().get(i);
+            assertEquals(items.get(i).answer(), s.predicted()[T - 1]);
+            // the answer's NLL is its CE summed over its tokens, from a direct forward of prompt + answer
+            int[] in = prompt(items.get(i).prompt() + items.get(i).answer());
+            int len = in.length - 1;
+            int[] tokens = Arrays.copyOf(in, len), targets = new int[len];
+            Arrays.fill(targets, -1);
+            targets[len - 2] = in[len - 1];
+            targets[len - 1] = in[len];
+            StepReport rep = new ReferenceModel(CFG).forward(params, tokens, targets, 1, len, Objective.stageOne(0), false);
+            assertEquals(2 * rep.stepCe()[T - 1], s.answerNll()[T - 1], 1e-4);
+        }
+    }
+
+    @Test
+    void malformedLinesAreCountedWithTheirLineNumbers() {
+        TaskScorer.Tasks t = TaskScorer.parse("tasks.jsonl", List.of(
+                "{\"prompt\": \"adg\", \"answer\": \"j\"}",
+                "not json",
+                "",
+                "{\"prompt\": 1, \"answer\": \"j\"}",
+                "{\"prompt\": \"adg\"}",
+                "{\"prompt\": \"adg\", \"answer\": \"j\", \"choices\": [\"a\", \"b\"]}",
+                "[1, 2]",
+                "{\"prompt\": \"\", \"answer\": \"a\", \"choices\": [\"a\", \"b\"]}"));
+        assertEquals(2, t.items().size());
+        assertEquals(List.of(1, 8), t.items().stream().map(TaskScorer.Item::line).toList());
+        assertEquals(5, t.bad().size(), t.bad().toString());
+        assertEquals(List.of("tasks.jsonl:2:", "tasks.jsonl:4:", "tasks.jsonl:5:", "tasks.jsonl:6:", "tasks.jsonl:7:"),
+                t.bad().stream().map(b -> b.substring(0, b.indexOf(':', b.indexOf(':') + 1) + 1)).toList());
+        assertTrue(t.bad().get(1).contains("\"prompt\": expected a string"), t.bad().get(1));
+        assertTrue(t.bad().get(2).contains("\"answer\""), t.bad().get(2));
+        assertTrue(t.bad().get(3).contains("not one of \"choices\""), t.bad().get(3));
+    }
+
+    /** Writes one shard of rule documents of random lengths and its manifest; returns the token stream. */
+    static int[] writeCorpus(FileSystem fs, Path dir, int tokens, long seed) throws IOException {
+        Random r = new Random(seed);
+        int[] all = new int[tokens + 64];
+        int at = 0;
+        String name = "rule-u00000-0000.arrow";
+        long key = ShardFormat.crcKey("rule", name, "letters", "in");
+        ShardWriter.Info info;
+        try (FSDataOutputStream o = fs.create(new Path(dir, name), true);
+             ShardWriter w = new ShardWriter(o, true, "rule", "letters", EOS, ShardFormat.DEFAULT_BATCH_TOKENS, key)) {
+            while (w.tokens() < tokens) {
+                int n = 3 + r.nextInt(30);
+                int[] doc = LETTERS.encode(rule(r.nextInt(16), n));
+                w.add(doc, n);
+                System.arraycopy(doc, 0, all, at, n);
+                all[at + n] = EOS;
+                at += n + 1;
+            }
+            info = w.finish();
+        }
+        ShardTable t = new ShardTable();
+        t.add(new ShardTable.Entry(name, info.documents(), info.tokens(), info.bytes(), info.sha256(), info.indexOffset(),
+                key));
+        Manifest m = new Manifest(ShardFormat.FORMAT, "rule", "in", "letters.json", "a".repeat(64), 17, EOS, "uint16",
+                ShardFormat.DEFAULT_BATCH_TOKENS, t, 0, Map.of(), Map.of(), "");
+        try (FSDataOutputStream o = fs.create(new Path(dir, "manifest.json"), true)) {
+            m.write(o);
+        }
+        return Arrays.copyOf(all, at);
+    }
+
+    @Test
+    @Timeout(120)
+    void perStepCeOfTheSparkJobEqualsADirectForwardOfTheSameWindows() throws Exception {
+        FileSystem fs = FileSystem.getLocal(new Configuration());
+        int seqLen = 16;
+        List<String> manifests = new ArrayList<>();
+        List<int[]> streams = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            Path dir = new Path(tmp.resolve("m" + i).toUri());
+            streams.add(writeCorpus(fs, dir, 500 + 300 * i, 7 + i));
+            manifests.add(dir + "/manifest.json");
+        }
+        double[] qs = {0, 0.5, 1};
+        EvalApp.Perplexity p;
+        SparkConf sc = new SparkConf().setAppName("EvalTest").setMaster("local[2]")
+                .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
+                .set("spark.ui.enabled", "false");
+        try (JavaSparkContext jsc = new JavaSparkContext(sc)) {
+            p = EvalApp.perplexity(jsc, CFG, params, manifests, seqLen, 5, 1_000, qs, 3);
+        }
+        // every window of both streams, in one forward
+        List<int[]> windows = new ArrayList<>();
+        for (int[] s : streams) {
+            for (int w = 0; (w + 1) * seqLen + 1 <= s.length; w++) {
+                windows.add(Arrays.copyOfRange(s, w * seqLen, w * seqLen + seqLen + 1));
+            }
+        }
+        int n = windows.size() * seqLen;
+        int[] tokens = new int[n], targets = new int[n];
+        for (int w = 0; w < windows.size(); w++) {
+            System.arraycopy(windows.get(w), 0, tokens, w * seqLen, seqLen);
+            System.arraycopy(windows.get(w), 1, targets, w * seqLen, seqLen);
+        }
+        StepReport rep = new ReferenceModel(CFG).forward(params, tokens, targets, windows.size(), seqLen,
+                Objective.stageOne(0), false);
+        System.out.print("EvalTest: direct CE per step " + Arrays.toString(rep.stepCe()) + "\n" + EvalApp.table(p));
+        assertEquals(windows.size(), p.windows());
+        assertEquals(n, p.tokens());
+        for (int t = 0; t < T; t++) {
+            assertEquals(rep.stepCe()[t], p.stepCe()[t], 1e-5, "step " + (t + 1));
+            assertEquals(rep.meanExit()[t], p.meanExit()[t], 1e-5, "exit at step " + (t + 1));
+        }
+        assertTrue(p.stepCe()[T - 1] < 1.0, "the rule is learnt: " + Arrays.toString(p.stepCe()));
+        assertEquals(1.0, p.qExitStep()[0], 0, "q = 0 exits at step 1");
+        assertEquals(p.stepCe()[0], p.qCe()[0], 1e-9);
+        assertEquals(T, p.qExitStep()[2], 0, "q = 1 exits at step T");
+        assertEquals(p.stepCe()[T - 1], p.qCe()[2], 1e-9);
+        assertTrue(p.qExitStep()[1] >= 1 && p.qExitStep()[1] <= T);
+    }
+}
