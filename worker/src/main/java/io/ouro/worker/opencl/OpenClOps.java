@@ -26,6 +26,9 @@ public final class OpenClOps implements AutoCloseable {
 
     private final LoopKernel k = new LoopKernel();
     private final int[] segments;
+    /** Floats of the buffers as sized (their arrays may be longer: see {@link HostArrays}). */
+    private long logicalFloats;
+    private final java.util.Map<Buffer, Integer> sizes = new java.util.EnumMap<>(Buffer.class);
     private final OpenCLDevice device;
     private final boolean cpuDevice;
     private final Residency residency = new Residency();
@@ -67,22 +70,41 @@ public final class OpenClOps implements AutoCloseable {
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         this.segments = paramSegments.clone();
-        k.w = new float[paramSegments[0]];
-        k.gw = new float[paramSegments[0]];
-        k.mom1 = new float[paramSegments[0]];
-        k.mom2 = new float[paramSegments[0]];
-        if (paramSegments.length > 1) {
-            k.w2 = new float[paramSegments[1]];
-            k.gw2 = new float[paramSegments[1]];
-            k.mom1b = new float[paramSegments[1]];
-            k.mom2b = new float[paramSegments[1]];
+        int second = paramSegments.length > 1 ? paramSegments[1] : 1;
+        // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
+        k.w = HostArrays.floats(paramSegments[0]);
+        k.gw = HostArrays.floats(paramSegments[0]);
+        k.mom1 = HostArrays.floats(paramSegments[0]);
+        k.mom2 = HostArrays.floats(paramSegments[0]);
+        k.w2 = HostArrays.floats(second);
+        k.gw2 = HostArrays.floats(second);
+        k.mom1b = HostArrays.floats(second);
+        k.mom2b = HostArrays.floats(second);
+        k.act = HostArrays.floats(actSize);
+        k.metrics = HostArrays.floats(metricsSize);
+        k.tok = HostArrays.ints(rows);
+        k.tgt = HostArrays.ints(rows);
+        k.ropeCos = HostArrays.floats(1);
+        k.ropeSin = HostArrays.floats(1);
+        for (int i = 0; i < LoopKernel.STASH_SLOTS; i++) {
+            setStash(i, HostArrays.floats(i < stashSizes.length ? stashSizes[i] : 1));
         }
-        k.act = new float[actSize];
-        k.metrics = new float[metricsSize];
-        k.tok = new int[rows];
-        k.tgt = new int[rows];
-        for (int i = 0; i < stashSizes.length; i++) {
-            setStash(i, new float[stashSizes[i]]);
+        sizes.put(Buffer.PARAMS, paramSegments[0]);
+        sizes.put(Buffer.GRADS, paramSegments[0]);
+        sizes.put(Buffer.MOM1, paramSegments[0]);
+        sizes.put(Buffer.MOM2, paramSegments[0]);
+        sizes.put(Buffer.PARAMS2, second);
+        sizes.put(Buffer.GRADS2, second);
+        sizes.put(Buffer.MOM1B, second);
+        sizes.put(Buffer.MOM2B, second);
+        sizes.put(Buffer.ACT, actSize);
+        sizes.put(Buffer.METRICS, metricsSize);
+        sizes.put(Buffer.TOKENS, rows);
+        sizes.put(Buffer.TARGETS, rows);
+        logicalFloats = 4L * paramSegments[0] + 4L * (paramSegments.length > 1 ? second : 1) + actSize + metricsSize
+                + 2L * rows + 2 + LoopKernel.STASH_SLOTS - stashSizes.length;
+        for (int s0 : stashSizes) {
+            logicalFloats += s0;
         }
         k.setExplicit(true);
         KernelCheck.requireOpenCl(k, device);
@@ -125,28 +147,26 @@ public final class OpenClOps implements AutoCloseable {
     public void upload(Buffer b) {
         if (b == Buffer.TOKENS || b == Buffer.TARGETS) {
             k.put(ints(b));
-            bytesUp += 4L * ints(b).length;
+            bytesUp += 4L * sizes.get(b);
         } else {
             k.put(floats(b));
-            bytesUp += 4L * floats(b).length;
+            bytesUp += 4L * sizes.get(b);
         }
         residency.set(b, Residency.Side.BOTH);
     }
 
     public void download(Buffer b) {
         k.get(floats(b));
-        bytesDown += 4L * floats(b).length;
+        bytesDown += 4L * sizes.get(b);
         residency.set(b, Residency.Side.BOTH);
     }
 
-    /** Bytes of every buffer the kernel holds on the device (each mirrored by a Java array on the host). */
+    /**
+     * Bytes of every buffer the kernel holds on the device as sized (each mirrored by a Java array on the host); the
+     * arrays are at least half a G1 region each ({@link HostArrays}), which adds up to 30 such halves.
+     */
     public long deviceBytes() {
-        long floats = (long) k.w.length + k.gw.length + k.mom1.length + k.mom2.length + k.w2.length + k.gw2.length
-                + k.mom1b.length + k.mom2b.length + k.act.length + k.metrics.length + k.tok.length + k.tgt.length
-                + k.ropeCos.length + k.ropeSin.length + k.s0.length + k.s1.length + k.s2.length + k.s3.length
-                + k.s4.length + k.s5.length + k.s6.length + k.s7.length + k.s8.length + k.s9.length + k.s10.length
-                + k.s11.length + k.s12.length + k.s13.length + k.s14.length + k.s15.length;
-        return 4 * floats;
+        return 4 * logicalFloats;
     }
 
     /** Bytes moved host to device and device to host since the start. */
@@ -159,11 +179,14 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     public void setRopeTables(float[] cos, float[] sin) {
-        k.ropeCos = cos;
-        k.ropeSin = sin;
-        k.put(cos);
-        k.put(sin);
+        k.ropeCos = HostArrays.floats(cos.length);
+        k.ropeSin = HostArrays.floats(sin.length);
+        System.arraycopy(cos, 0, k.ropeCos, 0, cos.length);
+        System.arraycopy(sin, 0, k.ropeSin, 0, sin.length);
+        k.put(k.ropeCos);
+        k.put(k.ropeSin);
         bytesUp += 4L * (cos.length + sin.length);
+        logicalFloats += cos.length + sin.length - 2;
     }
 
     // C(i,j) (= or +=) sum_k A(i,k) B(j,k), C (m,n), with element (r,c) of X at xOff + r*xRs + c*xCs

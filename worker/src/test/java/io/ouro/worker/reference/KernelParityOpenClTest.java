@@ -233,10 +233,10 @@ class KernelParityOpenClTest {
         float[] g = ops.host(Buffer.GRADS).clone();
         ops.scaleGrads(0.25f);
         float[] dG = fetch(Buffer.GRADS);
-        for (int i = 0; i < g.length; i++) {
+        for (int i = 0; i < PARAMS; i++) {
             g[i] *= 0.25f;
         }
-        assertClose("gradient scale in runs", g, 0, dG, 0, g.length, 0);
+        assertClose("gradient scale in runs", g, 0, dG, 0, PARAMS, 0);
     }
 
     static float[] slice(float[] a, int off, int count) {
