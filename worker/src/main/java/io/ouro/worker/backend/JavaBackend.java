@@ -2,7 +2,6 @@ package io.ouro.worker.backend;
 
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.AdamWConfig;
-import io.ouro.worker.model.GradClip;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
@@ -83,7 +82,7 @@ public final class JavaBackend implements TrainingBackend {
 
     @Override
     public double clipGradients(double maxNorm) {
-        return GradClip.clip(grads, maxNorm);
+        return schedule.clipGradients(maxNorm);
     }
 
     @Override

@@ -135,7 +135,7 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
             return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s: DOES NOT FIT: %s",
                     shape.micro(), shape.seqLen(), shape.recompute().yamlName(), problem);
         }
-        String fit = deviceBytes(deviceBytes) ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
+        String fit = this.deviceBytes <= deviceBytes ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
                 : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
         return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
                         + "(parameters + gradients + AdamW %s in %d buffer%s, activations %s, stash %s in %d buffer%s), "
@@ -147,10 +147,6 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
                 gib(this.deviceBytes), gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes),
                 gib(stashBytes), stashBuffers, stashBuffers == 1 ? "" : "s", gib(heapBytes),
                 modelFlopsPerToken(model, shape.seqLen()), flopsPerToken(), fit);
-    }
-
-    private boolean deviceBytes(long limit) {
-        return this.deviceBytes <= limit;
     }
 
     static String gib(double bytes) {

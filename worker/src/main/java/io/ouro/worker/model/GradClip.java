@@ -15,6 +15,11 @@ public final class GradClip {
         return Math.sqrt(ss);
     }
 
+    /** The factor clipping scales a gradient of this norm by (applied only when below 1). */
+    public static double coefficient(double norm, double maxNorm) {
+        return maxNorm / (norm + 1e-6);
+    }
+
     /**
      * Scales the gradients by {@code maxNorm / (norm + 1e-6)} when that is below 1.
      *
@@ -22,7 +27,7 @@ public final class GradClip {
      */
     public static double clip(float[] grads, double maxNorm) {
         double norm = norm(grads);
-        double coef = maxNorm / (norm + 1e-6);
+        double coef = coefficient(norm, maxNorm);
         if (coef < 1) {
             float c = (float) coef;
             for (int i = 0; i < grads.length; i++) {

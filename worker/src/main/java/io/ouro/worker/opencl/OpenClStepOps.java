@@ -165,10 +165,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             throw new IllegalStateException("OpenClStepOps allocates its device buffers once");
         }
         buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit);
-        long work = 0;
-        for (int i = 0; i < sizes.length; i++) {
-            work += stash[i] ? 0 : sizes[i];
-        }
+        // the schedule's working regions, then (CPU) the LM head transposed and the GEMM's scratch
+        long work = buffers.actFloats() - (cpu ? cpuScratchFloats(cfg, rows) : 0);
         int[] stashSizes = new int[buffers.stashFloats().length];
         for (int i = 0; i < stashSizes.length; i++) {
             stashSizes[i] = (int) buffers.stashFloats()[i];

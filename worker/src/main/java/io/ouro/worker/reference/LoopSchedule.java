@@ -1,5 +1,6 @@
 package io.ouro.worker.reference;
 
+import io.ouro.worker.model.GradClip;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
@@ -440,7 +441,7 @@ public final class LoopSchedule {
     /** Global-norm clipping as torch's clip_grad_norm_; returns the norm before clipping. */
     public double clipGradients(double maxNorm) {
         double norm = Math.sqrt(ops.gradSumSquares());
-        double coef = maxNorm / (norm + 1e-6);
+        double coef = GradClip.coefficient(norm, maxNorm);
         if (coef < 1) {
             ops.scaleGrads((float) coef);
         }
