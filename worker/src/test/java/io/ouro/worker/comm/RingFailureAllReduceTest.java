@@ -107,9 +107,12 @@ class RingFailureAllReduceTest {
             try {
                 ranks.get(2).close();
                 List<Throwable> errors = LocalRing.failures(2, r -> () -> ranks.get(r).allReduceSum(new float[50_000], 0, 50_000));
+                // Whichever rank notices first fails because of rank 2 (rank 1 writing to it, or rank 0
+                // reading from it); the other may see only that first rank close its link (CI saw rank 0
+                // fail on a broken pipe to rank 1 after rank 1 had given up on rank 2).
                 AllReduceException e0 = assertInstanceOf(AllReduceException.class, errors.get(0));
-                assertEquals(2, e0.peerRank(), e0.getMessage());
-                assertInstanceOf(AllReduceException.class, errors.get(1));
+                AllReduceException e1 = assertInstanceOf(AllReduceException.class, errors.get(1));
+                assertTrue(e0.peerRank() == 2 || e1.peerRank() == 2, e0.getMessage() + " / " + e1.getMessage());
                 AllReduceException closed = assertThrows(AllReduceException.class, () -> ranks.get(2).allReduceSum(new float[4], 0, 4));
                 assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
             } finally {
