@@ -18,6 +18,10 @@
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
+#   overlap     the data-parallel step of a d 512, 8-layer, T 2 model (26M parameters) with W = 1 and W = 2 ranks on
+#               127.0.0.1: the gradient exchange's ring time, the share of it hidden behind the backward, the wait
+#               after the backward, and the W = 2 step time over W = 1's; args: [device opencl:0] [steps 3] [hidden 512]
+#               [layers 8] [seq 128] [loop steps 2] [connections 2] [bucket MiB 8] [shard_optimizer false]
 #   data        the training data path: a generated corpus (10^9 tokens, 64 shards) on the local
 #               filesystem under $TMPDIR (deleted after), the windows of training steps (seq 4096, W = 2)
 #               read by position; bytes read / bytes delivered, against the old whole-shard reader's rule,
@@ -60,6 +64,11 @@ case "$name" in
   allreduce)
     cp=$(test_classpath worker)
     exec java -Xmx8g -cp "$cp" io.ouro.worker.bench.AllReduceBench "$@"
+    ;;
+  overlap)
+    cp=$(test_classpath orchestrator)
+    exec java -Xmx12g --add-modules=jdk.incubator.vector \
+      -cp "$cp" io.ouro.orchestrator.train.OverlapBench "$@"
     ;;
   plan)
     cp=$(test_classpath orchestrator)

@@ -40,7 +40,15 @@ public final class FlatIndex {
 
     /** {@code [from, to)} of rank {@code rank} of {@code world}. */
     public long[] range(int rank, int world) {
-        return new long[] {total * rank / world, total * (rank + 1) / world};
+        return new long[] {bound(total, rank, world), bound(total, rank + 1, world)};
+    }
+
+    /**
+     * Where rank {@code rank}'s range of {@code total} elements starts (rank W: the end): the one rule for who holds
+     * what, used by checkpoint shards and by ZeRO-1's optimizer slices.
+     */
+    public static long bound(long total, int rank, int world) {
+        return Math.multiplyExact(total, rank) / world;
     }
 
     /** Elements {@code [start, start + length)} of tensor {@code tensor} (its index in the layout). */

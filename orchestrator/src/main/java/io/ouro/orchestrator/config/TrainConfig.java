@@ -42,12 +42,18 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
     public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
                         long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
                         Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
-                        long maxBufferMib) implements Serializable {
+                        long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib)
+            implements Serializable {
 
         Train withCheckpointEvery(long every) {
             return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                     maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                    maxBufferMib);
+                    maxBufferMib, shardOptimizer, ringConnections, bucketMib);
+        }
+
+        /** The largest gradient bucket of the exchange, in floats. */
+        public int bucketFloats() {
+            return (int) Math.min(Integer.MAX_VALUE - 8, (long) bucketMib * (1L << 20) / 4);
         }
 
         /** The device memory the plan sizes each worker for, in bytes. */
@@ -133,7 +139,8 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
          */
         public MemoryPlan plan(int batch, Train train) {
             return MemoryPlan.choose(model, batch, seqLen, microBatch, recompute, recomputeChunk,
-                    train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS);
+                    train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS,
+                    train.shardOptimizer() ? train.workers() : 1, train.workers() > 1 ? train.bucketFloats() : 0);
         }
 
         /** Sequences per worker at global step {@code s} (the batch ramp, in whole sequences). */
@@ -328,9 +335,12 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         va.noOthers();
         double memory = t.number("device_memory_gib", 141.0, 0.001, 1e6);
         long maxBuffer = t.integer("max_buffer_mib", 0L, 0, OpenClModel.MAX_BUFFER_FLOATS * 4 / (1 << 20));
+        boolean shard = t.bool("shard_optimizer", false);
+        int connections = (int) t.integer("ring_connections", 2L, 1, 64);
+        int bucket = (int) t.integer("bucket_mib", 32L, 1, 8191);
         t.noOthers();
         Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
-                injectNan, validation, memory, maxBuffer);
+                injectNan, validation, memory, maxBuffer, shard, connections, bucket);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

@@ -2,40 +2,65 @@ package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.TrainingBackend;
-import io.ouro.worker.comm.RingAllReduce;
+import io.ouro.orchestrator.checkpoint.FlatIndex;
+import io.ouro.worker.comm.RingGroup;
+import io.ouro.worker.model.GradClip;
+import io.ouro.worker.model.GradientReady;
+import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.data.Sampler;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.StepReport;
-import io.ouro.worker.model.TensorView;
 
 /**
  * One rank's data-parallel training step, free of Spark: forward and backward on its slice of the global
- * batch, the token-weighted gradients and {@link StepSums} all-reduced over the ring, then clipping, the
- * spike/NaN guard (every rank decides alike from the same sums) and AdamW. Every call a step makes into
- * the {@link TrainingBackend} is in this class. Also the forward-only evaluation of the held-out split.
+ * batch, the token-weighted gradients exchanged bucket by bucket while the backward goes on
+ * ({@link GradientExchange}), {@link StepSums} all-reduced, then clipping, the spike/NaN guard (every rank decides
+ * alike from the same sums and norm) and AdamW: on every parameter (replicated optimizer), or with ZeRO-1 on this
+ * rank's slice, followed by an all-gather of the updated parameters. Every call a step makes into the
+ * {@link TrainingBackend} is in this class or the exchange. Also the forward-only evaluation of the held-out split.
  */
 final class DataParallelStep {
 
     private final TrainingBackend b;
-    private final RingAllReduce ring;
+    private final RingGroup rings;
     private final TrainConfig.Stage stage;
     private final double clip;
     private final SpikeGuard guard;
     private final long injectNonFiniteAt;
+    private final GradientExchange exchange;
 
     /**
      * @param clip              global gradient-norm limit, 0 for none
      * @param injectNonFiniteAt a step at which the last rank behaves as if its loss were non-finite (tests), or -1
+     * @param bucketFloats      the largest gradient bucket
+     * @param shardOptimizer    ZeRO-1: this rank keeps (and updates) the moments of its range of the flat layout
+     *                          only ({@link #owners}); the backend must have been sharded alike
      */
-    DataParallelStep(TrainingBackend b, RingAllReduce ring, TrainConfig.Stage stage, double clip, SpikeGuard guard,
-                     long injectNonFiniteAt) {
+    DataParallelStep(TrainingBackend b, RingGroup rings, TrainConfig.Stage stage, double clip, SpikeGuard guard,
+                     long injectNonFiniteAt, int bucketFloats, boolean shardOptimizer, long timeoutMillis) {
         this.b = b;
-        this.ring = ring;
+        this.rings = rings;
         this.stage = stage;
         this.clip = clip;
         this.guard = guard;
         this.injectNonFiniteAt = injectNonFiniteAt;
+        long total = b.layout().totalSize();
+        long trainFrom = stage.stageTwo() ? b.layout().gateWeight().offset() : 0;
+        this.exchange = rings.worldSize() == 1 ? null : new GradientExchange(b, rings, trainFrom, total, bucketFloats,
+                shardOptimizer ? owners(total, rings.worldSize()) : null, timeoutMillis);
+    }
+
+    /**
+     * ZeRO-1's ranges: rank r keeps the moments of parameters [owners[r], owners[r+1]) of the flat layout, the range
+     * it also writes to checkpoints ({@link FlatIndex#range}).
+     */
+    static long[] owners(long total, int world) {
+        long[] o = new long[world + 1];
+        for (int r = 0; r <= world; r++) {
+            o[r] = FlatIndex.bound(total, r, world);
+        }
+        return o;
     }
 
     /** What one step did on this rank: the global figures, and the tokens of this rank's slice. */
@@ -47,57 +72,65 @@ final class DataParallelStep {
         long t0 = System.nanoTime();
         Objective obj = objective(stage);
         int loopSteps = stage.model().steps();
+        boolean inject = s == injectNonFiniteAt && rings.rank() == rings.worldSize() - 1;
         b.zeroGradients();
         StepReport rep = null;
-        if (!(s == injectNonFiniteAt && ring.rank() == ring.worldSize() - 1)) {
+        if (exchange != null) {
+            // the token weighting: the global objective is the mean over every target position of the global batch
+            exchange.begin(inject ? 0 : TokenBatch.validate(batch.tokens(), batch.targets(), batch.rows(),
+                    batch.seqLen(), stage.model().vocab()));
+        }
+        if (!inject) {
             try {
-                rep = b.forwardBackward(batch.tokens(), batch.targets(), obj);
+                rep = b.forwardBackward(batch.tokens(), batch.targets(), obj,
+                        exchange == null ? GradientReady.NONE : exchange::ready);
             } catch (NonFiniteException e) {
                 rep = null;
             }
         }
-        float[] g = b.gradients();
-        // token-weighted: the global objective is the mean over every target position of the global batch; a
-        // non-finite rank still takes part in the all-reduce, with nothing
-        float w = rep == null ? 0 : rep.tokens();
-        for (int i = 0; i < g.length; i++) {
-            g[i] *= w;
+        if (exchange != null) {
+            // a non-finite rank still takes part in every call, with nothing
+            exchange.endBackward(rep == null);
         }
-        StepSums sums = StepSums.local(rep, loopSteps);
         long c1 = System.nanoTime();
-        if (stage.stageTwo()) {
-            // Stage II trains the exit gate only: the frozen LM's gradients are zero and are not all-reduced
-            for (TensorView t : new TensorView[] {b.layout().gateWeight(), b.layout().gateBias()}) {
-                ring.allReduceSum(g, t.off(), (int) t.size());
-            }
-        } else {
-            ring.allReduceSum(g, 0, g.length);
-        }
-        ring.allReduceSum(sums.values, 0, sums.values.length);
+        StepSums sums = StepSums.local(rep, loopSteps);
+        rings.allReduceSum(sums.values, 0, sums.values.length);
+        double[] ex = exchange == null ? new double[] {0, Double.NaN} : exchange.await();
         long c2 = System.nanoTime();
         double loss = sums.loss(), norm = Double.NaN;
         String skipped, note = null;
         if (sums.nonFiniteRanks() > 0) {
             skipped = "non-finite loss on " + sums.nonFiniteRanks() + " rank(s)";
         } else {
-            float total = sums.tokens();
-            for (int i = 0; i < g.length; i++) {
-                g[i] /= total;
+            double maxNorm = clip > 0 ? clip : Double.POSITIVE_INFINITY;
+            // the exchanged gradient is the token-weighted sum: 1 / tokens makes it the mean
+            double prescale = exchange == null ? 1 : 1.0 / sums.tokens();
+            if (exchange == null) {
+                norm = b.clipGradients(maxNorm, 1);
+            } else if (!exchange.sharded()) {
+                exchange.writeBack();
+                norm = b.clipGradients(maxNorm, prescale);
+            } else {
+                float[] ss = {(float) exchange.ownedSumSquares()};
+                rings.allReduceSum(ss, 0, 1);
+                norm = Math.sqrt(ss[0]) * prescale;
+                exchange.writeOwned((float) (Math.min(1, GradClip.coefficient(norm, maxNorm)) * prescale));
             }
-            b.setGradients(g);
-            norm = b.clipGradients(clip > 0 ? clip : Double.POSITIVE_INFINITY);
             skipped = guard.check(loss, norm);
             note = guard.takeNote();
         }
         double lr = stage.lrAt(s);
         if (skipped == null) {
             b.adamw(lr, stage.stageTwo() ? b.layout()::isGate : t -> true);
+            if (exchange != null && exchange.sharded()) {
+                exchange.gatherParameters();
+            }
         }
         long c3 = System.nanoTime();
         double ms = 1e-6;
         StepMetrics m = new StepMetrics(s, loss, sums.stepCe(), sums.meanExit(), norm, lr, (long) sums.tokens(),
                 (c3 - t0 + dataWaitNanos) * ms, ((c1 - t0) + (c3 - c2)) * ms, (c2 - c1) * ms, dataWaitNanos * ms,
-                skipped, note);
+                ex[0], ex[1], skipped, note);
         return new Outcome(m, rep == null ? 0 : rep.tokens());
     }
 
@@ -106,10 +139,10 @@ final class DataParallelStep {
      * sequences per rank, forward only, token-weighted CE per loop step and mean exit all-reduced.
      */
     Validation validate(Sampler heldOut, int batches, int batchPerRank) {
-        int g = ring.worldSize() * batchPerRank;
+        int g = rings.worldSize() * batchPerRank;
         StepSums acc = StepSums.zero(stage.model().steps());
         for (int k = 0; k < batches; k++) {
-            Sampler.Batch bt = heldOut.batch(k, (long) k * g, g, ring.rank(), ring.worldSize());
+            Sampler.Batch bt = heldOut.batch(k, (long) k * g, g, rings.rank(), rings.worldSize());
             StepReport r;
             try {
                 r = b.forward(bt.tokens(), bt.targets(), objective(stage));
@@ -118,7 +151,7 @@ final class DataParallelStep {
             }
             acc.add(StepSums.local(r, stage.model().steps()));
         }
-        ring.allReduceSum(acc.values, 0, acc.values.length);
+        rings.allReduceSum(acc.values, 0, acc.values.length);
         return new Validation(acc.stepCe(), acc.meanExit(), (long) acc.tokens());
     }
 

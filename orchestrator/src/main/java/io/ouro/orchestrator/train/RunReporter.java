@@ -97,7 +97,7 @@ final class RunReporter implements AutoCloseable {
         this.attempt = attempt;
         this.first = first;
         this.last = last;
-        ProgressPlugin.show(st.name(), first, Double.NaN, 0, first, last - 1);
+        ProgressPlugin.show(st.name(), first, Double.NaN, 0, first, last - 1, 0, Double.NaN);
         return String.format(Locale.ROOT, "stage %s · steps %d–%d · loss %s · %s tok/s", st.name(), first, last - 1,
                 lossText, speedText);
     }
@@ -123,7 +123,8 @@ final class RunReporter implements AutoCloseable {
         // MFU against the config's peak, else the fp32 peak of a known device (none for CPUs and unknown devices)
         double peak = cfg.train().peakGflops() > 0 ? cfg.train().peakGflops() : DevicePeaks.fp32Gflops(device);
         log.accept(m.line(stage.name(), peak, MemoryPlan.modelFlopsPerToken(stage.model(), stage.seqLen())));
-        ProgressPlugin.show(stage.name(), m.step(), m.loss(), m.tokens() / (m.wallMs() / 1e3), first, last - 1);
+        ProgressPlugin.show(stage.name(), m.step(), m.loss(), m.tokens() / (m.wallMs() / 1e3), first, last - 1,
+                m.exchangeMs(), m.hidden());
         if (metrics != null) {
             try {
                 metrics.write((m.json(stage.name(), Map.of("run_id", runId, "time_ms", System.currentTimeMillis()))

@@ -9,7 +9,7 @@ import io.ouro.orchestrator.checkpoint.ShardWriter;
 import io.ouro.orchestrator.checkpoint.StateKind;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.orchestrator.config.TrainConfig;
-import io.ouro.worker.comm.RingAllReduce;
+import io.ouro.worker.comm.RingGroup;
 import io.ouro.worker.comm.RingConfig;
 import io.ouro.worker.data.Prefetcher;
 import io.ouro.worker.data.Sampler;
@@ -86,7 +86,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         String host = hostOf(ctx, rank);
         TrainConfig.Stage st0 = cfg.stageAt(first);
         int batch = st0.batchAt(first);
-        WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg, st0, batch);
+        WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg, st0, batch, rank, world);
         WorkerState st = lease.state();
         boolean completed = false;
         try {
@@ -99,11 +99,12 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;
             Validation validation = null;
-            try (RingAllReduce ring = RingAllReduce.open(rc, msg -> Arrays.asList(ctx.allGather(msg)));
+            try (RingGroup ring = RingGroup.open(rc, cfg.train().ringConnections(), msg -> Arrays.asList(ctx.allGather(msg)));
                  Prefetcher pf = new Prefetcher(step -> sampler.batch(step, firstSample + (step - first) * global,
                          global, rank, world), "rank " + rank, first, last, 2, timeout.toMillis())) {
                 DataParallelStep dp = new DataParallelStep(st.backend, ring, st0, cfg.train().clip(), st.guard,
-                        cfg.train().injectNonFiniteAtStep());
+                        cfg.train().injectNonFiniteAtStep(), cfg.train().bucketFloats(), cfg.train().shardOptimizer(),
+                        timeout.toMillis());
                 for (long s = first; s < last; s++) {
                     if (s == injectFailureAt && rank == world - 1) {
                         throw new IllegalStateException("injected failure at step " + s + " (train.inject_failure_at_step)");

@@ -15,10 +15,13 @@ import java.util.Map;
  * per-loop-step cross-entropy, the mean exit distribution, the gradient norm before clipping, the
  * learning rate, where the time went on rank 0 (compute, all-reduce, waiting for data, the rest), why the
  * update was skipped (null when it was applied) and anything else the step has to say (null when nothing).
+ * {@code commMs} is the time the step waited for the exchange after its backward; {@code exchangeMs} the time
+ * the gradient exchange kept a ring busy, of which the share {@code hidden} ran behind the backward (NaN with
+ * one rank, where nothing is exchanged).
  */
 public record StepMetrics(long step, double loss, double[] stepCe, double[] meanExit, double gradNorm, double lr,
                           long tokens, double wallMs, double computeMs, double commMs, double dataWaitMs,
-                          String skipped, String note) implements Serializable {
+                          double exchangeMs, double hidden, String skipped, String note) implements Serializable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -50,6 +53,9 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         }
         b.append(String.format(Locale.ROOT, " | %.0f ms: compute %.0f, all-reduce %.0f, data wait %.1f, other %.1f",
                 wallMs, computeMs, commMs, dataWaitMs, Math.max(0, overheadMs() - dataWaitMs)));
+        if (!Double.isNaN(hidden)) {
+            b.append(String.format(Locale.ROOT, "; exchange %.0f ms, %.0f%% hidden", exchangeMs, 100 * hidden));
+        }
         return b.toString();
     }
 
@@ -81,6 +87,10 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         o.put("compute_ms", computeMs);
         o.put("comm_ms", commMs);
         o.put("data_wait_ms", dataWaitMs);
+        o.put("exchange_ms", exchangeMs);
+        if (!Double.isNaN(hidden)) {
+            o.put("hidden", hidden);
+        }
         if (skipped != null) {
             o.put("skipped", skipped);
         }
@@ -106,7 +116,8 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         return new StepMetrics(o.path("step").asLong(), o.path("loss").asDouble(), doubles(o.path("ce")),
                 doubles(o.path("exit")), o.path("grad_norm").asDouble(), o.path("lr").asDouble(), o.path("tokens").asLong(),
                 o.path("wall_ms").asDouble(), o.path("compute_ms").asDouble(), o.path("comm_ms").asDouble(),
-                o.path("data_wait_ms").asDouble(), o.hasNonNull("skipped") ? o.get("skipped").asText() : null,
+                o.path("data_wait_ms").asDouble(), o.path("exchange_ms").asDouble(),
+                o.hasNonNull("hidden") ? o.get("hidden").asDouble() : Double.NaN, o.hasNonNull("skipped") ? o.get("skipped").asText() : null,
                 o.hasNonNull("note") ? o.get("note").asText() : null);
     }
 

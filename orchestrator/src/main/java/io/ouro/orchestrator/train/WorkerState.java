@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.checkpoint.FlatIndex;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.hf.HadoopDir;
 import io.ouro.worker.hf.HfModelDir;
@@ -14,6 +15,7 @@ import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.Upcycling;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 
@@ -36,11 +38,15 @@ final class WorkerState implements AutoCloseable {
     final String shape;
     final TrainingBackend backend;
     final SpikeGuard guard;
+    /** ZeRO-1: the range of the flat layout whose moments the backend keeps; null when it keeps all. */
+    final long[] range;
     long step;
     private boolean inUse;
 
-    private WorkerState(String runId, String device, String shape, TrainingBackend backend, long step, SpikeGuard guard) {
+    private WorkerState(String runId, String device, String shape, TrainingBackend backend, long step, SpikeGuard guard,
+                        long[] range) {
         this.guard = guard;
+        this.range = range;
         this.runId = runId;
         this.device = device;
         this.shape = shape;
@@ -56,9 +62,11 @@ final class WorkerState implements AutoCloseable {
         return st.name() + "/" + st.model() + "/" + s;
     }
 
-    static Lease acquire(String runId, long step, String device, TrainConfig cfg, TrainConfig.Stage st, int batch) {
+    static Lease acquire(String runId, long step, String device, TrainConfig cfg, TrainConfig.Stage st, int batch,
+                         int rank, int world) {
         StepShape stepShape = st.plan(batch, cfg.train()).shape();
-        String shape = shape(st, stepShape);
+        boolean shard = cfg.train().shardOptimizer() && world > 1;
+        String shape = shape(st, stepShape) + (shard ? "/zero-1 rank " + rank + " of " + world : "");
         WorkerState moveFrom = null;
         synchronized (REGISTRY) {
             for (Iterator<WorkerState> it = REGISTRY.iterator(); it.hasNext(); ) {
@@ -84,6 +92,21 @@ final class WorkerState implements AutoCloseable {
             }
         }
         TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), stepShape);
+        long total = b.layout().totalSize();
+        long[] range = shard ? new long[] {FlatIndex.bound(total, rank, world), FlatIndex.bound(total, rank + 1, world)}
+                : null;
+        if (range != null) {
+            b.shardOptimizer(range[0], range[1]);
+        }
+        if (moveFrom != null && range != null && !(Arrays.equals(moveFrom.range, range)
+                && moveFrom.backend.layout().totalSize() == total)) {
+            // the resident state holds another slice of the moments: this rank's comes from the checkpoint
+            synchronized (REGISTRY) {
+                REGISTRY.remove(moveFrom);
+            }
+            moveFrom.close();
+            moveFrom = null;
+        }
         long planned = st.plan(batch, cfg.train()).deviceBytes(), has = b.deviceMemoryBytes();
         if (has > 0 && planned > has) {
             b.close();
@@ -135,7 +158,7 @@ final class WorkerState implements AutoCloseable {
                     + e.getMessage(), e);
         }
         guard.enterStage(st.name());
-        WorkerState s = new WorkerState(runId, device, shape, b, step, guard);
+        WorkerState s = new WorkerState(runId, device, shape, b, step, guard, range);
         s.inUse = true;
         synchronized (REGISTRY) {
             REGISTRY.add(s);

@@ -4,6 +4,7 @@ import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.comm.RingAllReduce;
+import io.ouro.worker.comm.RingGroup;
 import io.ouro.worker.comm.RingConfig;
 import io.ouro.worker.data.Sampler;
 import io.ouro.worker.model.AdamWConfig;
@@ -55,10 +56,11 @@ class DataParallelStepTest {
                 Arrays.copyOfRange(tgt, from * len, (from + rows) * len));
     }
 
-    /** One all-gather among {@code world} threads, as the barrier task context gives. */
+    /** All-gathers among {@code world} threads, as the barrier task context gives (any number, one after the other). */
     static List<Function<String, List<String>>> gather(int world) {
         String[] slots = new String[world];
         CyclicBarrier barrier = new CyclicBarrier(world);
+        CyclicBarrier read = new CyclicBarrier(world);
         List<Function<String, List<String>>> out = new ArrayList<>();
         for (int r = 0; r < world; r++) {
             int rank = r;
@@ -66,10 +68,12 @@ class DataParallelStepTest {
                 slots[rank] = msg;
                 try {
                     barrier.await(30, TimeUnit.SECONDS);
+                    List<String> all = List.of(slots.clone());
+                    read.await(30, TimeUnit.SECONDS); // nobody writes the next round's slot before all have read
+                    return all;
                 } catch (Exception e) {
                     throw new IllegalStateException(e);
                 }
-                return List.of(slots.clone());
             });
         }
         return out;
@@ -77,6 +81,16 @@ class DataParallelStepTest {
 
     /** Runs steps 0-3 with {@code world} ranks; returns rank 0's metrics and every rank's final weights. */
     static List<Object> train(int world) throws Exception {
+        return train(CFG, STAGE, world, "java", 2, 1 << 20, false);
+    }
+
+    /**
+     * The first 4 steps of {@code stage} (the non-finite one counted from its start) with {@code world} ranks on {@code device}, {@code connections} rings, buckets of
+     * {@code bucketFloats}, the optimizer replicated or sharded (ZeRO-1); rank 0's metrics, every rank's final
+     * weights, then every rank's optimizer state.
+     */
+    static List<Object> train(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int connections,
+                              int bucketFloats, boolean shard) throws Exception {
         byte[] secret = RingAllReduce.newSecret();
         List<Function<String, List<String>>> g = gather(world);
         ExecutorService pool = Executors.newFixedThreadPool(world);
@@ -87,19 +101,23 @@ class DataParallelStepTest {
                 ranks.add(pool.submit(() -> {
                     int rows = 4 / world;
                     Duration t = Duration.ofSeconds(30);
-                    try (TrainingBackend b = Backends.open("java", STAGE.model(), AdamWConfig.ouro(), rows, STAGE.seqLen());
-                         RingAllReduce ring = RingAllReduce.open(new RingConfig(rank, world, "127.0.0.1", "127.0.0.1",
-                                 secret, t, t, RingConfig.DEFAULT_CHUNK_BYTES), g.get(rank))) {
+                    try (TrainingBackend b = Backends.open(device, stage.model(), AdamWConfig.ouro(), rows, stage.seqLen());
+                         RingGroup ring = RingGroup.open(new RingConfig(rank, world, "127.0.0.1", "127.0.0.1",
+                                 secret, t, t, 4096), connections, g.get(rank))) {
+                        if (shard && world > 1) {
+                            long[] o = DataParallelStep.owners(b.layout().totalSize(), world);
+                            b.shardOptimizer(o[rank], o[rank + 1]);
+                        }
                         b.setParameters(ParamInit.initialize(b.layout()));
-                        var sp = CFG.train().spike();
-                        DataParallelStep dp = new DataParallelStep(b, ring, STAGE, CFG.train().clip(),
+                        var sp = cfg.train().spike();
+                        DataParallelStep dp = new DataParallelStep(b, ring, stage, cfg.train().clip(),
                                 new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), "main"),
-                                CFG.train().injectNonFiniteAtStep());
+                                stage.firstStep() + cfg.train().injectNonFiniteAtStep(), bucketFloats, shard, 30_000);
                         List<StepMetrics> m = new ArrayList<>();
                         for (long s = 0; s < 4; s++) {
-                            m.add(dp.step(s, batch(s, rank * rows, rows), 0).metrics());
+                            m.add(dp.step(stage.firstStep() + s, batch(s, rank * rows, rows), 0).metrics());
                         }
-                        return new Object[] {m, b.parameters()};
+                        return new Object[] {m, b.parameters(), b.optimizerState()};
                     }
                 }));
             }
@@ -108,6 +126,9 @@ class DataParallelStepTest {
                 Object[] r = f.get(120, TimeUnit.SECONDS);
                 out.add(r[0]);
                 out.add(r[1]);
+            }
+            for (Future<Object[]> f : ranks) {
+                out.add(f.get()[2]);
             }
             return out;
         } finally {

@@ -103,6 +103,7 @@ class LiveProgressTest {
         Path metricsDir = tmp.resolve("metrics");
         Pattern stepGauge = Pattern.compile("ProgressPlugin\\.step\"\\s*:\\s*\\{\\s*\"value\"\\s*:\\s*(\\d+)");
         Pattern lossGauge = Pattern.compile("ProgressPlugin\\.loss\"\\s*:\\s*\\{\\s*\"value\"\\s*:\\s*([-0-9.eE]+)");
+        Pattern hiddenGauge = Pattern.compile("ProgressPlugin\\.exchange_hidden\"\\s*:\\s*\\{\\s*\"value\"\\s*:\\s*([-0-9.eE]+)");
         String seen = null;
         long deadline = System.nanoTime() + Duration.ofSeconds(240).toNanos();
         while (seen == null && driver.isAlive() && System.nanoTime() < deadline) {
@@ -114,17 +115,19 @@ class LiveProgressTest {
                 continue;
             }
             String gauges = get(http, ui + "/metrics/json/");
-            Matcher step = stepGauge.matcher(gauges), loss = lossGauge.matcher(gauges);
+            Matcher step = stepGauge.matcher(gauges), loss = lossGauge.matcher(gauges), hidden = hiddenGauge.matcher(gauges);
             String apps = get(http, ui + "/api/v1/applications");
             Matcher id = Pattern.compile("\"id\"\\s*:\\s*\"([^\"]+)\"").matcher(apps);
             String jobs = id.find() ? get(http, ui + "/api/v1/applications/" + id.group(1) + "/jobs") : "";
             boolean running = Pattern.compile("\"description\"\\s*:\\s*\"stage main · steps 0–" + (STEPS - 1)
                     + "[^\"]*\"[^}]*\"status\"\\s*:\\s*\"RUNNING\"").matcher(jobs).find();
             // all of this before the driver has the segment's result
-            if (!segmentEnded.get() && step.find() && loss.find() && running) {
+            if (!segmentEnded.get() && step.find() && loss.find() && hidden.find() && running) {
                 seen = String.format("while segment 0–%d ran: %d step lines logged, %d in the metrics file, UI gauges step %s"
-                        + " loss %s, REST API: the segment's job RUNNING", STEPS - 1, logSteps, fileSteps, step.group(1),
-                        loss.group(1));
+                        + " loss %s exchange hidden %s, REST API: the segment's job RUNNING", STEPS - 1, logSteps,
+                        fileSteps, step.group(1), loss.group(1), hidden.group(1));
+                double h = Double.parseDouble(hidden.group(1));
+                assertTrue(h >= 0 && h <= 1, seen);
                 long gaugeStep = Long.parseLong(step.group(1));
                 assertTrue(gaugeStep >= 1 && gaugeStep < STEPS - 1, seen);
                 assertTrue(logSteps >= 2, seen);
@@ -143,6 +146,8 @@ class LiveProgressTest {
             assertEquals(s, m.step());
             assertEquals("main", f.get("stage"));
             assertTrue(Double.isFinite(m.loss()) && m.stepCe().length == 4 && m.tokens() > 0, lines.get(s));
+            // two ranks exchange gradients: how long it took and how much of it the backward hid
+            assertTrue(m.exchangeMs() > 0 && m.hidden() >= 0 && m.hidden() <= 1, lines.get(s));
         }
     }
 }

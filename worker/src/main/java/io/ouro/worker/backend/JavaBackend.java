@@ -3,6 +3,7 @@ package io.ouro.worker.backend;
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
@@ -20,13 +21,15 @@ public final class JavaBackend implements TrainingBackend {
 
     private final ReferenceModel model;
     private final LoopSchedule schedule;
-    private final AdamW optimizer;
+    private final AdamWConfig adam;
+    private AdamW optimizer;
     private final int batch;
     private final float[] params, grads;
 
     public JavaBackend(LoopConfig cfg, AdamWConfig adam, StepShape shape) {
         this.model = new ReferenceModel(cfg);
         this.schedule = model.schedule(shape);
+        this.adam = adam;
         this.optimizer = adam.create(model.layout());
         this.batch = shape.batch();
         this.params = new float[model.layout().arraySize()];
@@ -47,7 +50,7 @@ public final class JavaBackend implements TrainingBackend {
     @Override
     public void setParameters(float[] p) {
         System.arraycopy(p, 0, params, 0, params.length);
-        optimizer.restore(new io.ouro.worker.model.OptimizerState(0, new float[params.length], new float[params.length]));
+        optimizer = adam.create(model.layout(), optimizer.from(), optimizer.to());
     }
 
     @Override
@@ -56,8 +59,35 @@ public final class JavaBackend implements TrainingBackend {
     }
 
     @Override
-    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective) {
-        return schedule.run(tokens, targets, batch, objective, true);
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
+        return schedule.run(tokens, targets, batch, objective, true, ready);
+    }
+
+    @Override
+    public void readGradients(long from, float[] dst, int off, int len, float scale) {
+        for (int i = 0; i < len; i++) {
+            dst[off + i] = scale * grads[(int) from + i];
+        }
+    }
+
+    @Override
+    public void writeGradients(long from, float[] src, int off, int len) {
+        System.arraycopy(src, off, grads, (int) from, len);
+    }
+
+    @Override
+    public void readParameters(long from, float[] dst, int off, int len) {
+        System.arraycopy(params, (int) from, dst, off, len);
+    }
+
+    @Override
+    public void writeParameters(long from, float[] src, int off, int len) {
+        System.arraycopy(src, off, params, (int) from, len);
+    }
+
+    @Override
+    public void shardOptimizer(long from, long to) {
+        optimizer = adam.create(model.layout(), from, to);
     }
 
     @Override
@@ -81,8 +111,8 @@ public final class JavaBackend implements TrainingBackend {
     }
 
     @Override
-    public double clipGradients(double maxNorm) {
-        return schedule.clipGradients(maxNorm);
+    public double clipGradients(double maxNorm, double prescale) {
+        return schedule.clipGradients(maxNorm, prescale);
     }
 
     @Override

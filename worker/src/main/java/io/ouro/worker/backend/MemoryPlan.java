@@ -33,6 +33,16 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
 
     /** The shape on a GPU, or on a CPU device ({@code cpu}: the GEMM's transposition scratch is added). */
     public static MemoryPlan of(LoopConfig model, StepShape shape, boolean cpu, long actLimit) {
+        return of(model, shape, cpu, actLimit, 1, 0);
+    }
+
+    /**
+     * The same for a data-parallel worker: the Adam moments of 1/{@code optimizerShards} of the parameters (ZeRO-1
+     * over that many ranks; 1: all of them), and the exchange buffer of the largest gradient bucket
+     * ({@code exchangeFloats}; 0: none yet).
+     */
+    public static MemoryPlan of(LoopConfig model, StepShape shape, boolean cpu, long actLimit, int optimizerShards,
+                                long exchangeFloats) {
         ParamLayout layout = new ParamLayout(model);
         long p = layout.totalSize();
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
@@ -56,12 +66,14 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
             problem = problem == null ? e.getMessage() : problem;
         }
         long rows = (long) shape.micro() * shape.seqLen();
-        // metrics, token and target ids, RoPE tables, and one-element placeholders of the kernel's unused buffers
+        // metrics, token and target ids, RoPE tables, and one-element placeholders of the kernel's unused buffers (and of
+        // the exchange buffer, which grows to the largest gradient bucket once the data-parallel step uses it)
         long small = 4L * (rows * 3 + 2L * model.steps() + OpenClOps.PARAM_SEGMENTS * 256L
                 + (long) shape.seqLen() * model.headDim() + 4L * (OpenClOps.PARAM_SEGMENTS - Math.max(1, segments))
-                + (16 - stashBuffers));
-        long state = 16 * p;
-        long device = state + 4 * (act + stash) + small;
+                + (16 - stashBuffers) + 1);
+        // parameters and gradients, the moments of this rank's share (rounded up), the exchange buffer
+        long state = 8 * p + 8 * ((p + optimizerShards - 1) / optimizerShards);
+        long device = state + 4 * (act + stash) + small + 4 * Math.max(0, Math.min(exchangeFloats, p) - 1);
         long heap = device + 12 * p;
         return new MemoryPlan(model, shape, p, segments, state, 4 * act, 4 * stash, stashBuffers, device, heap, problem);
     }
@@ -81,6 +93,13 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
      */
     public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
                                     long bufferLimit, long deviceBytes, long actLimit) {
+        return choose(model, batch, seqLen, micro, recompute, chunk, bufferLimit, deviceBytes, actLimit, 1, 0);
+    }
+
+    /** The same for a data-parallel worker (see {@link #of(LoopConfig, StepShape, boolean, long, int, long)}). */
+    public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
+                                    long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
+                                    long exchangeFloats) {
         List<Recompute> modes = recompute != null ? List.of(recompute) : List.of(Recompute.values());
         List<Integer> micros = new ArrayList<>();
         if (micro > 0) {
@@ -95,7 +114,8 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         MemoryPlan last = null;
         for (Recompute r : modes) {
             for (int m : micros) {
-                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit), actLimit);
+                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit), false, actLimit, optimizerShards,
+                        exchangeFloats);
                 if (last.fits(deviceBytes)) {
                     return last;
                 }
@@ -138,13 +158,14 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         String fit = this.deviceBytes <= deviceBytes ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
                 : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
         return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
-                        + "(parameters + gradients + AdamW %s in %d buffer%s, activations %s, stash %s in %d buffer%s), "
+                        + "(parameters + gradients + AdamW%s %s in %d buffer%s, activations %s, stash %s in %d buffer%s), "
                         + "executor heap %s; %.3g FLOP/token (%.3g with recomputation): %s",
                 shape.micro(), shape.seqLen(), shape.recompute().yamlName(),
                 shape.recompute() == Recompute.NONE ? "" : " in chunks of "
                         + io.ouro.worker.reference.LoopSchedule.chunkRows(shape.micro() * shape.seqLen(),
                         shape.recompute(), shape.chunk()) + " rows",
-                gib(this.deviceBytes), gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes),
+                gib(this.deviceBytes), stateBytes < 16 * parameters ? " moments of this rank's slice (ZeRO-1)" : "",
+                gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes),
                 gib(stashBytes), stashBuffers, stashBuffers == 1 ? "" : "s", gib(heapBytes),
                 modelFlopsPerToken(model, shape.seqLen()), flopsPerToken(), fit);
     }

@@ -3,6 +3,7 @@ package io.ouro.worker.backend;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepShape;
@@ -56,8 +57,33 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
-    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective) {
-        return model.forwardBackward(tokens, targets, objective);
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
+        return model.forwardBackward(tokens, targets, objective, ready);
+    }
+
+    @Override
+    public void readGradients(long from, float[] dst, int off, int len, float scale) {
+        model.readGradients(from, dst, off, len, scale);
+    }
+
+    @Override
+    public void writeGradients(long from, float[] src, int off, int len) {
+        model.writeGradients(from, src, off, len);
+    }
+
+    @Override
+    public void readParameters(long from, float[] dst, int off, int len) {
+        model.readParameters(from, dst, off, len);
+    }
+
+    @Override
+    public void writeParameters(long from, float[] src, int off, int len) {
+        model.writeParameters(from, src, off, len);
+    }
+
+    @Override
+    public void shardOptimizer(long from, long to) {
+        model.shardOptimizer(from, to);
     }
 
     @Override
@@ -81,8 +107,8 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
-    public double clipGradients(double maxNorm) {
-        return model.clipGradients(maxNorm);
+    public double clipGradients(double maxNorm, double prescale) {
+        return model.clipGradients(maxNorm, prescale);
     }
 
     @Override

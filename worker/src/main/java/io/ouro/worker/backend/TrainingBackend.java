@@ -1,5 +1,6 @@
 package io.ouro.worker.backend;
 
+import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
@@ -34,7 +35,16 @@ public interface TrainingBackend extends AutoCloseable {
      * Forward and backward of the batch, micro-batch by micro-batch, adding its gradient (normalised by the batch's
      * tokens with a target) into the backend's.
      */
-    StepReport forwardBackward(int[] tokens, int[] targets, Objective objective);
+    default StepReport forwardBackward(int[] tokens, int[] targets, Objective objective) {
+        return forwardBackward(tokens, targets, objective, GradientReady.NONE);
+    }
+
+    /**
+     * The same, telling {@code ready} during the last micro-batch's backward as each group of
+     * {@link ParamLayout#gradientGroups()} has its final gradient, so that it can be read out
+     * ({@link #readGradients}) and exchanged while the backward goes on.
+     */
+    StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready);
 
     /** The batch's metrics without a backward pass (validation). */
     StepReport forward(int[] tokens, int[] targets, Objective objective);
@@ -45,8 +55,35 @@ public interface TrainingBackend extends AutoCloseable {
 
     void setGradients(float[] grads);
 
+    /** {@code scale} times gradients [from, from + len) of the flat layout into {@code dst[off, off + len)}. */
+    void readGradients(long from, float[] dst, int off, int len, float scale);
+
+    /** Writes {@code src[off, off + len)} over gradients [from, from + len). */
+    void writeGradients(long from, float[] src, int off, int len);
+
+    /** Parameters [from, from + len) of the flat layout into {@code dst[off, off + len)}. */
+    void readParameters(long from, float[] dst, int off, int len);
+
+    /** Writes {@code src[off, off + len)} over parameters [from, from + len); the optimizer's state stays. */
+    void writeParameters(long from, float[] src, int off, int len);
+
     /** Global-norm clipping; returns the norm before clipping. */
-    double clipGradients(double maxNorm);
+    default double clipGradients(double maxNorm) {
+        return clipGradients(maxNorm, 1);
+    }
+
+    /**
+     * Makes the gradient {@code prescale} times itself, clipped to the global norm {@code maxNorm}, in one pass;
+     * returns the norm of {@code prescale} times the gradient before clipping.
+     */
+    double clipGradients(double maxNorm, double prescale);
+
+    /**
+     * ZeRO-1: from now on keep the optimizer's moments for parameters [from, to) of the flat layout only, and let
+     * {@link #adamw} update only those (the other ranks update the rest). Clears the optimizer's state: call before
+     * {@link #setOptimizerState}. {@link #optimizerState} then holds zeros outside the range.
+     */
+    void shardOptimizer(long from, long to);
 
     void adamw(double lr, Predicate<TensorView> trainable);
 

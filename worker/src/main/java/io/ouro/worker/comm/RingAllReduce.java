@@ -51,8 +51,13 @@ import java.util.function.Function;
  */
 public final class RingAllReduce implements AutoCloseable {
 
-    /** What to leave in the buffer: the sum over ranks, or the sum divided by W. */
-    public enum Op { SUM, MEAN }
+    /**
+     * What to leave in the buffer: the sum over ranks, or the sum divided by W (every element, on every rank); or
+     * only the halves of the ring: {@code REDUCE_SCATTER} leaves each rank's own range (see
+     * {@link #submit(Op, float[], int, int, int[][])}) holding the sum and the rest of the buffer undefined;
+     * {@code ALL_GATHER} starts from each rank's own range and leaves every rank holding all of them.
+     */
+    public enum Op { SUM, MEAN, REDUCE_SCATTER, ALL_GATHER }
 
     static final int HEADER_BYTES = 16;
     /** Handshakes in progress at once on the listening socket during setup. */
@@ -188,6 +193,16 @@ public final class RingAllReduce implements AutoCloseable {
      * {@link AllReduceException}). The caller must not touch the range until then.
      */
     public CompletableFuture<Void> submit(Op op, float[] buf, int off, int len) {
+        return submit(op, buf, off, len, null);
+    }
+
+    /**
+     * As {@link #submit(Op, float[], int, int)}, with the range each rank owns: {@code owned[r] = {start, length}}
+     * relative to {@code off}, tiling {@code [0, len)} in any order (null: the even split, rank r owning segment
+     * (r+1) mod W as {@link RingSchedule} cuts it). Every rank must pass the same ranges. Whatever the split, each
+     * element is summed in the same order on every rank, so the result is bit-identical across ranks.
+     */
+    public CompletableFuture<Void> submit(Op op, float[] buf, int off, int len, int[][] owned) {
         if (op == null) {
             throw new IllegalArgumentException("RingAllReduce.submit: op is null");
         }
@@ -198,6 +213,11 @@ public final class RingAllReduce implements AutoCloseable {
             throw new IllegalArgumentException("RingAllReduce.submit: range [off=" + off + ", len=" + len
                     + ") outside the buffer of length " + buf.length);
         }
+        if (owned != null && owned.length != world) {
+            throw new IllegalArgumentException("RingAllReduce.submit: " + owned.length + " owned ranges for " + world
+                    + " ranks");
+        }
+        RingSchedule schedule = new RingSchedule(world, rank, len, chunkElems, owned);
         CompletableFuture<Void> done = new CompletableFuture<>();
         if (closed) {
             done.completeExceptionally(closedError());
@@ -210,7 +230,7 @@ public final class RingAllReduce implements AutoCloseable {
         try {
             comm.execute(() -> {
                 try {
-                    execute(op, buf, off, len);
+                    execute(op, buf, off, len, schedule);
                     done.complete(null);
                 } catch (Throwable t) {
                     done.completeExceptionally(t);
@@ -269,7 +289,7 @@ public final class RingAllReduce implements AutoCloseable {
 
     // ---------------------------------------------------------------- one call, on the comm thread
 
-    private void execute(Op op, float[] buf, int off, int len) {
+    private void execute(Op op, float[] buf, int off, int len, RingSchedule schedule) {
         if (closed) {
             throw closedError();
         }
@@ -279,7 +299,9 @@ public final class RingAllReduce implements AutoCloseable {
                     earlier.peerRank(), earlier.peerAddress(), earlier);
         }
         long start = System.nanoTime();
-        Call call = new Call(op, buf, off, len, ++seq, new RingSchedule(world, rank, len, chunkElems));
+        int first = op == Op.ALL_GATHER ? world - 1 : 0;
+        int end = op == Op.REDUCE_SCATTER ? world - 1 : schedule.steps();
+        Call call = new Call(op, buf, off, len, ++seq, schedule, first, end);
         Future<?> sending = sender.submit(() -> {
             try {
                 send(call);
@@ -314,13 +336,13 @@ public final class RingAllReduce implements AutoCloseable {
     /** Sender thread: the frames of every step, chunk c of step k+1 once chunk c of step k has arrived. */
     private void send(Call call) {
         RingSchedule s = call.schedule;
-        for (int step = 0; step < s.steps(); step++) {
+        for (int step = call.firstStep; step < call.endStep; step++) {
             int seg = s.sendSegment(step);
             int segStart = s.segmentStart(seg);
             int segLen = s.segmentLength(seg);
             int chunks = s.chunks(seg);
             for (int c = 0; c < chunks; c++) {
-                if (step > 0) {
+                if (step > call.firstStep) {
                     call.awaitReceived(call.recvBase[step - 1] + c + 1, step, c);
                 }
                 int at = segStart + c * chunkElems;
@@ -342,7 +364,7 @@ public final class RingAllReduce implements AutoCloseable {
     private void receive(Call call) {
         RingSchedule s = call.schedule;
         long done = 0;
-        for (int step = 0; step < s.steps(); step++) {
+        for (int step = call.firstStep; step < call.endStep; step++) {
             int seg = s.recvSegment(step);
             int segStart = s.segmentStart(seg);
             int segLen = s.segmentLength(seg);
@@ -431,21 +453,25 @@ public final class RingAllReduce implements AutoCloseable {
         final int len;
         final int seq;
         final RingSchedule schedule;
-        /** Index, in receive order, of the first frame of each step. */
+        /** The steps of the schedule this call runs: all, or one half. */
+        final int firstStep, endStep;
+        /** Index, in receive order, of the first frame of each step (from firstStep). */
         final long[] recvBase;
         final AtomicReference<Throwable> failure = new AtomicReference<>();
         final AtomicLong sentFrames = new AtomicLong();
         private long receivedFrames;
 
-        Call(Op op, float[] buf, int off, int len, int seq, RingSchedule schedule) {
+        Call(Op op, float[] buf, int off, int len, int seq, RingSchedule schedule, int firstStep, int endStep) {
             this.op = op;
             this.buf = buf;
             this.off = off;
             this.len = len;
             this.seq = seq;
             this.schedule = schedule;
+            this.firstStep = firstStep;
+            this.endStep = endStep;
             this.recvBase = new long[schedule.steps() + 1];
-            for (int k = 0; k < schedule.steps(); k++) {
+            for (int k = firstStep; k < endStep; k++) {
                 recvBase[k + 1] = recvBase[k] + schedule.chunks(schedule.recvSegment(k));
             }
         }

@@ -21,12 +21,45 @@ final class RingSchedule {
     final int rank;
     final int len;
     final int chunkElems;
+    /** Where each segment starts and how long it is (the even split unless given). */
+    private final int[] starts;
+    private final int[] lengths;
 
     RingSchedule(int world, int rank, int len, int chunkElems) {
+        this(world, rank, len, chunkElems, null);
+    }
+
+    /**
+     * With {@code owned[r]} = {@code {start, length}} of the range rank r must end holding complete (reduce-scatter)
+     * or holds complete to begin with (all-gather): that range is segment (r+1) mod W, which the reduce-scatter leaves
+     * complete at rank r. The ranges must tile {@code [0, len)}; null gives the even split.
+     */
+    RingSchedule(int world, int rank, int len, int chunkElems, int[][] owned) {
         this.world = world;
         this.rank = rank;
         this.len = len;
         this.chunkElems = chunkElems;
+        this.starts = new int[world];
+        this.lengths = new int[world];
+        long covered = 0;
+        for (int s = 0; s < world; s++) {
+            if (owned == null) {
+                starts[s] = segmentStart(len, world, s);
+                lengths[s] = segmentLength(len, world, s);
+            } else {
+                int[] o = owned[Math.floorMod(s - 1, world)];
+                if (o[0] < 0 || o[1] < 0 || o[0] > len - o[1]) {
+                    throw new IllegalArgumentException("owned range [" + o[0] + ", +" + o[1] + ") of rank "
+                            + Math.floorMod(s - 1, world) + " outside a call of " + len + " elements");
+                }
+                starts[s] = o[0];
+                lengths[s] = o[1];
+            }
+            covered += lengths[s];
+        }
+        if (covered != len) {
+            throw new IllegalArgumentException("owned ranges cover " + covered + " of " + len + " elements");
+        }
     }
 
     int steps() {
@@ -46,11 +79,11 @@ final class RingSchedule {
     }
 
     int segmentStart(int s) {
-        return segmentStart(len, world, s);
+        return starts[s];
     }
 
     int segmentLength(int s) {
-        return segmentLength(len, world, s);
+        return lengths[s];
     }
 
     int chunks(int s) {

@@ -12,16 +12,27 @@ import java.util.function.Predicate;
  * </pre>
  * The moments share the parameters' flat layout. Tensors outside the trainable set (the frozen LM in
  * Stage II) are left untouched, moments included.
+ *
+ * <p>With a range {@code [from, to)} of the flat layout (ZeRO-1: this rank's slice), the optimizer keeps the
+ * moments of that range only and updates only the parameters in it; {@link #slices} and {@link Update} are the
+ * rule every backend's AdamW follows.
  */
 public final class AdamW {
 
     private final ParamLayout layout;
     private final double beta1, beta2, eps, weightDecay;
     private final DecayPolicy decay;
+    private final long from, to;
     private final float[] m, v;
     private long step;
 
     public AdamW(ParamLayout layout, double beta1, double beta2, double eps, double weightDecay, DecayPolicy decay) {
+        this(layout, beta1, beta2, eps, weightDecay, decay, 0, layout.totalSize());
+    }
+
+    /** Keeping the moments of (and updating) parameters {@code [from, to)} only. */
+    public AdamW(ParamLayout layout, double beta1, double beta2, double eps, double weightDecay, DecayPolicy decay,
+                 long from, long to) {
         check("beta1", beta1, 0, 1);
         check("beta2", beta2, 0, 1);
         if (!(eps > 0) || !Double.isFinite(eps)) {
@@ -36,8 +47,57 @@ public final class AdamW {
         this.eps = eps;
         this.weightDecay = weightDecay;
         this.decay = decay;
-        this.m = new float[layout.arraySize()];
-        this.v = new float[layout.arraySize()];
+        if (from < 0 || to < from || to > layout.totalSize()) {
+            throw new IllegalArgumentException("AdamW: range [" + from + ", " + to + ") outside the " + layout.totalSize()
+                    + " parameters");
+        }
+        this.from = from;
+        this.to = to;
+        this.m = new float[Math.toIntExact(to - from)];
+        this.v = new float[m.length];
+    }
+
+    /** The scalars of one update: step size lr / (1 - b1^t), sqrt(1 - b2^t), and the decay keep factor. */
+    public record Update(float stepSize, float sqrtBc2, float keep, float beta1, float beta2, float eps) {
+
+        /** Update number {@code step} (1-based) at learning rate {@code lr}. */
+        public static Update of(long step, double lr, double beta1, double beta2, double eps, double weightDecay) {
+            if (!Double.isFinite(lr) || lr < 0) {
+                throw new IllegalArgumentException("AdamW.step: learning rate must be finite and >= 0, got " + lr);
+            }
+            return new Update((float) (lr / (1 - Math.pow(beta1, step))), (float) Math.sqrt(1 - Math.pow(beta2, step)),
+                    (float) (1 - lr * weightDecay), (float) beta1, (float) beta2, (float) eps);
+        }
+
+        /** The factor a tensor's weights are multiplied by before the step. */
+        public float keep(TensorView t, DecayPolicy decay) {
+            return decay.decays(t) ? keep : 1f;
+        }
+    }
+
+    /** Where one update writes: {@code len} parameters of {@code tensor} from flat position {@code at}, moments at {@code momentAt}. */
+    public record Slice(TensorView tensor, long at, int len, long momentAt) {
+    }
+
+    /** The parts of the trainable tensors inside {@code [from, to)}, in layout order; moments indexed from {@code from}. */
+    public static java.util.List<Slice> slices(ParamLayout layout, long from, long to, Predicate<TensorView> trainable) {
+        java.util.List<Slice> out = new java.util.ArrayList<>();
+        for (TensorView t : layout.tensors()) {
+            long a = Math.max(from, t.offset()), b = Math.min(to, t.offset() + t.size());
+            if (a < b && trainable.test(t)) {
+                out.add(new Slice(t, a, Math.toIntExact(b - a), a - from));
+            }
+        }
+        return out;
+    }
+
+    /** The range of the flat layout whose moments this optimizer keeps. */
+    public long from() {
+        return from;
+    }
+
+    public long to() {
+        return to;
     }
 
     /** The Ouro recipe's optimizer: beta1 0.9, beta2 0.95, eps 1e-8, weight decay 0.1, default decay policy. */
@@ -54,38 +114,33 @@ public final class AdamW {
 
     /** One update of every tensor that {@code trainable} accepts. */
     public void step(float[] params, float[] grads, double lr, Predicate<TensorView> trainable) {
-        if (!Double.isFinite(lr) || lr < 0) {
-            throw new IllegalArgumentException("AdamW.step: learning rate must be finite and >= 0, got " + lr);
-        }
+        Update u = Update.of(step + 1, lr, beta1, beta2, eps, weightDecay);
         step++;
-        double bc1 = 1 - Math.pow(beta1, step);
-        double bc2 = Math.sqrt(1 - Math.pow(beta2, step));
-        float stepSize = (float) (lr / bc1);
-        float b1 = (float) beta1, b2 = (float) beta2, c1 = (float) (1 - beta1), c2 = (float) (1 - beta2);
-        float sqrtBc2 = (float) bc2, e = (float) eps;
-        for (TensorView t : layout.tensors()) {
-            if (!trainable.test(t)) {
-                continue;
-            }
-            float keep = decay.decays(t) ? (float) (1 - lr * weightDecay) : 1f;
-            io.ouro.worker.reference.JavaOps.adamwUpdate(params, grads, m, v, t.off(), t.len(), keep, b1, b2, c1, c2,
-                    stepSize, sqrtBc2, e);
+        float c1 = (float) (1 - beta1), c2 = (float) (1 - beta2);
+        for (Slice sl : slices(layout, from, to, trainable)) {
+            io.ouro.worker.reference.JavaOps.adamwUpdate(params, grads, m, v, (int) sl.at(), (int) sl.momentAt(),
+                    sl.len(), u.keep(sl.tensor(), decay), u.beta1(), u.beta2(), c1, c2, u.stepSize(), u.sqrtBc2(),
+                    u.eps());
         }
     }
 
-    /** A copy of the state, for checkpoints. */
+    /** A copy of the state, for checkpoints: moments laid out like the parameters, zero outside the kept range. */
     public OptimizerState state() {
-        return new OptimizerState(step, m.clone(), v.clone());
+        int n = layout.arraySize();
+        float[] fm = new float[n], fv = new float[n];
+        System.arraycopy(m, 0, fm, (int) from, m.length);
+        System.arraycopy(v, 0, fv, (int) from, v.length);
+        return new OptimizerState(step, fm, fv);
     }
 
-    /** Restores a state taken by {@link #state()} (from a checkpoint). */
+    /** Restores a state taken by {@link #state()} (from a checkpoint); keeps the part in this optimizer's range. */
     public void restore(OptimizerState s) {
-        if (s.m().length != m.length) {
+        if (s.m().length != layout.totalSize()) {
             throw new IllegalArgumentException("AdamW.restore: moments hold " + s.m().length + " values, the model "
-                    + m.length);
+                    + layout.totalSize());
         }
-        System.arraycopy(s.m(), 0, m, 0, m.length);
-        System.arraycopy(s.v(), 0, v, 0, v.length);
+        System.arraycopy(s.m(), (int) from, m, 0, m.length);
+        System.arraycopy(s.v(), (int) from, v, 0, v.length);
         step = s.step();
     }
 

@@ -10,4 +10,9 @@ public record AdamWConfig(double beta1, double beta2, double eps, double weightD
     public AdamW create(ParamLayout layout) {
         return new AdamW(layout, beta1, beta2, eps, weightDecay, decay);
     }
+
+    /** Keeping the moments of parameters [from, to) only (ZeRO-1). */
+    public AdamW create(ParamLayout layout, long from, long to) {
+        return new AdamW(layout, beta1, beta2, eps, weightDecay, decay, from, to);
+    }
 }

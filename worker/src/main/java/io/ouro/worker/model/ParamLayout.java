@@ -128,6 +128,23 @@ public final class ParamLayout {
         return gateBias;
     }
 
+    /**
+     * The parameters as ranges {@code {from, to}} of the flat layout, in the order a training step's backward
+     * finishes their gradients: the tail (final norm, LM head, exit gate) after the first loop step's head, then
+     * each layer of the first loop step from the last to the first, then the embedding. ({@link
+     * io.ouro.worker.reference.LoopSchedule} reports them in this order; gradient buckets are cut from them.)
+     */
+    public List<long[]> gradientGroups() {
+        List<long[]> out = new ArrayList<>();
+        out.add(new long[] {finalNorm.offset(), total});
+        for (int l = layers.length - 1; l >= 0; l--) {
+            long to = l + 1 < layers.length ? layers[l + 1][0].offset() : finalNorm.offset();
+            out.add(new long[] {layers[l][0].offset(), to});
+        }
+        out.add(new long[] {embed.offset(), embed.offset() + embed.size()});
+        return out;
+    }
+
     /** True for the exit gate's tensors (of any layout of this shape): the only ones Stage II trains. */
     public boolean isGate(TensorView v) {
         return v.name().equals(gateWeight.name()) || v.name().equals(gateBias.name());

@@ -27,7 +27,7 @@ public final class LoopKernel extends Kernel {
             OP_EMBED_FWD = 10, OP_EMBED_BWD = 11, OP_ATTN_FWD = 12, OP_ATTN_BWD_Q = 13, OP_ATTN_BWD_KV = 14,
             OP_CE_FWD = 15, OP_CE_BWD = 16, OP_BIAS_ADD = 17, OP_EXIT = 18, OP_STEP_MEANS = 19, OP_SUMSQ = 20,
             OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24, OP_GEMM_DOT = 25,
-            OP_TRANSPOSE = 26, OP_XCOPY = 27;
+            OP_TRANSPOSE = 26, OP_XCOPY = 27, OP_RANGE_OUT = 28, OP_RANGE_IN = 29;
 
     /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
     static final int STASH_SLOTS = 16;
@@ -56,6 +56,11 @@ public final class LoopKernel extends Kernel {
     float[] s8 = new float[1], s9 = new float[1], s10 = new float[1], s11 = new float[1];
     float[] s12 = new float[1], s13 = new float[1], s14 = new float[1], s15 = new float[1];
     int[] tgt = new int[1];
+    /**
+     * The exchange buffer: a range of the parameters or gradients on its way to or from the host (a gradient bucket
+     * for the all-reduce, a parameter slice for ZeRO's all-gather), so that only the range crosses the bus.
+     */
+    float[] xg = new float[1];
 
     @Local
     float[] tileA = new float[64 * (K_TILE + 1)];
@@ -801,28 +806,63 @@ public final class LoopKernel extends Kernel {
                 }
             }
         }
+        if (op == OP_RANGE_OUT) {
+            // xg[e] = f0 * (n1 == 0 ? parameters : gradients)[o0 + e] of segment pseg, e < n0
+            for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
+                int i = o0 + e;
+                float x = 0f;
+                if (pseg == 0) {
+                    x = n1 == 0 ? w[i] : gw[i];
+                }
+                if (pseg == 1) {
+                    x = n1 == 0 ? w2[i] : gw2[i];
+                }
+                xg[e] = f0 * x;
+            }
+        }
+        if (op == OP_RANGE_IN) {
+            // (n1 == 0 ? parameters : gradients)[o0 + e] of segment pseg = xg[e], e < n0
+            for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
+                int i = o0 + e;
+                if (pseg == 0 && n1 == 0) {
+                    w[i] = xg[e];
+                }
+                if (pseg == 0 && n1 == 1) {
+                    gw[i] = xg[e];
+                }
+                if (pseg == 1 && n1 == 0) {
+                    w2[i] = xg[e];
+                }
+                if (pseg == 1 && n1 == 1) {
+                    gw2[i] = xg[e];
+                }
+            }
+        }
         if (op == OP_ADAMW) {
-            // one tensor [o0, o0 + n0): f0 decay keep factor, f1 beta1, f2 beta2, f3 lr / bc1, f4 sqrt(bc2), f5 eps
+            // one tensor [o0, o0 + n0), its moments from o1: f0 decay keep factor, f1 beta1, f2 beta2, f3 lr / bc1,
+            // f4 sqrt(bc2), f5 eps
             // (written once per segment, like the GEMM's B operand)
             if (pseg == 0) {
                 for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
                     int i = o0 + e;
+                    int j = o1 + e;
                     float g = gw[i];
-                    float m = f1 * mom1[i] + (1f - f1) * g;
-                    float v = f2 * mom2[i] + (1f - f2) * g * g;
-                    mom1[i] = m;
-                    mom2[i] = v;
+                    float m = f1 * mom1[j] + (1f - f1) * g;
+                    float v = f2 * mom2[j] + (1f - f2) * g * g;
+                    mom1[j] = m;
+                    mom2[j] = v;
                     w[i] = w[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
                 }
             }
             if (pseg == 1) {
                 for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
                     int i = o0 + e;
+                    int j = o1 + e;
                     float g = gw2[i];
-                    float m = f1 * mom1b[i] + (1f - f1) * g;
-                    float v = f2 * mom2b[i] + (1f - f2) * g * g;
-                    mom1b[i] = m;
-                    mom2b[i] = v;
+                    float m = f1 * mom1b[j] + (1f - f1) * g;
+                    float v = f2 * mom2b[j] + (1f - f2) * g * g;
+                    mom1b[j] = m;
+                    mom2b[j] = v;
                     w2[i] = w2[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
                 }
             }

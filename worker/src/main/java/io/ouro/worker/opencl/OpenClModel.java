@@ -1,7 +1,9 @@
 package io.ouro.worker.opencl;
 
 import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.DecayPolicy;
+import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
@@ -37,6 +39,8 @@ public final class OpenClModel implements AutoCloseable {
     private final int batch, seqLen;
     private int validTokens;
     private long adamStep;
+    /** The range of the flat layout whose Adam moments this model keeps (all of it unless sharded, ZeRO-1). */
+    private long momFrom, momTo;
 
     /** One batch of {@code batch} sequences as one micro-batch, every activation kept (the parity tests' shape). */
     public OpenClModel(LoopConfig cfg, OpenCLDevice device, int batch, int seqLen, boolean keepLogits) {
@@ -58,6 +62,7 @@ public final class OpenClModel implements AutoCloseable {
             throw e;
         }
         this.ops = stepOps.device();
+        this.momTo = layout.totalSize();
     }
 
     /**
@@ -101,25 +106,96 @@ public final class OpenClModel implements AutoCloseable {
     public void setParameters(float[] params) {
         scatter(params, Buffer.PARAMS, Buffer.PARAMS2);
         stepOps.parametersChanged();
-        scatter(new float[params.length], Buffer.MOM1, Buffer.MOM1B);
-        scatter(new float[params.length], Buffer.MOM2, Buffer.MOM2B);
+        for (Buffer b : new Buffer[] {Buffer.MOM1, Buffer.MOM2, Buffer.MOM1B, Buffer.MOM2B}) {
+            java.util.Arrays.fill(ops.host(b), 0f);
+            ops.upload(b);
+        }
         adamStep = 0;
     }
 
-    /** Downloads Adam's moments and update count. */
-    public OptimizerState optimizerState() {
-        return new OptimizerState(adamStep, gather(Buffer.MOM1, Buffer.MOM1B), gather(Buffer.MOM2, Buffer.MOM2B));
+    /**
+     * Keeps Adam's moments for parameters [from, to) of the flat layout only (ZeRO-1: this rank's slice), zeroed;
+     * {@link #adamw} then updates only those parameters. Call before setting the state.
+     */
+    public void shardOptimizer(long from, long to) {
+        if (from < 0 || to < from || to > layout.totalSize()) {
+            throw new IllegalArgumentException("optimizer range [" + from + ", " + to + ") outside the "
+                    + layout.totalSize() + " parameters");
+        }
+        ParamSegments segs = stepOps.segments();
+        int[] sizes = new int[segs.count()];
+        for (int i = 0; i < sizes.length; i++) {
+            sizes[i] = (int) Math.max(0, Math.min(to, segs.start(i) + segs.size(i)) - Math.max(from, segs.start(i)));
+        }
+        ops.resizeMoments(sizes);
+        momFrom = from;
+        momTo = to;
+        adamStep = 0;
     }
 
-    /** Uploads Adam's moments and update count (from a checkpoint). */
+    /** Downloads Adam's moments and update count, laid out like the parameters (zero outside a sharded range). */
+    public OptimizerState optimizerState() {
+        return new OptimizerState(adamStep, gatherMoments(Buffer.MOM1, Buffer.MOM1B),
+                gatherMoments(Buffer.MOM2, Buffer.MOM2B));
+    }
+
+    /** Uploads Adam's moments (laid out like the parameters; the kept range is taken) and update count. */
     public void setOptimizerState(OptimizerState s) {
         if (s.m().length != layout.totalSize()) {
             throw new IllegalArgumentException("optimizer state holds " + s.m().length + " values, the model "
                     + layout.totalSize());
         }
-        scatter(s.m(), Buffer.MOM1, Buffer.MOM1B);
-        scatter(s.v(), Buffer.MOM2, Buffer.MOM2B);
+        scatterMoments(s.m(), Buffer.MOM1, Buffer.MOM1B);
+        scatterMoments(s.v(), Buffer.MOM2, Buffer.MOM2B);
         adamStep = s.step();
+    }
+
+    // the moments kept for segment i: flat [momentStart(i), + size) at offset 0 of its buffer
+    private long momentStart(int i) {
+        return Math.max(momFrom, stepOps.segments().start(i));
+    }
+
+    private int momentSize(int i) {
+        ParamSegments segs = stepOps.segments();
+        return (int) Math.max(0, Math.min(momTo, segs.start(i) + segs.size(i)) - momentStart(i));
+    }
+
+    private void scatterMoments(float[] flat, Buffer first, Buffer second) {
+        for (int i = 0; i < stepOps.segments().count(); i++) {
+            Buffer b = i == 0 ? first : second;
+            System.arraycopy(flat, (int) momentStart(i), ops.host(b), 0, momentSize(i));
+            ops.upload(b);
+        }
+    }
+
+    private float[] gatherMoments(Buffer first, Buffer second) {
+        float[] flat = new float[layout.arraySize()];
+        for (int i = 0; i < stepOps.segments().count(); i++) {
+            Buffer b = i == 0 ? first : second;
+            ops.download(b);
+            System.arraycopy(ops.read(b), 0, flat, (int) momentStart(i), momentSize(i));
+        }
+        return flat;
+    }
+
+    /** {@code scale} times gradients [from, from + len) of the flat layout into {@code dst[off, off + len)}. */
+    public void readGradients(long from, float[] dst, int off, int len, float scale) {
+        stepOps.readRange(true, from, dst, off, len, scale);
+    }
+
+    /** Writes {@code src[off, off + len)} over gradients [from, from + len). */
+    public void writeGradients(long from, float[] src, int off, int len) {
+        stepOps.writeRange(true, from, src, off, len);
+    }
+
+    /** Parameters [from, from + len) of the flat layout into {@code dst[off, off + len)}. */
+    public void readParameters(long from, float[] dst, int off, int len) {
+        stepOps.readRange(false, from, dst, off, len, 1f);
+    }
+
+    /** Writes {@code src[off, off + len)} over parameters [from, from + len) (the moments stay). */
+    public void writeParameters(long from, float[] src, int off, int len) {
+        stepOps.writeRange(false, from, src, off, len);
     }
 
     /** Downloads the parameters. */
@@ -189,8 +265,13 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Forward and backward of the batch as micro-batches, the gradient accumulating on the device. */
     public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective) {
+        return forwardBackward(tokens, targets, objective, GradientReady.NONE);
+    }
+
+    /** The same, telling {@code ready} as each gradient group is final (see {@link LoopSchedule#backward(GradientReady)}). */
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
         try {
-            return schedule.run(tokens, targets, batch, objective, true);
+            return schedule.run(tokens, targets, batch, objective, true, ready);
         } catch (NonFiniteException e) {
             throw new NonFiniteException(e.getMessage() + " on " + OpenClDevices.describe(ops.device()));
         }
@@ -203,20 +284,24 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Global-norm clipping on the device; returns the norm before clipping (as GradClip does). */
     public double clipGradients(double maxNorm) {
-        return schedule.clipGradients(maxNorm);
+        return schedule.clipGradients(maxNorm, 1);
+    }
+
+    /** The gradient times {@code prescale}, clipped (see {@link LoopSchedule#clipGradients(double, double)}). */
+    public double clipGradients(double maxNorm, double prescale) {
+        return schedule.clipGradients(maxNorm, prescale);
     }
 
     /** One AdamW update (beta1, beta2, eps, weight decay as given) of the tensors {@code trainable} accepts. */
     public void adamw(double lr, double beta1, double beta2, double eps, double weightDecay, DecayPolicy decay,
                       Predicate<TensorView> trainable) {
+        AdamW.Update u = AdamW.Update.of(adamStep + 1, lr, beta1, beta2, eps, weightDecay);
         adamStep++;
-        double bc1 = 1 - Math.pow(beta1, adamStep);
-        float sqrtBc2 = (float) Math.sqrt(1 - Math.pow(beta2, adamStep));
-        for (TensorView t : layout.tensors()) {
-            if (trainable.test(t)) {
-                float keep = decay.decays(t) ? (float) (1 - lr * weightDecay) : 1f;
-                stepOps.adamw(t, keep, (float) beta1, (float) beta2, (float) (lr / bc1), sqrtBc2, (float) eps);
-            }
+        ParamSegments segs = stepOps.segments();
+        for (AdamW.Slice sl : AdamW.slices(layout, momFrom, momTo, trainable)) {
+            int seg = segs.segment(sl.tensor());
+            stepOps.adamw(seg, (int) (sl.at() - segs.start(seg)), (int) (sl.at() - momentStart(seg)), sl.len(),
+                    u.keep(sl.tensor(), decay), u.beta1(), u.beta2(), u.stepSize(), u.sqrtBc2(), u.eps());
         }
     }
 

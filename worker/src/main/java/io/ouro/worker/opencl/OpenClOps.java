@@ -15,7 +15,7 @@ public final class OpenClOps implements AutoCloseable {
      * The device buffers; the first five, in this order, are the GEMM operand selectors. PARAMS2, GRADS2, MOM1B and
      * MOM2B are the second parameter segment of a model past one Java array.
      */
-    public enum Buffer { PARAMS, GRADS, ACT, PARAMS2, GRADS2, MOM1, MOM2, MOM1B, MOM2B, METRICS, TOKENS, TARGETS, STASH }
+    public enum Buffer { PARAMS, GRADS, ACT, PARAMS2, GRADS2, MOM1, MOM2, MOM1B, MOM2B, METRICS, TOKENS, TARGETS, STASH, EXCHANGE }
 
     private static final int GROUP = 64;
     /** Work items of an elementwise op on a CPU device: a few per core is enough, more only adds overhead. */
@@ -39,7 +39,7 @@ public final class OpenClOps implements AutoCloseable {
             "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
             "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
             "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
-            "copy", "gemm", "transpose", "stash copy"};
+            "copy", "gemm", "transpose", "stash copy", "range out", "range in"};
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -84,6 +84,7 @@ public final class OpenClOps implements AutoCloseable {
         k.metrics = HostArrays.floats(metricsSize);
         k.tok = HostArrays.ints(rows);
         k.tgt = HostArrays.ints(rows);
+        k.xg = HostArrays.floats(1);
         k.ropeCos = HostArrays.floats(1);
         k.ropeSin = HostArrays.floats(1);
         for (int i = 0; i < LoopKernel.STASH_SLOTS; i++) {
@@ -101,8 +102,9 @@ public final class OpenClOps implements AutoCloseable {
         sizes.put(Buffer.METRICS, metricsSize);
         sizes.put(Buffer.TOKENS, rows);
         sizes.put(Buffer.TARGETS, rows);
+        sizes.put(Buffer.EXCHANGE, 1);
         logicalFloats = 4L * paramSegments[0] + 4L * (paramSegments.length > 1 ? second : 1) + actSize + metricsSize
-                + 2L * rows + 2 + LoopKernel.STASH_SLOTS - stashSizes.length;
+                + 2L * rows + 3 + LoopKernel.STASH_SLOTS - stashSizes.length;
         for (int s0 : stashSizes) {
             logicalFloats += s0;
         }
@@ -664,17 +666,21 @@ public final class OpenClOps implements AutoCloseable {
 
     /** AdamW on params[off, off + len) with the update of {@link io.ouro.worker.model.AdamW}. */
     public void adamw(int off, int len, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
-        adamw(0, off, len, keep, beta1, beta2, stepSize, sqrtBc2, eps);
+        adamw(0, off, off, len, keep, beta1, beta2, stepSize, sqrtBc2, eps);
     }
 
-    // the same on parameter segment seg
-    public void adamw(int seg, int off, int len, float keep, float beta1, float beta2, float stepSize, float sqrtBc2,
-                      float eps) {
+    /**
+     * The same on parameter segment seg, its moments from {@code momentOff} in that segment's moment buffers (equal to
+     * {@code off} unless the moments are sharded: {@link #resizeMoments}).
+     */
+    public void adamw(int seg, int off, int momentOff, int len, float keep, float beta1, float beta2, float stepSize,
+                      float sqrtBc2, float eps) {
         Buffer m1 = seg == 0 ? Buffer.MOM1 : Buffer.MOM1B, m2 = seg == 0 ? Buffer.MOM2 : Buffer.MOM2B;
         reads(params(seg), grads(seg), m1, m2);
         k.pseg = seg;
         k.op = LoopKernel.OP_ADAMW;
         k.o0 = off;
+        k.o1 = momentOff;
         k.n0 = len;
         k.f0 = keep;
         k.f1 = beta1;
@@ -686,6 +692,85 @@ public final class OpenClOps implements AutoCloseable {
         wrote(params(seg));
         wrote(m1);
         wrote(m2);
+    }
+
+    /**
+     * Re-sizes the moment buffers of each parameter segment (ZeRO-1: only this rank's slice of the moments is
+     * kept), zeroed; at least one float each.
+     */
+    public void resizeMoments(int[] floatsPerSegment) {
+        if (floatsPerSegment.length != segments.length) {
+            throw new IllegalArgumentException(floatsPerSegment.length + " moment sizes for " + segments.length
+                    + " parameter segments");
+        }
+        for (int seg = 0; seg < segments.length; seg++) {
+            int n = Math.max(1, floatsPerSegment[seg]);
+            Buffer m1 = seg == 0 ? Buffer.MOM1 : Buffer.MOM1B, m2 = seg == 0 ? Buffer.MOM2 : Buffer.MOM2B;
+            logicalFloats += 2L * (n - sizes.get(m1));
+            if (seg == 0) {
+                k.mom1 = HostArrays.floats(n);
+                k.mom2 = HostArrays.floats(n);
+            } else {
+                k.mom1b = HostArrays.floats(n);
+                k.mom2b = HostArrays.floats(n);
+            }
+            sizes.put(m1, n);
+            sizes.put(m2, n);
+            upload(m1);
+            upload(m2);
+        }
+    }
+
+    /** Floats of a buffer as sized. */
+    public int size(Buffer b) {
+        return sizes.get(b);
+    }
+
+    /**
+     * Copies {@code scale} times parameters ({@code grads} false) or gradients [off, off + len) of segment seg into
+     * {@code dst[dstOff, dstOff + len)} through the exchange buffer: only the range crosses to the host.
+     */
+    public void readRange(boolean grads, int seg, int off, float[] dst, int dstOff, int len, float scale) {
+        ensureExchange(len);
+        reads(grads ? grads(seg) : params(seg));
+        k.pseg = seg;
+        k.op = LoopKernel.OP_RANGE_OUT;
+        k.o0 = off;
+        k.n0 = len;
+        k.n1 = grads ? 1 : 0;
+        k.f0 = scale;
+        launchElementwise(len);
+        wrote(Buffer.EXCHANGE);
+        k.get(k.xg);
+        bytesDown += 4L * sizes.get(Buffer.EXCHANGE);
+        residency.set(Buffer.EXCHANGE, Residency.Side.BOTH);
+        System.arraycopy(k.xg, 0, dst, dstOff, len);
+    }
+
+    /** Writes {@code src[srcOff, srcOff + len)} over parameters or gradients [off, off + len) of segment seg. */
+    public void writeRange(boolean grads, int seg, int off, float[] src, int srcOff, int len) {
+        ensureExchange(len);
+        Buffer target = grads ? grads(seg) : params(seg);
+        reads(target);
+        System.arraycopy(src, srcOff, k.xg, 0, len);
+        upload(Buffer.EXCHANGE);
+        k.pseg = seg;
+        k.op = LoopKernel.OP_RANGE_IN;
+        k.o0 = off;
+        k.n0 = len;
+        k.n1 = grads ? 1 : 0;
+        launchElementwise(len);
+        wrote(target);
+    }
+
+    // the exchange buffer holds at least n floats (it grows to the largest range asked for, and stays)
+    private void ensureExchange(int n) {
+        if (sizes.get(Buffer.EXCHANGE) < n) {
+            logicalFloats += n - sizes.get(Buffer.EXCHANGE);
+            k.xg = HostArrays.floats(n);
+            sizes.put(Buffer.EXCHANGE, n);
+            upload(Buffer.EXCHANGE);
+        }
     }
 
     @Override
@@ -755,6 +840,7 @@ public final class OpenClOps implements AutoCloseable {
             case MOM1B -> k.mom1b;
             case MOM2B -> k.mom2b;
             case METRICS -> k.metrics;
+            case EXCHANGE -> k.xg;
             case TOKENS, TARGETS -> throw new IllegalArgumentException(b + " holds ints");
             case STASH -> throw new IllegalArgumentException("the stash buffers stay on the device");
         };

@@ -386,8 +386,42 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
 
     @Override
     public void adamw(TensorView t, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
-        ops.adamw(segments.segment(t), segments.local(t), t.len(), keep, beta1, beta2, stepSize, sqrtBc2, eps);
+        ops.adamw(segments.segment(t), segments.local(t), segments.local(t), t.len(), keep, beta1, beta2, stepSize,
+                sqrtBc2, eps);
         headTFresh = false;
+    }
+
+    /** AdamW on {@code len} parameters of segment seg from {@code off}, their moments from {@code momentOff}. */
+    public void adamw(int seg, int off, int momentOff, int len, float keep, float beta1, float beta2, float stepSize,
+                      float sqrtBc2, float eps) {
+        ops.adamw(seg, off, momentOff, len, keep, beta1, beta2, stepSize, sqrtBc2, eps);
+        headTFresh = false;
+    }
+
+    /**
+     * Parameters ({@code grads} false) or gradients [from, from + len) of the flat layout, times {@code scale}, into
+     * {@code dst[off, off + len)}; only the range crosses to the host.
+     */
+    public void readRange(boolean grads, long from, float[] dst, int off, int len, float scale) {
+        for (int seg = 0; seg < segments.count(); seg++) {
+            long a = Math.max(from, segments.start(seg)), b = Math.min(from + len, segments.start(seg) + segments.size(seg));
+            if (a < b) {
+                ops.readRange(grads, seg, (int) (a - segments.start(seg)), dst, off + (int) (a - from), (int) (b - a), scale);
+            }
+        }
+    }
+
+    /** Writes {@code src[off, off + len)} over parameters or gradients [from, from + len) of the flat layout. */
+    public void writeRange(boolean grads, long from, float[] src, int off, int len) {
+        for (int seg = 0; seg < segments.count(); seg++) {
+            long a = Math.max(from, segments.start(seg)), b = Math.min(from + len, segments.start(seg) + segments.size(seg));
+            if (a < b) {
+                ops.writeRange(grads, seg, (int) (a - segments.start(seg)), src, off + (int) (a - from), (int) (b - a));
+            }
+        }
+        if (!grads) {
+            headTFresh = false;
+        }
     }
 
     // the offset of t in its segment, which must be seg

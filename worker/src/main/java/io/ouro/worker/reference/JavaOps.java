@@ -274,20 +274,24 @@ public final class JavaOps implements StepOps {
 
     @Override
     public void adamw(TensorView t, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
-        adamwUpdate(params, grads, m, v, t.off(), t.len(), keep, beta1, beta2, 1 - beta1, 1 - beta2, stepSize,
+        adamwUpdate(params, grads, m, v, t.off(), t.off(), t.len(), keep, beta1, beta2, 1 - beta1, 1 - beta2, stepSize,
                 sqrtBc2, eps);
     }
 
-    /** AdamW's element update over [off, off + len) (model.AdamW and {@link #adamw} both run it). */
-    public static void adamwUpdate(float[] params, float[] grads, float[] m, float[] v, int off, int len, float keep,
-                                   float b1, float b2, float c1, float c2, float stepSize, float sqrtBc2, float e) {
+    /**
+     * AdamW's element update over parameters [off, off + len), their moments from {@code mOff} (model.AdamW and
+     * {@link #adamw} both run it).
+     */
+    public static void adamwUpdate(float[] params, float[] grads, float[] m, float[] v, int off, int mOff, int len,
+                                   float keep, float b1, float b2, float c1, float c2, float stepSize, float sqrtBc2,
+                                   float e) {
         Parallel.range(len, 1 << 15, (lo, hi) -> {
-            for (int i = off + lo; i < off + hi; i++) {
+            for (int i = off + lo, j = mOff + lo; i < off + hi; i++, j++) {
                 float g = grads[i];
-                float mi = b1 * m[i] + c1 * g;
-                float vi = b2 * v[i] + c2 * g * g;
-                m[i] = mi;
-                v[i] = vi;
+                float mi = b1 * m[j] + c1 * g;
+                float vi = b2 * v[j] + c2 * g * g;
+                m[j] = mi;
+                v[j] = vi;
                 float denom = (float) Math.sqrt(vi) / sqrtBc2 + e;
                 params[i] = params[i] * keep - stepSize * mi / denom;
             }

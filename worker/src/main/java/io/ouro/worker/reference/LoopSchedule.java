@@ -1,6 +1,7 @@
 package io.ouro.worker.reference;
 
 import io.ouro.worker.model.GradClip;
+import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
@@ -284,6 +285,15 @@ public final class LoopSchedule {
      * added into the backend's (zero it first). With {@code train} false, forward only (validation).
      */
     public StepReport run(int[] tokens, int[] targets, int batch, Objective objective, boolean train) {
+        return run(tokens, targets, batch, objective, train, GradientReady.NONE);
+    }
+
+    /**
+     * As {@link #run(int[], int[], int, Objective, boolean)}, telling {@code ready} during the last micro-batch's
+     * backward as each group of {@link ParamLayout#gradientGroups()} gets its final gradient.
+     */
+    public StepReport run(int[] tokens, int[] targets, int batch, Objective objective, boolean train,
+                          GradientReady ready) {
         int valid = TokenBatch.validate(tokens, targets, batch, seqLen, vocab);
         if (keepLogits && batch > micro) {
             throw new IllegalArgumentException("keepLogits needs the batch in one micro-batch (" + batch + " > " + micro + ")");
@@ -298,7 +308,7 @@ public final class LoopSchedule {
                 total[i] += sums[i];
             }
             if (train) {
-                backward();
+                backward(s0 + bs >= batch ? ready : GradientReady.NONE);
             }
         }
         return report(total, valid);
@@ -374,6 +384,15 @@ public final class LoopSchedule {
 
     /** Adds the gradient of the last {@link #forward}'s objective into the backend's gradient. */
     public void backward() {
+        backward(GradientReady.NONE);
+    }
+
+    /**
+     * The backward, telling {@code ready} as each gradient group is finished: a parameter's gradient is final once
+     * the first loop step's backward has gone past it (the tail after that step's head, each layer after its
+     * backward, the embedding at the end); in Stage II only the gate learns, final after the first step's head.
+     */
+    public void backward(GradientReady ready) {
         if (!forwardDone) {
             throw new IllegalStateException("backward needs a successful forward first");
         }
@@ -394,6 +413,11 @@ public final class LoopSchedule {
             ops.linearBackwardWeight(gw, dz.at((long) t * n), h, n, d, 1);
             ops.biasBackward(layout.gateBias(), dz.at((long) t * n), n);
             if (!lm) {
+                if (t == 0) {
+                    for (int g = 0; g < layers + 2; g++) {
+                        ready.ready(g);
+                    }
+                }
                 continue;
             }
             ops.linearBackwardInput(gH, dz.at((long) t * n), gw, n, d, 1);
@@ -412,6 +436,9 @@ public final class LoopSchedule {
             }
             ops.zero(gTmp, nd);
             ops.rmsnormBackward(gTmp, gH, x, rstdF[t], layout.finalNorm(), n, d);
+            if (t == 0) {
+                ready.ready(0);
+            }
             Region s = gH;
             gH = gTmp;
             gTmp = s;
@@ -431,19 +458,32 @@ public final class LoopSchedule {
                     x0 = x0w;
                 }
                 layerBackward(layout.layer(l), cellFor(t, l), x0, gH, eps);
+                if (t == 0) {
+                    ready.ready(layers - l);
+                }
             }
         }
         if (lm) {
             ops.embedBackward(layout.embed(), gH, n, d);
+            ready.ready(layers + 1);
         }
     }
 
     /** Global-norm clipping as torch's clip_grad_norm_; returns the norm before clipping. */
     public double clipGradients(double maxNorm) {
-        double norm = Math.sqrt(ops.gradSumSquares());
-        double coef = GradClip.coefficient(norm, maxNorm);
-        if (coef < 1) {
-            ops.scaleGrads((float) coef);
+        return clipGradients(maxNorm, 1);
+    }
+
+    /**
+     * Makes the gradient {@code prescale} times itself, clipped to {@code maxNorm} (one pass over it); returns the
+     * norm of {@code prescale} times the gradient before clipping. The data-parallel step passes 1 / (the global
+     * batch's tokens) to turn the all-reduced token-weighted sum into the mean.
+     */
+    public double clipGradients(double maxNorm, double prescale) {
+        double norm = Math.sqrt(ops.gradSumSquares()) * prescale;
+        double factor = Math.min(1, GradClip.coefficient(norm, maxNorm)) * prescale;
+        if (factor != 1) {
+            ops.scaleGrads((float) factor);
         }
         return norm;
     }
