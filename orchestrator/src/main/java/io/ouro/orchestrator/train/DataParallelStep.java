@@ -120,17 +120,21 @@ final class DataParallelStep {
             note = guard.takeNote();
         }
         double lr = stage.lrAt(s);
+        long gather = 0;
         if (skipped == null) {
             b.adamw(lr, stage.stageTwo() ? b.layout()::isGate : t -> true);
             if (exchange != null && exchange.sharded()) {
+                long g0 = System.nanoTime();
                 exchange.gatherParameters();
+                gather = System.nanoTime() - g0;
             }
         }
         long c3 = System.nanoTime();
         double ms = 1e-6;
+        // communication the step waited for: the exchange after the backward, and ZeRO-1's parameter all-gather
         StepMetrics m = new StepMetrics(s, loss, sums.stepCe(), sums.meanExit(), norm, lr, (long) sums.tokens(),
-                (c3 - t0 + dataWaitNanos) * ms, ((c1 - t0) + (c3 - c2)) * ms, (c2 - c1) * ms, dataWaitNanos * ms,
-                ex[0], ex[1], skipped, note);
+                (c3 - t0 + dataWaitNanos) * ms, ((c1 - t0) + (c3 - c2) - gather) * ms, (c2 - c1 + gather) * ms,
+                dataWaitNanos * ms, ex[0], ex[1], skipped, note);
         return new Outcome(m, rep == null ? 0 : rep.tokens());
     }
 

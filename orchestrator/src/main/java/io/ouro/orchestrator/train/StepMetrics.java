@@ -15,7 +15,8 @@ import java.util.Map;
  * per-loop-step cross-entropy, the mean exit distribution, the gradient norm before clipping, the
  * learning rate, where the time went on rank 0 (compute, all-reduce, waiting for data, the rest), why the
  * update was skipped (null when it was applied) and anything else the step has to say (null when nothing).
- * {@code commMs} is the time the step waited for the exchange after its backward; {@code exchangeMs} the time
+ * {@code commMs} is the time the step waited for communication: the exchange after its backward, and with ZeRO-1
+ * the all-gather of the updated parameters; {@code exchangeMs} the time
  * the gradient exchange kept a ring busy, of which the share {@code hidden} ran behind the backward (NaN with
  * one rank, where nothing is exchanged).
  */

@@ -91,6 +91,19 @@ class DataParallelStepTest {
      */
     static List<Object> train(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int connections,
                               int bucketFloats, boolean shard) throws Exception {
+        return train(cfg, stage, world, device, connections, bucketFloats, shard, 4 / world, 4,
+                (s, rank, rows) -> batch(s, rank * rows, rows), Duration.ofSeconds(30));
+    }
+
+    /** Rank {@code rank}'s {@code rows} sequences of the stage's step {@code s} (counted from its start). */
+    interface Batches {
+        Sampler.Batch of(long s, int rank, int rows);
+    }
+
+    /** As above with {@code rows} sequences per rank, {@code steps} steps, the batches given, the ring's timeout. */
+    static List<Object> train(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int connections,
+                              int bucketFloats, boolean shard, int rows, int steps, Batches batches, Duration t)
+            throws Exception {
         byte[] secret = RingAllReduce.newSecret();
         List<Function<String, List<String>>> g = gather(world);
         ExecutorService pool = Executors.newFixedThreadPool(world);
@@ -99,11 +112,9 @@ class DataParallelStepTest {
             for (int r = 0; r < world; r++) {
                 int rank = r;
                 ranks.add(pool.submit(() -> {
-                    int rows = 4 / world;
-                    Duration t = Duration.ofSeconds(30);
                     try (TrainingBackend b = Backends.open(device, stage.model(), AdamWConfig.ouro(), rows, stage.seqLen());
                          RingGroup ring = RingGroup.open(new RingConfig(rank, world, "127.0.0.1", "127.0.0.1",
-                                 secret, t, t, 4096), connections, g.get(rank))) {
+                                 secret, t, t, RingConfig.DEFAULT_CHUNK_BYTES), connections, g.get(rank))) {
                         if (shard && world > 1) {
                             long[] o = DataParallelStep.owners(b.layout().totalSize(), world);
                             b.shardOptimizer(o[rank], o[rank + 1]);
@@ -112,10 +123,12 @@ class DataParallelStepTest {
                         var sp = cfg.train().spike();
                         DataParallelStep dp = new DataParallelStep(b, ring, stage, cfg.train().clip(),
                                 new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), "main"),
-                                stage.firstStep() + cfg.train().injectNonFiniteAtStep(), bucketFloats, shard, 30_000);
+                                cfg.train().injectNonFiniteAtStep() < 0 ? -1
+                                        : stage.firstStep() + cfg.train().injectNonFiniteAtStep(),
+                                bucketFloats, shard, t.toMillis());
                         List<StepMetrics> m = new ArrayList<>();
-                        for (long s = 0; s < 4; s++) {
-                            m.add(dp.step(stage.firstStep() + s, batch(s, rank * rows, rows), 0).metrics());
+                        for (long s = 0; s < steps; s++) {
+                            m.add(dp.step(stage.firstStep() + s, batches.of(s, rank, rows), 0).metrics());
                         }
                         return new Object[] {m, b.parameters(), b.optimizerState()};
                     }
@@ -123,7 +136,7 @@ class DataParallelStepTest {
             }
             List<Object> out = new ArrayList<>();
             for (Future<Object[]> f : ranks) {
-                Object[] r = f.get(120, TimeUnit.SECONDS);
+                Object[] r = f.get(t.toSeconds() * (steps + 4L), TimeUnit.SECONDS);
                 out.add(r[0]);
                 out.add(r[1]);
             }

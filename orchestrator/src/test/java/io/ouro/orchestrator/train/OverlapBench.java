@@ -1,26 +1,13 @@
 package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.config.TrainConfig;
-import io.ouro.worker.backend.Backends;
-import io.ouro.worker.backend.TrainingBackend;
-import io.ouro.worker.comm.RingAllReduce;
-import io.ouro.worker.comm.RingConfig;
-import io.ouro.worker.comm.RingGroup;
 import io.ouro.worker.data.Sampler;
-import io.ouro.worker.model.AdamWConfig;
-import io.ouro.worker.model.ParamInit;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.function.Function;
 
 /**
  * {@code tests/bench.sh overlap}: the data-parallel step of a model whose gradient exchange is a visible share of
@@ -80,47 +67,11 @@ public final class OverlapBench {
     @SuppressWarnings("unchecked")
     static List<StepMetrics> run(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int steps)
             throws Exception {
-        byte[] secret = RingAllReduce.newSecret();
-        List<Function<String, List<String>>> g = DataParallelStepTest.gather(world);
-        ExecutorService pool = Executors.newFixedThreadPool(world);
-        try {
-            List<Future<List<StepMetrics>>> ranks = new ArrayList<>();
-            for (int r = 0; r < world; r++) {
-                int rank = r;
-                ranks.add(pool.submit(() -> {
-                    Duration t = Duration.ofSeconds(300);
-                    try (TrainingBackend b = Backends.open(device, stage.model(), AdamWConfig.ouro(), 1, stage.seqLen());
-                         RingGroup ring = RingGroup.open(new RingConfig(rank, world, "127.0.0.1", "127.0.0.1", secret, t,
-                                 t, RingConfig.DEFAULT_CHUNK_BYTES), cfg.train().ringConnections(), g.get(rank))) {
-                        boolean shard = cfg.train().shardOptimizer() && world > 1;
-                        if (shard) {
-                            long[] o = DataParallelStep.owners(b.layout().totalSize(), world);
-                            b.shardOptimizer(o[rank], o[rank + 1]);
-                        }
-                        b.setParameters(ParamInit.initialize(b.layout()));
-                        var sp = cfg.train().spike();
-                        DataParallelStep dp = new DataParallelStep(b, ring, stage, cfg.train().clip(),
-                                new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), "main"),
-                                -1, cfg.train().bucketFloats(), shard, t.toMillis());
-                        List<StepMetrics> m = new ArrayList<>();
-                        for (int s = 0; s <= steps; s++) {
-                            StepMetrics x = dp.step(s, batch(stage, s, rank), 0).metrics();
-                            if (s > 0) {
-                                m.add(x);
-                            }
-                        }
-                        return m;
-                    }
-                }));
-            }
-            List<StepMetrics> first = ranks.get(0).get(3600, TimeUnit.SECONDS);
-            for (Future<List<StepMetrics>> f : ranks) {
-                f.get(3600, TimeUnit.SECONDS);
-            }
-            return first;
-        } finally {
-            pool.shutdownNow();
-        }
+        List<Object> out = DataParallelStepTest.train(cfg, stage, world, device, cfg.train().ringConnections(),
+                cfg.train().bucketFloats(), cfg.train().shardOptimizer(), 1, steps + 1,
+                (s, rank, rows) -> batch(stage, s, rank), Duration.ofSeconds(600));
+        List<StepMetrics> m = (List<StepMetrics>) out.get(0);
+        return m.subList(1, m.size());
     }
 
     static Sampler.Batch batch(TrainConfig.Stage stage, long s, int rank) {
