@@ -265,20 +265,43 @@ public final class CheckpointStore {
      * checkpoint whose bytes turn out corrupt is marked so and the error names the file and the block.
      */
     public Checkpoint load(long step, ParamLayout layout, String configHash) throws IOException {
-        try (CheckpointReader r = open(step, configHash)) {
-            r.requireLayout(layout.tensors());
+        return read(step, layout, configHash, r -> {
             float[][] flat = new float[StateKind.values().length][];
             for (StateKind k : StateKind.values()) {
                 flat[k.ordinal()] = new float[layout.arraySize()];
-                try {
-                    r.readAll(k, layout.tensors(), FlatTensors.sink(flat[k.ordinal()]));
-                } catch (CheckpointReader.CorruptException | org.apache.hadoop.fs.ChecksumException e) {
-                    markCorrupt(step, e.getMessage());
-                    throw e;
-                }
+                r.readAll(k, layout.tensors(), FlatTensors.sink(flat[k.ordinal()]));
             }
             return new Checkpoint(r.step(), flat[0], new OptimizerState(r.optimizerStep(), flat[1], flat[2]), r.path(),
                     r.extra());
+        });
+    }
+
+    /** What a use of a checkpoint's reader makes; it may read by {@link CheckpointReader#source}. */
+    @FunctionalInterface
+    public interface ReaderUse<T> {
+        T apply(CheckpointReader r) throws IOException;
+    }
+
+    /**
+     * Opens the checkpoint of {@code step}, checks it holds {@code layout}'s tensors, and hands its reader to
+     * {@code use} (which streams what it needs, of any size); a checkpoint whose bytes turn out corrupt, whether
+     * read directly or through a source, is marked so and the error names the file and the block.
+     */
+    public <T> T read(long step, ParamLayout layout, String configHash, ReaderUse<T> use) throws IOException {
+        try (CheckpointReader r = open(step, configHash)) {
+            r.requireLayout(layout.tensors());
+            try {
+                return use.apply(r);
+            } catch (java.io.UncheckedIOException e) {
+                IOException cause = e.getCause();
+                if (cause instanceof CheckpointReader.CorruptException || cause instanceof org.apache.hadoop.fs.ChecksumException) {
+                    markCorrupt(step, cause.getMessage());
+                }
+                throw cause;
+            } catch (CheckpointReader.CorruptException | org.apache.hadoop.fs.ChecksumException e) {
+                markCorrupt(step, e.getMessage());
+                throw e;
+            }
         }
     }
 

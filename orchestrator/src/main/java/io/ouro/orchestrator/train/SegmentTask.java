@@ -3,11 +3,9 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.checkpoint.BackgroundWrites;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.checkpoint.FlatIndex;
-import io.ouro.worker.hf.FlatTensors;
 import io.ouro.orchestrator.checkpoint.ShardSnapshot;
 import io.ouro.orchestrator.checkpoint.ShardWriter;
 import io.ouro.orchestrator.checkpoint.StateKind;
-import io.ouro.worker.model.OptimizerState;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.comm.RingGroup;
 import io.ouro.worker.comm.RingConfig;
@@ -152,11 +150,11 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                 new org.apache.hadoop.conf.Configuration());
         org.apache.hadoop.fs.Path dir = store.pendingDir(last, attempt);
         FlatIndex index = new FlatIndex(st.backend.layout().tensors());
-        OptimizerState opt = st.backend.optimizerState();
+        // this rank's range only, straight from the backend (with ZeRO-1 it is the range whose moments it keeps)
         ShardSnapshot snap = new ShardSnapshot(index, rank, world, Map.of(StateKind.MODEL,
-                FlatTensors.source(st.backend.parameters()), StateKind.EXP_AVG, FlatTensors.source(opt.m()),
-                StateKind.EXP_AVG_SQ, FlatTensors.source(opt.v())));
-        ShardWriter.RunState run = new ShardWriter.RunState(last, opt.step(), cfg.hash(), Map.of("stage", stage.name(),
+                st.backend.parameterSource(), StateKind.EXP_AVG, st.backend.momentSource(0),
+                StateKind.EXP_AVG_SQ, st.backend.momentSource(1)));
+        ShardWriter.RunState run = new ShardWriter.RunState(last, st.backend.optimizerStep(), cfg.hash(), Map.of("stage", stage.name(),
                 "run_id", runId, "spike_history", st.guard.save()));
         BackgroundWrites.submit(runId + " rank " + rank, timeout, store.fs(), dir, rank, world,
                 () -> ShardWriter.write(store.fs(), dir, index, rank, world, snap.sources(), run));

@@ -2,13 +2,15 @@ package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.checkpoint.FlatIndex;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
+import io.ouro.orchestrator.checkpoint.StateKind;
+import io.ouro.worker.hf.FlatTensors;
+import io.ouro.worker.hf.TensorSource;
 import io.ouro.orchestrator.hf.HadoopDir;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.model.AdamWConfig;
-import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamInit;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepShape;
@@ -120,7 +122,9 @@ final class WorkerState implements AutoCloseable {
         String source;
         try {
             if (moveFrom != null) {
-                carry(moveFrom.backend.layout(), moveFrom.backend.parameters(), moveFrom.backend.optimizerState(), b, st);
+                TrainingBackend old = moveFrom.backend;
+                carry(old.layout(), old.parameterSource(), old.optimizerStep(), old.momentSource(0), old.momentSource(1),
+                        b, st);
                 guard.restore(moveFrom.guard.save());
                 synchronized (REGISTRY) {
                     REGISTRY.remove(moveFrom);
@@ -130,8 +134,8 @@ final class WorkerState implements AutoCloseable {
             } else if (step == 0 && !cfg.initFrom().isEmpty()) {
                 HfModelDir.Model m = HfModelDir.read(new HadoopDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
                         st.model());
-                int n = new ParamLayout(m.config()).arraySize();
-                carry(new ParamLayout(m.config()), m.params(), new OptimizerState(0, new float[n], new float[n]), b, st);
+                TensorSource zeros = (t, start, dst, off, len) -> Arrays.fill(dst, off, off + len, 0f);
+                carry(new ParamLayout(m.config()), FlatTensors.source(m.params()), 0, zeros, zeros, b, st);
                 source = "initialised from " + cfg.initFrom();
             } else if (step == 0) {
                 b.setParameters(ParamInit.initialize(b.layout()));
@@ -141,10 +145,13 @@ final class WorkerState implements AutoCloseable {
                         new org.apache.hadoop.conf.Configuration());
                 // the checkpoint of step k was written by the stage that ran step k-1
                 ParamLayout written = new ParamLayout(cfg.stageAt(step - 1).model());
-                CheckpointStore.Checkpoint c = store.load(step, written, cfg.hash());
-                carry(written, c.params(), c.optimizer(), b, st);
-                guard.restore(c.extra().get("spike_history"));
-                source = "checkpoint " + c.path();
+                // streamed tensor piece by tensor piece into the device: no host array of the whole model
+                source = store.read(step, written, cfg.hash(), r -> {
+                    carry(written, r.source(StateKind.MODEL), r.optimizerStep(), r.source(StateKind.EXP_AVG),
+                            r.source(StateKind.EXP_AVG_SQ), b, st);
+                    guard.restore(r.extra().get("spike_history"));
+                    return "checkpoint " + r.path();
+                });
             } else {
                 throw new IllegalStateException("no model state for step " + step
                         + " on this executor, and checkpoints are not configured for this run");
@@ -167,16 +174,17 @@ final class WorkerState implements AutoCloseable {
     }
 
     /** Parameters and optimizer state into {@code b}, upcycled when the stage has more layers. */
-    private static void carry(ParamLayout from, float[] params, OptimizerState opt, TrainingBackend b,
-                              TrainConfig.Stage st) {
+    private static void carry(ParamLayout from, TensorSource params, long optimizerStep, TensorSource m, TensorSource v,
+                              TrainingBackend b, TrainConfig.Stage st) {
         ParamLayout to = b.layout();
         if (from.config().layers() != to.config().layers()) {
             String mode = st.upcycle() == null ? "tile" : st.upcycle().mode();
-            params = Upcycling.map(from, to, params, mode);
-            opt = new OptimizerState(opt.step(), Upcycling.map(from, to, opt.m(), mode), Upcycling.map(from, to, opt.v(), mode));
+            params = Upcycling.source(from, to, params, mode);
+            m = Upcycling.source(from, to, m, mode);
+            v = Upcycling.source(from, to, v, mode);
         }
         b.setParameters(params);
-        b.setOptimizerState(opt);
+        b.setOptimizerState(optimizerStep, m, v);
     }
 
     /** Back to the registry; a state whose segment failed half-way is dropped. */

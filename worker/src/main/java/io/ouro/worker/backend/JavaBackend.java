@@ -3,6 +3,8 @@ package io.ouro.worker.backend;
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.hf.FlatTensors;
+import io.ouro.worker.hf.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
@@ -56,6 +58,34 @@ public final class JavaBackend implements TrainingBackend {
     @Override
     public float[] parameters() {
         return params.clone();
+    }
+
+    @Override
+    public void setParameters(TensorSource src) {
+        for (TensorView t : model.layout().tensors()) {
+            src.read(t, 0, params, t.off(), t.len());
+        }
+        optimizer = adam.create(model.layout(), optimizer.from(), optimizer.to());
+    }
+
+    @Override
+    public TensorSource parameterSource() {
+        return FlatTensors.source(params);
+    }
+
+    @Override
+    public TensorSource momentSource(int which) {
+        return optimizer.moment(which);
+    }
+
+    @Override
+    public long optimizerStep() {
+        return optimizer.stepCount();
+    }
+
+    @Override
+    public void setOptimizerState(long step, TensorSource first, TensorSource second) {
+        optimizer.restore(step, first, second);
     }
 
     @Override

@@ -3,6 +3,7 @@ package io.ouro.worker.backend;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.hf.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
@@ -54,6 +55,31 @@ public final class OpenClBackend implements TrainingBackend {
     @Override
     public float[] parameters() {
         return model.parameters();
+    }
+
+    @Override
+    public void setParameters(TensorSource src) {
+        model.setParameters(src);
+    }
+
+    @Override
+    public TensorSource parameterSource() {
+        return model.parameterSource();
+    }
+
+    @Override
+    public TensorSource momentSource(int which) {
+        return model.momentSource(which);
+    }
+
+    @Override
+    public long optimizerStep() {
+        return model.optimizerStep();
+    }
+
+    @Override
+    public void setOptimizerState(long step, TensorSource first, TensorSource second) {
+        model.setOptimizerState(step, first, second);
     }
 
     @Override

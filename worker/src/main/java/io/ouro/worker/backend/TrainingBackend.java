@@ -1,5 +1,6 @@
 package io.ouro.worker.backend;
 
+import io.ouro.worker.hf.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.OptimizerState;
@@ -29,7 +30,29 @@ public interface TrainingBackend extends AutoCloseable {
 
     void setParameters(float[] params);
 
+    /**
+     * Sets the parameters from a source, tensor by tensor (no host array larger than a device buffer: models past
+     * 2^31 parameters), and clears the optimizer's state.
+     */
+    void setParameters(TensorSource params);
+
+    /** For models that fit one Java array; {@link #parameterSource} for any size. */
     float[] parameters();
+
+    /** The parameters, read tensor range by tensor range (checkpoints, moving the state to a new backend). */
+    TensorSource parameterSource();
+
+    /**
+     * Adam moment {@code which} (0: first, 1: second) over the range this backend keeps ({@link #shardOptimizer});
+     * reading outside it is an error.
+     */
+    TensorSource momentSource(int which);
+
+    /** The number of AdamW updates made. */
+    long optimizerStep();
+
+    /** Restores the update count and the moments of the kept range, read tensor piece by tensor piece. */
+    void setOptimizerState(long step, TensorSource first, TensorSource second);
 
     /**
      * Forward and backward of the batch, micro-batch by micro-batch, adding its gradient (normalised by the batch's

@@ -139,9 +139,36 @@ public final class AdamW {
             throw new IllegalArgumentException("AdamW.restore: moments hold " + s.m().length + " values, the model "
                     + layout.totalSize());
         }
-        System.arraycopy(s.m(), (int) from, m, 0, m.length);
-        System.arraycopy(s.v(), (int) from, v, 0, v.length);
-        step = s.step();
+        restore(s.step(), io.ouro.worker.hf.FlatTensors.source(s.m()), io.ouro.worker.hf.FlatTensors.source(s.v()));
+    }
+
+    /** Restores the update count and the moments of this optimizer's range, read tensor piece by tensor piece. */
+    public void restore(long step, io.ouro.worker.hf.TensorSource first, io.ouro.worker.hf.TensorSource second) {
+        for (Slice sl : slices(layout, from, to, t -> true)) {
+            long at = sl.at() - sl.tensor().offset();
+            first.read(sl.tensor(), at, m, (int) sl.momentAt(), sl.len());
+            second.read(sl.tensor(), at, v, (int) sl.momentAt(), sl.len());
+        }
+        this.step = step;
+    }
+
+    /**
+     * Moment {@code which} (0: first, 1: second) as a source over the kept range; reading outside it is an error
+     * (with ZeRO-1 another rank keeps it).
+     */
+    public io.ouro.worker.hf.TensorSource moment(int which) {
+        float[] a = which == 0 ? m : v;
+        return (t, start, dst, off, len) -> System.arraycopy(a, momentIndex(t, start, len, from, to), dst, off, len);
+    }
+
+    /** Where moment element {@code start} of tensor {@code t} sits in a range's moment array; an error outside it. */
+    public static int momentIndex(TensorView t, long start, int len, long from, long to) {
+        long at = t.offset() + start;
+        if (at < from || at + len > to) {
+            throw new IllegalArgumentException("moments of " + t.name() + "[" + start + ", " + (start + len)
+                    + ") are outside the range [" + from + ", " + to + ") this optimizer keeps");
+        }
+        return Math.toIntExact(at - from);
     }
 
     public long stepCount() {

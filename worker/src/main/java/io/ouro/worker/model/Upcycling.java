@@ -1,5 +1,10 @@
 package io.ouro.worker.model;
 
+import io.ouro.worker.hf.FlatTensors;
+import io.ouro.worker.hf.TensorSource;
+
+import java.util.HashMap;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -17,6 +22,20 @@ public final class Upcycling {
     }
 
     public static float[] map(ParamLayout from, ParamLayout to, float[] src, String mode) {
+        TensorSource mapped = source(from, to, FlatTensors.source(src), mode);
+        float[] out = new float[to.arraySize()];
+        for (TensorView t : to.tensors()) {
+            mapped.read(t, 0, out, t.off(), t.len());
+        }
+        return out;
+    }
+
+    /**
+     * The grown model's state read from the smaller one's, tensor by tensor (no array of the whole model: the
+     * 2.6B model's 2.67B parameters do not fit one): a read of tensor {@code t} of {@code to} reads its source
+     * tensor in {@code from}.
+     */
+    public static TensorSource source(ParamLayout from, ParamLayout to, TensorSource src, String mode) {
         int l0 = from.config().layers(), l1 = to.config().layers();
         if (l1 % l0 != 0) {
             throw new IllegalArgumentException("upcycling " + l0 + " to " + l1 + " layers: not a multiple");
@@ -25,7 +44,7 @@ public final class Upcycling {
             throw new IllegalArgumentException("upcycling mode: expected tile or interleave, got '" + mode + "'");
         }
         int m = l1 / l0;
-        float[] out = new float[to.arraySize()];
+        Map<String, TensorView> sources = new HashMap<>();
         for (TensorView t : to.tensors()) {
             String name = t.name();
             Matcher x = LAYER.matcher(name);
@@ -39,8 +58,8 @@ public final class Upcycling {
                 throw new IllegalArgumentException("upcycling: " + name + " has " + s.size() + " values, "
                         + t.name() + " " + t.size());
             }
-            System.arraycopy(src, s.off(), out, t.off(), (int) t.size());
+            sources.put(t.name(), s);
         }
-        return out;
+        return (t, start, dst, off, len) -> src.read(sources.get(t.name()), start, dst, off, len);
     }
 }

@@ -1,6 +1,8 @@
 package io.ouro.worker.opencl;
 
 import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.hf.FlatTensors;
+import io.ouro.worker.hf.TensorSource;
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.DecayPolicy;
 import io.ouro.worker.model.GradientReady;
@@ -104,7 +106,25 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Copies parameters to the device and clears the Adam moments. */
     public void setParameters(float[] params) {
-        scatter(params, Buffer.PARAMS, Buffer.PARAMS2);
+        if (params.length != layout.totalSize()) {
+            throw new IllegalArgumentException("parameters: expected " + layout.totalSize() + " values, got " + params.length);
+        }
+        setParameters(FlatTensors.source(params));
+    }
+
+    /** Copies parameters to the device, tensor by tensor into each segment's buffer, and clears the Adam moments. */
+    public void setParameters(TensorSource src) {
+        ParamSegments segs = stepOps.segments();
+        for (int i = 0; i < segs.count(); i++) {
+            Buffer b = OpenClOps.params(i);
+            float[] host = ops.host(b);
+            for (TensorView t : layout.tensors()) {
+                if (segs.segment(t) == i) {
+                    src.read(t, 0, host, segs.local(t), t.len());
+                }
+            }
+            ops.upload(b);
+        }
         stepOps.parametersChanged();
         for (Buffer b : new Buffer[] {Buffer.MOM1, Buffer.MOM2, Buffer.MOM1B, Buffer.MOM2B}) {
             java.util.Arrays.fill(ops.host(b), 0f);
@@ -133,6 +153,57 @@ public final class OpenClModel implements AutoCloseable {
         adamStep = 0;
     }
 
+    /** The parameters, read from the host copy of their buffer (downloaded once while the device's is newer). */
+    public TensorSource parameterSource() {
+        ParamSegments segs = stepOps.segments();
+        return (t, start, dst, off, len) -> {
+            Buffer b = OpenClOps.params(segs.segment(t));
+            if (ops.residency().side(b) == Residency.Side.DEVICE) {
+                ops.download(b);
+            }
+            System.arraycopy(ops.read(b), segs.local(t) + Math.toIntExact(start), dst, off, len);
+        };
+    }
+
+    /** Adam moment {@code which} (0, 1) over the kept range, read like {@link #parameterSource}. */
+    public TensorSource momentSource(int which) {
+        ParamSegments segs = stepOps.segments();
+        return (t, start, dst, off, len) -> {
+            int seg = segs.segment(t);
+            Buffer b = moments(which, seg);
+            int at = AdamW.momentIndex(t, start, len, momFrom, momTo) + (int) (momFrom - momentStart(seg));
+            if (ops.residency().side(b) == Residency.Side.DEVICE) {
+                ops.download(b);
+            }
+            System.arraycopy(ops.read(b), at, dst, off, len);
+        };
+    }
+
+    private static Buffer moments(int which, int seg) {
+        return which == 0 ? (seg == 0 ? Buffer.MOM1 : Buffer.MOM1B) : (seg == 0 ? Buffer.MOM2 : Buffer.MOM2B);
+    }
+
+    public long optimizerStep() {
+        return adamStep;
+    }
+
+    /** Restores the update count and the moments of the kept range, tensor piece by tensor piece. */
+    public void setOptimizerState(long step, TensorSource first, TensorSource second) {
+        ParamSegments segs = stepOps.segments();
+        for (AdamW.Slice sl : AdamW.slices(layout, momFrom, momTo, t -> true)) {
+            int seg = segs.segment(sl.tensor());
+            int at = (int) (sl.at() - momentStart(seg));
+            long start = sl.at() - sl.tensor().offset();
+            first.read(sl.tensor(), start, ops.host(moments(0, seg)), at, sl.len());
+            second.read(sl.tensor(), start, ops.host(moments(1, seg)), at, sl.len());
+        }
+        for (int seg = 0; seg < segs.count(); seg++) {
+            ops.upload(moments(0, seg));
+            ops.upload(moments(1, seg));
+        }
+        adamStep = step;
+    }
+
     /** Downloads Adam's moments and update count, laid out like the parameters (zero outside a sharded range). */
     public OptimizerState optimizerState() {
         return new OptimizerState(adamStep, gatherMoments(Buffer.MOM1, Buffer.MOM1B),
@@ -145,9 +216,7 @@ public final class OpenClModel implements AutoCloseable {
             throw new IllegalArgumentException("optimizer state holds " + s.m().length + " values, the model "
                     + layout.totalSize());
         }
-        scatterMoments(s.m(), Buffer.MOM1, Buffer.MOM1B);
-        scatterMoments(s.v(), Buffer.MOM2, Buffer.MOM2B);
-        adamStep = s.step();
+        setOptimizerState(s.step(), FlatTensors.source(s.m()), FlatTensors.source(s.v()));
     }
 
     // the moments kept for segment i: flat [momentStart(i), + size) at offset 0 of its buffer
@@ -158,14 +227,6 @@ public final class OpenClModel implements AutoCloseable {
     private int momentSize(int i) {
         ParamSegments segs = stepOps.segments();
         return (int) Math.max(0, Math.min(momTo, segs.start(i) + segs.size(i)) - momentStart(i));
-    }
-
-    private void scatterMoments(float[] flat, Buffer first, Buffer second) {
-        for (int i = 0; i < stepOps.segments().count(); i++) {
-            Buffer b = i == 0 ? first : second;
-            System.arraycopy(flat, (int) momentStart(i), ops.host(b), 0, momentSize(i));
-            ops.upload(b);
-        }
     }
 
     private float[] gatherMoments(Buffer first, Buffer second) {
