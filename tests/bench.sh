@@ -18,6 +18,9 @@
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
+#   generate    greedy decoding with a KV cache on the bench model (every token all T steps), ours vs PyTorch
+#               (DJL, its own KV cache) on the same weights, tokens compared; memory of the full, last_step and
+#               average caches; args: [device, default opencl:0] [new tokens 32] [prompt tokens 16]
 #   data        the training data path: a generated corpus (10^9 tokens, 64 shards) on the local
 #               filesystem under $TMPDIR (deleted after), the windows of training steps (seq 4096, W = 2)
 #               read by position; bytes read / bytes delivered, against the old whole-shard reader's rule,
@@ -69,6 +72,12 @@ case "$name" in
     cp=$(test_classpath worker)
     exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.MemoryBench "$@"
     ;;
+  generate)
+    cp=$(test_classpath worker)
+    exec java -Xmx6g --add-modules=jdk.incubator.vector -Doffline=true \
+      -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
+      -cp "$cp" io.ouro.worker.bench.GenerateBench "$@"
+    ;;
   tokenizer)
     cp=$(test_classpath tokenizer)
     exec java -Xmx4g -Doffline=true \
@@ -85,7 +94,7 @@ case "$name" in
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
       "| plan [configs] | memory [device] [steps] [chunk]" \
       "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
-      "| data [tokens] [shards] [steps]" >&2
+      "| data [tokens] [shards] [steps] | generate [device] [new] [prompt]" >&2
     exit 2
     ;;
 esac

@@ -35,6 +35,7 @@ public final class OpenClModel implements AutoCloseable {
     private final OpenClOps ops;
     private final LoopSchedule schedule;
     private final int batch, seqLen;
+    private final boolean training;
     private int validTokens;
     private long adamStep;
 
@@ -45,11 +46,23 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Batches run as the shape says (micro-batches, recomputation, chunks, stash buffers). */
     public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits) {
+        this(cfg, device, shape, keepLogits, true);
+    }
+
+    /**
+     * @param training false for a forward-only model (evaluation): no gradient or Adam moment buffers on the device;
+     *                 {@link #forward} and {@link #evaluate} work, anything that needs a gradient is an error
+     */
+    public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits, boolean training) {
         this.cfg = cfg;
         this.layout = new ParamLayout(cfg);
         this.batch = shape.batch();
         this.seqLen = shape.seqLen();
+        this.training = training;
         this.stepOps = new OpenClStepOps(cfg, device, shape.micro(), seqLen, shape.bufferLimit());
+        if (!training) {
+            stepOps.forwardOnly();
+        }
         try {
             this.schedule = new LoopSchedule(cfg, stepOps, shape.micro(), seqLen, shape.recompute(), shape.chunk(),
                     keepLogits);
@@ -101,6 +114,9 @@ public final class OpenClModel implements AutoCloseable {
     public void setParameters(float[] params) {
         scatter(params, Buffer.PARAMS, Buffer.PARAMS2);
         stepOps.parametersChanged();
+        if (!training) {
+            return;
+        }
         scatter(new float[params.length], Buffer.MOM1, Buffer.MOM1B);
         scatter(new float[params.length], Buffer.MOM2, Buffer.MOM2B);
         adamStep = 0;
