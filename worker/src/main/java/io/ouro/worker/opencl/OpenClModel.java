@@ -155,6 +155,7 @@ public final class OpenClModel implements AutoCloseable {
 
     // the flat host array <-> the device segments (first, second)
     private void scatter(float[] flat, Buffer first, Buffer second) {
+        requireTraining(first);
         ParamSegments segs = stepOps.segments();
         for (int i = 0; i < segs.count(); i++) {
             Buffer b = i == 0 ? first : second;
@@ -164,6 +165,7 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     private float[] gather(Buffer first, Buffer second) {
+        requireTraining(first);
         ParamSegments segs = stepOps.segments();
         float[] flat = new float[layout.arraySize()];
         for (int i = 0; i < segs.count(); i++) {
@@ -172,6 +174,13 @@ public final class OpenClModel implements AutoCloseable {
             System.arraycopy(ops.read(b), 0, flat, (int) segs.start(i), (int) segs.size(i));
         }
         return flat;
+    }
+
+    // a forward-only model has parameters only
+    private void requireTraining(Buffer b) {
+        if (!training && b != Buffer.PARAMS) {
+            throw new IllegalStateException("a forward-only model has no " + b + " buffer");
+        }
     }
 
     public void zeroGradients() {
