@@ -30,7 +30,7 @@ import java.util.Locale;
 /**
  * {@code ouro eval}: per-loop-step cross-entropy and perplexity of a model on token manifests or text files, as a Spark
  * job. The manifests' streams (and the text files, tokenized on the driver: each document, a run of lines ended by an
- * empty line, after an EOS as in the packed training stream) are cut into windows of seq-len + 1 tokens (as training
+ * empty line or with {@code --text-docs line} each line, after an EOS as in the packed training stream) are cut into windows of seq-len + 1 tokens (as training
  * reads them); the windows are spread over partitions, each partition runs a forward-only model on the backend
  * {@code --device} names ({@link EvalForward}: the Java ops or an OpenCL device, no gradients, no optimizer state) and
  * returns only sums. Besides CE per step: the mean exit distribution, the CE when each token exits by the gate's distribution
@@ -40,7 +40,7 @@ import java.util.Locale;
 public final class EvalApp {
 
     static final String USAGE = "ouro eval (--model DIR | --config FILE [--checkpoint DIR]) [--tokenizer FILE]"
-            + " [--data URI[,URI...]] [--text URI[,URI...]] [--tasks FILE] [--seq-len N] [--batch B] [--max-windows N]"
+            + " [--data URI[,URI...]] [--text URI[,URI...] [--text-docs paragraph|line]] [--tasks FILE] [--seq-len N] [--batch B] [--max-windows N]"
             + " [--q Q[,Q...]] [--partitions P] [--master URL] [--device java|cpu|gpu|opencl:<i>] [--json FILE]";
 
     /**
@@ -74,10 +74,14 @@ public final class EvalApp {
         json.put("device", device);
         if (data != null || text != null) {
             List<int[]> texts = new ArrayList<>();
+            String docs = a.get("text-docs", "paragraph");
+            if (!docs.equals("paragraph") && !docs.equals("line")) {
+                throw new IllegalArgumentException("--text-docs: expected paragraph or line, got '" + docs + "'");
+            }
             if (text != null) {
                 BpeTokenizer tok = GenerateApp.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
                 for (String uri : text.split(",")) {
-                    texts.add(tokenizeText(uri, readText(uri, conf), tok, m.config().vocab()));
+                    texts.add(tokenizeText(uri, readText(uri, conf), tok, m.config().vocab(), docs.equals("line")));
                 }
             }
             SparkConf sc = new SparkConf().setAppName("ouro eval").setMaster(a.get("master", "local[*]"));
@@ -253,11 +257,12 @@ public final class EvalApp {
     }
 
     /**
-     * The token stream of a text file: each document (a run of lines ended by an empty line or the end of the file)
-     * after an EOS, as documents are packed for training. An id outside the model's vocabulary is an error naming the
-     * file.
+     * The token stream of a text file: each document (a run of lines ended by an empty line or the end of the file; with
+     * {@code perLine} each non-empty line) after an EOS, as documents are packed for training. An id outside the
+     * model's vocabulary is an error naming the file.
      */
-    public static int[] tokenizeText(String name, String text, io.ouro.tokenizer.TextTokenizer tok, int vocab) {
+    public static int[] tokenizeText(String name, String text, io.ouro.tokenizer.TextTokenizer tok, int vocab,
+                                     boolean perLine) {
         if (tok.eosId() < 0) {
             throw new IllegalArgumentException("the tokenizer has no EOS token; documents cannot be separated");
         }
@@ -267,6 +272,10 @@ public final class EvalApp {
         String[] lines = text.split("\r?\n", -1);
         for (int i = 0; i <= lines.length; i++) {
             boolean end = i == lines.length || lines[i].isBlank();
+            if (!end && perLine) {
+                doc.append(lines[i]);
+                end = true;
+            }
             if (!end) {
                 doc.append(doc.length() > 0 ? "\n" : "").append(lines[i]);
                 continue;

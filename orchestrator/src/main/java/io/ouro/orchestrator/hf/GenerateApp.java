@@ -97,7 +97,8 @@ public final class GenerateApp {
             return BpeTokenizer.load(Paths.get(file));
         }
         if (modelDir == null) {
-            throw new IllegalArgumentException("--tokenizer FILE is required with --config\nusage: " + USAGE);
+            throw new IllegalArgumentException("--tokenizer FILE is required with --config (a run's checkpoint holds no"
+                    + " tokenizer; an HF directory given with --model may)");
         }
         HadoopDir dir = new HadoopDir(modelDir, conf);
         if (!dir.exists(HfModelDir.TOKENIZER)) {
