@@ -9,32 +9,38 @@ import io.ouro.worker.model.TensorView;
  * reference kernels of {@code RowOps} on host arrays) and the OpenCL backend's {@code OpenClDecodeOps} (device
  * buffers, the cache resident on the device). The parameters belong to the implementation.
  *
- * <p>Vectors are named by small ints: the fixed ones below, the gate logit of step t ({@link #gate}) and the key and
- * value of (step t, layer l) of the token being decoded ({@link #key}, {@link #value}). The cache is a set of slots of
+ * <p>Vectors are named by small ints: the fixed ones below, the gate logit of step t ({@link #gate}) and the query,
+ * key and value of (step t, layer l) of the token being decoded ({@link #query}, {@link #key}, {@link #value}: three
+ * consecutive ids). Consecutive ids of one size are consecutive in memory where an implementation says so, which lets
+ * it run {@link #linears} and {@link #rope} over several vectors as one op. The cache is a set of slots of
  * rows of D keys and D values: slot {@code t * L + l} per (step, layer), slot {@code T * L + l} shared per layer
  * ({@link KvCache} decides which one a step reads and what a row holds).
  */
 public interface DecodeOps extends AutoCloseable {
 
-    int H = 0, A1 = 1, Q = 2, ATT = 3, O = 4, X1 = 5, F1 = 6, G = 7, U = 8, M = 9, F = 10, LOGITS = 11;
+    int H = 0, A1 = 1, ATT = 2, O = 3, X1 = 4, F1 = 5, G = 6, U = 7, M = 8, F = 9, LOGITS = 10;
     /** Vectors before the per-step ones. */
-    int FIXED = 12;
+    int FIXED = 11;
 
     static int gate(int t) {
         return FIXED + t;
     }
 
+    static int query(LoopConfig cfg, int t, int l) {
+        return FIXED + cfg.steps() + 3 * (t * cfg.layers() + l);
+    }
+
     static int key(LoopConfig cfg, int t, int l) {
-        return FIXED + cfg.steps() + 2 * (t * cfg.layers() + l);
+        return query(cfg, t, l) + 1;
     }
 
     static int value(LoopConfig cfg, int t, int l) {
-        return key(cfg, t, l) + 1;
+        return query(cfg, t, l) + 2;
     }
 
     /** Vectors in all. */
     static int vectors(LoopConfig cfg) {
-        return FIXED + cfg.steps() + 2 * cfg.steps() * cfg.layers();
+        return FIXED + cfg.steps() + 3 * cfg.steps() * cfg.layers();
     }
 
     /** The elements of vector v. */
@@ -65,11 +71,24 @@ public interface DecodeOps extends AutoCloseable {
     // y (O) = x (I) . w (O,I)^T
     void linear(int y, int x, TensorView w, int in, int out);
 
+    /** ys[i] (O) = x (I) . ws[i] (O,I)^T for every i: several products of one input (q, k, v; gate, up). */
+    default void linears(int[] ys, int x, TensorView[] ws, int in, int out) {
+        for (int i = 0; i < ys.length; i++) {
+            linear(ys[i], x, ws[i], in, out);
+        }
+    }
+
+    // y = x / rms(x) * w + r (a normalized branch added to the residual r)
+    default void rmsnormAdd(int y, int x, TensorView w, int r, int count) {
+        rmsnorm(y, x, w);
+        add(y, r, count);
+    }
+
     // y[0] += bias (one element)
     void biasAdd(int y, TensorView bias);
 
-    // x (H, hd) rotated in place to position pos
-    void rope(int x, int pos);
+    // the vectors first .. first + count - 1 (each (H, hd)) rotated in place to position pos
+    void rope(int first, int count, int pos);
 
     // acc += x, count elements
     void add(int acc, int x, int count);

@@ -16,7 +16,6 @@ import static io.ouro.worker.infer.DecodeOps.H;
 import static io.ouro.worker.infer.DecodeOps.LOGITS;
 import static io.ouro.worker.infer.DecodeOps.M;
 import static io.ouro.worker.infer.DecodeOps.O;
-import static io.ouro.worker.infer.DecodeOps.Q;
 import static io.ouro.worker.infer.DecodeOps.U;
 import static io.ouro.worker.infer.DecodeOps.X1;
 
@@ -87,8 +86,7 @@ public final class Decoder {
             for (int l = 0; l < layers; l++) {
                 layer(t, l, pos);
             }
-            ops.rmsnorm(A1, H, layout.finalNorm());
-            ops.copy(H, A1, d);
+            ops.rmsnorm(H, H, layout.finalNorm());
             computed = t + 1;
             ops.linear(DecodeOps.gate(t), H, layout.gateWeight(), d, 1);
             ops.biasAdd(DecodeOps.gate(t), layout.gateBias());
@@ -128,23 +126,18 @@ public final class Decoder {
     // h (D) through layer l of step t at position pos; keeps the layer's k, v in the ops' key/value (t, l)
     private void layer(int t, int l, int pos) {
         TensorView[] w = layout.layer(l);
-        int k = DecodeOps.key(cfg, t, l), v = DecodeOps.value(cfg, t, l);
+        int q = DecodeOps.query(cfg, t, l), k = DecodeOps.key(cfg, t, l), v = DecodeOps.value(cfg, t, l);
         ops.rmsnorm(A1, H, w[ParamLayout.IN_NORM]);
-        ops.linear(Q, A1, w[ParamLayout.Q], d, d);
-        ops.linear(k, A1, w[ParamLayout.K], d, d);
-        ops.linear(v, A1, w[ParamLayout.V], d, d);
-        ops.rope(Q, pos);
-        ops.rope(k, pos);
-        ops.attend(ATT, Q, cache.slot(t, l), pos, k, v);
+        ops.linears(new int[] {q, k, v}, A1, new TensorView[] {w[ParamLayout.Q], w[ParamLayout.K], w[ParamLayout.V]},
+                d, d);
+        ops.rope(q, 2, pos); // q and k
+        ops.attend(ATT, q, cache.slot(t, l), pos, k, v);
         ops.linear(O, ATT, w[ParamLayout.O], d, d);
-        ops.rmsnorm(X1, O, w[ParamLayout.IN_NORM_2]);
-        ops.add(X1, H, d);
+        ops.rmsnormAdd(X1, O, w[ParamLayout.IN_NORM_2], H, d);
         ops.rmsnorm(F1, X1, w[ParamLayout.POST_NORM]);
-        ops.linear(G, F1, w[ParamLayout.GATE], d, ffn);
-        ops.linear(U, F1, w[ParamLayout.UP], d, ffn);
+        ops.linears(new int[] {G, U}, F1, new TensorView[] {w[ParamLayout.GATE], w[ParamLayout.UP]}, d, ffn);
         ops.swiglu(M, G, U, ffn);
         ops.linear(F, M, w[ParamLayout.DOWN], ffn, d);
-        ops.rmsnorm(H, F, w[ParamLayout.POST_NORM_2]);
-        ops.add(H, X1, d);
+        ops.rmsnormAdd(H, F, w[ParamLayout.POST_NORM_2], X1, d);
     }
 }

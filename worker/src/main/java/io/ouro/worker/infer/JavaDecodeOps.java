@@ -78,7 +78,7 @@ public final class JavaDecodeOps implements DecodeOps {
     }
 
     @Override
-    public void rope(int x, int pos) {
+    public void rope(int first, int count, int pos) {
         int half = hd / 2;
         if (pos >= ropeLen) {
             // the training step's tables, grown by doubling
@@ -89,7 +89,9 @@ public final class JavaDecodeOps implements DecodeOps {
         }
         System.arraycopy(cos, pos * half, cosRow, 0, half);
         System.arraycopy(sin, pos * half, sinRow, 0, half);
-        RowOps.ropeAt(vec[x], cosRow, sinRow, cfg.heads(), hd);
+        for (int x = first; x < first + count; x++) {
+            RowOps.ropeAt(vec[x], cosRow, sinRow, cfg.heads(), hd);
+        }
     }
 
     @Override

@@ -29,7 +29,8 @@ public final class LoopKernel extends Kernel {
             OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24, OP_GEMM_DOT = 25,
             OP_TRANSPOSE = 26, OP_XCOPY = 27;
     /** Decoding one token over a KV cache ({@code OpenClDecodeOps}). */
-    static final int OP_ROPE_AT = 28, OP_ATTN_CACHED = 29, OP_MEAN = 30, OP_TO_METRICS = 31, OP_GEMV = 32;
+    static final int OP_ROPE_AT = 28, OP_ATTN_CACHED = 29, OP_MEAN = 30, OP_TO_METRICS = 31, OP_GEMV = 32,
+            OP_RMSNORM_ADD = 33;
 
     /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
     static final int STASH_SLOTS = 16;
@@ -914,6 +915,21 @@ public final class LoopKernel extends Kernel {
             // metrics[o0 + i] = act[o1 + i], i < n0
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
                 metrics[o0 + i] = act[o1 + i];
+            }
+        }
+        if (op == OP_RMSNORM_ADD) {
+            // one row of n1: y[o1] = x[o0] * rstd * w[o3] + r[o4] (w in segment pseg); rstd[o2]; eps f0
+            if (gx == 0) {
+                float ss = 0f;
+                for (int i = 0; i < n1; i++) {
+                    float x = act[o0 + i];
+                    ss += x * x;
+                }
+                float rs = 1f / sqrt(ss / n1 + f0);
+                act[o2] = rs;
+                for (int i = 0; i < n1; i++) {
+                    act[o1 + i] = act[o0 + i] * rs * pw(o3 + i) + act[o4 + i];
+                }
             }
         }
         if (op == OP_GEMV) {

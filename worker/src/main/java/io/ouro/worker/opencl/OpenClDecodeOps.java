@@ -131,17 +131,39 @@ public final class OpenClDecodeOps implements DecodeOps {
     }
 
     @Override
+    public void linears(int[] ys, int x, TensorView[] ws, int in, int out) {
+        boolean one = true;
+        for (int i = 1; i < ys.length; i++) {
+            one &= vecOff[ys[i]] == vecOff[ys[i - 1]] + out && ws[i].offset() == ws[i - 1].offset() + ws[i - 1].len()
+                    && segments.segment(ws[i]) == segments.segment(ws[0]);
+        }
+        if (!one) {
+            DecodeOps.super.linears(ys, x, ws, in, out);
+            return;
+        }
+        // the products' weights follow each other in the parameters and their outputs in act: one launch
+        ops.gemv(vecOff[ys[0]], vecOff[x], segments.segment(ws[0]), segments.local(ws[0]), in, out * ys.length);
+    }
+
+    @Override
+    public void rmsnormAdd(int y, int x, TensorView w, int r, int count) {
+        ops.rmsnormAddForward(vecOff[y], rstd, vecOff[x], segments.segment(w), segments.local(w), vecOff[r], d,
+                (float) cfg.normEps());
+    }
+
+    @Override
     public void biasAdd(int y, TensorView bias) {
         ops.biasAdd(vecOff[y], segments.segment(bias), segments.local(bias), 1);
     }
 
     @Override
-    public void rope(int x, int pos) {
+    public void rope(int first, int count, int pos) {
         if (pos >= Math.max(stepCap, sharedCap)) {
             throw new IllegalStateException("position " + pos + " is past the decoder's capacity of "
                     + Math.max(stepCap, sharedCap) + " tokens");
         }
-        ops.ropeAt(vecOff[x], pos, cfg.heads(), cfg.headDim());
+        // consecutive vectors of one size are consecutive in act
+        ops.ropeAt(vecOff[first], pos, cfg.heads() * count, cfg.headDim());
     }
 
     @Override
@@ -167,9 +189,10 @@ public final class OpenClDecodeOps implements DecodeOps {
 
     @Override
     public void storeRow(int slot, int row, int l, int t0, int t1) {
-        int k0 = DecodeOps.key(cfg, t0, l), stride = 2 * cfg.layers() * d;
+        int k0 = DecodeOps.key(cfg, t0, l), v0 = DecodeOps.value(cfg, t0, l);
+        int stride = t1 - t0 > 1 ? vecOff[DecodeOps.key(cfg, t0 + 1, l)] - vecOff[k0] : 0;
         ops.mean(keys(slot) + row * d, vecOff[k0], stride, t1 - t0, d);
-        ops.mean(values(slot) + row * d, vecOff[k0 + 1], stride, t1 - t0, d);
+        ops.mean(values(slot) + row * d, vecOff[v0], stride, t1 - t0, d);
     }
 
     @Override

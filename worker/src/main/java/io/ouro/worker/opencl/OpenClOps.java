@@ -41,7 +41,8 @@ public final class OpenClOps implements AutoCloseable {
             "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
             "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
             "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
-            "copy", "gemm", "transpose", "stash copy", "rope at", "attention cached", "mean", "to metrics", "gemv"};
+            "copy", "gemm", "transpose", "stash copy", "rope at", "attention cached", "mean", "to metrics", "gemv",
+            "rmsnorm add"};
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -751,6 +752,22 @@ public final class OpenClOps implements AutoCloseable {
         k.n1 = sources;
         k.n2 = stride;
         launchElementwise(count);
+        wrote(Buffer.ACT);
+    }
+
+    // one row: y (D) = x / rms(x) * w + r, all in act but w (parameter segment seg); rstd (1) in act
+    public void rmsnormAddForward(int yOff, int rstdOff, int xOff, int seg, int wOff, int rOff, int d, float eps) {
+        reads(Buffer.ACT, params(seg));
+        k.pseg = seg;
+        k.op = LoopKernel.OP_RMSNORM_ADD;
+        k.o0 = xOff;
+        k.o1 = yOff;
+        k.o2 = rstdOff;
+        k.o3 = wOff;
+        k.o4 = rOff;
+        k.n1 = d;
+        k.f0 = eps;
+        launch1D(1);
         wrote(Buffer.ACT);
     }
 

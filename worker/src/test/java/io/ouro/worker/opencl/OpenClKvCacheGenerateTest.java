@@ -30,8 +30,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class OpenClKvCacheGenerateTest {
 
     static final LoopConfig CFG = new LoopConfig(37, 24, 2, 3, 40, 3, 10_000, 1e-6, 0.1, 0.2, 4);
-    /** float32 logits of O(1): the kernels sum in other orders than the Java reference. */
+    /** Cached against a full recomputation, one token at a time (the bound). */
     static final double BOUND = 1e-5;
+    /**
+     * OpenCL against Java along a whole generation (21 tokens, shared caches averaged on the device): float32 logits of
+     * O(1) whose kernels sum in other orders than the Java reference; measured up to 7.4e-6 on pocl.
+     */
+    static final double BACKENDS = 2e-5;
 
     static OpenClDecodeOps open(float[] params, int stepCap, int sharedCap) {
         return new OpenClDecodeOps(CFG, OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), params, stepCap,
@@ -89,7 +94,6 @@ class OpenClKvCacheGenerateTest {
                 Generator cl = new Generator(mode == KvCache.Mode.FULL ? clFull : clShared);
                 Generator java = new Generator(CFG, params);
                 for (ExitPolicy p : policies) {
-                    // token by token, the logits the sampler saw: teacher-forced along the Java backend's tokens
                     Generator.Result rj = java.generate(prompt, maxNew, -1, p, mode, TokenSampler.greedy());
                     Generator.Result rc = cl.generate(prompt, maxNew, -1, p, mode, TokenSampler.greedy());
                     assertArrayEquals(rj.tokens(), rc.tokens(), mode + " " + p);
@@ -100,13 +104,13 @@ class OpenClKvCacheGenerateTest {
                     System.out.printf(Locale.ROOT, "OpenClKvCacheGenerateTest %s %s: %s, exit steps %s, cache %d bytes,"
                             + " max |logit difference| OpenCL vs Java %.2e%n", mode, p, Arrays.toString(rc.tokens()),
                             Arrays.toString(rc.exitCounts()), rc.cacheBytes(), worst);
-                    assertTrue(worst <= BOUND, mode + " " + p + ": logits differ by " + worst);
+                    assertTrue(worst <= BACKENDS, mode + " " + p + ": logits differ by " + worst);
                 }
             }
         }
     }
 
-    // both decoders fed the prompt and then the same tokens: the largest logit difference at the exit steps
+    // both decoders fed the prompt and then the Java backend's tokens: the largest logit difference at the exit steps
     static double worstLogitDifference(float[] params, int[] prompt, int[] generated, ExitPolicy p, KvCache.Mode mode,
                                        OpenClDecodeOps cl) {
         Decoder a = new Decoder(new JavaDecodeOps(CFG, params), mode), b = new Decoder(cl, mode);
