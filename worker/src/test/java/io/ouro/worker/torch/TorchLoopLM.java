@@ -114,6 +114,73 @@ public final class TorchLoopLM implements AutoCloseable {
         }
     }
 
+    /**
+     * Loads an HF safetensors file of BF16 (or F32) tensors, widening BF16 on the PyTorch side: the header is read here
+     * (8-byte little-endian length, JSON); DJL 0.36 with this PyTorch aborts the JVM on any bfloat16 tensor (decoding,
+     * creating or casting one), so each BF16 value's 16 bits go in as an exact float32 integer u and PyTorch computes
+     * the number from sign, exponent and mantissa, (-1)^s 2^(e-127) (1 + m/128), or 2^-126 m/128 when e = 0 (BF16 is
+     * the top half of a float32). Every tensor is found by its HF name and must have the layout's shape.
+     */
+    public void loadSafetensorsConverted(java.io.InputStream in) throws java.io.IOException {
+        checkOpen();
+        byte[] all = in.readAllBytes();
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(all).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int headerLen = (int) buf.getLong(0);
+        com.fasterxml.jackson.databind.JsonNode header = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(new String(all, 8, headerLen, java.nio.charset.StandardCharsets.UTF_8));
+        int base = 8 + headerLen, seen = 0;
+        try (NDManager sub = manager.newSubManager()) {
+            for (java.util.Iterator<String> it = header.fieldNames(); it.hasNext(); ) {
+                String name = it.next();
+                if (name.equals("__metadata__")) {
+                    continue;
+                }
+                com.fasterxml.jackson.databind.JsonNode t = header.get(name);
+                TensorView v = layout.get(name);
+                long[] shape = new long[t.get("shape").size()];
+                for (int i = 0; i < shape.length; i++) {
+                    shape[i] = t.get("shape").get(i).asLong();
+                }
+                if (!new Shape(shape).equals(shapeOf(v))) {
+                    throw new IllegalArgumentException(name + ": shape " + new Shape(shape) + ", expected " + shapeOf(v));
+                }
+                String dtype = t.get("dtype").asText();
+                DataType type = switch (dtype) {
+                    case "BF16" -> DataType.BFLOAT16;
+                    case "F32" -> DataType.FLOAT32;
+                    default -> throw new IllegalArgumentException(name + ": dtype " + dtype);
+                };
+                int from = base + t.get("data_offsets").get(0).asInt(), to = base + t.get("data_offsets").get(1).asInt();
+                NDArray wide;
+                if (type == DataType.FLOAT32) {
+                    float[] f = new float[(to - from) / 4];
+                    buf.slice(from, to - from).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+                    wide = sub.create(f, new Shape(shape));
+                } else {
+                    float[] u = new float[(to - from) / 2];
+                    for (int i = 0; i < u.length; i++) {
+                        u[i] = buf.getShort(from + 2 * i) & 0xFFFF;
+                    }
+                    NDArray bits = sub.create(u, new Shape(shape));
+                    NDArray sign = bits.div(32768f).floor();
+                    NDArray exp = bits.div(128f).floor().sub(sign.mul(256f));
+                    NDArray mant = bits.sub(bits.div(128f).floor().mul(128f));
+                    NDArray normal = sub.create(2f).pow(exp.sub(127f)).mul(mant.div(128f).add(1f));
+                    NDArray subnormal = mant.div(128f).mul((float) Math.pow(2, -126));
+                    wide = NDArrays.where(exp.eq(0f), subnormal, normal).mul(sign.mul(-2f).add(1f));
+                }
+                wide.attach(manager);
+                int i = views.indexOf(v);
+                params[i].close();
+                params[i] = wide;
+                seen++;
+            }
+        }
+        if (seen != views.size()) {
+            throw new IllegalArgumentException("safetensors: " + seen + " tensors, the layout has " + views.size());
+        }
+    }
+
     public float[] exportParams() {
         checkOpen();
         float[] out = new float[layout.arraySize()];
