@@ -393,4 +393,15 @@ class EvalTest {
         }
         System.out.printf("EvalTest: per-step CE, OpenCL vs Java, max difference %.2e%n", worst);
     }
+
+    @Test
+    void textFilesBecomeDocumentsAfterAnEosByParagraphOrByLine() {
+        assertArrayEquals(new int[] {EOS, 0, 1, EOS, 2, 3}, EvalApp.tokenizeText("x", "ab\n\n\ncd\n", LETTERS, 17, false));
+        assertArrayEquals(new int[] {EOS, 0, 1, EOS, 2, 3, EOS, 4}, EvalApp.tokenizeText("x", "ab\ncd\n\ne", LETTERS, 17,
+                true));
+        // a newline inside a paragraph is text the letters' tokenizer has no id for: an error naming the file
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> EvalApp.tokenizeText("notes.txt", "ab\ncd", LETTERS, 17, false));
+        assertTrue(e.getMessage().contains("--text notes.txt"), e.getMessage());
+    }
 }
