@@ -93,9 +93,6 @@ public interface DecodeOps extends AutoCloseable {
     // acc += x, count elements
     void add(int acc, int x, int count);
 
-    // dst = src, count elements
-    void copy(int dst, int src, int count);
-
     // m = silu(g) * u
     void swiglu(int m, int g, int u, int count);
 

@@ -103,11 +103,6 @@ public final class JavaDecodeOps implements DecodeOps {
     }
 
     @Override
-    public void copy(int dst, int src, int count) {
-        System.arraycopy(vec[src], 0, vec[dst], 0, count);
-    }
-
-    @Override
     public void swiglu(int m, int g, int u, int count) {
         RowOps.swiglu(vec[m], vec[g], vec[u], count);
     }

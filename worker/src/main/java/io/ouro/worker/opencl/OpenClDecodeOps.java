@@ -172,11 +172,6 @@ public final class OpenClDecodeOps implements DecodeOps {
     }
 
     @Override
-    public void copy(int dst, int src, int count) {
-        ops.copy(vecOff[dst], vecOff[src], count);
-    }
-
-    @Override
     public void swiglu(int m, int g, int u, int count) {
         ops.swigluForward(vecOff[m], vecOff[g], vecOff[u], count);
     }
