@@ -56,7 +56,7 @@ run() {
     echo "== kernel and step parity tests on $device"
     timeout 300 "$java" "${opts[@]}" -jar "$bundle"/lib/junit-platform-console-standalone-*.jar \
       execute --class-path "$cp" --scan-class-path "$bundle/tests" \
-      --include-classname '.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest)' \
+      --include-classname '.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest|OpenCl.*GenerateTest|OpenCl.*EvalTest)' \
       --details=summary --disable-banner || echo "TESTS FAILED (exit $?)"
     echo "== memory and recomputation benchmark on $device"
     timeout 600 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.MemoryBench "$device" 3 0 \

@@ -22,6 +22,9 @@
 #               127.0.0.1: the gradient exchange's ring time, the share of it hidden behind the backward, the wait
 #               after the backward, and the W = 2 step time over W = 1's; args: [device opencl:0] [steps 3] [hidden 512]
 #               [layers 8] [seq 128] [loop steps 2] [connections 2] [bucket MiB 8] [shard_optimizer false]
+#   generate    greedy decoding with a KV cache on the bench model (every token all T steps), ours vs PyTorch
+#               (DJL, its own KV cache) on the same weights, tokens compared; memory of the full, last_step and
+#               average caches; args: [device, default opencl:0] [new tokens 32] [prompt tokens 16]
 #   data        the training data path: a generated corpus (10^9 tokens, 64 shards) on the local
 #               filesystem under $TMPDIR (deleted after), the windows of training steps (seq 4096, W = 2)
 #               read by position; bytes read / bytes delivered, against the old whole-shard reader's rule,
@@ -78,6 +81,12 @@ case "$name" in
     cp=$(test_classpath worker)
     exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.MemoryBench "$@"
     ;;
+  generate)
+    cp=$(test_classpath worker)
+    exec java -Xmx6g --add-modules=jdk.incubator.vector -Doffline=true \
+      -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
+      -cp "$cp" io.ouro.worker.bench.GenerateBench "$@"
+    ;;
   tokenizer)
     cp=$(test_classpath tokenizer)
     exec java -Xmx4g -Doffline=true \
@@ -94,7 +103,7 @@ case "$name" in
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
       "| plan [configs] | memory [device] [steps] [chunk]" \
       "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
-      "| data [tokens] [shards] [steps]" >&2
+      "| data [tokens] [shards] [steps] | generate [device] [new] [prompt]" >&2
     exit 2
     ;;
 esac

@@ -8,11 +8,10 @@ import io.ouro.orchestrator.hf.GenerateApp;
 import io.ouro.orchestrator.hf.ModelSource;
 import io.ouro.orchestrator.train.ManifestSource;
 import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.worker.backend.EvalForward;
 import io.ouro.worker.data.TokenSource;
 import io.ouro.worker.infer.ExitPolicy;
 import io.ouro.worker.model.LoopConfig;
-import io.ouro.worker.model.Objective;
-import io.ouro.worker.reference.ReferenceModel;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -29,18 +28,20 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * {@code ouro eval}: per-loop-step cross-entropy and perplexity of a model on token manifests, as a Spark job. The
- * manifests' streams are cut into windows of seq-len + 1 tokens (as training reads them); the windows are spread over
- * partitions, each partition runs a forward-only {@link ReferenceModel} (no gradients, no optimizer state) and returns
- * only sums. Besides CE per step: the mean exit distribution, the CE when each token exits by the gate's distribution
+ * {@code ouro eval}: per-loop-step cross-entropy and perplexity of a model on token manifests or text files, as a Spark
+ * job. The manifests' streams (and the text files, tokenized on the driver: each document, a run of lines ended by an
+ * empty line or with {@code --text-docs line} each line, after an EOS as in the packed training stream) are cut into windows of seq-len + 1 tokens (as training
+ * reads them); the windows are spread over partitions, each partition runs a forward-only model on the backend
+ * {@code --device} names ({@link EvalForward}: the Java ops or an OpenCL device, no gradients, no optimizer state) and
+ * returns only sums. Besides CE per step: the mean exit distribution, the CE when each token exits by the gate's distribution
  * (its expected CE under p), and the CE when it exits by Q-exit at each q. With {@code --tasks} it also runs the
  * {@link TaskScorer} on a JSONL task file (on the driver).
  */
 public final class EvalApp {
 
     static final String USAGE = "ouro eval (--model DIR | --config FILE [--checkpoint DIR]) [--tokenizer FILE]"
-            + " [--data URI[,URI...]] [--tasks FILE] [--seq-len N] [--batch B] [--max-windows N] [--q Q[,Q...]]"
-            + " [--partitions P] [--master URL] [--json FILE]";
+            + " [--data URI[,URI...]] [--text URI[,URI...] [--text-docs paragraph|line]] [--tasks FILE] [--seq-len N] [--batch B] [--max-windows N]"
+            + " [--q Q[,Q...]] [--partitions P] [--master URL] [--device java|cpu|gpu|opencl:<i>] [--json FILE]";
 
     /**
      * Figures over {@code tokens} predicted tokens: per step the mean CE and the mean exit probability; the expected CE
@@ -57,10 +58,12 @@ public final class EvalApp {
         Args a = Args.parse(args, USAGE);
         Configuration conf = new Configuration();
         ModelSource.Loaded m = ModelSource.load(a.get("model", null), a.get("config", null), a.get("checkpoint", null), conf);
-        String data = a.get("data", null), tasks = a.get("tasks", null);
-        if (data == null && tasks == null) {
-            throw new IllegalArgumentException("--data URI[,URI...] or --tasks FILE is required\nusage: " + USAGE);
+        String data = a.get("data", null), text = a.get("text", null), tasks = a.get("tasks", null);
+        if (data == null && text == null && tasks == null) {
+            throw new IllegalArgumentException("--data URI[,URI...], --text URI[,URI...] or --tasks FILE is required"
+                    + "\nusage: " + USAGE);
         }
+        String device = a.get("device", "java");
         double[] qs = Arrays.stream(a.get("q", "0.5,0.9").split(",")).mapToDouble(Double::parseDouble).toArray();
         for (double q : qs) {
             ExitPolicy.qExit(q); // checks the range, naming the value
@@ -68,13 +71,25 @@ public final class EvalApp {
         System.out.println("model " + m.origin() + " (" + m.config() + ")");
         ObjectNode json = new ObjectMapper().createObjectNode();
         json.put("model", m.origin());
-        if (data != null) {
+        json.put("device", device);
+        if (data != null || text != null) {
+            List<int[]> texts = new ArrayList<>();
+            String docs = a.get("text-docs", "paragraph");
+            if (!docs.equals("paragraph") && !docs.equals("line")) {
+                throw new IllegalArgumentException("--text-docs: expected paragraph or line, got '" + docs + "'");
+            }
+            if (text != null) {
+                BpeTokenizer tok = GenerateApp.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
+                for (String uri : text.split(",")) {
+                    texts.add(tokenizeText(uri, readText(uri, conf), tok, m.config().vocab(), docs.equals("line")));
+                }
+            }
             SparkConf sc = new SparkConf().setAppName("ouro eval").setMaster(a.get("master", "local[*]"));
             Perplexity p;
             try (JavaSparkContext jsc = new JavaSparkContext(sc)) {
                 jsc.setLogLevel("WARN");
-                p = perplexity(jsc, m.config(), m.params(), List.of(data.split(",")),
-                        Integer.parseInt(a.get("seq-len", "256")), Integer.parseInt(a.get("batch", "8")),
+                p = perplexity(jsc, device, m.config(), m.params(), data == null ? List.of() : List.of(data.split(",")),
+                        texts, Integer.parseInt(a.get("seq-len", "256")), Integer.parseInt(a.get("batch", "8")),
                         Long.parseLong(a.get("max-windows", "1024")), qs,
                         Integer.parseInt(a.get("partitions", String.valueOf(jsc.defaultParallelism()))));
             }
@@ -98,25 +113,42 @@ public final class EvalApp {
         }
     }
 
-    /** The perplexity figures of {@code manifests}, at most {@code maxWindows} windows evenly spread over them. */
+    /** The perplexity figures of {@code manifests} on the Java backend (see the full form). */
     public static Perplexity perplexity(JavaSparkContext jsc, LoopConfig cfg, float[] params, List<String> manifests,
                                         int seqLen, int batch, long maxWindows, double[] qs, int partitions) {
+        return perplexity(jsc, "java", cfg, params, manifests, List.of(), seqLen, batch, maxWindows, qs, partitions);
+    }
+
+    /**
+     * The perplexity figures of {@code manifests} and the token streams {@code texts} (tokenized text files), at most
+     * {@code maxWindows} windows evenly spread over them, each partition's forward on the backend {@code device} names.
+     */
+    public static Perplexity perplexity(JavaSparkContext jsc, String device, LoopConfig cfg, float[] params,
+                                        List<String> manifests, List<int[]> texts, int seqLen, int batch,
+                                        long maxWindows, double[] qs, int partitions) {
         if (seqLen < 1 || batch < 1 || maxWindows < 1 || partitions < 1) {
             throw new IllegalArgumentException("--seq-len, --batch, --max-windows and --partitions must be at least 1;"
                     + " got " + seqLen + ", " + batch + ", " + maxWindows + ", " + partitions);
         }
-        long[] counts = new long[manifests.size()];
+        io.ouro.worker.opencl.DeviceSpec.parse(device); // names a bad spec before any job starts
+        // sources: the manifests, then the text streams
+        long[] counts = new long[manifests.size() + texts.size()];
         long total = 0;
         for (int i = 0; i < counts.length; i++) {
-            try (TokenSource src = ManifestSource.open(manifests.get(i), cfg.vocab())) {
-                counts[i] = Math.max(0, (src.tokens() - 1) / seqLen);
-                total += counts[i];
-            } catch (Exception e) {
-                throw e instanceof RuntimeException re ? re : new IllegalStateException(manifests.get(i) + ": " + e, e);
+            if (i < manifests.size()) {
+                try (TokenSource src = ManifestSource.open(manifests.get(i), cfg.vocab())) {
+                    counts[i] = Math.max(0, (src.tokens() - 1) / seqLen);
+                } catch (Exception e) {
+                    throw e instanceof RuntimeException re ? re : new IllegalStateException(manifests.get(i) + ": " + e, e);
+                }
+            } else {
+                counts[i] = Math.max(0, (texts.get(i - manifests.size()).length - 1) / seqLen);
             }
+            total += counts[i];
         }
         if (total == 0) {
-            throw new IllegalArgumentException(manifests + ": fewer than seq-len + 1 = " + (seqLen + 1) + " tokens");
+            throw new IllegalArgumentException((texts.isEmpty() ? manifests : "the data and text given") + ": fewer"
+                    + " than seq-len + 1 = " + (seqLen + 1) + " tokens");
         }
         long take = Math.min(total, maxWindows);
         List<long[]> windows = new ArrayList<>();
@@ -129,24 +161,30 @@ public final class EvalApp {
             windows.add(new long[] {mi, g * seqLen});
         }
         Broadcast<float[]> weights = jsc.broadcast(params);
+        Broadcast<int[][]> streams = jsc.broadcast(texts.toArray(new int[0][]));
         double[] sums = jsc.parallelize(windows, partitions)
-                .mapPartitions(partition(cfg, weights, List.copyOf(manifests), seqLen, batch, qs))
+                .mapPartitions(partition(device, cfg, weights, streams, List.copyOf(manifests), seqLen, batch, qs))
                 .reduce(EvalApp::add);
         weights.destroy();
+        streams.destroy();
         return figures(sums, take, cfg.steps(), qs);
     }
 
     // one partition's sums: tokens, CE per step, exit probability per step, expected CE, per q the CE and exit step
-    private static FlatMapFunction<Iterator<long[]>, double[]> partition(LoopConfig cfg, Broadcast<float[]> weights,
+    private static FlatMapFunction<Iterator<long[]>, double[]> partition(String device, LoopConfig cfg,
+                                                                         Broadcast<float[]> weights,
+                                                                         Broadcast<int[][]> texts,
                                                                          List<String> manifests, int seqLen, int batch,
                                                                          double[] qs) {
         return it -> {
             int steps = cfg.steps();
             double[] sums = new double[1 + 2 * steps + 1 + 2 * qs.length];
-            ReferenceModel model = new ReferenceModel(cfg);
+            if (!it.hasNext()) {
+                return List.of(sums).iterator();
+            }
             TokenSource[] open = new TokenSource[manifests.size()];
             List<long[]> part = new ArrayList<>();
-            try {
+            try (EvalForward model = new EvalForward(device, cfg, weights.value(), batch, seqLen)) {
                 while (it.hasNext()) {
                     part.add(it.next());
                     if (part.size() == batch || !it.hasNext()) {
@@ -154,14 +192,19 @@ public final class EvalApp {
                         int[] buf = new int[seqLen + 1];
                         for (int b = 0; b < part.size(); b++) {
                             int mi = (int) part.get(b)[0];
-                            if (open[mi] == null) {
-                                open[mi] = ManifestSource.open(manifests.get(mi), cfg.vocab());
+                            if (mi >= manifests.size()) {
+                                System.arraycopy(texts.value()[mi - manifests.size()], (int) part.get(b)[1], buf, 0,
+                                        seqLen + 1);
+                            } else {
+                                if (open[mi] == null) {
+                                    open[mi] = ManifestSource.open(manifests.get(mi), cfg.vocab());
+                                }
+                                open[mi].read(part.get(b)[1], buf, 0, seqLen + 1);
                             }
-                            open[mi].read(part.get(b)[1], buf, 0, seqLen + 1);
                             System.arraycopy(buf, 0, tokens, b * seqLen, seqLen);
                             System.arraycopy(buf, 1, targets, b * seqLen, seqLen);
                         }
-                        accumulate(model, weights.value(), tokens, targets, part.size(), seqLen, qs, sums);
+                        accumulate(model.forward(tokens, targets, part.size()), steps, tokens.length, qs, sums);
                         part.clear();
                     }
                 }
@@ -176,12 +219,12 @@ public final class EvalApp {
         };
     }
 
-    /** Adds one batch's sums (every position has a target) into {@code sums}, laid out as {@link #figures} reads. */
-    static void accumulate(ReferenceModel model, float[] params, int[] tokens, int[] targets, int batch, int seqLen,
-                           double[] qs, double[] sums) {
-        int steps = model.config().steps(), n = batch * seqLen;
-        model.forward(params, tokens, targets, batch, seqLen, Objective.stageOne(0), false);
-        float[] ce = model.crossEntropies(), lam = model.exitLambdas();
+    /**
+     * Adds one batch's sums ({@code n} rows, every one with a target) into {@code sums}, laid out as {@link #figures}
+     * reads.
+     */
+    static void accumulate(EvalForward.Output out, int steps, int n, double[] qs, double[] sums) {
+        float[] ce = out.ce(), lam = out.lambda();
         ExitPolicy[] policies = Arrays.stream(qs).mapToObj(ExitPolicy::qExit).toArray(ExitPolicy[]::new);
         double[] p = new double[steps];
         int exp = 1 + 2 * steps;
@@ -199,6 +242,68 @@ public final class EvalApp {
                 sums[exp + 1 + qs.length + k] += t + 1;
             }
         }
+    }
+
+    /** The whole text file at {@code uri} (any Hadoop filesystem), as UTF-8. */
+    static String readText(String uri, Configuration conf) throws IOException {
+        org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(uri);
+        org.apache.hadoop.fs.FileSystem fs = path.getFileSystem(conf);
+        if (!fs.exists(path)) {
+            throw new IllegalArgumentException("--text: " + uri + " does not exist");
+        }
+        try (java.io.InputStream in = fs.open(path)) {
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+    }
+
+    /**
+     * The token stream of a text file: each document (a run of lines ended by an empty line or the end of the file; with
+     * {@code perLine} each non-empty line) after an EOS, as documents are packed for training. An id outside the
+     * model's vocabulary is an error naming the file.
+     */
+    public static int[] tokenizeText(String name, String text, io.ouro.tokenizer.TextTokenizer tok, int vocab,
+                                     boolean perLine) {
+        if (tok.eosId() < 0) {
+            throw new IllegalArgumentException("the tokenizer has no EOS token; documents cannot be separated");
+        }
+        List<int[]> docs = new ArrayList<>();
+        int total = 0;
+        StringBuilder doc = new StringBuilder();
+        String[] lines = text.split("\r?\n", -1);
+        for (int i = 0; i <= lines.length; i++) {
+            boolean end = i == lines.length || lines[i].isBlank();
+            if (!end && perLine) {
+                doc.append(lines[i]);
+                end = true;
+            }
+            if (!end) {
+                doc.append(doc.length() > 0 ? "\n" : "").append(lines[i]);
+                continue;
+            }
+            if (doc.length() > 0) {
+                int[] ids = tok.encode(doc.toString());
+                docs.add(ids);
+                total += ids.length + 1;
+                doc.setLength(0);
+            }
+        }
+        int[] out = new int[total];
+        int at = 0;
+        for (int[] ids : docs) {
+            out[at++] = tok.eosId();
+            for (int id : ids) {
+                if (id < 0 || id >= vocab) {
+                    throw new IllegalArgumentException("--text " + name + ": token id " + id + " is outside the model's"
+                            + " vocabulary of " + vocab + " (is the tokenizer the model's?)");
+                }
+                out[at++] = id;
+            }
+        }
+        if (tok.eosId() >= vocab) {
+            throw new IllegalArgumentException("--text " + name + ": the tokenizer's EOS id " + tok.eosId()
+                    + " is outside the model's vocabulary of " + vocab);
+        }
+        return out;
     }
 
     private static double[] add(double[] a, double[] b) {

@@ -2,6 +2,8 @@ package io.ouro.orchestrator.hf;
 
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
+import io.ouro.worker.backend.Backends;
+import io.ouro.worker.infer.DecodeOps;
 import io.ouro.worker.infer.ExitPolicy;
 import io.ouro.worker.infer.Generator;
 import io.ouro.worker.infer.KvCache;
@@ -19,14 +21,16 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * {@code ouro generate}: prompts in, text out, on the Java backend with a KV cache (see {@link Generator}). Each prompt
- * is fed after an EOS, as documents start in the packed training stream; one line of figures follows each text.
+ * {@code ouro generate}: prompts in, text out, with a KV cache (see {@link Generator}) on the backend {@code --device}
+ * names (the Java backend by default; on an OpenCL device the cache lives on the device, sized for the longest prompt
+ * and {@code --max-new}). Each prompt is fed after an EOS, as documents start in the packed training stream; one line
+ * of figures follows each text.
  */
 public final class GenerateApp {
 
     static final String USAGE = "ouro generate (--model DIR | --config FILE [--checkpoint DIR]) [--tokenizer FILE]"
             + " (--prompt TEXT | --prompts FILE) [--max-new N] [--exit all|step:K|q:Q] [--cache full|last_step|average]"
-            + " [--temperature T] [--top-k K] [--top-p P] [--seed S]";
+            + " [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device java|cpu|gpu|opencl:<i>]";
 
     private GenerateApp() {
     }
@@ -56,20 +60,34 @@ public final class GenerateApp {
                 Integer.parseInt(a.get("top-k", "0")), Double.parseDouble(a.get("top-p", "1")),
                 Long.parseLong(a.get("seed", "1")));
         int maxNew = Integer.parseInt(a.get("max-new", "64"));
+        String device = a.get("device", "java");
         System.out.println("model " + m.origin() + " (" + m.config() + "); exit " + exit + ", cache "
-                + cache.name().toLowerCase(Locale.ROOT));
-        Generator g = new Generator(m.config(), m.params());
+                + cache.name().toLowerCase(Locale.ROOT) + ", device " + device);
+        List<int[]> inputs = new ArrayList<>();
+        int longest = 0;
         for (String p : prompts) {
             int[] ids = tok.encode(p);
             int[] in = new int[ids.length + 1];
             in[0] = tok.eosId();
             System.arraycopy(ids, 0, in, 1, ids.length);
-            Generator.Result r = g.generate(in, maxNew, tok.eosId(), exit, cache, sampler);
+            inputs.add(in);
+            longest = Math.max(longest, in.length);
+        }
+        try (DecodeOps ops = Backends.decoder(device, m.config(), m.params(), cache, longest, maxNew)) {
+            generate(new Generator(ops), prompts, inputs, tok, maxNew, exit, cache, sampler, m.config().steps());
+        }
+    }
+
+    private static void generate(Generator g, List<String> prompts, List<int[]> inputs, BpeTokenizer tok, int maxNew,
+                                 ExitPolicy exit, KvCache.Mode cache, TokenSampler sampler, int steps) {
+        for (int i = 0; i < prompts.size(); i++) {
+            String p = prompts.get(i);
+            Generator.Result r = g.generate(inputs.get(i), maxNew, tok.eosId(), exit, cache, sampler);
             int[] text = r.stoppedAtEos() ? Arrays.copyOf(r.tokens(), r.tokens().length - 1) : r.tokens();
             System.out.println(p + tok.decode(text));
             System.out.printf(Locale.ROOT, "  [%d tokens, %.1f tokens/s, mean exit step %.2f of %d, exits per step %s,"
                             + " KV cache %,d bytes%s]%n", r.tokens().length, r.tokensPerSecond(), r.meanExitStep(),
-                    m.config().steps(), Arrays.toString(r.exitCounts()), r.cacheBytes(), r.stoppedAtEos() ? ", EOS" : "");
+                    steps, Arrays.toString(r.exitCounts()), r.cacheBytes(), r.stoppedAtEos() ? ", EOS" : "");
         }
     }
 
@@ -79,7 +97,8 @@ public final class GenerateApp {
             return BpeTokenizer.load(Paths.get(file));
         }
         if (modelDir == null) {
-            throw new IllegalArgumentException("--tokenizer FILE is required with --config\nusage: " + USAGE);
+            throw new IllegalArgumentException("--tokenizer FILE is required with --config (a run's checkpoint holds no"
+                    + " tokenizer; an HF directory given with --model may)");
         }
         HadoopDir dir = new HadoopDir(modelDir, conf);
         if (!dir.exists(HfModelDir.TOKENIZER)) {

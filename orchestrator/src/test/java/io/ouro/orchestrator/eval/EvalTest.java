@@ -309,4 +309,99 @@ class EvalTest {
         assertEquals(p.stepCe()[T - 1], p.qCe()[2], 1e-9);
         assertTrue(p.qExitStep()[1] >= 1 && p.qExitStep()[1] <= T);
     }
+
+    /**
+     * {@code ouro eval} end to end ({@link EvalApp#main}, Spark local mode) on an exported HF directory of the model
+     * trained here and a text file through a tokenizer file: the JSON's per-step CE and perplexity equal a direct
+     * forward of the same windows, on the Java backend and on an OpenCL device (forward only).
+     */
+    @Test
+    @Timeout(300)
+    void mainEvaluatesTextThroughATokenizerOnBothBackendsAndWritesJson() throws Exception {
+        java.nio.file.Path model = tmp.resolve("hf");
+        io.ouro.worker.hf.HfModelDir.write(io.ouro.worker.hf.HfModelDir.local(model), CFG, params,
+                io.ouro.worker.hf.Safetensors.Dtype.F32, 64, null, Map.of());
+        // a BPE tokenizer.json whose vocabulary is the letters a..p (ids 0..15) and EOS (16), no merges
+        StringBuilder vocab = new StringBuilder();
+        for (int i = 0; i < 16; i++) {
+            vocab.append(i > 0 ? "," : "").append('"').append((char) ('a' + i)).append("\":").append(i);
+        }
+        java.nio.file.Path tokFile = tmp.resolve("letters-tokenizer.json");
+        java.nio.file.Files.writeString(tokFile, "{\"model\":{\"type\":\"BPE\",\"vocab\":{" + vocab + "},\"merges\":[]},"
+                + "\"added_tokens\":[{\"id\":16,\"content\":\"<|endoftext|>\",\"special\":true}]}");
+        // documents following the rule, one blank line between them (and a stray one at the end)
+        Random r = new Random(9);
+        StringBuilder text = new StringBuilder();
+        List<String> docs = new ArrayList<>();
+        for (int i = 0; i < 24; i++) {
+            String doc = rule(r.nextInt(16), 5 + r.nextInt(20));
+            docs.add(doc);
+            text.append(doc).append(i % 3 == 0 ? "\n\n\n" : "\n\n");
+        }
+        java.nio.file.Path textFile = tmp.resolve("docs.txt");
+        java.nio.file.Files.writeString(textFile, text);
+
+        int seqLen = 16;
+        int total = 0;
+        for (String d : docs) {
+            total += d.length() + 1;
+        }
+        int[] stream = new int[total];
+        int at = 0;
+        for (String d : docs) {
+            stream[at++] = EOS;
+            for (int id : LETTERS.encode(d)) {
+                stream[at++] = id;
+            }
+        }
+        int windows = (stream.length - 1) / seqLen, n = windows * seqLen;
+        int[] tokens = new int[n], targets = new int[n];
+        for (int w = 0; w < windows; w++) {
+            System.arraycopy(stream, w * seqLen, tokens, w * seqLen, seqLen);
+            System.arraycopy(stream, w * seqLen + 1, targets, w * seqLen, seqLen);
+        }
+        StepReport rep = new ReferenceModel(CFG).forward(params, tokens, targets, windows, seqLen,
+                Objective.stageOne(0), false);
+
+        com.fasterxml.jackson.databind.JsonNode[] out = new com.fasterxml.jackson.databind.JsonNode[2];
+        String[] devices = {"java", System.getProperty("ouro.test.device", "opencl:0")};
+        for (int b = 0; b < 2; b++) {
+            java.nio.file.Path json = tmp.resolve("eval-" + b + ".json");
+            EvalApp.main(new String[] {"--model", model.toString(), "--tokenizer", tokFile.toString(), "--text",
+                    textFile.toUri().toString(), "--seq-len", String.valueOf(seqLen), "--batch", "4", "--q", "0,1",
+                    "--partitions", "2", "--master", "local[2]", "--device", devices[b], "--json", json.toString()});
+            out[b] = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.toFile());
+            com.fasterxml.jackson.databind.JsonNode p = out[b].path("perplexity");
+            System.out.println("EvalTest: ouro eval --device " + devices[b] + " --text: " + p);
+            assertEquals(devices[b], out[b].path("device").asText());
+            assertEquals(windows, p.path("windows").asLong());
+            assertEquals(n, p.path("tokens").asLong());
+            for (int t = 0; t < T; t++) {
+                assertEquals(rep.stepCe()[t], p.path("step_ce").get(t).asDouble(), b == 0 ? 1e-6 : 1e-5, devices[b]
+                        + " step " + (t + 1));
+                assertEquals(Math.exp(rep.stepCe()[t]), p.path("step_perplexity").get(t).asDouble(),
+                        Math.exp(rep.stepCe()[t]) * (b == 0 ? 1e-6 : 1e-5), devices[b] + " perplexity at step " + (t + 1));
+                assertEquals(rep.meanExit()[t], p.path("mean_exit").get(t).asDouble(), 1e-5);
+            }
+            assertEquals(1.0, p.path("q_mean_exit_step").get(0).asDouble(), 0);
+            assertEquals(T, p.path("q_mean_exit_step").get(1).asDouble(), 0);
+        }
+        double worst = 0;
+        for (int t = 0; t < T; t++) {
+            worst = Math.max(worst, Math.abs(out[0].path("perplexity").path("step_ce").get(t).asDouble()
+                    - out[1].path("perplexity").path("step_ce").get(t).asDouble()));
+        }
+        System.out.printf("EvalTest: per-step CE, OpenCL vs Java, max difference %.2e%n", worst);
+    }
+
+    @Test
+    void textFilesBecomeDocumentsAfterAnEosByParagraphOrByLine() {
+        assertArrayEquals(new int[] {EOS, 0, 1, EOS, 2, 3}, EvalApp.tokenizeText("x", "ab\n\n\ncd\n", LETTERS, 17, false));
+        assertArrayEquals(new int[] {EOS, 0, 1, EOS, 2, 3, EOS, 4}, EvalApp.tokenizeText("x", "ab\ncd\n\ne", LETTERS, 17,
+                true));
+        // a newline inside a paragraph is text the letters' tokenizer has no id for: an error naming the file
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> EvalApp.tokenizeText("notes.txt", "ab\ncd", LETTERS, 17, false));
+        assertTrue(e.getMessage().contains("--text notes.txt"), e.getMessage());
+    }
 }

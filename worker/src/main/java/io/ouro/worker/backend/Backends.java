@@ -41,4 +41,27 @@ public final class Backends {
         LOG.log(System.Logger.Level.INFO, "device " + spec + ": " + b.describe());
         return b;
     }
+
+    /**
+     * The decoding ops ({@link io.ouro.worker.infer.DecodeOps}) of the backend {@code device} names, holding
+     * {@code params} (forward only: no gradient or optimizer memory). On an OpenCL device the KV cache is sized once:
+     * prompts of at most {@code maxPrompt} tokens followed by {@code maxNew} new ones, in cache mode {@code mode} (a
+     * shared mode keeps per-step slots for the prompt only).
+     */
+    public static io.ouro.worker.infer.DecodeOps decoder(String device, LoopConfig cfg, float[] params,
+                                                         io.ouro.worker.infer.KvCache.Mode mode, int maxPrompt,
+                                                         int maxNew) {
+        DeviceSpec spec = DeviceSpec.parse(device);
+        if (spec.kind() == DeviceSpec.Kind.JAVA) {
+            return new io.ouro.worker.infer.JavaDecodeOps(cfg, params);
+        }
+        var dev = OpenClDevices.select(spec);
+        String advice = OpenClDevices.buildFlagAdvice(dev);
+        if (advice != null) {
+            LOG.log(System.Logger.Level.WARNING, advice);
+        }
+        int total = Math.addExact(maxPrompt, maxNew);
+        boolean full = mode == io.ouro.worker.infer.KvCache.Mode.FULL;
+        return new io.ouro.worker.opencl.OpenClDecodeOps(cfg, dev, params, full ? total : maxPrompt, full ? 0 : total);
+    }
 }

@@ -3,16 +3,28 @@ package io.ouro.worker.infer;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.TensorView;
-import io.ouro.worker.reference.Rope;
 import io.ouro.worker.reference.RowOps;
 
 import java.util.Arrays;
+
+import static io.ouro.worker.infer.DecodeOps.A1;
+import static io.ouro.worker.infer.DecodeOps.ATT;
+import static io.ouro.worker.infer.DecodeOps.F;
+import static io.ouro.worker.infer.DecodeOps.F1;
+import static io.ouro.worker.infer.DecodeOps.G;
+import static io.ouro.worker.infer.DecodeOps.H;
+import static io.ouro.worker.infer.DecodeOps.LOGITS;
+import static io.ouro.worker.infer.DecodeOps.M;
+import static io.ouro.worker.infer.DecodeOps.O;
+import static io.ouro.worker.infer.DecodeOps.U;
+import static io.ouro.worker.infer.DecodeOps.X1;
 
 /**
  * The LoopLM's forward pass for one new token at a time, over a {@link KvCache}: the same math as the training step
  * ({@code LoopSchedule}'s forward) on one row, with attention over the cached earlier tokens. Each step t runs the L
  * layers, the final norm (whose output feeds step t + 1), the exit gate and, where wanted, the LM head; the token stops
- * looping where its {@link ExitPolicy} says, unless the caller asks for every step (prefill).
+ * looping where its {@link ExitPolicy} says, unless the caller asks for every step (prefill). This is the one decoding
+ * schedule; the ops are {@link DecodeOps} (Java or OpenCL).
  */
 public final class Decoder {
 
@@ -22,46 +34,26 @@ public final class Decoder {
 
     private final LoopConfig cfg;
     private final ParamLayout layout;
-    private final float[] params;
+    private final DecodeOps ops;
     private final KvCache cache;
-    private final int d, ffn, vocab, steps, layers, heads, hd;
-    private final float eps;
-    private float[] cos = new float[0], sin = new float[0];
-    private int ropeLen;
-    // per-token scratch
-    private final float[] h, a1, q, att, o, x1, f1, g, u, m, f, z = new float[1];
-    private final float[][][] ks, vs;
+    private final int d, ffn, vocab, steps, layers;
 
+    /** A decoder on the Java backend. */
     public Decoder(LoopConfig cfg, float[] params, KvCache.Mode mode) {
-        this.cfg = cfg;
+        this(new JavaDecodeOps(cfg, params), mode);
+    }
+
+    /** A decoder over {@code ops} (whose cache slots it takes over, starting empty). */
+    public Decoder(DecodeOps ops, KvCache.Mode mode) {
+        this.cfg = ops.config();
         this.layout = new ParamLayout(cfg);
-        if (params.length != layout.arraySize()) {
-            throw new IllegalArgumentException("params: expected " + layout.arraySize() + " for " + cfg + ", got "
-                    + params.length);
-        }
-        this.params = params;
+        this.ops = ops;
         this.d = cfg.hidden();
         this.ffn = cfg.ffn();
         this.vocab = cfg.vocab();
         this.steps = cfg.steps();
         this.layers = cfg.layers();
-        this.heads = cfg.heads();
-        this.hd = cfg.headDim();
-        this.eps = (float) cfg.normEps();
-        this.cache = new KvCache(steps, layers, d, mode);
-        h = new float[d];
-        a1 = new float[d];
-        q = new float[d];
-        att = new float[d];
-        o = new float[d];
-        x1 = new float[d];
-        f1 = new float[d];
-        f = new float[d];
-        g = new float[ffn];
-        u = new float[ffn];
-        m = new float[ffn];
-        ks = new float[steps][layers][d];
-        vs = new float[steps][layers][d];
+        this.cache = new KvCache(ops, mode);
     }
 
     public KvCache cache() {
@@ -82,9 +74,9 @@ public final class Decoder {
             throw new IllegalArgumentException("token id " + token + " outside the vocabulary [0, " + vocab + ")");
         }
         int pos = cache.length();
-        float[] cosRow = new float[hd / 2], sinRow = new float[hd / 2];
-        ropeRow(pos, cosRow, sinRow);
-        RowOps.embed(h, params, layout.embed().off(), token, d);
+        ops.embed(H, token);
+        // the gate's lambda is needed as each step ends only for Q-exit; otherwise it is read once at the end
+        boolean eager = policy.kind() == ExitPolicy.Kind.Q_EXIT;
         double survive = 1;
         double[] lambda = new double[steps];
         float[][] stepLogits = keepStepLogits ? new float[steps][] : null;
@@ -92,19 +84,23 @@ public final class Decoder {
         int exit = -1, computed = 0;
         for (int t = 0; t < steps; t++) {
             for (int l = 0; l < layers; l++) {
-                layer(t, l, pos, cosRow, sinRow);
+                layer(t, l, pos);
             }
-            RowOps.rmsnorm(a1, h, params, layout.finalNorm().off(), d, eps);
-            System.arraycopy(a1, 0, h, 0, d);
+            ops.rmsnorm(H, H, layout.finalNorm());
             computed = t + 1;
-            RowOps.linear(z, h, params, layout.gateWeight().off(), d, 1);
-            lambda[t] = RowOps.sigmoid(z[0] + params[layout.gateBias().off()]);
-            boolean exitsHere = exit < 0 && policy.exitsAfter(t, steps, 1 - survive * (1 - lambda[t]));
-            survive *= 1 - lambda[t];
+            ops.linear(DecodeOps.gate(t), H, layout.gateWeight(), d, 1);
+            ops.biasAdd(DecodeOps.gate(t), layout.gateBias());
+            double cdf = Double.NaN;
+            if (eager) {
+                lambda[t] = RowOps.sigmoid(ops.readGates(t + 1)[t]);
+                cdf = 1 - survive * (1 - lambda[t]);
+                survive *= 1 - lambda[t];
+            }
+            boolean exitsHere = exit < 0 && policy.exitsAfter(t, steps, cdf);
             float[] lg = null;
             if (keepStepLogits || exitsHere) {
-                lg = new float[vocab];
-                RowOps.linear(lg, h, params, layout.lmHead().off(), d, vocab);
+                ops.linear(LOGITS, H, layout.lmHead(), d, vocab);
+                lg = ops.read(LOGITS, vocab);
             }
             if (keepStepLogits) {
                 stepLogits[t] = lg;
@@ -117,49 +113,31 @@ public final class Decoder {
                 }
             }
         }
-        cache.append(ks, vs, computed);
+        if (!eager) {
+            float[] z = ops.readGates(computed);
+            for (int t = 0; t < computed; t++) {
+                lambda[t] = RowOps.sigmoid(z[t]);
+            }
+        }
+        cache.append(computed);
         return new Token(exit, exitLogits, Arrays.copyOf(lambda, computed), stepLogits);
     }
 
-    // h (D) through layer l of step t at position pos; keeps the layer's k, v in ks[t][l], vs[t][l]
-    private void layer(int t, int l, int pos, float[] cosRow, float[] sinRow) {
+    // h (D) through layer l of step t at position pos; keeps the layer's k, v in the ops' key/value (t, l)
+    private void layer(int t, int l, int pos) {
         TensorView[] w = layout.layer(l);
-        float[] k = ks[t][l], v = vs[t][l];
-        RowOps.rmsnorm(a1, h, params, w[ParamLayout.IN_NORM].off(), d, eps);
-        RowOps.linear(q, a1, params, w[ParamLayout.Q].off(), d, d);
-        RowOps.linear(k, a1, params, w[ParamLayout.K].off(), d, d);
-        RowOps.linear(v, a1, params, w[ParamLayout.V].off(), d, d);
-        RowOps.ropeAt(q, cosRow, sinRow, heads, hd);
-        RowOps.ropeAt(k, cosRow, sinRow, heads, hd);
-        RowOps.attendCached(att, q, cache.keys(t, l), cache.values(t, l), pos, k, v, heads, hd);
-        RowOps.linear(o, att, params, w[ParamLayout.O].off(), d, d);
-        RowOps.rmsnorm(x1, o, params, w[ParamLayout.IN_NORM_2].off(), d, eps);
-        add(x1, h);
-        RowOps.rmsnorm(f1, x1, params, w[ParamLayout.POST_NORM].off(), d, eps);
-        RowOps.linear(g, f1, params, w[ParamLayout.GATE].off(), d, ffn);
-        RowOps.linear(u, f1, params, w[ParamLayout.UP].off(), d, ffn);
-        RowOps.swiglu(m, g, u, ffn);
-        RowOps.linear(f, m, params, w[ParamLayout.DOWN].off(), ffn, d);
-        RowOps.rmsnorm(h, f, params, w[ParamLayout.POST_NORM_2].off(), d, eps);
-        add(h, x1);
-    }
-
-    private static void add(float[] acc, float[] x) {
-        for (int i = 0; i < acc.length; i++) {
-            acc[i] += x[i];
-        }
-    }
-
-    // the RoPE table rows of position pos, from the training step's tables (grown by doubling)
-    private void ropeRow(int pos, float[] cosRow, float[] sinRow) {
-        int half = hd / 2;
-        if (pos >= ropeLen) {
-            ropeLen = Math.max(64, Integer.highestOneBit(pos) * 2);
-            cos = new float[ropeLen * half];
-            sin = new float[ropeLen * half];
-            Rope.tables(cos, sin, ropeLen, hd, cfg.ropeBase());
-        }
-        System.arraycopy(cos, pos * half, cosRow, 0, half);
-        System.arraycopy(sin, pos * half, sinRow, 0, half);
+        int q = DecodeOps.query(cfg, t, l), k = DecodeOps.key(cfg, t, l), v = DecodeOps.value(cfg, t, l);
+        ops.rmsnorm(A1, H, w[ParamLayout.IN_NORM]);
+        ops.linears(new int[] {q, k, v}, A1, new TensorView[] {w[ParamLayout.Q], w[ParamLayout.K], w[ParamLayout.V]},
+                d, d);
+        ops.rope(q, 2, pos); // q and k
+        ops.attend(ATT, q, cache.slot(t, l), pos, k, v);
+        ops.linear(O, ATT, w[ParamLayout.O], d, d);
+        ops.rmsnormAdd(X1, O, w[ParamLayout.IN_NORM_2], H, d);
+        ops.rmsnorm(F1, X1, w[ParamLayout.POST_NORM]);
+        ops.linears(new int[] {G, U}, F1, new TensorView[] {w[ParamLayout.GATE], w[ParamLayout.UP]}, d, ffn);
+        ops.swiglu(M, G, U, ffn);
+        ops.linear(F, M, w[ParamLayout.DOWN], ffn, d);
+        ops.rmsnormAdd(H, F, w[ParamLayout.POST_NORM_2], X1, d);
     }
 }

@@ -19,11 +19,18 @@ public final class Generator {
     }
 
     private final LoopConfig cfg;
-    private final float[] params;
+    private final java.util.function.Supplier<DecodeOps> ops;
 
+    /** On the Java backend (fresh host memory for each generation). */
     public Generator(LoopConfig cfg, float[] params) {
         this.cfg = cfg;
-        this.params = params;
+        this.ops = () -> new JavaDecodeOps(cfg, params);
+    }
+
+    /** Over {@code ops} (e.g. the OpenCL backend's), reused by every generation; the caller closes them. */
+    public Generator(DecodeOps ops) {
+        this.cfg = ops.config();
+        this.ops = () -> ops;
     }
 
     /** Generates at most {@code maxNew} tokens after {@code prompt}; {@code eos} below 0 never stops early. */
@@ -32,7 +39,7 @@ public final class Generator {
             throw new IllegalArgumentException("prompt: expected at least one token");
         }
         long t0 = System.nanoTime();
-        Decoder dec = new Decoder(cfg, params, mode);
+        Decoder dec = new Decoder(ops.get(), mode);
         Decoder.Token last = null;
         for (int tok : prompt) {
             last = dec.next(tok, policy, true, false);

@@ -1,7 +1,5 @@
 package io.ouro.worker.infer;
 
-import java.util.Arrays;
-
 /**
  * Keys and values of the tokens decoded so far, per (loop step, layer) while the cache is {@link Mode#FULL}, or per
  * layer once shared ({@link #share}): the paper's KV-cache sharing (looplm-spec §5), where every loop step of a new
@@ -13,6 +11,8 @@ import java.util.Arrays;
  * and choose this rule: the skipped steps' entries are copies of the last computed step's, so a later token's step t
  * attends to the deepest representation that token reached, as in the last-step sharing the paper measured. In the
  * shared modes a token stores its last computed step (LAST_STEP) or the average over its computed steps (AVERAGE).
+ *
+ * <p>This class is the rule; the memory is the {@link DecodeOps}' slots (host arrays or device buffers).
  */
 public final class KvCache {
 
@@ -29,20 +29,18 @@ public final class KvCache {
         }
     }
 
+    private final DecodeOps ops;
     private final int steps, layers, d;
     private final Mode mode;
     private boolean shared;
-    private float[][] k, v;
-    private int len, cap;
+    private int len;
 
-    public KvCache(int steps, int layers, int d, Mode mode) {
-        this.steps = steps;
-        this.layers = layers;
-        this.d = d;
+    public KvCache(DecodeOps ops, Mode mode) {
+        this.ops = ops;
+        this.steps = ops.config().steps();
+        this.layers = ops.config().layers();
+        this.d = ops.config().hidden();
         this.mode = mode;
-        this.cap = 16;
-        this.k = new float[steps * layers][cap * d];
-        this.v = new float[steps * layers][cap * d];
     }
 
     public Mode mode() {
@@ -54,91 +52,78 @@ public final class KvCache {
         return len;
     }
 
-    /** The keys (length, D) that step t of layer l attends to. */
+    /** The slot that step t of layer l attends to. */
+    public int slot(int t, int l) {
+        return shared ? steps * layers + l : t * layers + l;
+    }
+
+    /** The keys (length, D) that step t of layer l attends to (tests and diagnostics). */
     public float[] keys(int t, int l) {
-        return k[slot(t, l)];
+        return ops.readSlot(slot(t, l), len, false);
     }
 
     public float[] values(int t, int l) {
-        return v[slot(t, l)];
-    }
-
-    private int slot(int t, int l) {
-        return shared ? l : t * layers + l;
+        return ops.readSlot(slot(t, l), len, true);
     }
 
     /**
-     * Appends one token: {@code ks[t][l]}, {@code vs[t][l]} (D each) for its computed steps {@code t < computed}; the
-     * rest follow the rule above.
+     * Appends one token from the keys and values of its computed steps {@code t < computed} (the ops' key/value
+     * vectors); the rest follow the rule above.
      */
-    public void append(float[][][] ks, float[][][] vs, int computed) {
-        if (len == cap) {
-            cap *= 2;
-            for (int s = 0; s < k.length; s++) {
-                k[s] = Arrays.copyOf(k[s], cap * d);
-                v[s] = Arrays.copyOf(v[s], cap * d);
-            }
-        }
-        int at = len * d;
+    public void append(int computed) {
         for (int l = 0; l < layers; l++) {
             if (!shared) {
                 for (int t = 0; t < steps; t++) {
                     int src = Math.min(t, computed - 1);
-                    System.arraycopy(ks[src][l], 0, k[t * layers + l], at, d);
-                    System.arraycopy(vs[src][l], 0, v[t * layers + l], at, d);
+                    ops.storeRow(room(t * layers + l), len, l, src, src + 1);
                 }
             } else if (mode == Mode.LAST_STEP) {
-                System.arraycopy(ks[computed - 1][l], 0, k[l], at, d);
-                System.arraycopy(vs[computed - 1][l], 0, v[l], at, d);
+                ops.storeRow(room(steps * layers + l), len, l, computed - 1, computed);
             } else {
-                for (int i = 0; i < d; i++) {
-                    double sk = 0, sv = 0;
-                    for (int t = 0; t < computed; t++) {
-                        sk += ks[t][l][i];
-                        sv += vs[t][l][i];
-                    }
-                    k[l][at + i] = (float) (sk / computed);
-                    v[l][at + i] = (float) (sv / computed);
-                }
+                ops.storeRow(room(steps * layers + l), len, l, 0, computed);
             }
         }
         len++;
     }
 
+    // the slot, checked to have room for one more row
+    private int room(int slot) {
+        if (len >= ops.capacity(slot)) {
+            throw new IllegalStateException("the KV cache's " + (shared ? "shared" : "per-step") + " slots hold "
+                    + ops.capacity(slot) + " tokens; this decoder was sized for fewer tokens than the prompt and the"
+                    + " new tokens");
+        }
+        return slot;
+    }
+
     /**
      * Ends the prefill: in the shared modes the per-step caches become one per layer (the last step's, or the average
-     * over steps); a FULL cache stays as it is.
+     * over steps) and the per-step ones are released; a FULL cache stays as it is.
      */
     public void share() {
         if (mode == Mode.FULL || shared) {
             return;
         }
-        float[][] k1 = new float[layers][], v1 = new float[layers][];
         for (int l = 0; l < layers; l++) {
+            int dst = steps * layers + l;
+            if (len > ops.capacity(dst)) {
+                throw new IllegalStateException("the shared KV cache holds " + ops.capacity(dst) + " tokens, the prompt "
+                        + len);
+            }
             if (mode == Mode.LAST_STEP) {
-                k1[l] = k[(steps - 1) * layers + l];
-                v1[l] = v[(steps - 1) * layers + l];
+                ops.mergeSlots(dst, (steps - 1) * layers + l, layers, 1, len);
             } else {
-                k1[l] = new float[cap * d];
-                v1[l] = new float[cap * d];
-                for (int i = 0; i < len * d; i++) {
-                    double sk = 0, sv = 0;
-                    for (int t = 0; t < steps; t++) {
-                        sk += k[t * layers + l][i];
-                        sv += v[t * layers + l][i];
-                    }
-                    k1[l][i] = (float) (sk / steps);
-                    v1[l][i] = (float) (sv / steps);
-                }
+                ops.mergeSlots(dst, l, layers, steps, len);
             }
         }
-        k = k1;
-        v = v1;
+        for (int s = 0; s < steps * layers; s++) {
+            ops.release(s);
+        }
         shared = true;
     }
 
     /** Bytes of keys and values held for the tokens so far (float32). */
     public long bytes() {
-        return 2L * k.length * len * d * Float.BYTES;
+        return 2L * (shared ? layers : steps * layers) * len * d * Float.BYTES;
     }
 }

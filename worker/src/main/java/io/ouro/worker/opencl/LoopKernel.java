@@ -28,6 +28,9 @@ public final class LoopKernel extends Kernel {
             OP_CE_FWD = 15, OP_CE_BWD = 16, OP_BIAS_ADD = 17, OP_EXIT = 18, OP_STEP_MEANS = 19, OP_SUMSQ = 20,
             OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24, OP_GEMM_DOT = 25,
             OP_TRANSPOSE = 26, OP_XCOPY = 27, OP_RANGE_OUT = 28, OP_RANGE_IN = 29;
+    /** Decoding one token over a KV cache ({@code OpenClDecodeOps}). */
+    static final int OP_ROPE_AT = 30, OP_ATTN_CACHED = 31, OP_MEAN = 32, OP_TO_METRICS = 33, OP_GEMV = 34,
+            OP_RMSNORM_ADD = 35;
 
     /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
     static final int STASH_SLOTS = 16;
@@ -865,6 +868,126 @@ public final class LoopKernel extends Kernel {
                     mom2b[j] = v;
                     w2[i] = w2[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
                 }
+            }
+        }
+
+        // ---- decoding one token over a KV cache (OpenClDecodeOps) ----
+        if (op == OP_ROPE_AT) {
+            // one row x[o0] of n1 heads x n2 dims at position n0, rotated forward in place; gx < n1 * n2 / 2
+            int pairs = n2 / 2;
+            if (gx < n1 * pairs) {
+                int i = gx % pairs;
+                int h = gx / pairs;
+                int t = n0 * pairs + i;
+                float c = ropeCos[t];
+                float s = ropeSin[t];
+                int base = o0 + h * n2;
+                float a = act[base + i];
+                float b = act[base + pairs + i];
+                act[base + i] = a * c - b * s;
+                act[base + pairs + i] = b * c + a * s;
+            }
+        }
+        if (op == OP_ATTN_CACHED) {
+            // one query q[o0] (n2 heads x n3) over rows [0, n0) of the cached keys o1 / values o2 (rows of n2*n3)
+            // and then its own key o3 / value o4; out o5; scale f0. One work item per head, in three passes
+            // (max, sum, weighted values) in the order of RowOps.attendCached.
+            if (gx < n2) {
+                int d = n2 * n3;
+                int hq = gx * n3;
+                float mx = -3.0e38f;
+                for (int j = 0; j <= n0; j++) {
+                    int kb = o1 + j * d + hq;
+                    if (j == n0) {
+                        kb = o3 + hq;
+                    }
+                    float dot = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        dot += act[o0 + hq + i] * act[kb + i];
+                    }
+                    mx = max(mx, dot * f0);
+                }
+                float sum = 0f;
+                for (int j = 0; j <= n0; j++) {
+                    int kb = o1 + j * d + hq;
+                    if (j == n0) {
+                        kb = o3 + hq;
+                    }
+                    float dot = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        dot += act[o0 + hq + i] * act[kb + i];
+                    }
+                    sum += exp(dot * f0 - mx);
+                }
+                float inv = 1f / sum;
+                for (int i = 0; i < n3; i++) {
+                    act[o5 + hq + i] = 0f;
+                }
+                for (int j = 0; j <= n0; j++) {
+                    int kb = o1 + j * d + hq;
+                    int vb = o2 + j * d + hq;
+                    if (j == n0) {
+                        kb = o3 + hq;
+                        vb = o4 + hq;
+                    }
+                    float dot = 0f;
+                    for (int i = 0; i < n3; i++) {
+                        dot += act[o0 + hq + i] * act[kb + i];
+                    }
+                    float pj = exp(dot * f0 - mx) * inv;
+                    for (int i = 0; i < n3; i++) {
+                        act[o5 + hq + i] = act[o5 + hq + i] + pj * act[vb + i];
+                    }
+                }
+            }
+        }
+        if (op == OP_MEAN) {
+            // act[o0 + i] = mean over j < n1 of act[o1 + j * n2 + i], i < n0
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                float s = 0f;
+                for (int j = 0; j < n1; j++) {
+                    s += act[o1 + j * n2 + i];
+                }
+                act[o0 + i] = s / n1;
+            }
+        }
+        if (op == OP_TO_METRICS) {
+            // metrics[o0 + i] = act[o1 + i], i < n0
+            for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
+                metrics[o0 + i] = act[o1 + i];
+            }
+        }
+        if (op == OP_RMSNORM_ADD) {
+            // one row of n1: y[o1] = x[o0] * rstd * w[o3] + r[o4] (w in segment pseg); rstd[o2]; eps f0
+            if (gx == 0) {
+                float ss = 0f;
+                for (int i = 0; i < n1; i++) {
+                    float x = act[o0 + i];
+                    ss += x * x;
+                }
+                float rs = 1f / sqrt(ss / n1 + f0);
+                act[o2] = rs;
+                for (int i = 0; i < n1; i++) {
+                    act[o1 + i] = act[o0 + i] * rs * pw(o3 + i) + act[o4 + i];
+                }
+            }
+        }
+        if (op == OP_GEMV) {
+            // y[o0 + j] = sum_k x[o1 + k] w[o2 + j * n1 + k], j < n0 (one row of a linear layer), w in segment pseg
+            if (gx < n0) {
+                float s = 0f;
+                int wr = o2 + gx * n1;
+                if (pseg == 0) {
+                    for (int q = 0; q < n1; q++) {
+                        s += act[o1 + q] * w[wr + q];
+                    }
+                }
+                if (pseg == 1) {
+                    for (int q = 0; q < n1; q++) {
+                        s += act[o1 + q] * w2[wr + q];
+                    }
+                }
+                act[o0 + gx] = s;
             }
         }
 

@@ -39,6 +39,7 @@ public final class OpenClModel implements AutoCloseable {
     private final OpenClOps ops;
     private final LoopSchedule schedule;
     private final int batch, seqLen;
+    private final boolean training;
     private int validTokens;
     private long adamStep;
     /** The range of the flat layout whose Adam moments this model keeps (all of it unless sharded, ZeRO-1). */
@@ -51,11 +52,23 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Batches run as the shape says (micro-batches, recomputation, chunks, stash buffers). */
     public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits) {
+        this(cfg, device, shape, keepLogits, true);
+    }
+
+    /**
+     * @param training false for a forward-only model (evaluation): no gradient or Adam moment buffers on the device;
+     *                 {@link #forward} and {@link #evaluate} work, anything that needs a gradient is an error
+     */
+    public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits, boolean training) {
         this.cfg = cfg;
         this.layout = new ParamLayout(cfg);
         this.batch = shape.batch();
         this.seqLen = shape.seqLen();
+        this.training = training;
         this.stepOps = new OpenClStepOps(cfg, device, shape.micro(), seqLen, shape.bufferLimit());
+        if (!training) {
+            stepOps.forwardOnly();
+        }
         try {
             this.schedule = new LoopSchedule(cfg, stepOps, shape.micro(), seqLen, shape.recompute(), shape.chunk(),
                     keepLogits);
@@ -126,6 +139,9 @@ public final class OpenClModel implements AutoCloseable {
             ops.upload(b);
         }
         stepOps.parametersChanged();
+        if (!training) {
+            return;
+        }
         for (Buffer b : new Buffer[] {Buffer.MOM1, Buffer.MOM2, Buffer.MOM1B, Buffer.MOM2B}) {
             java.util.Arrays.fill(ops.host(b), 0f);
             ops.upload(b);
@@ -138,6 +154,7 @@ public final class OpenClModel implements AutoCloseable {
      * {@link #adamw} then updates only those parameters. Call before setting the state.
      */
     public void shardOptimizer(long from, long to) {
+        requireTraining(Buffer.MOM1);
         if (from < 0 || to < from || to > layout.totalSize()) {
             throw new IllegalArgumentException("optimizer range [" + from + ", " + to + ") outside the "
                     + layout.totalSize() + " parameters");
@@ -167,6 +184,7 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Adam moment {@code which} (0, 1) over the kept range, read like {@link #parameterSource}. */
     public TensorSource momentSource(int which) {
+        requireTraining(Buffer.MOM1);
         ParamSegments segs = stepOps.segments();
         return (t, start, dst, off, len) -> {
             int seg = segs.segment(t);
@@ -189,6 +207,7 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Restores the update count and the moments of the kept range, tensor piece by tensor piece. */
     public void setOptimizerState(long step, TensorSource first, TensorSource second) {
+        requireTraining(Buffer.MOM1);
         ParamSegments segs = stepOps.segments();
         for (AdamW.Slice sl : AdamW.slices(layout, momFrom, momTo, t -> true)) {
             int seg = segs.segment(sl.tensor());
@@ -230,6 +249,7 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     private float[] gatherMoments(Buffer first, Buffer second) {
+        requireTraining(first);
         float[] flat = new float[layout.arraySize()];
         for (int i = 0; i < stepOps.segments().count(); i++) {
             Buffer b = i == 0 ? first : second;
@@ -241,11 +261,13 @@ public final class OpenClModel implements AutoCloseable {
 
     /** {@code scale} times gradients [from, from + len) of the flat layout into {@code dst[off, off + len)}. */
     public void readGradients(long from, float[] dst, int off, int len, float scale) {
+        requireTraining(Buffer.GRADS);
         stepOps.readRange(true, from, dst, off, len, scale);
     }
 
     /** Writes {@code src[off, off + len)} over gradients [from, from + len). */
     public void writeGradients(long from, float[] src, int off, int len) {
+        requireTraining(Buffer.GRADS);
         stepOps.writeRange(true, from, src, off, len);
     }
 
@@ -276,6 +298,7 @@ public final class OpenClModel implements AutoCloseable {
 
     // the flat host array <-> the device segments (first, second)
     private void scatter(float[] flat, Buffer first, Buffer second) {
+        requireTraining(first);
         ParamSegments segs = stepOps.segments();
         for (int i = 0; i < segs.count(); i++) {
             Buffer b = i == 0 ? first : second;
@@ -285,6 +308,7 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     private float[] gather(Buffer first, Buffer second) {
+        requireTraining(first);
         ParamSegments segs = stepOps.segments();
         float[] flat = new float[layout.arraySize()];
         for (int i = 0; i < segs.count(); i++) {
@@ -293,6 +317,13 @@ public final class OpenClModel implements AutoCloseable {
             System.arraycopy(ops.read(b), 0, flat, (int) segs.start(i), (int) segs.size(i));
         }
         return flat;
+    }
+
+    // a forward-only model has parameters only
+    private void requireTraining(Buffer b) {
+        if (!training && b != Buffer.PARAMS) {
+            throw new IllegalStateException("a forward-only model has no " + b + " buffer");
+        }
     }
 
     public void zeroGradients() {

@@ -25,6 +25,8 @@ public final class OpenClOps implements AutoCloseable {
     public static final int PARAM_SEGMENTS = 2;
 
     private final LoopKernel k = new LoopKernel();
+    /** False for a forward-only model: no gradient or moment buffers. */
+    private final boolean training;
     private final int[] segments;
     /** Floats of the buffers as sized (their arrays may be longer: see {@link HostArrays}). */
     private long logicalFloats;
@@ -39,7 +41,8 @@ public final class OpenClOps implements AutoCloseable {
             "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
             "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
             "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
-            "copy", "gemm", "transpose", "stash copy", "range out", "range in"};
+            "copy", "gemm", "transpose", "stash copy", "range out", "range in", "rope at", "attention cached", "mean",
+            "to metrics", "gemv", "rmsnorm add"};
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -60,6 +63,16 @@ public final class OpenClOps implements AutoCloseable {
      *                      {@link #copyAcross}
      */
     public OpenClOps(OpenCLDevice device, int[] paramSegments, int actSize, int metricsSize, int rows, int[] stashSizes) {
+        this(device, paramSegments, actSize, metricsSize, rows, stashSizes, true);
+    }
+
+    /**
+     * @param training false for a forward-only model (evaluation, decoding): no gradient and no Adam moment buffers
+     *                 are allocated (one-float placeholders), and an op that would touch them is an error
+     */
+    public OpenClOps(OpenCLDevice device, int[] paramSegments, int actSize, int metricsSize, int rows, int[] stashSizes,
+                     boolean training) {
+        this.training = training;
         if (stashSizes.length > LoopKernel.STASH_SLOTS) {
             throw new IllegalArgumentException(stashSizes.length + " stash buffers, at most " + LoopKernel.STASH_SLOTS);
         }
@@ -73,13 +86,14 @@ public final class OpenClOps implements AutoCloseable {
         int second = paramSegments.length > 1 ? paramSegments[1] : 1;
         // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
         k.w = HostArrays.floats(paramSegments[0]);
-        k.gw = HostArrays.floats(paramSegments[0]);
-        k.mom1 = HostArrays.floats(paramSegments[0]);
-        k.mom2 = HostArrays.floats(paramSegments[0]);
+        int train0 = training ? paramSegments[0] : 1, train1 = training ? second : 1;
+        k.gw = HostArrays.floats(train0);
+        k.mom1 = HostArrays.floats(train0);
+        k.mom2 = HostArrays.floats(train0);
         k.w2 = HostArrays.floats(second);
-        k.gw2 = HostArrays.floats(second);
-        k.mom1b = HostArrays.floats(second);
-        k.mom2b = HostArrays.floats(second);
+        k.gw2 = HostArrays.floats(train1);
+        k.mom1b = HostArrays.floats(train1);
+        k.mom2b = HostArrays.floats(train1);
         k.act = HostArrays.floats(actSize);
         k.metrics = HostArrays.floats(metricsSize);
         k.tok = HostArrays.ints(rows);
@@ -91,19 +105,20 @@ public final class OpenClOps implements AutoCloseable {
             setStash(i, HostArrays.floats(i < stashSizes.length ? stashSizes[i] : 1));
         }
         sizes.put(Buffer.PARAMS, paramSegments[0]);
-        sizes.put(Buffer.GRADS, paramSegments[0]);
-        sizes.put(Buffer.MOM1, paramSegments[0]);
-        sizes.put(Buffer.MOM2, paramSegments[0]);
+        sizes.put(Buffer.GRADS, train0);
+        sizes.put(Buffer.MOM1, train0);
+        sizes.put(Buffer.MOM2, train0);
         sizes.put(Buffer.PARAMS2, second);
-        sizes.put(Buffer.GRADS2, second);
-        sizes.put(Buffer.MOM1B, second);
-        sizes.put(Buffer.MOM2B, second);
+        sizes.put(Buffer.GRADS2, train1);
+        sizes.put(Buffer.MOM1B, train1);
+        sizes.put(Buffer.MOM2B, train1);
         sizes.put(Buffer.ACT, actSize);
         sizes.put(Buffer.METRICS, metricsSize);
         sizes.put(Buffer.TOKENS, rows);
         sizes.put(Buffer.TARGETS, rows);
         sizes.put(Buffer.EXCHANGE, 1);
-        logicalFloats = 4L * paramSegments[0] + 4L * (paramSegments.length > 1 ? second : 1) + actSize + metricsSize
+        logicalFloats = paramSegments[0] + 3L * train0 + (paramSegments.length > 1 ? second : 1)
+                + 3L * (paramSegments.length > 1 ? train1 : 1) + actSize + metricsSize
                 + 2L * rows + 3 + LoopKernel.STASH_SLOTS - stashSizes.length;
         for (int s0 : stashSizes) {
             logicalFloats += s0;
@@ -773,6 +788,108 @@ public final class OpenClOps implements AutoCloseable {
         }
     }
 
+    // ---- decoding one token over a KV cache (OpenClDecodeOps) ----
+
+    /** Whether this model has gradient and moment buffers. */
+    public boolean training() {
+        return training;
+    }
+
+    // the row x (heads, hd) in act rotated in place to position pos of the rope tables
+    public void ropeAt(int xOff, int pos, int heads, int hd) {
+        reads(Buffer.ACT);
+        k.op = LoopKernel.OP_ROPE_AT;
+        k.o0 = xOff;
+        k.n0 = pos;
+        k.n1 = heads;
+        k.n2 = hd;
+        launch1D(heads * (hd / 2));
+        wrote(Buffer.ACT);
+    }
+
+    // out (H,hd) = attention of q over rows [0, len) of the cached keys kc / values vc (len, H*hd), then its own key
+    // and value kSelf / vSelf; all in act
+    public void attendCached(int outOff, int qOff, int kcOff, int vcOff, int len, int kSelfOff, int vSelfOff, int heads,
+                             int hd) {
+        reads(Buffer.ACT);
+        k.op = LoopKernel.OP_ATTN_CACHED;
+        k.o0 = qOff;
+        k.o1 = kcOff;
+        k.o2 = vcOff;
+        k.o3 = kSelfOff;
+        k.o4 = vSelfOff;
+        k.o5 = outOff;
+        k.n0 = len;
+        k.n2 = heads;
+        k.n3 = hd;
+        k.f0 = (float) (1.0 / Math.sqrt(hd));
+        launch1D(heads);
+        wrote(Buffer.ACT);
+    }
+
+    // act[dst + i] = mean over j < sources of act[src + j * stride + i], i < count
+    public void mean(int dstOff, int srcOff, int stride, int sources, int count) {
+        reads(Buffer.ACT);
+        k.op = LoopKernel.OP_MEAN;
+        k.o0 = dstOff;
+        k.o1 = srcOff;
+        k.n0 = count;
+        k.n1 = sources;
+        k.n2 = stride;
+        launchElementwise(count);
+        wrote(Buffer.ACT);
+    }
+
+    // one row: y (D) = x / rms(x) * w + r, all in act but w (parameter segment seg); rstd (1) in act
+    public void rmsnormAddForward(int yOff, int rstdOff, int xOff, int seg, int wOff, int rOff, int d, float eps) {
+        reads(Buffer.ACT, params(seg));
+        k.pseg = seg;
+        k.op = LoopKernel.OP_RMSNORM_ADD;
+        k.o0 = xOff;
+        k.o1 = yOff;
+        k.o2 = rstdOff;
+        k.o3 = wOff;
+        k.o4 = rOff;
+        k.n1 = d;
+        k.f0 = eps;
+        launch1D(1);
+        wrote(Buffer.ACT);
+    }
+
+    // y (O) = x (I) . w (O,I)^T for one row, w in parameter segment seg: one work item per output
+    public void gemv(int yOff, int xOff, int seg, int wOff, int in, int out) {
+        reads(Buffer.ACT, params(seg));
+        k.pseg = seg;
+        k.op = LoopKernel.OP_GEMV;
+        k.o0 = yOff;
+        k.o1 = xOff;
+        k.o2 = wOff;
+        k.n0 = out;
+        k.n1 = in;
+        launch1D(out);
+        wrote(Buffer.ACT);
+    }
+
+    /**
+     * {@code count} floats of act at {@code off}, through the metrics buffer (which must hold them): the whole
+     * activation buffer (a decoder's KV cache) is never downloaded.
+     */
+    public float[] readAct(int off, int count) {
+        if (count > sizes.get(Buffer.METRICS)) {
+            throw new IllegalArgumentException(count + " floats do not fit the metrics buffer of "
+                    + sizes.get(Buffer.METRICS));
+        }
+        reads(Buffer.ACT, Buffer.METRICS);
+        k.op = LoopKernel.OP_TO_METRICS;
+        k.o0 = 0;
+        k.o1 = off;
+        k.n0 = count;
+        launchElementwise(count);
+        wrote(Buffer.METRICS);
+        download(Buffer.METRICS);
+        return java.util.Arrays.copyOf(read(Buffer.METRICS), count);
+    }
+
     @Override
     public void close() {
         k.dispose();
@@ -820,6 +937,10 @@ public final class OpenClOps implements AutoCloseable {
 
     private void reads(Buffer... bs) {
         for (Buffer b : bs) {
+            if (!training && (b == Buffer.GRADS || b == Buffer.GRADS2 || b == Buffer.MOM1 || b == Buffer.MOM2
+                    || b == Buffer.MOM1B || b == Buffer.MOM2B)) {
+                throw new IllegalStateException("a forward-only model has no " + b + " buffer");
+            }
             residency.requireDevice(b);
         }
     }

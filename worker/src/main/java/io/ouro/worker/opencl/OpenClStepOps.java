@@ -41,6 +41,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private BufferLayout buffers;
     private int headT = -1;
     private boolean headTFresh;
+    /** False: forward only (no gradient or moment buffers; see {@link #forwardOnly}). */
+    private boolean training = true;
 
     /**
      * @param micro       sequences per micro-batch, of {@code seqLen} tokens
@@ -57,6 +59,18 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         long deviceLimit = deviceBufferFloats(device);
         this.bufferLimit = bufferLimit > 0 ? Math.min(bufferLimit, deviceLimit) : deviceLimit;
         this.segments = paramSegments(layout, this.bufferLimit);
+    }
+
+    /**
+     * Makes the device buffers forward-only (evaluation): no gradient or Adam moment buffers are allocated, and an op
+     * that needs them is an error. Call before {@link #allocate}.
+     */
+    public OpenClStepOps forwardOnly() {
+        if (ops != null) {
+            throw new IllegalStateException("forwardOnly() must come before the device buffers are allocated");
+        }
+        training = false;
+        return this;
     }
 
     /** The parameter buffer cut into the kernel's segments; an error when the model needs more. */
@@ -176,7 +190,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             segs[i] = (int) segments.size(i);
         }
         ops = new OpenClOps(device, segs, (int) buffers.actFloats(),
-                rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes);
+                rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training);
         if (cpu) {
             headT = (int) work;
             long gemmT = cpuScratchFloats(cfg, rows) - (long) cfg.vocab() * cfg.hidden();

@@ -26,7 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The HF export: names and shapes exactly HF Ouro's, an exact fp32 round trip, BF16 rounding to nearest even
  * within 2^-8 relative, and PyTorch (DJL's own safetensors reader) on the exported file giving the reference's
- * per-step logits.
+ * per-step logits; for BF16, PyTorch widening the file's 16-bit values itself gives exactly the weights the product
+ * reads back, and the same per-step logits.
  */
 class HfExportTest {
 
@@ -106,6 +107,42 @@ class HfExportTest {
             }
             System.out.printf("HfExportTest: PyTorch on the exported file, max |logit difference| over %d steps = %.2e%n",
                     cfg.steps(), worst);
+            assertTrue(worst <= 1e-4, "max |logit difference| " + worst);
+        }
+    }
+
+    @Test
+    void pyTorchWidensTheBf16ExportToTheSameModel() throws IOException {
+        // PyTorch reads the BF16 file's bytes as bfloat16 tensors and widens them itself; the reference runs on the
+        // BF16 weights as the product reads them back: the same per-step logits
+        LoopConfig cfg = new LoopConfig(61, 32, 2, 4, 48, 3, 10_000, 1e-6, 0.1, 0.1, 21);
+        ParamLayout layout = new ParamLayout(cfg);
+        float[] params = TestData.params(layout, 8);
+        int batch = 2, seqLen = 9, n = batch * seqLen;
+        int[] tokens = TestData.tokens(n, cfg.vocab(), 31), targets = TestData.targets(n, cfg.vocab(), 32);
+        HfModelDir.write(HfModelDir.local(dir), cfg, params, Safetensors.Dtype.BF16, 64, null, Map.of());
+        float[] bf16 = HfModelDir.read(HfModelDir.local(dir), cfg).params();
+        ReferenceModel ref = new ReferenceModel(cfg);
+        ref.forward(bf16, tokens, targets, batch, seqLen, Objective.stageOne(0.1), true);
+        try (TorchLoopLM torch = new TorchLoopLM(layout);
+             InputStream in = Files.newInputStream(dir.resolve(HfModelDir.WEIGHTS))) {
+            torch.loadSafetensorsConverted(in);
+            assertArrayEquals(bf16, torch.exportParams(), "PyTorch's bf16 -> fp32 of the file equals the product's");
+            TorchLoopLM.Result r = torch.forwardBackward(tokens, targets, batch, seqLen, Objective.stageOne(0.1),
+                    false, true);
+            double worst = 0, moved = 0;
+            for (int t = 0; t < cfg.steps(); t++) {
+                float[] a = ref.logits(t), b = r.logits()[t];
+                for (int i = 0; i < a.length; i++) {
+                    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+                }
+            }
+            for (int i = 0; i < params.length; i++) {
+                moved = Math.max(moved, Math.abs(params[i] - bf16[i]));
+            }
+            System.out.printf("HfExportTest: PyTorch on the BF16 export, max |logit difference| over %d steps = %.2e"
+                    + " (the weights moved by up to %.2e in the rounding)%n", cfg.steps(), worst, moved);
+            assertTrue(moved > 0, "BF16 rounding changed nothing: the test would not see a wrong decoding");
             assertTrue(worst <= 1e-4, "max |logit difference| " + worst);
         }
     }

@@ -114,6 +114,73 @@ public final class TorchLoopLM implements AutoCloseable {
         }
     }
 
+    /**
+     * Loads an HF safetensors file of BF16 (or F32) tensors, widening BF16 on the PyTorch side: the header is read here
+     * (8-byte little-endian length, JSON); DJL 0.36 with this PyTorch aborts the JVM on any bfloat16 tensor (decoding,
+     * creating or casting one), so each BF16 value's 16 bits go in as an exact float32 integer u and PyTorch computes
+     * the number from sign, exponent and mantissa, (-1)^s 2^(e-127) (1 + m/128), or 2^-126 m/128 when e = 0 (BF16 is
+     * the top half of a float32). Every tensor is found by its HF name and must have the layout's shape.
+     */
+    public void loadSafetensorsConverted(java.io.InputStream in) throws java.io.IOException {
+        checkOpen();
+        byte[] all = in.readAllBytes();
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(all).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int headerLen = (int) buf.getLong(0);
+        com.fasterxml.jackson.databind.JsonNode header = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(new String(all, 8, headerLen, java.nio.charset.StandardCharsets.UTF_8));
+        int base = 8 + headerLen, seen = 0;
+        try (NDManager sub = manager.newSubManager()) {
+            for (java.util.Iterator<String> it = header.fieldNames(); it.hasNext(); ) {
+                String name = it.next();
+                if (name.equals("__metadata__")) {
+                    continue;
+                }
+                com.fasterxml.jackson.databind.JsonNode t = header.get(name);
+                TensorView v = layout.get(name);
+                long[] shape = new long[t.get("shape").size()];
+                for (int i = 0; i < shape.length; i++) {
+                    shape[i] = t.get("shape").get(i).asLong();
+                }
+                if (!new Shape(shape).equals(shapeOf(v))) {
+                    throw new IllegalArgumentException(name + ": shape " + new Shape(shape) + ", expected " + shapeOf(v));
+                }
+                String dtype = t.get("dtype").asText();
+                DataType type = switch (dtype) {
+                    case "BF16" -> DataType.BFLOAT16;
+                    case "F32" -> DataType.FLOAT32;
+                    default -> throw new IllegalArgumentException(name + ": dtype " + dtype);
+                };
+                int from = base + t.get("data_offsets").get(0).asInt(), to = base + t.get("data_offsets").get(1).asInt();
+                NDArray wide;
+                if (type == DataType.FLOAT32) {
+                    float[] f = new float[(to - from) / 4];
+                    buf.slice(from, to - from).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+                    wide = sub.create(f, new Shape(shape));
+                } else {
+                    float[] u = new float[(to - from) / 2];
+                    for (int i = 0; i < u.length; i++) {
+                        u[i] = buf.getShort(from + 2 * i) & 0xFFFF;
+                    }
+                    NDArray bits = sub.create(u, new Shape(shape));
+                    NDArray sign = bits.div(32768f).floor();
+                    NDArray exp = bits.div(128f).floor().sub(sign.mul(256f));
+                    NDArray mant = bits.sub(bits.div(128f).floor().mul(128f));
+                    NDArray normal = sub.create(2f).pow(exp.sub(127f)).mul(mant.div(128f).add(1f));
+                    NDArray subnormal = mant.div(128f).mul((float) Math.pow(2, -126));
+                    wide = NDArrays.where(exp.eq(0f), subnormal, normal).mul(sign.mul(-2f).add(1f));
+                }
+                wide.attach(manager);
+                int i = views.indexOf(v);
+                params[i].close();
+                params[i] = wide;
+                seen++;
+            }
+        }
+        if (seen != views.size()) {
+            throw new IllegalArgumentException("safetensors: " + seen + " tensors, the layout has " + views.size());
+        }
+    }
+
     public float[] exportParams() {
         checkOpen();
         float[] out = new float[layout.arraySize()];
@@ -412,6 +479,131 @@ public final class TorchLoopLM implements AutoCloseable {
     /** y = x W^T with W stored [out, in]. */
     private static NDArray linear(NDArray x, NDArray weight) {
         return x.matMul(weight.transpose());
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Decoding with a KV cache
+    // ------------------------------------------------------------------------------------------
+
+    /** A decoding session over the current parameters (see {@link Decode}). */
+    public Decode decode() {
+        checkOpen();
+        return new Decode();
+    }
+
+    /**
+     * Decoding one token at a time with a KV cache per (loop step, layer), every token running all T steps, as HF
+     * Ouro decodes: the keys (kept transposed, (1, H, hd, len)) and values ((1, H, len, hd)) grow by concatenation.
+     * Each token's temporaries live in a sub-manager closed before {@link #next} returns; the weights are transposed
+     * once per session, and the constants (eps, the attention scale, rotate_half as an (hd, hd) matrix) are made once:
+     * through DJL, a 0-dim constant costs about 0.2 ms and NDIndex slicing 1 ms on this machine, which would otherwise
+     * dominate a token's time (the training forward's helpers make them per call).
+     */
+    public final class Decode implements AutoCloseable {
+        private final NDManager session = manager.newSubManager();
+        private final NDArray[] wT = new NDArray[views.size()];
+        private final NDArray[][] keysT, values;
+        private final NDArray eps, scale, rotateHalf;
+        private int len;
+
+        private Decode() {
+            int hd = cfg.headDim(), half = hd / 2;
+            eps = session.create((float) cfg.normEps());
+            scale = session.create((float) (1.0 / Math.sqrt(hd)));
+            // rotate_half(x) = cat(-x[half:], x[:half]) = x R
+            float[] r = new float[hd * hd];
+            for (int j = 0; j < half; j++) {
+                r[(j + half) * hd + j] = -1f;
+                r[j * hd + j + half] = 1f;
+            }
+            rotateHalf = session.create(r, new Shape(hd, hd));
+            for (int i = 0; i < views.size(); i++) {
+                wT[i] = params[i].getShape().dimension() == 2 ? params[i].transpose() : params[i].duplicate();
+                wT[i].attach(session);
+            }
+            keysT = new NDArray[cfg.steps()][cfg.layers()];
+            values = new NDArray[cfg.steps()][cfg.layers()];
+        }
+
+        /** Tokens held. */
+        public int length() {
+            return len;
+        }
+
+        /** Feeds {@code token} at the next position; the last step's logits (V). */
+        public float[] next(int token) {
+            int d = cfg.hidden(), nh = cfg.heads(), hd = cfg.headDim(), pos = len;
+            try (NDManager sub = session.newSubManager()) {
+                callScope = sub;
+                NDArray h = params[views.indexOf(layout.embed())].get(token);
+                h.attach(sub);
+                h = h.reshape(1, d);
+                float[] cos = new float[hd], sin = new float[hd];
+                for (int i = 0; i < hd / 2; i++) {
+                    double angle = pos / Math.pow(cfg.ropeBase(), (2.0 * i) / hd);
+                    cos[i] = cos[i + hd / 2] = (float) Math.cos(angle);
+                    sin[i] = sin[i + hd / 2] = (float) Math.sin(angle);
+                }
+                NDArray cosR = sub.create(cos), sinR = sub.create(sin);
+                for (int t = 0; t < cfg.steps(); t++) {
+                    for (int l = 0; l < cfg.layers(); l++) {
+                        TensorView[] lv = layout.layer(l);
+                        NDArray a = norm(h, weight(lv[ParamLayout.IN_NORM]));
+                        NDArray q = rope(a.matMul(weight(lv[ParamLayout.Q])).reshape(1, nh, 1, hd), cosR, sinR);
+                        NDArray k = rope(a.matMul(weight(lv[ParamLayout.K])).reshape(1, nh, 1, hd), cosR, sinR);
+                        NDArray v = a.matMul(weight(lv[ParamLayout.V])).reshape(1, nh, 1, hd);
+                        keysT[t][l] = grow(keysT[t][l], k.transpose(0, 1, 3, 2), 3);
+                        values[t][l] = grow(values[t][l], v, 2);
+                        NDArray probs = q.matMul(keysT[t][l]).mul(scale).softmax(3);   // (1,H,1,len)
+                        NDArray o = probs.matMul(values[t][l]).transpose(0, 2, 1, 3).reshape(1, d);
+                        NDArray x = h.add(norm(o.matMul(weight(lv[ParamLayout.O])), weight(lv[ParamLayout.IN_NORM_2])));
+                        NDArray f = norm(x, weight(lv[ParamLayout.POST_NORM]));
+                        NDArray g = f.matMul(weight(lv[ParamLayout.GATE]));
+                        NDArray u = f.matMul(weight(lv[ParamLayout.UP]));
+                        f = g.mul(Activation.sigmoid(g)).mul(u).matMul(weight(lv[ParamLayout.DOWN]));
+                        h = x.add(norm(f, weight(lv[ParamLayout.POST_NORM_2])));
+                    }
+                    h = norm(h, weight(layout.finalNorm()));
+                }
+                len++;
+                return h.matMul(weight(layout.lmHead())).toFloatArray();
+            } finally {
+                callScope = null;
+            }
+        }
+
+        private NDArray norm(NDArray x, NDArray w) {
+            return x.div(x.square().mean(new int[] {1}, true).add(eps).sqrt()).mul(w);
+        }
+
+        // q cos + rotate_half(q) sin
+        private NDArray rope(NDArray x, NDArray cos, NDArray sin) {
+            return x.mul(cos).add(x.matMul(rotateHalf).mul(sin));
+        }
+
+        // the session's copy of a tensor (2-D ones transposed to (in, out))
+        private NDArray weight(TensorView v) {
+            return wT[views.indexOf(v)];
+        }
+
+        private NDArray grow(NDArray cache, NDArray row, int axis) {
+            NDArray next = cache == null ? row.duplicate() : cache.concat(row, axis);
+            next.attach(session);
+            if (cache != null) {
+                cache.close();
+            }
+            return next;
+        }
+
+        /** Bytes of the keys and values held (float32). */
+        public long cacheBytes() {
+            return 2L * cfg.steps() * cfg.layers() * len * cfg.hidden() * Float.BYTES;
+        }
+
+        @Override
+        public void close() {
+            session.close();
+        }
     }
 
     // ------------------------------------------------------------------------------------------

@@ -1,0 +1,242 @@
+package io.ouro.worker.opencl;
+
+import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.infer.DecodeOps;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.ParamSegments;
+import io.ouro.worker.model.TensorView;
+import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.reference.Rope;
+
+/**
+ * {@link DecodeOps} on an OpenCL device: the parameters, every vector of the token being decoded and the KV cache stay
+ * in device buffers of a forward-only {@link OpenClOps} (no gradient or optimizer buffers); per token only its id goes
+ * in, and only the gate logits and the exit step's logits come out (through the small metrics buffer).
+ *
+ * <p>The activation buffer holds the vectors in id order, then the per-(step, layer) cache slots of {@code stepCapacity}
+ * rows each, then the per-layer shared slots of {@code sharedCapacity} rows (0 when only {@code full} caches are
+ * wanted). A slot is its keys (rows, D) followed by its values. Sizes are fixed at construction: a generation longer
+ * than the capacity is an error naming it.
+ */
+public final class OpenClDecodeOps implements DecodeOps {
+
+    private final LoopConfig cfg;
+    private final ParamLayout layout;
+    private final ParamSegments segments;
+    private final OpenClOps ops;
+    private final int[] vecOff;
+    private final int rstd, stepBase, sharedBase, stepCap, sharedCap, d, slotsPerStep;
+
+    /**
+     * @param stepCapacity   tokens the per-(step, layer) slots hold (the longest prompt for shared caches, prompt plus
+     *                       new tokens for {@code full})
+     * @param sharedCapacity tokens the shared per-layer slots hold (0: no shared slots)
+     */
+    public OpenClDecodeOps(LoopConfig cfg, OpenCLDevice device, float[] params, int stepCapacity, int sharedCapacity) {
+        this.cfg = cfg;
+        this.layout = new ParamLayout(cfg);
+        if (params.length != layout.arraySize()) {
+            throw new IllegalArgumentException("params: expected " + layout.arraySize() + " for " + cfg + ", got "
+                    + params.length);
+        }
+        if (stepCapacity < 1 || sharedCapacity < 0) {
+            throw new IllegalArgumentException("cache capacity: expected at least one token per step slot, got "
+                    + stepCapacity + " (shared " + sharedCapacity + ")");
+        }
+        this.d = cfg.hidden();
+        this.stepCap = stepCapacity;
+        this.sharedCap = sharedCapacity;
+        this.slotsPerStep = cfg.steps() * cfg.layers();
+        int n = DecodeOps.vectors(cfg);
+        vecOff = new int[n];
+        long at = 0;
+        for (int v = 0; v < n; v++) {
+            vecOff[v] = (int) at;
+            at += DecodeOps.size(cfg, v);
+        }
+        rstd = (int) at;
+        at += 1;
+        stepBase = (int) Math.min(at, Integer.MAX_VALUE);
+        at += 2L * slotsPerStep * stepCapacity * d;
+        sharedBase = (int) Math.min(at, Integer.MAX_VALUE);
+        at += 2L * cfg.layers() * sharedCapacity * d;
+        long limit = OpenClStepOps.deviceBufferFloats(device);
+        if (at > limit) {
+            throw new IllegalArgumentException("a KV cache of " + stepCapacity + " tokens per (step, layer) and "
+                    + sharedCapacity + " shared needs " + at + " floats, more than one device buffer holds (" + limit
+                    + "); generate fewer tokens or use --cache last_step");
+        }
+        this.segments = OpenClStepOps.paramSegments(layout, limit);
+        int[] segs = new int[segments.count()];
+        for (int i = 0; i < segs.length; i++) {
+            segs[i] = (int) segments.size(i);
+        }
+        this.ops = new OpenClOps(device, segs, (int) at, Math.max(cfg.vocab(), cfg.steps()), 1, new int[0], false);
+        try {
+            for (int i = 0; i < segs.length; i++) {
+                Buffer b = OpenClOps.params(i);
+                System.arraycopy(params, (int) segments.start(i), ops.host(b), 0, segs[i]);
+                ops.upload(b);
+            }
+            int hd = cfg.headDim(), positions = Math.max(stepCapacity, sharedCapacity);
+            float[] cos = new float[positions * hd / 2], sin = new float[positions * hd / 2];
+            Rope.tables(cos, sin, positions, hd, cfg.ropeBase());
+            ops.setRopeTables(cos, sin);
+        } catch (RuntimeException e) {
+            ops.close();
+            throw e;
+        }
+    }
+
+    /** The device side. */
+    public OpenClOps device() {
+        return ops;
+    }
+
+    /** Bytes of every device buffer (parameters, vectors, the cache at its capacity). */
+    public long deviceBytes() {
+        return ops.deviceBytes();
+    }
+
+    @Override
+    public LoopConfig config() {
+        return cfg;
+    }
+
+    @Override
+    public int capacity(int slot) {
+        return slot < slotsPerStep ? stepCap : sharedCap;
+    }
+
+    @Override
+    public void embed(int h, int token) {
+        ops.hostInts(Buffer.TOKENS)[0] = token;
+        ops.upload(Buffer.TOKENS);
+        if (segments.segment(layout.embed()) != 0) {
+            throw new IllegalStateException("the embedding table is not in parameter segment 0");
+        }
+        ops.embedForward(vecOff[h], segments.local(layout.embed()), 1, d);
+    }
+
+    @Override
+    public void rmsnorm(int y, int x, TensorView w) {
+        ops.rmsnormForward(vecOff[y], rstd, vecOff[x], segments.segment(w), segments.local(w), 1, d,
+                (float) cfg.normEps());
+    }
+
+    @Override
+    public void linear(int y, int x, TensorView w, int in, int out) {
+        ops.gemv(vecOff[y], vecOff[x], segments.segment(w), segments.local(w), in, out);
+    }
+
+    @Override
+    public void linears(int[] ys, int x, TensorView[] ws, int in, int out) {
+        boolean one = true;
+        for (int i = 1; i < ys.length; i++) {
+            one &= vecOff[ys[i]] == vecOff[ys[i - 1]] + out && ws[i].offset() == ws[i - 1].offset() + ws[i - 1].len()
+                    && segments.segment(ws[i]) == segments.segment(ws[0]);
+        }
+        if (!one) {
+            DecodeOps.super.linears(ys, x, ws, in, out);
+            return;
+        }
+        // the products' weights follow each other in the parameters and their outputs in act: one launch
+        ops.gemv(vecOff[ys[0]], vecOff[x], segments.segment(ws[0]), segments.local(ws[0]), in, out * ys.length);
+    }
+
+    @Override
+    public void rmsnormAdd(int y, int x, TensorView w, int r, int count) {
+        ops.rmsnormAddForward(vecOff[y], rstd, vecOff[x], segments.segment(w), segments.local(w), vecOff[r], d,
+                (float) cfg.normEps());
+    }
+
+    @Override
+    public void biasAdd(int y, TensorView bias) {
+        ops.biasAdd(vecOff[y], segments.segment(bias), segments.local(bias), 1);
+    }
+
+    @Override
+    public void rope(int first, int count, int pos) {
+        if (pos >= Math.max(stepCap, sharedCap)) {
+            throw new IllegalStateException("position " + pos + " is past the decoder's capacity of "
+                    + Math.max(stepCap, sharedCap) + " tokens");
+        }
+        // consecutive vectors of one size are consecutive in act
+        ops.ropeAt(vecOff[first], pos, cfg.heads() * count, cfg.headDim());
+    }
+
+    @Override
+    public void add(int acc, int x, int count) {
+        ops.add(vecOff[acc], vecOff[x], count);
+    }
+
+    @Override
+    public void swiglu(int m, int g, int u, int count) {
+        ops.swigluForward(vecOff[m], vecOff[g], vecOff[u], count);
+    }
+
+    @Override
+    public void attend(int out, int q, int slot, int len, int selfKey, int selfValue) {
+        ops.attendCached(vecOff[out], vecOff[q], keys(slot), values(slot), len, vecOff[selfKey], vecOff[selfValue],
+                cfg.heads(), cfg.headDim());
+    }
+
+    @Override
+    public void storeRow(int slot, int row, int l, int t0, int t1) {
+        int k0 = DecodeOps.key(cfg, t0, l), v0 = DecodeOps.value(cfg, t0, l);
+        int stride = t1 - t0 > 1 ? vecOff[DecodeOps.key(cfg, t0 + 1, l)] - vecOff[k0] : 0;
+        ops.mean(keys(slot) + row * d, vecOff[k0], stride, t1 - t0, d);
+        ops.mean(values(slot) + row * d, vecOff[v0], stride, t1 - t0, d);
+    }
+
+    @Override
+    public void mergeSlots(int dst, int first, int stride, int count, int rows) {
+        if (first + (count - 1) * stride >= slotsPerStep) {
+            throw new IllegalArgumentException("merging reads per-step slots only");
+        }
+        int between = count > 1 ? keys(first + stride) - keys(first) : 0;
+        ops.mean(keys(dst), keys(first), between, count, rows * d);
+        ops.mean(values(dst), values(first), between, count, rows * d);
+    }
+
+    @Override
+    public void release(int slot) {
+        // device memory is sized once; a released slot is simply no longer read
+    }
+
+    @Override
+    public float[] read(int v, int count) {
+        return ops.readAct(vecOff[v], count);
+    }
+
+    @Override
+    public float[] readSlot(int slot, int rows, boolean values) {
+        int off = values ? values(slot) : keys(slot), n = rows * d, chunk = Math.max(cfg.vocab(), cfg.steps());
+        float[] out = new float[n];
+        for (int i = 0; i < n; i += chunk) {
+            int c = Math.min(chunk, n - i);
+            System.arraycopy(ops.readAct(off + i, c), 0, out, i, c);
+        }
+        return out;
+    }
+
+    @Override
+    public float[] readGates(int count) {
+        return ops.readAct(vecOff[DecodeOps.gate(0)], count);
+    }
+
+    private int keys(int slot) {
+        return slot < slotsPerStep ? stepBase + slot * 2 * stepCap * d
+                : sharedBase + (slot - slotsPerStep) * 2 * sharedCap * d;
+    }
+
+    private int values(int slot) {
+        return keys(slot) + (slot < slotsPerStep ? stepCap : sharedCap) * d;
+    }
+
+    @Override
+    public void close() {
+        ops.close();
+    }
+}
