@@ -139,7 +139,8 @@ public final class DemoApp {
             trainText = o.corpus();
             documents = -1;
             corpusName = o.corpus();
-            log.accept("[1/5] corpus: " + o.corpus() + " (your text; one document per line)");
+            log.accept("[1/5] corpus: " + o.corpus() + " (your text; one document per line; packed windows with the"
+                    + " loss on every token, both stages on it)");
         }
 
         ObjectNode tree = (ObjectNode) new ObjectMapper(new YAMLFactory()).readTree(
@@ -159,15 +160,17 @@ public final class DemoApp {
                 String name = src.path("name").asText("");
                 if (name.equals("main")) {
                     ((ObjectNode) src).put("manifest", manifest);
-                } else if (name.equals("single") && o.corpus() == null) {
+                } else if (name.equals("single") && o.corpus() != null) {
+                    ((ObjectNode) src).put("manifest", manifest); // your corpus serves both stages
+                } else if (name.equals("single")) {
                     SynthApp.Options ss = new SynthApp.Options(out + "/corpus-single", SINGLE_DOCUMENTS, 0, 2, 1, 1, 1,
                             o.modulus());
                     singleText = SynthApp.write(ss, hconf).train();
                     ((ObjectNode) src).put("manifest", out + "/data-single/manifest.json");
                 } else {
                     throw new IllegalArgumentException(o.config() + ": data.sources: the demo fills in the sources"
-                            + " named main (the corpus) and single (generated single operations, not with --corpus);"
-                            + " got '" + name + "'");
+                            + " named main (the corpus) and single (generated single operations; your corpus with"
+                            + " --corpus); got '" + name + "'");
                 }
             }
         } else {
@@ -177,6 +180,10 @@ public final class DemoApp {
         tree.with("train").put("device", device);
         for (JsonNode st : (ArrayNode) tree.get("stages")) {
             ObjectNode s = (ObjectNode) st;
+            if (o.corpus() != null) { // one answer per document is Mano's shape, not a text corpus's: packed windows
+                s.remove("sampling");
+                s.remove("loss");
+            }
             if (s.has("steps")) {
                 s.put("steps", Math.max(2, Math.round(s.get("steps").asLong() * o.scale())));
             }
