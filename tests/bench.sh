@@ -29,6 +29,9 @@
 #               filesystem under $TMPDIR (deleted after), the windows of training steps (seq 4096, W = 2)
 #               read by position; bytes read / bytes delivered, against the old whole-shard reader's rule,
 #               and a 10^6-shard manifest's load time; args: [tokens 1e9] [shards 64] [steps 300]
+#   loops       looplm-spec §6 at small scale: k layers once (k⊗1), looped T times (k⊗T) and k·T layers once on
+#               the same Mano batches (aligned, loss on the answer), held-out accuracy per number of operators;
+#               args key=value: [steps=600] [p=7] [ops=3] [k=2] [T=4] [batch=128] [lr=0.003] [models=k1,kT,kT1]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -99,9 +102,13 @@ case "$name" in
     exec java -Xmx6g --add-opens=java.base/java.nio=ALL-UNNAMED -Djava.io.tmpdir="${TMPDIR:-/tmp}" \
       -cp "$cp" io.ouro.orchestrator.train.DataBench "$@"
     ;;
+  loops)
+    cp=$(test_classpath orchestrator)
+    exec java -Xmx2g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.orchestrator.demo.LoopsBench "$@"
+    ;;
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
-      "| plan [configs] | memory [device] [steps] [chunk]" \
+      "| plan [configs] | memory [device] [steps] [chunk] | loops [key=value ...]" \
       "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
       "| data [tokens] [shards] [steps] | generate [device] [new] [prompt]" >&2
     exit 2

@@ -127,7 +127,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
     public record Stage(String name, int index, long firstStep, long steps, int seqLen, int batchPerWorker,
                         int batchStart, long rampSteps, LoopConfig model, Lr lr, Map<String, Double> mixture,
                         String onExhausted, boolean stageTwo, Upcycle upcycle, int microBatch, Recompute recompute,
-                        int recomputeChunk) implements Serializable {
+                        int recomputeChunk, io.ouro.worker.data.Sampler.Layout layout) implements Serializable {
 
         public long endStep() {
             return firstStep + steps;
@@ -236,6 +236,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
                     .append(" model ").append(s.model()).append(" lr ").append(s.lr()).append(" mixture ")
                     .append(new java.util.TreeMap<>(s.mixture())).append(" exhausted ").append(s.onExhausted())
                     .append(" stage2 ").append(s.stageTwo()).append(" upcycle ").append(s.upcycle())
+                    .append(s.layout().equals(io.ouro.worker.data.Sampler.Layout.PACKED) ? "" : " layout " + s.layout())
                     .append(" global batch");
             long prev = -1;
             for (long k = s.firstStep(); k < s.endStep(); k++) {
@@ -489,6 +490,17 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (!exhausted.equals("wrap") && !exhausted.equals("stop")) {
             throw n.error("on_exhausted", "expected wrap or stop, got '" + exhausted + "'");
         }
+        String sampling = n.string("sampling", "packed");
+        if (!sampling.equals("packed") && !sampling.equals("aligned")) {
+            throw n.error("sampling", "expected packed or aligned, got '" + sampling + "'");
+        }
+        String loss = n.string("loss", "all");
+        if (!loss.equals("all") && !loss.equals("answer")) {
+            throw n.error("loss", "expected all or answer, got '" + loss + "'");
+        }
+        if (loss.equals("answer") && !sampling.equals("aligned")) {
+            throw n.error("loss", "answer (the loss on each document's last token) needs sampling: aligned");
+        }
         int micro = (int) n.integer("micro_batch", 0L, 0, batch);
         Recompute recompute = null;
         if (n.has("recompute")) {
@@ -514,7 +526,8 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         }
         return new Stage(name, index, first, steps, seqLen, batch, batchStart, ramp, m,
                 new Lr(peak, warm, sched, minRatio, decay), Map.copyOf(mixture), exhausted, objective.equals("stage2"), up,
-                micro, recompute, chunk);
+                micro, recompute, chunk,
+                new io.ouro.worker.data.Sampler.Layout(sampling.equals("aligned"), loss.equals("answer")));
     }
 
     /**

@@ -32,7 +32,7 @@ public final class AnswerEval {
 
     /** Evaluates {@code exprs} on the model {@code cfg} with parameters {@code params}, {@code batch} at a time. */
     public static Result run(BpeTokenizer tok, LoopConfig cfg, float[] params, List<Mano.Expr> exprs, int batch,
-                             int keepSamples) {
+                             int keepSamples, int modulus) {
         if (exprs.isEmpty()) {
             throw new IllegalArgumentException("no held-out expressions to evaluate");
         }
@@ -54,7 +54,7 @@ public final class AnswerEval {
             int[] pred = new int[steps];
             for (int t = 0; t < steps; t++) {
                 byOps[e.ops()][t] += s.correct()[t] ? 1 : 0;
-                pred[t] = decodeAnswer(s.predicted()[t]);
+                pred[t] = decodeAnswer(s.predicted()[t], modulus);
             }
             if (samples.size() < keepSamples) {
                 samples.add(new Sample(e.prefix(), e.answer(), e.ops(), pred));
@@ -69,11 +69,11 @@ public final class AnswerEval {
                 samples, r);
     }
 
-    // the number a predicted answer stands for, or -1 when it is not one of 0..P-1
-    private static int decodeAnswer(String s) {
+    // the number a predicted answer stands for, or -1 when it is not one of 0..p-1
+    private static int decodeAnswer(String s, int p) {
         try {
             int v = Integer.parseInt(s.trim());
-            return v >= 0 && v < Mano.P ? v : -1;
+            return v >= 0 && v < p ? v : -1;
         } catch (NumberFormatException e) {
             return -1;
         }

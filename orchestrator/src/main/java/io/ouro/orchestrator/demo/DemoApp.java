@@ -45,8 +45,15 @@ public final class DemoApp {
 
     /** The demo's settings. */
     public record Options(String out, String corpus, String config, String device, double scale, long documents,
-                          int heldout, int minOps, int maxOps, String master, int lingerSeconds, int evalExpressions) {
+                          int heldout, int minOps, int maxOps, String master, int lingerSeconds, int evalExpressions,
+                          int modulus) {
     }
+
+    /** The demo's field unless --modulus says another: small enough to learn in minutes (see the README). */
+    static final int DEFAULT_MODULUS = 7;
+
+    /** Documents of the curriculum's single-operation corpus (the whole table many times over). */
+    static final long SINGLE_DOCUMENTS = 20_000;
 
     private DemoApp() {
     }
@@ -69,16 +76,18 @@ public final class DemoApp {
                     a.getOrDefault("config", "pipeline-configs/mano-demo.yaml"), a.getOrDefault("device", "auto"),
                     Double.parseDouble(a.getOrDefault("scale", "1")),
                     Long.parseLong(a.getOrDefault("documents", "60000")),
-                    Integer.parseInt(a.getOrDefault("heldout", "1000")), Integer.parseInt(a.getOrDefault("min-ops", "1")),
+                    Integer.parseInt(a.getOrDefault("heldout", "300")), Integer.parseInt(a.getOrDefault("min-ops", "1")),
                     Integer.parseInt(a.getOrDefault("max-ops", "2")), a.getOrDefault("master", "local[2]"),
-                    Integer.parseInt(a.getOrDefault("linger-ui-s", "0")), Integer.parseInt(a.getOrDefault("eval", "1000")));
+                    Integer.parseInt(a.getOrDefault("linger-ui-s", "0")), Integer.parseInt(a.getOrDefault("eval", "1000")),
+                    Integer.parseInt(a.getOrDefault("modulus", String.valueOf(DEFAULT_MODULUS))));
             for (String k : new String[] {"out", "corpus", "config", "device", "scale", "documents", "heldout", "min-ops",
-                    "max-ops", "master", "linger-ui-s", "eval"}) {
+                    "max-ops", "master", "linger-ui-s", "eval", "modulus"}) {
                 a.remove(k);
             }
             if (!a.isEmpty()) {
                 throw new IllegalArgumentException("unknown option(s) " + a.keySet());
             }
+            Mano.checkModulus(o.modulus());
             if (!(o.scale() > 0)) {
                 throw new IllegalArgumentException("--scale: expected a positive number, got " + o.scale());
             }
@@ -92,7 +101,7 @@ public final class DemoApp {
 
     private static void usage() {
         System.err.println("usage: ouro demo [--out DIR|URI] [--corpus URI] [--device auto|java|cpu|gpu|opencl:<i>]"
-                + " [--scale F] [--documents N] [--heldout N] [--min-ops A] [--max-ops B] [--eval N]"
+                + " [--scale F] [--documents N] [--heldout N] [--min-ops A] [--max-ops B] [--modulus P] [--eval N]"
                 + " [--config FILE] [--master URL] [--linger-ui-s N]");
         System.exit(2);
     }
@@ -115,12 +124,12 @@ public final class DemoApp {
         String corpusName;
         if (o.corpus() == null) {
             SynthApp.Options so = new SynthApp.Options(out + "/corpus", o.documents(), o.heldout(), 1, o.minOps(),
-                    o.maxOps(), 2);
+                    o.maxOps(), 2, o.modulus());
             long s0 = System.nanoTime();
             SynthApp.Corpus c = SynthApp.write(so, hconf);
             log.accept(String.format(Locale.ROOT, "[1/5] corpus: %d Mano expressions (%d..%d operators over F_%d, %.1f MB)"
                             + " in %s, %d held-out expressions in %s (those of 2+ operators are not in the training files); %.1f s",
-                    c.documents(), o.minOps(), o.maxOps(), Mano.P, c.bytes() / 1e6, c.train(), c.heldoutDocuments(),
+                    c.documents(), o.minOps(), o.maxOps(), o.modulus(), c.bytes() / 1e6, c.train(), c.heldoutDocuments(),
                     c.heldout(), (System.nanoTime() - s0) / 1e9));
             trainText = c.train();
             heldout = readHeldout(fs, new Path(c.heldout()), o.evalExpressions());
@@ -130,7 +139,8 @@ public final class DemoApp {
             trainText = o.corpus();
             documents = -1;
             corpusName = o.corpus();
-            log.accept("[1/5] corpus: " + o.corpus() + " (your text; one document per line)");
+            log.accept("[1/5] corpus: " + o.corpus() + " (your text; one document per line; packed windows with the"
+                    + " loss on every token, both stages on it)");
         }
 
         ObjectNode tree = (ObjectNode) new ObjectMapper(new YAMLFactory()).readTree(
@@ -142,11 +152,38 @@ public final class DemoApp {
         }
         String manifest = out + "/data/manifest.json";
         tree.with("run").put("out", out);
-        ObjectNode data = tree.putObject("data");
-        data.put("manifest", manifest);
+        // data: one source, the corpus; or the sources the config names, each filled in by its name: "main" is the
+        // corpus, "single" a generated corpus of single operations (the curriculum's first stage)
+        String singleText = null;
+        if (tree.path("data").has("sources")) {
+            for (JsonNode src : (ArrayNode) tree.path("data").get("sources")) {
+                String name = src.path("name").asText("");
+                if (name.equals("main")) {
+                    ((ObjectNode) src).put("manifest", manifest);
+                } else if (name.equals("single") && o.corpus() != null) {
+                    ((ObjectNode) src).put("manifest", manifest); // your corpus serves both stages
+                } else if (name.equals("single")) {
+                    SynthApp.Options ss = new SynthApp.Options(out + "/corpus-single", SINGLE_DOCUMENTS, 0, 2, 1, 1, 1,
+                            o.modulus());
+                    singleText = SynthApp.write(ss, hconf).train();
+                    ((ObjectNode) src).put("manifest", out + "/data-single/manifest.json");
+                } else {
+                    throw new IllegalArgumentException(o.config() + ": data.sources: the demo fills in the sources"
+                            + " named main (the corpus) and single (generated single operations; your corpus with"
+                            + " --corpus); got '" + name + "'");
+                }
+            }
+        } else {
+            ObjectNode data = tree.putObject("data");
+            data.put("manifest", manifest);
+        }
         tree.with("train").put("device", device);
         for (JsonNode st : (ArrayNode) tree.get("stages")) {
             ObjectNode s = (ObjectNode) st;
+            if (o.corpus() != null) { // one answer per document is Mano's shape, not a text corpus's: packed windows
+                s.remove("sampling");
+                s.remove("loss");
+            }
             if (s.has("steps")) {
                 s.put("steps", Math.max(2, Math.round(s.get("steps").asLong() * o.scale())));
             }
@@ -202,6 +239,13 @@ public final class DemoApp {
             }
             log.accept(String.format(Locale.ROOT, "[3/5] shards: %d documents, %d tokens in %d Arrow shard(s) in %.1f s"
                     + " -> %s", ts.documents(), ts.tokens(), ts.shards(), tokenizeSeconds, manifest));
+            if (singleText != null) {
+                fs.delete(new Path(out + "/data-single"), true);
+                TokenizeJob.Summary t1 = TokenizeJob.run(jsc, new TokenizeJob.Options(singleText, "text", "text", null,
+                        tokFile, out + "/data-single", "single", 1L << 22, 1 << 20, -1), line -> { });
+                log.accept(String.format(Locale.ROOT, "      and the curriculum's single operations: %d documents,"
+                        + " %d tokens -> %s/data-single/manifest.json", t1.documents(), t1.tokens(), out));
+            }
 
             // 3. training
             log.accept(String.format(Locale.ROOT, "[4/5] training: %d workers, %d steps in %d stages, device %s;"
@@ -209,7 +253,7 @@ public final class DemoApp {
                     device, out));
             fs.delete(new Path(out + "/checkpoints"), true); // a new run, not a resumed one
             long s3 = System.nanoTime();
-            Trainer.Result r = new Trainer(jsc, cfg, log).run(true, false);
+            Trainer.Result r = new Trainer(jsc, cfg, new Progress(cfg, log, 10_000)).run(true, false);
             double trainSeconds = (System.nanoTime() - s3) / 1e9;
             long tokens = 0;
             List<String> stageOfStep = new ArrayList<>();
@@ -223,20 +267,24 @@ public final class DemoApp {
             if (!heldout.isEmpty()) {
                 long s4 = System.nanoTime();
                 TrainConfig.Stage lastStage = cfg.stages().get(cfg.stages().size() - 1);
-                ans = AnswerEval.run(tok, lastStage.model(), r.parameters(), heldout, 128, 8);
+                ans = AnswerEval.run(tok, lastStage.model(), r.parameters(), heldout, 128, 8, o.modulus());
                 log.accept(String.format(Locale.ROOT, "[5/5] evaluated %d held-out expressions at T = %d in %.1f s",
                         ans.expressions(), lastStage.model().steps(), (System.nanoTime() - s4) / 1e9));
             }
             DemoReport.Facts f = new DemoReport.Facts(describeDevice(device), corpusName, documents, tok.vocabSize(),
                     ts.tokens(), tokenizeSeconds, r.steps(), stageOfStep, r.validations(), ans, trainSeconds,
                     tokens / trainSeconds, out + "/checkpoints", out, (System.nanoTime() - t0) / 1e9,
-                    heldout.isEmpty() ? null : Mano.floor(o.minOps(), o.maxOps(), 200_000));
+                    heldout.isEmpty() ? null : Mano.floor(o.minOps(), o.maxOps(), 200_000, o.modulus()),
+                    cfg.stages().get(cfg.stages().size() - 1).layout().answerOnly());
             List<String> text = DemoReport.text(f);
             try (var os = fs.create(new Path(out + "/report.txt"), true)) {
                 os.write((String.join("\n", text) + "\n").getBytes(StandardCharsets.UTF_8));
             }
             try (var os = fs.create(new Path(out + "/report.html"), true)) {
                 os.write(DemoReport.html(f).getBytes(StandardCharsets.UTF_8));
+            }
+            try (var os = fs.create(new Path(out + "/report.json"), true)) {
+                os.write(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(DemoReport.json(f)));
             }
             for (String line : text) {
                 log.accept(line);
@@ -250,8 +298,8 @@ public final class DemoApp {
     }
 
     /**
-     * {@code auto}: an OpenCL GPU if there is one, else any OpenCL device (pocl's CPU device, say), else the
-     * Java backend, said so plainly. Any other value is the config's {@code train.device} syntax, used as is.
+     * {@code auto}: an OpenCL GPU if there is one, else the Java backend (as fast as a CPU OpenCL device at the
+     * demo's shapes, without its kernel compilation), said so plainly. Any other value is the config's {@code train.device} syntax, used as is.
      */
     static String chooseDevice(String wanted, Consumer<String> log) {
         if (!wanted.equals("auto")) {
@@ -266,9 +314,10 @@ public final class DemoApp {
             }
         }
         if (!all.isEmpty()) {
-            log.accept("device: opencl:0, " + OpenClDevices.describe(all.get(0)) + " (no OpenCL GPU here; the kernels"
-                    + " run on this OpenCL device)");
-            return "opencl:0";
+            log.accept("device: java, the Java backend: no OpenCL GPU here, and at the demo's tiny shapes the CPU OpenCL"
+                    + " device (" + OpenClDevices.describe(all.get(0)) + ") is no faster and compiles its kernels"
+                    + " first (README, \"Why the demo learns\"); --device opencl:0 runs the kernels there");
+            return "java";
         }
         log.accept("device: java. No OpenCL device was found (no OpenCL runtime or ICD), so the demo uses the Java"
                 + " reference backend; install an OpenCL driver (e.g. pocl-opencl-icd) to run the kernels");
@@ -301,6 +350,66 @@ public final class DemoApp {
             }
         }
         return out;
+    }
+
+    /**
+     * The console's view of training: each step's line (all of them stay in {@code run.out/metrics}) becomes a
+     * progress line per stage, at its first and last step and every {@code everyMs} between, with the stage's ETA
+     * (its mean step time so far) and the training's (later stages estimated from this stage's step time in
+     * proportion to their recurrent steps x sequence length x batch); other lines pass through.
+     */
+    static final class Progress implements Consumer<String> {
+        private static final java.util.regex.Pattern STEP =
+                java.util.regex.Pattern.compile("^stage (\\S+) step (\\d+) loss (\\S+)");
+        private final TrainConfig cfg;
+        private final Consumer<String> log;
+        private final long everyMs;
+        private String stage;
+        private long stageStartNanos, lastPrint, firstStep;
+
+        Progress(TrainConfig cfg, Consumer<String> log, long everyMs) {
+            this.cfg = cfg;
+            this.log = log;
+            this.everyMs = everyMs;
+        }
+
+        @Override
+        public void accept(String line) {
+            java.util.regex.Matcher m = STEP.matcher(line);
+            if (!m.find()) {
+                log.accept(line);
+                return;
+            }
+            long step = Long.parseLong(m.group(2));
+            TrainConfig.Stage st = cfg.stageAt(step);
+            long now = System.nanoTime();
+            if (!st.name().equals(stage)) {
+                stage = st.name();
+                stageStartNanos = now;
+                firstStep = step;
+                lastPrint = 0;
+            }
+            boolean last = step == st.endStep() - 1;
+            if (!(step == firstStep || last || (now - lastPrint) / 1e6 >= everyMs)) {
+                return;
+            }
+            lastPrint = now;
+            long done = step - firstStep + 1;
+            double perStep = (now - stageStartNanos) / 1e9 / Math.max(1, done - 1); // the first step has no duration
+            double stageEta = perStep * (st.endStep() - 1 - step);
+            double eta = stageEta;
+            double cost = (double) st.model().steps() * st.seqLen() * st.batchPerWorker();
+            for (TrainConfig.Stage later : cfg.stages()) {
+                if (later.index() > st.index()) {
+                    eta += perStep * later.steps() * later.model().steps() * later.seqLen() * later.batchPerWorker() / cost;
+                }
+            }
+            String head = String.format(Locale.ROOT, "[4/5] training: stage %s (%d/%d, T %d) step %d/%d (%.0f%%), loss %s",
+                    st.name(), st.index() + 1, cfg.stages().size(), st.model().steps(), step - st.firstStep() + 1,
+                    st.steps(), 100.0 * (step - st.firstStep() + 1) / st.steps(), m.group(3));
+            log.accept(done < 2 ? head : head + String.format(Locale.ROOT, ", %.2f s/step; ETA stage %.0f s,"
+                    + " training %.0f s", perStep, stageEta, eta));
+        }
     }
 
     /** A local path becomes a file: URI; a URI stays as it is. */

@@ -17,7 +17,7 @@ public final class DemoReport {
     public record Facts(String device, String corpus, long documents, int vocab, long tokens, double tokenizeSeconds,
                         List<StepMetrics> steps, List<String> stageOfStep, List<double[][]> validations,
                         AnswerEval.Result answers, double trainSeconds, double tokensPerSecond, String checkpoints,
-                        String reportDir, double wallSeconds, Mano.Floor floor) {
+                        String reportDir, double wallSeconds, Mano.Floor floor, boolean answerLoss) {
     }
 
     private static final String[] COLORS = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -47,11 +47,11 @@ public final class DemoReport {
                 last.loss(), vec(last.stepCe(), "%.3f")));
         if (!f.validations().isEmpty()) {
             double[][] v = f.validations().get(f.validations().size() - 1);
-            out.add(String.format(Locale.ROOT, "validation (held-out documents, after step %d): CE per loop step %s,"
-                    + " mean exit %s", (long) v[0][0] - 1, vec(v[1], "%.4f"), vec(v[2], "%.3f")));
+            out.add(String.format(Locale.ROOT, "validation (held-out documents%s, after step %d): CE per loop step %s,"
+                    + " mean exit %s", f.answerLoss() ? ", on their answers" : "", (long) v[0][0] - 1, vec(v[1], "%.4f"), vec(v[2], "%.3f")));
         }
         Mano.Floor fl = f.floor();
-        if (fl != null && !f.validations().isEmpty()) {
+        if (fl != null && !f.validations().isEmpty() && !f.answerLoss()) {
             double perDoc = (double) f.tokens() / f.documents(); // tokens per document, EOS included
             double[] v = f.validations().get(f.validations().size() - 1)[1];
             out.add(String.format(Locale.ROOT, "what the validation CE means here (%.2f tokens per document): %.3f nats per"
@@ -96,9 +96,62 @@ public final class DemoReport {
         }
         out.add("checkpoints: " + f.checkpoints());
         out.add("report: " + f.reportDir() + "/report.html (loss curves per loop step, exit distribution), "
-                + f.reportDir() + "/report.txt");
+                + f.reportDir() + "/report.txt, " + f.reportDir() + "/report.json");
         out.add(String.format(Locale.ROOT, "demo wall time: %.1f s", f.wallSeconds()));
         return out;
+    }
+
+    /**
+     * The machine-readable report ({@code report.json}): held-out answer accuracy per loop step, overall and by number
+     * of operators, the no-computation baseline, the mean exit distribution at the answer, the wall time and the
+     * device, with the training figures beside them. Accuracy keys are absent when no Mano expressions were held out.
+     */
+    public static com.fasterxml.jackson.databind.node.ObjectNode json(Facts f) {
+        var m = new com.fasterxml.jackson.databind.ObjectMapper();
+        var o = m.createObjectNode();
+        o.put("device", f.device()).put("wall_seconds", f.wallSeconds()).put("corpus", f.corpus())
+                .put("documents", f.documents()).put("vocab", f.vocab()).put("tokens", f.tokens())
+                .put("train_steps", f.steps().size()).put("train_seconds", f.trainSeconds())
+                .put("train_tokens_per_second", f.tokensPerSecond())
+                .put("final_loss", f.steps().get(f.steps().size() - 1).loss());
+        if (!f.validations().isEmpty()) {
+            array(o.putArray("validation_ce_per_step"), f.validations().get(f.validations().size() - 1)[1]);
+        }
+        AnswerEval.Result a = f.answers();
+        if (a != null) {
+            o.put("heldout_expressions", a.expressions());
+            array(o.putArray("accuracy_per_step"), a.accuracy());
+            var by = o.putObject("accuracy_per_step_by_ops");
+            var counts = o.putObject("expressions_by_ops");
+            for (int k = 0; k < a.opsCount().length; k++) {
+                if (a.opsCount()[k] > 0) {
+                    array(by.putArray(String.valueOf(k)), a.accuracyByOps()[k]);
+                    counts.put(String.valueOf(k), a.opsCount()[k]);
+                }
+            }
+            if (f.floor() != null) {
+                o.put("baseline_accuracy", f.floor().guessAccuracy());
+            }
+            array(o.putArray("exit_distribution"), a.meanExit());
+            array(o.putArray("answer_ce_per_step"), a.answerCe());
+            o.put("gate_exit_accuracy", a.exitAccuracy());
+            var q = o.putArray("q_exit");
+            for (int k = 0; k < a.tasks().q().length; k++) {
+                q.addObject().put("q", a.tasks().q()[k]).put("accuracy", a.tasks().qAccuracy()[k])
+                        .put("mean_exit_step", a.tasks().qMeanExitStep()[k]);
+            }
+        }
+        return o;
+    }
+
+    private static void array(com.fasterxml.jackson.databind.node.ArrayNode n, double[] v) {
+        for (double x : v) {
+            if (Double.isFinite(x)) {
+                n.add(x);
+            } else {
+                n.addNull();
+            }
+        }
     }
 
     /** The HTML page: the text report and two charts. */
@@ -140,7 +193,7 @@ public final class DemoReport {
         h.append("<h2>Training cross-entropy per loop step</h2>\n<p>Lines: training CE of each loop step (moving")
                 .append(" average of 9 steps); dots: validation CE on held-out documents. Stage boundaries dashed.</p>\n");
         List<double[]> floors = new ArrayList<>();
-        if (f.floor() != null) {
+        if (f.floor() != null && !f.answerLoss()) {
             double perDoc = (double) f.tokens() / f.documents();
             floors.add(new double[] {f.floor().format() / perDoc});
             floors.add(new double[] {(f.floor().format() + f.floor().guessAnswer()) / perDoc});

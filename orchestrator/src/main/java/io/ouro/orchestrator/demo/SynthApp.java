@@ -18,9 +18,9 @@ import java.util.Set;
 
 /**
  * {@code ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A] [--max-ops B]
- * [--files K]}: writes a Mano corpus ({@link Mano}) to any Hadoop FileSystem: {@code train/part-NNNNN.txt}
- * (one document per line, K files), {@code heldout/part-00000.txt} (distinct expressions from another
- * stream) and {@code mano.json} (the settings and counts). No held-out expression of two or more operators
+ * [--files K] [--modulus P]}: writes a Mano corpus over F_P (F_23 unless given) ({@link Mano}) to any Hadoop FileSystem: {@code train/part-NNNNN.txt}
+ * (one document per line, K files), {@code heldout/part-00000.txt} (distinct expressions from other
+ * streams, the same number of each number of operators: {@link #heldout}) and {@code mano.json} (the settings and counts). No held-out expression of two or more operators
  * occurs in the training files; single operations are the arithmetic table itself, which training covers.
  * Deterministic by seed; each file is written under a temporary name and renamed when complete.
  */
@@ -32,9 +32,20 @@ public final class SynthApp {
     }
 
     /** The generator's settings. */
-    public record Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files) {
+    public record Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files,
+                          int modulus) {
+
+        /** Over the spec's F_23. */
+        public Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files) {
+            this(out, documents, heldout, seed, minOps, maxOps, files, Mano.P);
+        }
 
         public Options {
+            try {
+                Mano.checkModulus(modulus);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--" + e.getMessage());
+            }
             if (documents < 1) {
                 throw new IllegalArgumentException("--documents: expected at least 1, got " + documents);
             }
@@ -74,8 +85,8 @@ public final class SynthApp {
             o = new Options(a.remove("out"), Long.parseLong(a.getOrDefault("documents", "100000")),
                     Integer.parseInt(a.getOrDefault("heldout", "1000")), Long.parseLong(a.getOrDefault("seed", "1")),
                     Integer.parseInt(a.getOrDefault("min-ops", "1")), Integer.parseInt(a.getOrDefault("max-ops", "3")),
-                    Integer.parseInt(a.getOrDefault("files", "2")));
-            for (String k : new String[] {"documents", "heldout", "seed", "min-ops", "max-ops", "files"}) {
+                    Integer.parseInt(a.getOrDefault("files", "2")), Integer.parseInt(a.getOrDefault("modulus", "23")));
+            for (String k : new String[] {"documents", "heldout", "seed", "min-ops", "max-ops", "files", "modulus"}) {
                 a.remove(k);
             }
             if (!a.isEmpty()) {
@@ -96,13 +107,35 @@ public final class SynthApp {
 
     private static void usage() {
         System.err.println("usage: ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A]"
-                + " [--max-ops B] [--files K]");
+                + " [--max-ops B] [--files K] [--modulus P]");
         System.exit(2);
     }
 
     /** The seed of the held-out stream: another stream than the training one, so the two sets differ. */
     static long heldoutSeed(long seed) {
         return seed ^ 0x4E1D_0C7AL;
+    }
+
+    /**
+     * The held-out expressions: as many distinct ones of each number of operators from {@code minOps} to
+     * {@code maxOps} ({@code total} split evenly, the first counts taking the remainder), so that every number of
+     * operators weighs the same, as in the training stream and the baseline ({@link Mano#floor}); a count whose
+     * expression space is smaller (the single operations: 3 p^2) holds all of it. Each count has its own stream.
+     */
+    public static java.util.List<Mano.Expr> heldout(long seed, int minOps, int maxOps, int total, int p) {
+        java.util.List<Mano.Expr> out = new java.util.ArrayList<>();
+        int counts = maxOps - minOps + 1;
+        for (int ops = minOps; ops <= maxOps; ops++) {
+            int want = total / counts + (ops - minOps < total % counts ? 1 : 0);
+            Set<String> seen = new HashSet<>();
+            for (long i = 0; seen.size() < want && i < 100L * want + 1000; i++) {
+                Mano.Expr e = Mano.at(heldoutSeed(seed) + ops, i, ops, ops, p);
+                if (seen.add(e.prefix())) {
+                    out.add(e);
+                }
+            }
+        }
+        return out;
     }
 
     /** Writes the corpus and returns what it holds. */
@@ -116,13 +149,10 @@ public final class SynthApp {
         long index = 0;
         long bytes = 0;
         try (BufferedWriter w = open(fs, heldDir, "part-00000.txt")) {
-            // held-out: distinct expressions; bounded so a tiny expression space cannot loop forever
-            while (held.size() < o.heldout() && index < 100L * o.heldout() + 1000) {
-                Mano.Expr e = Mano.at(heldoutSeed(o.seed()), index++, o.minOps(), o.maxOps());
-                if (held.add(e.prefix())) {
-                    w.write(e.document());
-                    w.newLine();
-                }
+            for (Mano.Expr e : heldout(o.seed(), o.minOps(), o.maxOps(), o.heldout(), o.modulus())) {
+                held.add(e.prefix());
+                w.write(e.document());
+                w.newLine();
             }
         }
         commit(fs, heldDir, "part-00000.txt");
@@ -133,7 +163,7 @@ public final class SynthApp {
             String name = String.format(Locale.ROOT, "part-%05d.txt", f);
             try (BufferedWriter w = open(fs, trainDir, name)) {
                 for (long k = 0; k < n; ) {
-                    Mano.Expr e = Mano.at(o.seed(), index++, o.minOps(), o.maxOps());
+                    Mano.Expr e = Mano.at(o.seed(), index++, o.minOps(), o.maxOps(), o.modulus());
                     if (e.ops() >= 2 && held.contains(e.prefix())) {
                         rejected++;
                         if (rejected > 100 * o.documents()) {
@@ -152,7 +182,7 @@ public final class SynthApp {
             commit(fs, trainDir, name);
         }
         ObjectNode meta = new ObjectMapper().createObjectNode();
-        meta.put("task", "mano").put("modulus", Mano.P).put("seed", o.seed()).put("min_ops", o.minOps())
+        meta.put("task", "mano").put("modulus", o.modulus()).put("seed", o.seed()).put("min_ops", o.minOps())
                 .put("max_ops", o.maxOps()).put("documents", o.documents()).put("heldout", held.size())
                 .put("heldout_duplicates_skipped", rejected).put("train_bytes", bytes).put("files", o.files());
         try (var out = fs.create(new Path(root, "mano.json"), true)) {

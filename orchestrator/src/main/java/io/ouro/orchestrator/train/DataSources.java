@@ -92,7 +92,7 @@ final class DataSources {
                     + " holds no full sequence of " + (st.seqLen() + 1) + " tokens; raise train.validation.holdout");
         }
         return new Sampler(list, names, w, st.seqLen(), cfg.run().seed() + (heldOut ? 0x7A11DL : 0), st.index(),
-                !heldOut && st.onExhausted().equals("stop"));
+                !heldOut && st.onExhausted().equals("stop"), st.layout());
     }
 
     /** The stage's index of the first sample of global step {@code step} (the batch may ramp). */

@@ -52,6 +52,22 @@ class ConfigValidationTest {
     }
 
     @Test
+    void samplingAndLossAreValidatedAndPartOfTheRunIdentity() {
+        TrainConfig packed = TrainConfig.parse("ok.yaml", OK);
+        assertEquals(io.ouro.worker.data.Sampler.Layout.PACKED, packed.stages().get(0).layout(), "packed by default");
+        TrainConfig aligned = TrainConfig.parse("ok.yaml", OK.replace("batch_per_worker: 1}",
+                "batch_per_worker: 1, sampling: aligned, loss: answer}"));
+        assertEquals(new io.ouro.worker.data.Sampler.Layout(true, true), aligned.stages().get(0).layout());
+        assertTrue(!aligned.hash().equals(packed.hash()), "another layout trains another model: another run");
+        assertEquals("bad.yaml: stages[0].sampling: expected packed or aligned, got 'documents'",
+                error(OK.replace("batch_per_worker: 1}", "batch_per_worker: 1, sampling: documents}")));
+        assertEquals("bad.yaml: stages[0].loss: expected all or answer, got 'last'",
+                error(OK.replace("batch_per_worker: 1}", "batch_per_worker: 1, sampling: aligned, loss: last}")));
+        assertTrue(error(OK.replace("batch_per_worker: 1}", "batch_per_worker: 1, loss: answer}"))
+                .contains("needs sampling: aligned"));
+    }
+
+    @Test
     void shippedPipelineConfigsAreValid() throws Exception {
         Path dir = Path.of("..", "pipeline-configs");
         List<Path> files;

@@ -70,6 +70,30 @@ class ManoTest {
     }
 
     @Test
+    void aSmallerFieldAndBalancedHeldOutSets() {
+        for (int i = 0; i < 2000; i++) {
+            Mano.Expr e = Mano.at(5, i, 1, 3, 7);
+            assertEquals(Mano.evaluate(e.prefix(), 7), e.answer(), e.document());
+            for (String t : e.prefix().split(" ")) {
+                assertTrue(!Character.isDigit(t.charAt(0)) || Integer.parseInt(t) < 7, "a leaf in F_7: " + e.prefix());
+            }
+        }
+        assertEquals(5, Mano.evaluate("* 4 3", 7), "12 mod 7");
+        assertEquals(6, Mano.evaluate("- 0 1", 7));
+        for (int bad : new int[] {1, 8, 9, 1009}) {
+            var ex = assertThrows(IllegalArgumentException.class, () -> Mano.at(1, 0, 1, 2, bad));
+            assertTrue(ex.getMessage().contains("modulus") && ex.getMessage().contains(String.valueOf(bad)), ex.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class, () -> new SynthApp.Options("x", 10, 1, 1, 1, 2, 1, 8));
+        // held-out: the same number per operator count, all of a smaller space (3 * 7^2 single operations)
+        List<Mano.Expr> held = SynthApp.heldout(1, 1, 2, 400, 7);
+        assertEquals(147, held.stream().filter(e -> e.ops() == 1).count(), "every single operation of F_7");
+        assertEquals(200, held.stream().filter(e -> e.ops() == 2).count());
+        assertEquals(held.size(), held.stream().map(Mano.Expr::prefix).distinct().count(), "distinct");
+        assertEquals(held, SynthApp.heldout(1, 1, 2, 400, 7), "deterministic");
+    }
+
+    @Test
     void theCorpusIsDeterministicAndHeldOutExpressionsStayOutOfTraining() throws Exception {
         SynthApp.Options o = new SynthApp.Options(tmp.resolve("a").toUri().toString(), 5000, 300, 9, 1, 3, 3);
         SynthApp.Corpus c = SynthApp.write(o, new Configuration());

@@ -20,6 +20,14 @@ import java.util.List;
  * <p>Rank r of W takes rows {@code [r G / W, (r+1) G / W)} of each global batch of G samples. The data of
  * a step depends only on (seed, stage, step), never on W or timing: W workers together see exactly what
  * one worker with the global batch would.
+ *
+ * <p>{@link Layout#aligned() Aligned} sampling cuts a source into its documents instead ({@link DocumentIndex}):
+ * sample k of source j is then document {@code perm_{j,e}(k mod D_j)}, a row is EOS, the document, EOS, then EOS
+ * padding, and the padding's positions have no target ({@link TokenBatch#NO_TARGET}); a document longer than the
+ * row is cut. With {@link Layout#answerOnly()} only the document's last token is a target (prompt/answer
+ * documents whose answer is one token: the Mano task); a document longer than the row then has no target (a
+ * batch with no target at all is an error), so seq_len should hold the documents. The order of samples, the split over ranks and the
+ * resumption are the same as for packed windows.
  */
 public final class Sampler {
 
@@ -36,9 +44,29 @@ public final class Sampler {
     private final long[] samples;
     private final IndexPermutation[] perms;
     private final long[] permEpochs;
+    private final Layout layout;
+    private final DocumentIndex[] docs;
+
+    /** How rows are cut from a source: packed windows, or aligned documents (optionally the loss on the answer). */
+    public record Layout(boolean aligned, boolean answerOnly) implements java.io.Serializable {
+
+        /** Windows of the concatenated stream, every position a target: the default. */
+        public static final Layout PACKED = new Layout(false, false);
+
+        public Layout {
+            if (answerOnly && !aligned) {
+                throw new IllegalArgumentException("the loss on the answer alone needs aligned sampling");
+            }
+        }
+    }
 
     public Sampler(List<TokenSource> sources, List<String> names, double[] weights, int seqLen, long seed, int stage,
                    boolean stopWhenExhausted) {
+        this(sources, names, weights, seqLen, seed, stage, stopWhenExhausted, Layout.PACKED);
+    }
+
+    public Sampler(List<TokenSource> sources, List<String> names, double[] weights, int seqLen, long seed, int stage,
+                   boolean stopWhenExhausted, Layout layout) {
         if (seqLen < 1) {
             throw new IllegalArgumentException("seqLen must be >= 1, got " + seqLen);
         }
@@ -68,8 +96,18 @@ public final class Sampler {
             total += this.weights[j];
         }
         this.totalWeight = total;
+        this.layout = java.util.Objects.requireNonNull(layout, "layout");
         this.samples = new long[sources.size()];
+        this.docs = new DocumentIndex[sources.size()];
         for (int j = 0; j < samples.length; j++) {
+            if (layout.aligned() && this.weights[j] > 0) {
+                docs[j] = DocumentIndex.of(sources.get(j));
+                samples[j] = docs[j].documents();
+                if (samples[j] < 1) {
+                    throw new IllegalArgumentException(sources.get(j).describe() + " holds no document");
+                }
+                continue;
+            }
             samples[j] = this.weights[j] == 0 ? 1 : (sources.get(j).tokens() - 1) / seqLen;
             if (samples[j] < 1) {
                 throw new IllegalArgumentException(sources.get(j).describe() + " holds " + sources.get(j).tokens()
@@ -101,6 +139,10 @@ public final class Sampler {
 
     public int seqLen() {
         return seqLen;
+    }
+
+    public Layout layout() {
+        return layout;
     }
 
     public int sources() {
@@ -149,7 +191,7 @@ public final class Sampler {
                 .divide(java.math.BigInteger.valueOf(b)).longValueExact();
     }
 
-    /** The window of sample g: {source, window index}. */
+    /** The window of sample g: {source, window index} (document index when aligned). */
     public synchronized long[] window(long g) {
         long[] p = pick(g);
         int j = (int) p[0];
@@ -222,9 +264,30 @@ public final class Sampler {
     }
 
     private void readRow(long[] w, int[] window, int[] tokens, int[] targets, int r) {
-        sources.get((int) w[0]).read(w[1] * seqLen, window, 0, seqLen + 1);
+        TokenSource src = sources.get((int) w[0]);
+        if (!layout.aligned()) {
+            src.read(w[1] * seqLen, window, 0, seqLen + 1);
+            System.arraycopy(window, 0, tokens, r * seqLen, seqLen);
+            System.arraycopy(window, 1, targets, r * seqLen, seqLen);
+            return;
+        }
+        DocumentIndex d = docs[(int) w[0]];
+        int len = d.length(w[1]), eos = src.eosId();
+        int n = Math.min(len, seqLen); // the document's tokens that fit after the leading EOS
+        java.util.Arrays.fill(window, eos);
+        src.read(d.start(w[1]), window, 1, n);
         System.arraycopy(window, 0, tokens, r * seqLen, seqLen);
-        System.arraycopy(window, 1, targets, r * seqLen, seqLen);
+        int o = r * seqLen;
+        if (layout.answerOnly()) {
+            java.util.Arrays.fill(targets, o, o + seqLen, TokenBatch.NO_TARGET);
+            if (len <= seqLen) { // position len - 1 predicts the last token; a longer document's row has none
+                targets[o + len - 1] = window[len];
+            }
+            return;
+        }
+        int withTarget = Math.min(len + 1, seqLen); // the document's tokens and its closing EOS
+        System.arraycopy(window, 1, targets, o, withTarget);
+        java.util.Arrays.fill(targets, o + withTarget, o + seqLen, TokenBatch.NO_TARGET);
     }
 
     /** The threads that read windows from storage, shared by the samplers of a JVM (bounded). */
