@@ -32,7 +32,10 @@ import java.util.regex.Pattern;
 public final class ClKernels {
 
     /** Values of {@link LoopKernel#hand}: the variants in {@code gemm.cl}. */
-    static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3;
+    static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4;
+
+    /** Queries per work item and the largest head size of {@link #ATTN_FWD}, as in gemm.cl. */
+    static final int ATTN_QUERIES = 4, ATTN_MAX_HEAD = 128;
 
     /** Micro-tile of {@link #GEMM_OUTER} (rows x columns of C per work item), as in gemm.cl. */
     static final int OUTER_MR = 8, OUTER_NR = 16;

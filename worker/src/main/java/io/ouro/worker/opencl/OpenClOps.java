@@ -50,8 +50,15 @@ public final class OpenClOps implements AutoCloseable {
     public enum GemmKernel { AUTO, OUTER, TILED, TRANSLATED }
 
     private GemmKernel gemmKernel = GemmKernel.AUTO;
+    /**
+     * Whether the attention forward runs the hand-written OpenCL C kernel (default on CPU devices: its per-item
+     * accumulators, OURO_AQ x 128 floats, suit a CPU's stack, not a GPU's registers) or the translated twin.
+     */
+    private boolean handAttention;
     /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see README). */
     private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
+    /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
+    private static final int PACK_MIN_ROWS = 512;
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -81,6 +88,7 @@ public final class OpenClOps implements AutoCloseable {
         }
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
+        this.handAttention = cpuDevice;
         this.segments = paramSegments.clone();
         int second = paramSegments.length > 1 ? paramSegments[1] : 1;
         // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
@@ -268,6 +276,11 @@ public final class OpenClOps implements AutoCloseable {
         return gemmKernel;
     }
 
+    /** Runs the attention forward as the hand-written OpenCL C kernel (true) or the translated twin (false). */
+    public void useHandAttention(boolean hand) {
+        handAttention = hand;
+    }
+
     /**
      * The GEMM in hand-written OpenCL C; false when the chosen variant does not take this layout and the translated
      * kernel runs it. The register-blocked one needs C with j contiguous; it packs B (and A, when both fit) into the
@@ -283,11 +296,15 @@ public final class OpenClOps implements AutoCloseable {
                 return false;
             }
             long pb = (long) roundUp(n, ClKernels.OUTER_NR) * kk, pa = (long) roundUp(m, ClKernels.OUTER_MR) * kk;
-            packB = transposeScratch >= 0 && pb <= transposeScratchSize
+            // packing B costs a pass over it per call: worth it when many row tiles reuse it (measured in the step:
+            // the LM head's 50257 x 256 weight packed for each block of rows cost more than it saved)
+            boolean room = transposeScratch >= 0
                     && !(c == Buffer.ACT && overlapsScratch(cOff, extent(m, cRs, n, cCs)))
                     && !(a == Buffer.ACT && overlapsScratch(aOff, extent(m, aRs, kk, aCs)))
                     && !(b == Buffer.ACT && overlapsScratch(bOff, extent(n, bRs, kk, bCs)));
-            packA = packB && pa + pb <= transposeScratchSize;
+            packB = room && m >= PACK_MIN_ROWS && pb <= transposeScratchSize;
+            // A only when its rows are neither contiguous nor i-contiguous (never in the step's layouts)
+            packA = packB && aRs != 1 && aCs != 1 && pa + pb <= transposeScratchSize;
             if (!packB && bRs != 1) {
                 return false;
             }
@@ -525,6 +542,21 @@ public final class OpenClOps implements AutoCloseable {
     public void attentionForward(int outOff, int lseOff, int qOff, int kOff, int vOff,
                                  int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
+        if (handAttention && hd <= ClKernels.ATTN_MAX_HEAD) {
+            // the OpenCL C kernel tiled over keys (ClKernels); the translated one below is its twin
+            k.op = LoopKernel.OP_HAND;
+            k.hand = ClKernels.ATTN_FWD;
+            k.o0 = qOff;
+            k.o1 = kOff;
+            k.o2 = vOff;
+            k.o3 = lseOff;
+            k.o4 = outOff;
+            attnShape(batch, seqLen, heads, hd);
+            launch1D(batch * heads * ((seqLen + ClKernels.ATTN_QUERIES - 1) / ClKernels.ATTN_QUERIES));
+            k.hand = 0;
+            wrote(Buffer.ACT);
+            return;
+        }
         k.op = LoopKernel.OP_ATTN_FWD;
         k.o0 = qOff;
         k.o1 = kOff;
@@ -841,7 +873,8 @@ public final class OpenClOps implements AutoCloseable {
 
     private void execute(Range range) {
         long t0 = profile == null ? 0 : System.nanoTime();
-        String name = k.op == LoopKernel.OP_HAND && k.hand == ClKernels.PACK ? PACK_NAME : OP_NAMES[k.op];
+        String name = k.op != LoopKernel.OP_HAND ? OP_NAMES[k.op] : k.hand == ClKernels.PACK ? PACK_NAME
+                : k.hand == ClKernels.ATTN_FWD ? "attention fwd (OpenCL C)" : OP_NAMES[k.op];
         KernelCheck.launch(k, device, range, "op '" + name + "'");
         if (profile != null) {
             long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);

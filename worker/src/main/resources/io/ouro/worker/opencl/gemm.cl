@@ -10,6 +10,12 @@
 #define OURO_GEMM_OUTER 1
 #define OURO_GEMM_TILED 2
 #define OURO_PACK 3
+#define OURO_ATTN_FWD 4
+
+/* attention forward: queries per work item, keys per tile, largest head size */
+#define OURO_AQ 4
+#define OURO_AK 16
+#define OURO_AHD 128
 
 /* micro-tile of the register-blocked variant: OURO_MR rows x OURO_NR columns of C per work item */
 #define OURO_MR 8
@@ -201,11 +207,93 @@ void ouro_gemm_tiled(This *this, int gx, int gy, int lx, int ly) {
     }
 }
 
+/*
+ * Causal attention forward tiled over keys (flash-style): one work item takes OURO_AQ consecutive queries of one
+ * (sequence b, head h), walks the keys in tiles of OURO_AK, computes the tile's scores, rescales its running
+ * maximum, sum and output accumulators once per tile (online softmax), and keeps only each row's log-sum-exp
+ * for the backward pass: no S x S storage, and each key and value row is read once per OURO_AQ queries.
+ * q o0, k o1, v o2, lse o3 (B,H,S), out o4, all (B,S,H,hd) in act; n0 batch, n1 seqLen, n2 heads, n3 head
+ * size (at most OURO_AHD), f0 scale. Global range B*H*ceil(S/OURO_AQ).
+ */
+void ouro_attn_fwd(This *this, int gx) {
+    const int B = this->n0, S = this->n1, H = this->n2, hd = this->n3;
+    const int qBlocks = (S + OURO_AQ - 1) / OURO_AQ;
+    if (gx >= B * H * qBlocks) {
+        return;
+    }
+    const int p = gx / qBlocks, s0 = (gx % qBlocks) * OURO_AQ, b = p / H, h = p % H, d = H * hd;
+    const int rows = min(OURO_AQ, S - s0);
+    __global const float *q = this->act + this->o0 + (b * S + s0) * d + h * hd;
+    __global const float *K = this->act + this->o1 + b * S * d + h * hd;
+    __global const float *V = this->act + this->o2 + b * S * d + h * hd;
+    const float scale = this->f0;
+    float acc[OURO_AQ][OURO_AHD];
+    float mx[OURO_AQ], l[OURO_AQ];
+    for (int r = 0; r < OURO_AQ; r++) {
+        mx[r] = -3.0e38f;
+        l[r] = 0.0f;
+        for (int i = 0; i < hd; i++) {
+            acc[r][i] = 0.0f;
+        }
+    }
+    const int last = s0 + rows - 1; /* the last key any of these queries sees */
+    for (int j0 = 0; j0 <= last; j0 += OURO_AK) {
+        float sc[OURO_AQ][OURO_AK];
+        const int kt = min(OURO_AK, last + 1 - j0);
+        for (int t = 0; t < kt; t++) {
+            __global const float *kr = K + (j0 + t) * d;
+            for (int r = 0; r < OURO_AQ; r++) {
+                float dot = 0.0f;
+                if (r < rows) {
+                    __global const float *qr = q + r * d;
+                    for (int i = 0; i < hd; i++) {
+                        dot = fma(qr[i], kr[i], dot);
+                    }
+                }
+                /* causal mask: query s0 + r sees keys up to itself */
+                sc[r][t] = (r < rows && j0 + t <= s0 + r) ? dot * scale : -INFINITY;
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float tm = mx[r];
+            for (int t = 0; t < kt; t++) {
+                tm = fmax(tm, sc[r][t]);
+            }
+            float corr = exp(mx[r] - tm);
+            float sum = l[r] * corr;
+            for (int i = 0; i < hd; i++) {
+                acc[r][i] *= corr;
+            }
+            for (int t = 0; t < kt; t++) {
+                float e = exp(sc[r][t] - tm);
+                sum += e;
+                __global const float *vr = V + (j0 + t) * d;
+                for (int i = 0; i < hd; i++) {
+                    acc[r][i] = fma(e, vr[i], acc[r][i]);
+                }
+            }
+            l[r] = sum;
+            mx[r] = tm;
+        }
+    }
+    __global float *out = this->act + this->o4 + (b * S + s0) * d + h * hd;
+    __global float *lse = this->act + this->o3 + p * S + s0;
+    for (int r = 0; r < rows; r++) {
+        float inv = 1.0f / l[r];
+        for (int i = 0; i < hd; i++) {
+            out[r * d + i] = acc[r][i] * inv;
+        }
+        lse[r] = mx[r] + log(l[r]);
+    }
+}
+
 void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     if (this->hand == OURO_GEMM_OUTER) {
         ouro_gemm_outer(this, gx, gy);
     } else if (this->hand == OURO_PACK) {
         ouro_pack(this, gx, gy);
+    } else if (this->hand == OURO_ATTN_FWD) {
+        ouro_attn_fwd(this, gx);
     } else if (this->hand == OURO_GEMM_TILED) {
         ouro_gemm_tiled(this, gx, gy, lx, ly);
     }

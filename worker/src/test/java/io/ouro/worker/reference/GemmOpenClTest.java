@@ -42,7 +42,8 @@ class GemmOpenClTest {
     @ParameterizedTest
     @EnumSource(value = GemmKernel.class, names = {"OUTER", "TILED"})
     void handWrittenMatchesReferenceAndTranslatedTwin(GemmKernel kernel) {
-        int[][] shapes = {{37, 45, 29}, {130, 70, 150}, {1, 17, 3}, {9, 200, 65}, {67, 8, 16}};
+        // 517 rows: past the row count from which B is packed (forward and input gradient), the rest read in place
+        int[][] shapes = {{37, 45, 29}, {130, 70, 150}, {1, 17, 3}, {9, 200, 65}, {67, 8, 16}, {517, 37, 29}};
         for (int[] s : shapes) {
             for (boolean scratch : new boolean[]{true, false}) {
                 compare(kernel, s[0], s[1], s[2], scratch);
@@ -60,10 +61,13 @@ class GemmOpenClTest {
         try {
             ops.startProfile();
             randomizeAll();
-            ops.linearForward(20_000, 0, Buffer.PARAMS, 0, 20, 30, 40);
-            ops.linearBackwardInput(40_000, 20_000, Buffer.PARAMS, 0, 20, 30, 40);
-            ops.linearBackwardWeight(Buffer.GRADS, 0, 20_000, 0, 20, 30, 40);
+            ops.linearForward(20_000, 0, Buffer.PARAMS, 0, 600, 30, 40);
+            ops.linearBackwardInput(50_000, 20_000, Buffer.PARAMS, 0, 600, 30, 40);
+            ops.linearBackwardWeight(Buffer.GRADS, 0, 20_000, 0, 600, 30, 40);
             assertEquals(3, ops.profile().get("gemm (OpenCL C)")[1], "the hand-written GEMM ran all three layouts");
+            if (ops.cpuDevice()) {
+                assertEquals(2, ops.profile().get("gemm pack (OpenCL C)")[1], "B packed for 600 rows, not for 40");
+            }
             assertTrue(ops.isRunningOpenCl());
         } finally {
             ops.setTransposeScratch(-1, 0);
