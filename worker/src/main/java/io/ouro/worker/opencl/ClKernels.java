@@ -32,7 +32,7 @@ import java.util.regex.Pattern;
 public final class ClKernels {
 
     /** Values of {@link LoopKernel#hand}: the variants in {@code gemm.cl}. */
-    static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4;
+    static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4, ATTN_BWD_Q = 5, ATTN_BWD_KV = 6;
 
     /** Queries per work item and the largest head size of {@link #ATTN_FWD}, as in gemm.cl. */
     static final int ATTN_QUERIES = 4, ATTN_MAX_HEAD = 128;

@@ -51,7 +51,7 @@ public final class OpenClOps implements AutoCloseable {
 
     private GemmKernel gemmKernel = GemmKernel.AUTO;
     /**
-     * Whether the attention forward runs the hand-written OpenCL C kernel (default on CPU devices: its per-item
+     * Whether attention runs the hand-written OpenCL C kernels (default on CPU devices: their per-item
      * accumulators, OURO_AQ x 128 floats, suit a CPU's stack, not a GPU's registers) or the translated twin.
      */
     private boolean handAttention;
@@ -276,7 +276,7 @@ public final class OpenClOps implements AutoCloseable {
         return gemmKernel;
     }
 
-    /** Runs the attention forward as the hand-written OpenCL C kernel (true) or the translated twin (false). */
+    /** Runs attention (forward and backward) as the hand-written OpenCL C kernels (true) or the translated twins. */
     public void useHandAttention(boolean hand) {
         handAttention = hand;
     }
@@ -582,6 +582,18 @@ public final class OpenClOps implements AutoCloseable {
         k.o7 = dkOff;
         k.o8 = dvOff;
         attnShape(batch, seqLen, heads, hd);
+        if (handAttention && hd <= ClKernels.ATTN_MAX_HEAD) {
+            // the OpenCL C kernels (ClKernels), a work item per 4 queries / 4 keys; the translated ones are the twin
+            int items = batch * heads * ((seqLen + ClKernels.ATTN_QUERIES - 1) / ClKernels.ATTN_QUERIES);
+            k.op = LoopKernel.OP_HAND;
+            k.hand = ClKernels.ATTN_BWD_Q;
+            launch1D(items);
+            k.hand = ClKernels.ATTN_BWD_KV;
+            launch1D(items);
+            k.hand = 0;
+            wrote(Buffer.ACT);
+            return;
+        }
         k.op = LoopKernel.OP_ATTN_BWD_Q;
         launch1D(batch * heads * seqLen);
         k.op = LoopKernel.OP_ATTN_BWD_KV;
@@ -874,7 +886,9 @@ public final class OpenClOps implements AutoCloseable {
     private void execute(Range range) {
         long t0 = profile == null ? 0 : System.nanoTime();
         String name = k.op != LoopKernel.OP_HAND ? OP_NAMES[k.op] : k.hand == ClKernels.PACK ? PACK_NAME
-                : k.hand == ClKernels.ATTN_FWD ? "attention fwd (OpenCL C)" : OP_NAMES[k.op];
+                : k.hand == ClKernels.ATTN_FWD ? "attention fwd (OpenCL C)"
+                : k.hand == ClKernels.ATTN_BWD_Q ? "attention bwd q (OpenCL C)"
+                : k.hand == ClKernels.ATTN_BWD_KV ? "attention bwd kv (OpenCL C)" : OP_NAMES[k.op];
         KernelCheck.launch(k, device, range, "op '" + name + "'");
         if (profile != null) {
             long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);

@@ -11,6 +11,8 @@
 #define OURO_GEMM_TILED 2
 #define OURO_PACK 3
 #define OURO_ATTN_FWD 4
+#define OURO_ATTN_BWD_Q 5
+#define OURO_ATTN_BWD_KV 6
 
 /* attention forward: queries per work item, keys per tile, largest head size */
 #define OURO_AQ 4
@@ -287,6 +289,110 @@ void ouro_attn_fwd(This *this, int gx) {
     }
 }
 
+/*
+ * Causal attention backward, probabilities recomputed from q, k and the forward's log-sum-exp (no S x S storage):
+ * dS = P (dP - D) * scale with dP = dout . v and D = dout . out. ouro_attn_bwd_q: one work item per OURO_AQ queries,
+ * dq += dS k over the keys each sees; ouro_attn_bwd_kv: one work item per OURO_AQ keys, dk += dS^T q and
+ * dv += P^T dout over the queries that see them. Each streamed row serves OURO_AQ rows of the item.
+ * q o0, k o1, v o2, lse o3, dout o4, dq o5, out o6, dk o7, dv o8; shapes as ouro_attn_fwd.
+ */
+void ouro_attn_bwd_q(This *this, int gx) {
+    const int B = this->n0, S = this->n1, H = this->n2, hd = this->n3;
+    const int blocks = (S + OURO_AQ - 1) / OURO_AQ;
+    if (gx >= B * H * blocks) {
+        return;
+    }
+    const int p = gx / blocks, s0 = (gx % blocks) * OURO_AQ, b = p / H, h = p % H, d = H * hd;
+    const int rows = min(OURO_AQ, S - s0);
+    const int base = (b * S + s0) * d + h * hd;
+    __global const float *q = this->act + this->o0 + base, *dout = this->act + this->o4 + base;
+    __global const float *out = this->act + this->o6 + base;
+    __global const float *K = this->act + this->o1 + b * S * d + h * hd, *V = this->act + this->o2 + b * S * d + h * hd;
+    __global const float *lse = this->act + this->o3 + p * S + s0;
+    const float scale = this->f0;
+    float acc[OURO_AQ][OURO_AHD], D[OURO_AQ];
+    for (int r = 0; r < rows; r++) {
+        float dd = 0.0f;
+        for (int i = 0; i < hd; i++) {
+            acc[r][i] = 0.0f;
+            dd = fma(dout[r * d + i], out[r * d + i], dd);
+        }
+        D[r] = dd;
+    }
+    for (int j = 0; j < s0 + rows; j++) {
+        __global const float *kr = K + j * d, *vr = V + j * d;
+        for (int r = max(0, j - s0); r < rows; r++) {
+            float dot = 0.0f, g = 0.0f;
+            for (int i = 0; i < hd; i++) {
+                dot = fma(q[r * d + i], kr[i], dot);
+                g = fma(dout[r * d + i], vr[i], g);
+            }
+            float ds = exp(dot * scale - lse[r]) * (g - D[r]) * scale;
+            for (int i = 0; i < hd; i++) {
+                acc[r][i] = fma(ds, kr[i], acc[r][i]);
+            }
+        }
+    }
+    __global float *dq = this->act + this->o5 + base;
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < hd; i++) {
+            dq[r * d + i] += acc[r][i];
+        }
+    }
+}
+
+void ouro_attn_bwd_kv(This *this, int gx) {
+    const int B = this->n0, S = this->n1, H = this->n2, hd = this->n3;
+    const int blocks = (S + OURO_AQ - 1) / OURO_AQ;
+    if (gx >= B * H * blocks) {
+        return;
+    }
+    const int p = gx / blocks, j0 = (gx % blocks) * OURO_AQ, b = p / H, h = p % H, d = H * hd;
+    const int keys = min(OURO_AQ, S - j0);
+    const int seq = b * S * d + h * hd;
+    __global const float *k = this->act + this->o1 + seq + j0 * d, *v = this->act + this->o2 + seq + j0 * d;
+    __global const float *Q = this->act + this->o0 + seq, *DO = this->act + this->o4 + seq;
+    __global const float *OUT = this->act + this->o6 + seq;
+    __global const float *lse = this->act + this->o3 + p * S;
+    const float scale = this->f0;
+    float accK[OURO_AQ][OURO_AHD], accV[OURO_AQ][OURO_AHD];
+    for (int t = 0; t < keys; t++) {
+        for (int i = 0; i < hd; i++) {
+            accK[t][i] = 0.0f;
+            accV[t][i] = 0.0f;
+        }
+    }
+    for (int s = j0; s < S; s++) {
+        __global const float *qs = Q + s * d, *dos = DO + s * d, *os = OUT + s * d;
+        float dd = 0.0f;
+        for (int i = 0; i < hd; i++) {
+            dd = fma(dos[i], os[i], dd);
+        }
+        const float l = lse[s];
+        const int tn = min(keys, s - j0 + 1); /* keys j0 + t <= s */
+        for (int t = 0; t < tn; t++) {
+            float dot = 0.0f, g = 0.0f;
+            for (int i = 0; i < hd; i++) {
+                dot = fma(qs[i], k[t * d + i], dot);
+                g = fma(dos[i], v[t * d + i], g);
+            }
+            float pj = exp(dot * scale - l);
+            float ds = pj * (g - dd) * scale;
+            for (int i = 0; i < hd; i++) {
+                accK[t][i] = fma(ds, qs[i], accK[t][i]);
+                accV[t][i] = fma(pj, dos[i], accV[t][i]);
+            }
+        }
+    }
+    __global float *dk = this->act + this->o7 + seq + j0 * d, *dv = this->act + this->o8 + seq + j0 * d;
+    for (int t = 0; t < keys; t++) {
+        for (int i = 0; i < hd; i++) {
+            dk[t * d + i] += accK[t][i];
+            dv[t * d + i] += accV[t][i];
+        }
+    }
+}
+
 void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     if (this->hand == OURO_GEMM_OUTER) {
         ouro_gemm_outer(this, gx, gy);
@@ -294,6 +400,10 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_pack(this, gx, gy);
     } else if (this->hand == OURO_ATTN_FWD) {
         ouro_attn_fwd(this, gx);
+    } else if (this->hand == OURO_ATTN_BWD_Q) {
+        ouro_attn_bwd_q(this, gx);
+    } else if (this->hand == OURO_ATTN_BWD_KV) {
+        ouro_attn_bwd_kv(this, gx);
     } else if (this->hand == OURO_GEMM_TILED) {
         ouro_gemm_tiled(this, gx, gy, lx, ly);
     }

@@ -50,6 +50,11 @@ public final class GemmBench {
                     names[i], hand[i], 100 * hand[i] / torch, translated[i], 100 * translated[i] / torch);
         }
         System.out.printf(Locale.ROOT, "PyTorch sgemm %d^3: %.1f GFLOP/s%n", size, torch);
+        double sheet = io.ouro.worker.opencl.DevicePeaks.fp32Gflops(OpenClDevices.describe(device));
+        if (sheet > 0) {
+            System.out.printf(Locale.ROOT, "device fp32 peak (data sheet) %.0f GFLOP/s: OpenCL C %.1f%%, %.1f%%, %.1f%% per layout%n",
+                    sheet, 100 * hand[0] / sheet, 100 * hand[1] / sheet, 100 * hand[2] / sheet);
+        }
         double mean = (hand[0] + hand[1] + hand[2]) / 3, meanT = (translated[0] + translated[1] + translated[2]) / 3;
         System.out.printf(Locale.ROOT, "RESULT gemm size=%d fwd_gflops=%.1f dx_gflops=%.1f dw_gflops=%.1f "
                         + "translated_fwd_gflops=%.1f translated_dx_gflops=%.1f translated_dw_gflops=%.1f torch_gflops=%.1f "

@@ -58,8 +58,10 @@ public final class StepBench {
                 System.out.printf(Locale.ROOT, "our OpenCL GEMM, forward 1024^3: OpenCL C %.1f GFLOP/s (%.0f%% of the sgemm "
                         + "peak), translated %.1f GFLOP/s (%.0f%%)%n", gemm, 100 * gemm / torchPeak, twin, 100 * twin / torchPeak);
                 if (!withTorch) {
-                    peak = gemm;
-                    System.out.println("no PyTorch here: MFU below is against our own GEMM kernel's rate");
+                    double sheet = io.ouro.worker.opencl.DevicePeaks.fp32Gflops(cl.describe());
+                    peak = sheet > 0 ? sheet : gemm;
+                    System.out.println(sheet > 0 ? "no PyTorch here: MFU below is against the device's fp32 peak (data sheet, "
+                            + sheet + " GFLOP/s)" : "no PyTorch here: MFU below is against our own GEMM kernel's rate");
                 }
             }
             ours = timeBackend("ours (" + device + ")", cl, tokens, targets, obj, iters, flops, peak);
