@@ -35,7 +35,7 @@ build() {
       io/ouro/worker/bench/MemoryBench*.class io/ouro/worker/bench/GemmBench*.class \
       io/ouro/worker/bench/LoadAverage*.class "$out/tests/")
   (cd worker/target/test-classes && cp --parents io/ouro/worker/reference/KernelParityOpenClTest*.class \
-      io/ouro/worker/reference/GemmOpenClTest*.class "$out/tests/")
+      io/ouro/worker/reference/GemmOpenClTest*.class io/ouro/worker/reference/AttentionOpenClTest*.class "$out/tests/")
   jlink --add-modules java.base,java.logging,jdk.incubator.vector,jdk.unsupported \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output "$out/runtime" 2>/dev/null
   cp "$here/gpu-check.sh" "$out/"
