@@ -32,8 +32,10 @@ build() {
   (cd worker/target/test-classes && cp --parents -r io/ouro/worker/TestData.class io/ouro/worker/TestDevice.class \
       io/ouro/worker/GradientComparison.class io/ouro/worker/opencl io/ouro/worker/backend \
       io/ouro/worker/bench/StepBench*.class io/ouro/worker/bench/ReferenceStepBench*.class \
-      io/ouro/worker/bench/MemoryBench*.class "$out/tests/")
-  (cd worker/target/test-classes && cp --parents io/ouro/worker/reference/KernelParityOpenClTest*.class "$out/tests/")
+      io/ouro/worker/bench/MemoryBench*.class io/ouro/worker/bench/GemmBench*.class \
+      io/ouro/worker/bench/LoadAverage*.class "$out/tests/")
+  (cd worker/target/test-classes && cp --parents io/ouro/worker/reference/KernelParityOpenClTest*.class \
+      io/ouro/worker/reference/GemmOpenClTest*.class io/ouro/worker/reference/AttentionOpenClTest*.class "$out/tests/")
   jlink --add-modules java.base,java.logging,jdk.incubator.vector,jdk.unsupported \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output "$out/runtime" 2>/dev/null
   cp "$here/gpu-check.sh" "$out/"
@@ -58,6 +60,9 @@ run() {
       execute --class-path "$cp" --scan-class-path "$bundle/tests" \
       --include-classname '.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest|OpenCl.*GenerateTest|OpenCl.*EvalTest)' \
       --details=summary --disable-banner || echo "TESTS FAILED (exit $?)"
+    echo "== GEMM benchmark on $device: the hand-written OpenCL C kernel and the translated twin, GFLOP/s per layout"
+    timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.GemmBench "$device" 4096 no-torch \
+      || echo "BENCH FAILED (exit $?)"
     echo "== memory and recomputation benchmark on $device"
     timeout 600 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.MemoryBench "$device" 3 0 \
       || echo "BENCH FAILED (exit $?)"

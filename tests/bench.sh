@@ -8,6 +8,8 @@
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
 #   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
 #               args: [device, default opencl:0] [size 1024] [no-torch]
+#   binding     Aparapi's OpenCL binding (OpenCLDevice.bind): a bound kernel touching one element on a small and
+#               a large array (whole-array copies per call), what its put/get do; args: [device] [MiB 64]
 #   tokenizer   single-thread encoding throughput of our BPE vs HF tokenizers (DJL) vs jtokkit on the
 #               same documents (GPT-2's tokenizer), ids checked equal; args: [corpus, default fortunes-en] [rounds 5]
 #   plan        the plan of every stage of the shipped recipes (micro-batch, recomputation, device memory by kind,
@@ -66,6 +68,10 @@ case "$name" in
     exec java -Xmx8g --add-modules=jdk.incubator.vector -Doffline=true \
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.GemmBench "$@"
+    ;;
+  binding)
+    cp=$(test_classpath worker)
+    exec java -Xmx2g -cp "$cp" io.ouro.worker.bench.BindingBench "$@"
     ;;
   allreduce)
     cp=$(test_classpath worker)

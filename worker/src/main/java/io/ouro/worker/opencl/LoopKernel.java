@@ -31,6 +31,12 @@ public final class LoopKernel extends Kernel {
     /** Decoding one token over a KV cache ({@code OpenClDecodeOps}). */
     static final int OP_ROPE_AT = 30, OP_ATTN_CACHED = 31, OP_MEAN = 32, OP_TO_METRICS = 33, OP_GEMV = 34,
             OP_RMSNORM_ADD = 35;
+    /**
+     * The hand-written OpenCL C ops ({@link ClKernels}): {@link #hand} says which. Aparapi's translation of
+     * {@link #handWritten} is replaced by ClKernels' source in this kernel's program, so they reach the same
+     * device buffers as every other op.
+     */
+    static final int OP_HAND = 36;
 
     /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
     static final int STASH_SLOTS = 16;
@@ -71,6 +77,8 @@ public final class LoopKernel extends Kernel {
     float[] tileB = new float[64 * (K_TILE + 1)];
 
     int op;
+    /** Which hand-written op {@link #OP_HAND} runs, and its variant ({@link ClKernels}). */
+    int hand;
     /**
      * Elements per work item of the elementwise ops (fill, add, copy, scale, SwiGLU, AdamW): 1 on a GPU,
      * a contiguous run on a CPU device, where per-item overhead dominates and a run vectorizes.
@@ -283,6 +291,14 @@ public final class LoopKernel extends Kernel {
         }
     }
 
+    /**
+     * The hand-written ops: this Java body is never what runs. {@link ClKernels} replaces its translation with the
+     * OpenCL C of {@code gemm.cl} before the kernel is first compiled, and fails if it cannot.
+     */
+    void handWritten(int gx, int gy, int lx, int ly) {
+        int variant = hand; // makes hand one of the kernel's arguments, which the OpenCL C reads
+    }
+
     float sigmoid(float x) {
         return 1f / (1f + exp(-x));
     }
@@ -304,6 +320,9 @@ public final class LoopKernel extends Kernel {
         int lx = getLocalId(0);
         int ly = getLocalId(1);
 
+        if (op == OP_HAND) {
+            handWritten(gx, gy, lx, ly);
+        }
         if (op == OP_FILL) {
             // fill(buffer cSel, [o0, o0 + n0)) = f0
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {

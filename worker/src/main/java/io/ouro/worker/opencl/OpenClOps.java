@@ -42,7 +42,26 @@ public final class OpenClOps implements AutoCloseable {
             "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
             "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
             "copy", "gemm", "transpose", "stash copy", "range out", "range in", "rope at", "attention cached", "mean",
-            "to metrics", "gemv", "rmsnorm add"};
+            "to metrics", "gemv", "rmsnorm add", "gemm (OpenCL C)"};
+    private static final String PACK_NAME = "gemm pack (OpenCL C)";
+
+    /**
+     * Which kernel {@link #gemm} runs: AUTO picks the hand-written OpenCL C ({@link ClKernels}) for the device (the
+     * register-blocked one on a CPU, the tiled one elsewhere); OUTER and TILED force one (parity tests, benchmarks);
+     * TRANSLATED is the Java kernel Aparapi translates, the reference twin.
+     */
+    public enum GemmKernel { AUTO, OUTER, TILED, TRANSLATED }
+
+    private GemmKernel gemmKernel = GemmKernel.AUTO;
+    /**
+     * Whether attention runs the hand-written OpenCL C kernels (default on CPU devices: their per-item
+     * accumulators, OURO_AQ x 128 floats, suit a CPU's stack, not a GPU's registers) or the translated twin.
+     */
+    private boolean handAttention;
+    /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see README). */
+    private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
+    /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
+    private static final int PACK_MIN_ROWS = 512;
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -82,6 +101,7 @@ public final class OpenClOps implements AutoCloseable {
         }
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
+        this.handAttention = cpuDevice;
         this.segments = paramSegments.clone();
         int second = paramSegments.length > 1 ? paramSegments[1] : 1;
         // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
@@ -124,6 +144,7 @@ public final class OpenClOps implements AutoCloseable {
             logicalFloats += s0;
         }
         k.setExplicit(true);
+        ClKernels.install();
         KernelCheck.requireOpenCl(k, device);
     }
 
@@ -210,6 +231,10 @@ public final class OpenClOps implements AutoCloseable {
     public void gemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
                      Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
         reads(a, b, c);
+        if (gemmKernel != GemmKernel.TRANSLATED
+                && handGemm(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate)) {
+            return;
+        }
         k.op = LoopKernel.OP_GEMM;
         k.tiles = (kk + LoopKernel.K_TILE - 1) / LoopKernel.K_TILE;
         k.gm = m;
@@ -257,6 +282,124 @@ public final class OpenClOps implements AutoCloseable {
         execute(Range.create2D(device, (n + 63) / 64 * tx, (m + 63) / 64 * ty, tx, ty));
         k.tiles = 0;
         wrote(c);
+    }
+
+    /** Selects the GEMM kernel (see {@link GemmKernel}). */
+    public void useGemm(GemmKernel g) {
+        gemmKernel = g;
+    }
+
+    public GemmKernel gemmKernel() {
+        return gemmKernel;
+    }
+
+    /** Runs attention (forward and backward) as the hand-written OpenCL C kernels (true) or the translated twins. */
+    public void useHandAttention(boolean hand) {
+        handAttention = hand;
+    }
+
+    /**
+     * The GEMM in hand-written OpenCL C; false when the chosen variant does not take this layout and the translated
+     * kernel runs it. The register-blocked one needs C with j contiguous; it packs B (and A, when both fit) into the
+     * scratch region in panels of its micro-tile, so that each work item streams contiguous memory, and without room
+     * there it reads a B with j contiguous in place.
+     */
+    private boolean handGemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
+                             Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
+        GemmKernel g = gemmKernel == GemmKernel.AUTO ? (cpuDevice ? GemmKernel.OUTER : GemmKernel.TILED) : gemmKernel;
+        boolean packA = false, packB = false;
+        if (g == GemmKernel.OUTER) {
+            if (cCs != 1) {
+                return false;
+            }
+            long pb = (long) roundUp(n, ClKernels.OUTER_NR) * kk, pa = (long) roundUp(m, ClKernels.OUTER_MR) * kk;
+            // packing B costs a pass over it per call: worth it when many row tiles reuse it (measured in the step:
+            // the LM head's 50257 x 256 weight packed for each block of rows cost more than it saved)
+            boolean room = transposeScratch >= 0
+                    && !(c == Buffer.ACT && overlapsScratch(cOff, extent(m, cRs, n, cCs)))
+                    && !(a == Buffer.ACT && overlapsScratch(aOff, extent(m, aRs, kk, aCs)))
+                    && !(b == Buffer.ACT && overlapsScratch(bOff, extent(n, bRs, kk, bCs)));
+            packB = room && m >= PACK_MIN_ROWS && pb <= transposeScratchSize;
+            // A only when its rows are neither contiguous nor i-contiguous (never in the step's layouts)
+            packA = packB && aRs != 1 && aCs != 1 && pa + pb <= transposeScratchSize;
+            if (!packB && bRs != 1) {
+                return false;
+            }
+            if (packB) {
+                pack(transposeScratch, b, bOff, bRs, bCs, n, kk, ClKernels.OUTER_NR);
+                b = Buffer.ACT;
+                bOff = transposeScratch;
+            }
+            if (packA) {
+                pack(transposeScratch + (int) pb, a, aOff, aRs, aCs, m, kk, ClKernels.OUTER_MR);
+                a = Buffer.ACT;
+                aOff = transposeScratch + (int) pb;
+            }
+        }
+        setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
+        k.op = LoopKernel.OP_HAND;
+        k.tiles = 0;
+        if (g == GemmKernel.OUTER) {
+            k.hand = ClKernels.GEMM_OUTER;
+            k.o0 = packA ? 1 : 0;
+            k.o1 = packB ? 1 : 0;
+            int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
+            execute(Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y), OUTER_GROUP_X,
+                    OUTER_GROUP_Y));
+        } else {
+            k.hand = ClKernels.GEMM_TILED;
+            execute(Range.create2D(device, (n + 63) / 64 * 16, (m + 63) / 64 * 16, 16, 16));
+        }
+        k.hand = 0;
+        wrote(c);
+        return true;
+    }
+
+    // act[dst + p*P*kk + k*P + r] = X(pP + r, k), X (rows, kk) at off + j*rs + k*cs in x; zero past rows
+    private void pack(int dst, Buffer x, int off, int rs, int cs, int rows, int kk, int panel) {
+        k.op = LoopKernel.OP_HAND;
+        k.hand = ClKernels.PACK;
+        k.tiles = 0;
+        k.aSel = x.ordinal();
+        k.aOff = off;
+        k.aRs = rs;
+        k.aCs = cs;
+        k.gm = rows;
+        k.gk = kk;
+        k.n1 = panel;
+        k.o0 = dst;
+        int gx = (kk + 15) / 16, gy = (rows + panel - 1) / panel;
+        execute(Range.create2D(device, roundUp(gx, 4), roundUp(gy, 4), 4, 4));
+        wrote(Buffer.ACT);
+    }
+
+    private boolean overlapsScratch(int off, long extent) {
+        return off < transposeScratch + (long) transposeScratchSize && off + extent > transposeScratch;
+    }
+
+    // floats from a matrix's first element to past its last
+    private static long extent(int rows, int rs, int cols, int cs) {
+        return (long) (rows - 1) * rs + (long) (cols - 1) * cs + 1;
+    }
+
+    private void setGemmFields(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
+                               Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
+        k.gm = m;
+        k.gn = n;
+        k.gk = kk;
+        k.accumulate = accumulate ? 1 : 0;
+        k.aSel = a.ordinal();
+        k.aOff = aOff;
+        k.aRs = aRs;
+        k.aCs = aCs;
+        k.bSel = b.ordinal();
+        k.bOff = bOff;
+        k.bRs = bRs;
+        k.bCs = bCs;
+        k.cSel = c.ordinal();
+        k.cOff = cOff;
+        k.cRs = cRs;
+        k.cCs = cCs;
     }
 
     // out (N,O) act = x (N,I) act . w (O,I)^T from buffer wBuf
@@ -416,6 +559,21 @@ public final class OpenClOps implements AutoCloseable {
     public void attentionForward(int outOff, int lseOff, int qOff, int kOff, int vOff,
                                  int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
+        if (handAttention && hd <= ClKernels.ATTN_MAX_HEAD) {
+            // the OpenCL C kernel tiled over keys (ClKernels); the translated one below is its twin
+            k.op = LoopKernel.OP_HAND;
+            k.hand = ClKernels.ATTN_FWD;
+            k.o0 = qOff;
+            k.o1 = kOff;
+            k.o2 = vOff;
+            k.o3 = lseOff;
+            k.o4 = outOff;
+            attnShape(batch, seqLen, heads, hd);
+            launch1D(batch * heads * ((seqLen + ClKernels.ATTN_QUERIES - 1) / ClKernels.ATTN_QUERIES));
+            k.hand = 0;
+            wrote(Buffer.ACT);
+            return;
+        }
         k.op = LoopKernel.OP_ATTN_FWD;
         k.o0 = qOff;
         k.o1 = kOff;
@@ -441,6 +599,18 @@ public final class OpenClOps implements AutoCloseable {
         k.o7 = dkOff;
         k.o8 = dvOff;
         attnShape(batch, seqLen, heads, hd);
+        if (handAttention && hd <= ClKernels.ATTN_MAX_HEAD) {
+            // the OpenCL C kernels (ClKernels), a work item per 4 queries / 4 keys; the translated ones are the twin
+            int items = batch * heads * ((seqLen + ClKernels.ATTN_QUERIES - 1) / ClKernels.ATTN_QUERIES);
+            k.op = LoopKernel.OP_HAND;
+            k.hand = ClKernels.ATTN_BWD_Q;
+            launch1D(items);
+            k.hand = ClKernels.ATTN_BWD_KV;
+            launch1D(items);
+            k.hand = 0;
+            wrote(Buffer.ACT);
+            return;
+        }
         k.op = LoopKernel.OP_ATTN_BWD_Q;
         launch1D(batch * heads * seqLen);
         k.op = LoopKernel.OP_ATTN_BWD_KV;
@@ -917,9 +1087,13 @@ public final class OpenClOps implements AutoCloseable {
 
     private void execute(Range range) {
         long t0 = profile == null ? 0 : System.nanoTime();
-        KernelCheck.launch(k, device, range, "op '" + OP_NAMES[k.op] + "'");
+        String name = k.op != LoopKernel.OP_HAND ? OP_NAMES[k.op] : k.hand == ClKernels.PACK ? PACK_NAME
+                : k.hand == ClKernels.ATTN_FWD ? "attention fwd (OpenCL C)"
+                : k.hand == ClKernels.ATTN_BWD_Q ? "attention bwd q (OpenCL C)"
+                : k.hand == ClKernels.ATTN_BWD_KV ? "attention bwd kv (OpenCL C)" : OP_NAMES[k.op];
+        KernelCheck.launch(k, device, range, "op '" + name + "'");
         if (profile != null) {
-            long[] slot = profile.computeIfAbsent(OP_NAMES[k.op], name -> new long[2]);
+            long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);
             slot[0] += System.nanoTime() - t0;
             slot[1]++;
         }

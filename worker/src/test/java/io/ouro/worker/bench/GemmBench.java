@@ -4,42 +4,62 @@ import io.ouro.worker.opencl.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.opencl.OpenClOps.GemmKernel;
 import java.util.Locale;
 
 /**
- * The OpenCL GEMM kernel alone, in the three layouts the training step uses (forward, input gradient,
- * weight gradient), against PyTorch's sgemm on the same CPU. {@code tests/bench.sh gemm [device] [size]}.
+ * The OpenCL GEMM alone, in the three layouts the training step uses (forward, input gradient, weight gradient):
+ * the hand-written OpenCL C kernel the step runs (the device's variant) and the translated twin, against PyTorch's
+ * sgemm on the same CPU in the same run. {@code tests/bench.sh gemm [device] [size] [no-torch] [kernel]}; the ratio
+ * is the hand-written kernel's mean over the layouts / sgemm.
  */
 public final class GemmBench {
     public static void main(String[] args) {
         String dev = args.length > 0 ? args[0] : "opencl:0";
         int size = args.length > 1 ? Integer.parseInt(args[1]) : 1024;
         boolean withTorch = !(args.length > 2 && args[2].equals("no-torch"));
+        GemmKernel handKernel = args.length > 3 ? GemmKernel.valueOf(args[3]) : GemmKernel.AUTO;
         var device = OpenClDevices.select(DeviceSpec.parse(dev));
         int s = size;
-        double[] best = new double[3];
+        double[] hand = new double[3], translated = new double[3];
         try (OpenClOps ops = new OpenClOps(device, s * s, 5 * s * s)) {
-            // as in the model: room to transpose strided operands, which a CPU device uses (timed with them)
+            // as in the model: room to transpose operands, which the CPU kernels use (timed with them)
             ops.setTransposeScratch(3 * s * s, 2 * s * s);
+            // the two kernels alternate, best of 3 rounds each: the CPU is shared, and a load spike then hits both
             for (int layout = 0; layout < 3; layout++) {
-                run(ops, layout, s); // warm-up and compile
-                int reps = 3;
-                long t0 = System.nanoTime();
-                for (int i = 0; i < reps; i++) {
-                    run(ops, layout, s);
+                for (int round = 0; round < 4; round++) {
+                    for (GemmKernel kernel : new GemmKernel[]{handKernel, GemmKernel.TRANSLATED}) {
+                        ops.useGemm(kernel);
+                        long t0 = System.nanoTime();
+                        run(ops, layout, s);
+                        double gflops = 2.0 * s * s * (double) s / ((System.nanoTime() - t0) / 1e9) / 1e9;
+                        double[] best = kernel == GemmKernel.TRANSLATED ? translated : hand;
+                        if (round > 0) { // round 0 compiles and warms up
+                            best[layout] = Math.max(best[layout], gflops);
+                        }
+                    }
                 }
-                best[layout] = 2.0 * s * s * (double) s * reps / ((System.nanoTime() - t0) / 1e9) / 1e9;
             }
+            System.out.println("hand-written kernel: " + handKernel + " on a " + (ops.cpuDevice() ? "CPU" : "GPU")
+                    + " device; load: " + LoadAverage.line());
         }
         double torch = withTorch ? TorchStep.sgemmGflops(size) : Double.NaN;
         String[] names = {"forward x.W^T", "input grad dY.W", "weight grad dY^T.X"};
         for (int i = 0; i < 3; i++) {
-            System.out.printf(Locale.ROOT, "%-20s %6.1f GFLOP/s (%.0f%% of sgemm)%n", names[i], best[i], 100 * best[i] / torch);
+            System.out.printf(Locale.ROOT, "%-20s OpenCL C %6.1f GFLOP/s (%3.0f%% of sgemm), translated %6.1f GFLOP/s (%3.0f%%)%n",
+                    names[i], hand[i], 100 * hand[i] / torch, translated[i], 100 * translated[i] / torch);
         }
         System.out.printf(Locale.ROOT, "PyTorch sgemm %d^3: %.1f GFLOP/s%n", size, torch);
-        double mean = (best[0] + best[1] + best[2]) / 3;
-        System.out.printf(Locale.ROOT, "RESULT gemm size=%d fwd_gflops=%.1f dx_gflops=%.1f dw_gflops=%.1f torch_gflops=%.1f ratio=%.3f%n",
-                size, best[0], best[1], best[2], torch, mean / torch);
+        double sheet = io.ouro.worker.opencl.DevicePeaks.fp32Gflops(OpenClDevices.describe(device));
+        if (sheet > 0) {
+            System.out.printf(Locale.ROOT, "device fp32 peak (data sheet) %.0f GFLOP/s: OpenCL C %.1f%%, %.1f%%, %.1f%% per layout%n",
+                    sheet, 100 * hand[0] / sheet, 100 * hand[1] / sheet, 100 * hand[2] / sheet);
+        }
+        double mean = (hand[0] + hand[1] + hand[2]) / 3, meanT = (translated[0] + translated[1] + translated[2]) / 3;
+        System.out.printf(Locale.ROOT, "RESULT gemm size=%d fwd_gflops=%.1f dx_gflops=%.1f dw_gflops=%.1f "
+                        + "translated_fwd_gflops=%.1f translated_dx_gflops=%.1f translated_dw_gflops=%.1f torch_gflops=%.1f "
+                        + "translated_ratio=%.3f ratio=%.3f%n",
+                size, hand[0], hand[1], hand[2], translated[0], translated[1], translated[2], torch, meanT / torch, mean / torch);
     }
 
     static void run(OpenClOps ops, int layout, int s) {

@@ -47,20 +47,30 @@ public final class StepBench {
             System.out.printf(Locale.ROOT, "sgemm peak (PyTorch matmul 1024^3 on this CPU): %.1f GFLOP/s%n", torchPeak);
         }
 
-        double ours, java, torch = Double.NaN;
+        double ours, translated = Double.NaN, java, torch = Double.NaN;
         double peak = torchPeak;
         try (TrainingBackend cl = Backends.open(device, cfg, AdamWConfig.ouro(), batch, seqLen)) {
-            System.out.println("device: " + cl.describe() + ", POCL_EXTRA_BUILD_FLAGS=" + System.getenv("POCL_EXTRA_BUILD_FLAGS"));
+            System.out.println("device: " + cl.describe() + ", POCL_EXTRA_BUILD_FLAGS=" + System.getenv("POCL_EXTRA_BUILD_FLAGS")
+                    + "; load " + LoadAverage.line());
             if (cl instanceof OpenClBackend ocl) {
-                double gemm = openClGemmGflops(ocl.model().ops().device(), 1024);
-                System.out.printf(Locale.ROOT, "our OpenCL GEMM kernel, 1024^3: %.1f GFLOP/s (%.0f%% of the sgemm peak)%n",
-                        gemm, 100 * gemm / torchPeak);
+                double gemm = openClGemmGflops(ocl.model().ops().device(), 1024, OpenClOps.GemmKernel.AUTO);
+                double twin = openClGemmGflops(ocl.model().ops().device(), 1024, OpenClOps.GemmKernel.TRANSLATED);
+                System.out.printf(Locale.ROOT, "our OpenCL GEMM, forward 1024^3: OpenCL C %.1f GFLOP/s (%.0f%% of the sgemm "
+                        + "peak), translated %.1f GFLOP/s (%.0f%%)%n", gemm, 100 * gemm / torchPeak, twin, 100 * twin / torchPeak);
                 if (!withTorch) {
-                    peak = gemm;
-                    System.out.println("no PyTorch here: MFU below is against our own GEMM kernel's rate");
+                    double sheet = io.ouro.worker.opencl.DevicePeaks.fp32Gflops(cl.describe());
+                    peak = sheet > 0 ? sheet : gemm;
+                    System.out.println(sheet > 0 ? "no PyTorch here: MFU below is against the device's fp32 peak (data sheet, "
+                            + sheet + " GFLOP/s)" : "no PyTorch here: MFU below is against our own GEMM kernel's rate");
                 }
             }
             ours = timeBackend("ours (" + device + ")", cl, tokens, targets, obj, iters, flops, peak);
+            if (cl instanceof OpenClBackend ocl) {
+                // the same backend with the translated GEMM twin: the hand-written kernels' gain, and the same traffic
+                ocl.model().ops().useGemm(OpenClOps.GemmKernel.TRANSLATED);
+                translated = timeBackend("ours, translated GEMM", cl, tokens, targets, obj, iters, flops, peak);
+                ocl.model().ops().useGemm(OpenClOps.GemmKernel.AUTO);
+            }
         }
         try (TrainingBackend jb = Backends.open("java", cfg, AdamWConfig.ouro(), batch, seqLen)) {
             java = timeBackend("java", jb, tokens, targets, obj, iters, flops, peak);
@@ -70,8 +80,9 @@ public final class StepBench {
             torch = n / sec;
             report("pytorch", sec, n, flops, peak);
         }
-        System.out.printf(Locale.ROOT, "RESULT step ours_tok_s=%.1f java_tok_s=%.1f torch_tok_s=%.1f ratio=%.3f%n",
-                ours, java, torch, ours / torch);
+        System.out.println("load after: " + LoadAverage.line());
+        System.out.printf(Locale.ROOT, "RESULT step ours_tok_s=%.1f translated_tok_s=%.1f java_tok_s=%.1f torch_tok_s=%.1f "
+                        + "translated_ratio=%.3f ratio=%.3f%n", ours, translated, java, torch, translated / torch, ours / torch);
     }
 
     static double timeBackend(String name, TrainingBackend b, int[] tokens, int[] targets, Objective obj, int iters,
@@ -117,8 +128,10 @@ public final class StepBench {
                 tokens / sec, gflops, 100 * gflops / peak);
     }
 
-    static double openClGemmGflops(com.aparapi.device.OpenCLDevice device, int size) {
-        try (OpenClOps ops = new OpenClOps(device, size * size, 2 * size * size)) {
+    static double openClGemmGflops(com.aparapi.device.OpenCLDevice device, int size, OpenClOps.GemmKernel kernel) {
+        try (OpenClOps ops = new OpenClOps(device, size * size, 4 * size * size)) {
+            ops.setTransposeScratch(2 * size * size, 2 * size * size); // room to pack operands, as in the model
+            ops.useGemm(kernel);
             ops.linearForward(0, size * size, OpenClOps.Buffer.PARAMS, 0, size, size, size);
             int reps = 3;
             long t0 = System.nanoTime();

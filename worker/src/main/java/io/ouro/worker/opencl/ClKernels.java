@@ -1,0 +1,120 @@
+package io.ouro.worker.opencl;
+
+import com.aparapi.Kernel;
+import com.aparapi.internal.kernel.KernelRunner;
+import com.aparapi.internal.model.ClassModel;
+import com.aparapi.internal.writer.KernelWriter;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.reflect.Field;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Hand-written OpenCL C ops in {@link LoopKernel}'s own program, so that they use its device buffers.
+ *
+ * <p>Why not Aparapi's OpenCL binding ({@code OpenCLDevice.bind}): its program gets a context of its own
+ * ({@code createProgram} calls {@code clCreateContextFromType}), no buffer of a translated kernel can be passed to
+ * it, and every call copies each array argument whole to the device before the launch and back after it
+ * ({@code put}/{@code get} of the bound interface only print "not implemented"). See the README, "OpenCL C
+ * kernels".
+ *
+ * <p>How instead: Aparapi keeps one generated OpenCL source per Kernel class ({@code KernelRunner.openCLCache}) and
+ * compiles what it finds there. Before the first LoopKernel is compiled, {@link #install()} puts there Aparapi's own
+ * translation of LoopKernel with the body of {@code handWritten} replaced by a call into {@code gemm.cl}. The
+ * kernel's arguments, buffers and launches stay Aparapi's; the hand-written functions read the buffers through the
+ * same {@code This} struct the translated ones use. Anything unexpected (the cache field, the marker function) is
+ * an {@link OpenClException}, never a silent fall-back to the translation.
+ */
+public final class ClKernels {
+
+    /** Values of {@link LoopKernel#hand}: the variants in {@code gemm.cl}. */
+    static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4, ATTN_BWD_Q = 5, ATTN_BWD_KV = 6;
+
+    /** Queries per work item and the largest head size of {@link #ATTN_FWD}, as in gemm.cl. */
+    static final int ATTN_QUERIES = 4, ATTN_MAX_HEAD = 128;
+
+    /** Micro-tile of {@link #GEMM_OUTER} (rows x columns of C per work item), as in gemm.cl. */
+    static final int OUTER_MR = 8, OUTER_NR = 16;
+
+    private static final String RESOURCE = "gemm.cl";
+    private static final Pattern MARKER = Pattern.compile(
+            "void io_ouro_worker_opencl_LoopKernel__handWritten\\(This \\*this, int gx, int gy, int lx, int ly\\)\\{\\n"
+                    + "(?:.*\\n)*?\\}\\n");
+    private static String source;
+
+    private ClKernels() {
+    }
+
+    /** Makes LoopKernel's program the translation plus the hand-written ops; idempotent. */
+    static synchronized void install() {
+        if (source != null) {
+            return;
+        }
+        String spliced = splice(translation(), handWritten());
+        Map<Class<? extends Kernel>, String> cache = openClCache();
+        synchronized (cache) {
+            String before = cache.get(LoopKernel.class);
+            if (before != null && !before.equals(spliced)) {
+                throw new OpenClException("LoopKernel was compiled before its hand-written ops were installed");
+            }
+            cache.put(LoopKernel.class, spliced);
+        }
+        source = spliced;
+    }
+
+    /** The OpenCL C program of LoopKernel as installed. */
+    public static synchronized String source() {
+        install();
+        return source;
+    }
+
+    static String splice(String translated, String handWritten) {
+        Matcher m = MARKER.matcher(translated);
+        if (!m.find()) {
+            throw new OpenClException("Aparapi's translation of LoopKernel has no handWritten function to replace");
+        }
+        int start = m.start(), end = m.end();
+        String call = "void io_ouro_worker_opencl_LoopKernel__handWritten(This *this, int gx, int gy, int lx, int ly){\n"
+                + "   ouro_hand(this, gx, gy, lx, ly);\n}\n";
+        if (m.find()) {
+            throw new OpenClException("Aparapi's translation of LoopKernel has two handWritten functions");
+        }
+        return translated.substring(0, start) + handWritten + "\n" + call + translated.substring(end);
+    }
+
+    private static String translation() {
+        try {
+            Kernel instance = new LoopKernel();
+            return KernelWriter.writeToString(ClassModel.createClassModel(LoopKernel.class).getEntrypoint("run", instance));
+        } catch (Exception e) {
+            throw new OpenClException("cannot translate LoopKernel to OpenCL: " + e);
+        }
+    }
+
+    private static String handWritten() {
+        try (InputStream in = ClKernels.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) {
+                throw new OpenClException("resource " + RESOURCE + " is missing from the classpath");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new OpenClException("cannot read " + RESOURCE + ": " + e);
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<Class<? extends Kernel>, String> openClCache() {
+        try {
+            Field f = KernelRunner.class.getDeclaredField("openCLCache");
+            f.setAccessible(true);
+            return (Map<Class<? extends Kernel>, String>) f.get(null);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new OpenClException("Aparapi's KernelRunner.openCLCache is not reachable (" + e + "); the hand-written "
+                    + "OpenCL C needs Aparapi 3.0.2's source cache");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+package io.ouro.worker.reference;
+
+import io.ouro.worker.TestDevice;
+import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.opencl.OpenClOps.GemmKernel;
+import io.ouro.worker.opencl.ClKernels;
+import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.opencl.OpenClDevices;
+import io.ouro.worker.opencl.OpenClOps;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The hand-written OpenCL C GEMMs ({@link ClKernels}: register-blocked and tiled) against the translated twin and
+ * the Java reference, in the step's three layouts (forward, input gradient, weight gradient), on shapes that are
+ * not multiples of any tile (8 x 16 micro-tiles, 64 x 64 work-group tiles), with and without the transpose scratch.
+ */
+class GemmOpenClTest {
+
+    static final int PARAMS = 60_000, ACT = 200_000, SCRATCH = 150_000;
+    static OpenClOps ops;
+    final SplittableRandom rng = new SplittableRandom(23);
+
+    @BeforeAll
+    static void open() {
+        ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), PARAMS, ACT);
+    }
+
+    @AfterAll
+    static void close() {
+        ops.close();
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GemmKernel.class, names = {"OUTER", "TILED"})
+    void handWrittenMatchesReferenceAndTranslatedTwin(GemmKernel kernel) {
+        // 517 rows: past the row count from which B is packed (forward and input gradient), the rest read in place
+        int[][] shapes = {{37, 45, 29}, {130, 70, 150}, {1, 17, 3}, {9, 200, 65}, {67, 8, 16}, {517, 37, 29}};
+        for (int[] s : shapes) {
+            for (boolean scratch : new boolean[]{true, false}) {
+                compare(kernel, s[0], s[1], s[2], scratch);
+            }
+        }
+    }
+
+    @Test
+    void theHandWrittenKernelRunsAndTheSourceIsSpliced() {
+        String src = ClKernels.source();
+        assertTrue(src.contains("ouro_gemm_outer") && src.contains("ouro_hand(this, gx, gy, lx, ly);"), "spliced source");
+        assertTrue(src.contains("__kernel void run("), "Aparapi's translation is kept");
+        ops.useGemm(GemmKernel.AUTO);
+        ops.setTransposeScratch(SCRATCH, ACT - SCRATCH);
+        try {
+            ops.startProfile();
+            randomizeAll();
+            ops.linearForward(20_000, 0, Buffer.PARAMS, 0, 600, 30, 40);
+            ops.linearBackwardInput(50_000, 20_000, Buffer.PARAMS, 0, 600, 30, 40);
+            ops.linearBackwardWeight(Buffer.GRADS, 0, 20_000, 0, 600, 30, 40);
+            assertEquals(3, ops.profile().get("gemm (OpenCL C)")[1], "the hand-written GEMM ran all three layouts");
+            if (ops.cpuDevice()) {
+                assertEquals(2, ops.profile().get("gemm pack (OpenCL C)")[1], "B packed for 600 rows, not for 40");
+            }
+            assertTrue(ops.isRunningOpenCl());
+        } finally {
+            ops.setTransposeScratch(-1, 0);
+        }
+    }
+
+    void randomizeAll() {
+        for (Buffer b : new Buffer[]{Buffer.PARAMS, Buffer.GRADS, Buffer.ACT}) {
+            float[] a = ops.host(b);
+            for (int i = 0; i < a.length; i++) {
+                a[i] = (float) rng.nextGaussian();
+            }
+            ops.upload(b);
+        }
+    }
+
+    /** The three layouts with {@code kernel}, then with the translated twin, both against Matmul. */
+    void compare(GemmKernel kernel, int n, int in, int o, boolean scratch) {
+        int xOff = 3, outOff = 20_000, doutOff = 50_000, dxOff = 80_000, wOff = 7, dwOff = 30_011;
+        ops.setTransposeScratch(scratch ? SCRATCH : -1, scratch ? ACT - SCRATCH : 0);
+        try {
+            randomizeAll();
+            float[] w = ops.host(Buffer.PARAMS).clone(), g = ops.host(Buffer.GRADS).clone(), act = ops.host(Buffer.ACT).clone();
+            float[][] hand = run(kernel, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
+            restore(Buffer.ACT, act);
+            restore(Buffer.GRADS, g);
+            float[][] twin = run(GemmKernel.TRANSLATED, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
+
+            Matmul.forward(act, outOff, act, xOff, w, wOff, n, in, o);
+            Matmul.backwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
+            Matmul.backwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
+            String shape = kernel + " " + n + "x" + in + "x" + o + (scratch ? " scratch" : "");
+            for (float[][] r : new float[][][]{hand, twin}) {
+                String who = (r == hand ? "" : "translated, ") + shape;
+                assertClose("forward " + who, act, outOff, r[0], outOff, n * o);
+                assertClose("input gradient " + who, act, dxOff, r[0], dxOff, n * in);
+                assertClose("weight gradient " + who, g, dwOff, r[1], dwOff, o * in);
+            }
+            assertClose("hand vs translated forward " + shape, twin[0], outOff, hand[0], outOff, n * o);
+            assertClose("hand vs translated weight gradient " + shape, twin[1], dwOff, hand[1], dwOff, o * in);
+            // nothing outside the outputs (and the scratch) was written
+            assertClose("untouched activations " + shape, act, 0, hand[0], 0, outOff, 0);
+            assertClose("untouched gradients " + shape, g, 0, hand[1], 0, dwOff, 0);
+            assertClose("untouched gradients past dw " + shape, g, dwOff + o * in, hand[1], dwOff + o * in, 1000, 0);
+        } finally {
+            ops.setTransposeScratch(-1, 0);
+            ops.useGemm(GemmKernel.AUTO);
+        }
+    }
+
+    float[][] run(GemmKernel kernel, int n, int in, int o, int xOff, int outOff, int doutOff, int dxOff, int wOff, int dwOff) {
+        ops.useGemm(kernel);
+        ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
+        ops.linearBackwardInput(dxOff, doutOff, Buffer.PARAMS, wOff, n, in, o);
+        ops.linearBackwardWeight(Buffer.GRADS, dwOff, doutOff, xOff, n, in, o);
+        assertTrue(ops.isRunningOpenCl(), "the kernel must run as OpenCL");
+        ops.download(Buffer.ACT);
+        ops.download(Buffer.GRADS);
+        return new float[][]{ops.read(Buffer.ACT).clone(), ops.read(Buffer.GRADS).clone()};
+    }
+
+    void restore(Buffer b, float[] values) {
+        System.arraycopy(values, 0, ops.host(b), 0, values.length);
+        ops.upload(b);
+    }
+
+    static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count) {
+        // fp32 sums in another order (the reference's vector lanes, the kernels' sequential fma): a few ulps of the
+        // partial sums, which reach ~10 here; a wrong index or a missed tile is off by O(1)
+        assertClose(what, expected, eOff, actual, aOff, count, 4e-5);
+    }
+
+    static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
+        double worst = 0;
+        for (int i = 0; i < count; i++) {
+            double e = expected[eOff + i], a = actual[aOff + i];
+            worst = Math.max(worst, Math.abs(e - a) / Math.max(1, Math.abs(e)));
+        }
+        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+    }
+}
