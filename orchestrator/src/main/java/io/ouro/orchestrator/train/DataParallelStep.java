@@ -103,18 +103,19 @@ final class DataParallelStep {
             skipped = "non-finite loss on " + sums.nonFiniteRanks() + " rank(s)";
         } else {
             double maxNorm = clip > 0 ? clip : Double.POSITIVE_INFINITY;
-            // the exchanged gradient is the token-weighted sum: 1 / tokens makes it the mean
-            double prescale = exchange == null ? 1 : 1.0 / sums.tokens();
+            // the exchanged gradient is the token-weighted sum: divided by the tokens it is the mean
             if (exchange == null) {
                 norm = b.clipGradients(maxNorm, 1);
             } else if (!exchange.sharded()) {
                 exchange.writeBack();
-                norm = b.clipGradients(maxNorm, prescale);
+                norm = b.clipGradients(maxNorm, sums.tokens());
             } else {
+                exchange.divideOwned(sums.tokens());
                 float[] ss = {(float) exchange.ownedSumSquares()};
                 rings.allReduceSum(ss, 0, 1);
-                norm = Math.sqrt(ss[0]) * prescale;
-                exchange.writeOwned((float) (Math.min(1, GradClip.coefficient(norm, maxNorm)) * prescale));
+                norm = Math.sqrt(ss[0]);
+                double coef = GradClip.coefficient(norm, maxNorm);
+                exchange.writeOwned(coef < 1 ? (float) coef : 1f);
             }
             skipped = guard.check(loss, norm);
             note = guard.takeNote();

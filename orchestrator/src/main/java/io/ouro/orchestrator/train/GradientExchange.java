@@ -210,12 +210,23 @@ final class GradientExchange {
         return ss;
     }
 
-    /** ZeRO-1: scales this rank's reduced parts by {@code factor} and writes them to the device's gradient. */
-    void writeOwned(float factor) {
+    /** ZeRO-1: divides this rank's reduced parts by {@code divisor} (the global tokens: the mean). */
+    void divideOwned(float divisor) {
         int r = rings.rank();
         for (Bucket k : order) {
             int[] o = k.owned[r];
             for (int i = o[0]; i < o[0] + o[1]; i++) {
+                k.data[i] /= divisor;
+            }
+        }
+    }
+
+    /** ZeRO-1: scales this rank's reduced parts by {@code factor} (1: unchanged) and writes them to the device. */
+    void writeOwned(float factor) {
+        int r = rings.rank();
+        for (Bucket k : order) {
+            int[] o = k.owned[r];
+            for (int i = o[0]; factor != 1f && i < o[0] + o[1]; i++) {
                 k.data[i] *= factor;
             }
             if (o[1] > 0) {

@@ -141,8 +141,8 @@ public final class JavaBackend implements TrainingBackend {
     }
 
     @Override
-    public double clipGradients(double maxNorm, double prescale) {
-        return schedule.clipGradients(maxNorm, prescale);
+    public double clipGradients(double maxNorm, double divisor) {
+        return schedule.clipGradients(maxNorm, divisor);
     }
 
     @Override

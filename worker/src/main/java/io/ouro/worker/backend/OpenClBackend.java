@@ -133,8 +133,8 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
-    public double clipGradients(double maxNorm, double prescale) {
-        return model.clipGradients(maxNorm, prescale);
+    public double clipGradients(double maxNorm, double divisor) {
+        return model.clipGradients(maxNorm, divisor);
     }
 
     @Override

@@ -96,10 +96,11 @@ public interface TrainingBackend extends AutoCloseable {
     }
 
     /**
-     * Makes the gradient {@code prescale} times itself, clipped to the global norm {@code maxNorm}, in one pass;
-     * returns the norm of {@code prescale} times the gradient before clipping.
+     * Divides the gradient by {@code divisor} (the data-parallel step: the global batch's tokens, making the
+     * all-reduced token-weighted sum the mean), then clips it to the global norm {@code maxNorm}; returns the norm
+     * before clipping.
      */
-    double clipGradients(double maxNorm, double prescale);
+    double clipGradients(double maxNorm, double divisor);
 
     /**
      * ZeRO-1: from now on keep the optimizer's moments for parameters [from, to) of the flat layout only, and let

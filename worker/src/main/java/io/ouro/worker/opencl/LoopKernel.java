@@ -819,12 +819,13 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_SCALE) {
+            // n1 0: times f0; 1: divided by f0
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
                 if (pseg == 0) {
-                    gw[i] = gw[i] * f0;
+                    gw[i] = n1 == 1 ? gw[i] / f0 : gw[i] * f0;
                 }
                 if (pseg == 1) {
-                    gw2[i] = gw2[i] * f0;
+                    gw2[i] = n1 == 1 ? gw2[i] / f0 : gw2[i] * f0;
                 }
             }
         }

@@ -379,9 +379,9 @@ public final class OpenClModel implements AutoCloseable {
         return schedule.clipGradients(maxNorm, 1);
     }
 
-    /** The gradient times {@code prescale}, clipped (see {@link LoopSchedule#clipGradients(double, double)}). */
-    public double clipGradients(double maxNorm, double prescale) {
-        return schedule.clipGradients(maxNorm, prescale);
+    /** The gradient divided by {@code divisor}, clipped (see {@link LoopSchedule#clipGradients(double, double)}). */
+    public double clipGradients(double maxNorm, double divisor) {
+        return schedule.clipGradients(maxNorm, divisor);
     }
 
     /** One AdamW update (beta1, beta2, eps, weight decay as given) of the tensors {@code trainable} accepts. */

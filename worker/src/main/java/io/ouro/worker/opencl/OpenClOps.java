@@ -838,12 +838,23 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     public void scaleGrads(float factor) {
+        scaleGrads(factor, 0);
+    }
+
+    /** Divides every gradient by {@code divisor}. */
+    public void divideGrads(float divisor) {
+        scaleGrads(divisor, 1);
+    }
+
+    // n1 0: multiply by f, 1: divide by f
+    private void scaleGrads(float f, int divide) {
         for (int seg = 0; seg < segments.length; seg++) {
             reads(grads(seg));
             k.pseg = seg;
             k.op = LoopKernel.OP_SCALE;
             k.n0 = segments[seg];
-            k.f0 = factor;
+            k.n1 = divide;
+            k.f0 = f;
             launchElementwise(segments[seg]);
             wrote(grads(seg));
         }

@@ -392,6 +392,11 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     }
 
     @Override
+    public void divideGrads(float divisor) {
+        ops.divideGrads(divisor);
+    }
+
+    @Override
     public void zeroGrads() {
         for (int seg = 0; seg < segments.count(); seg++) {
             ops.fill(OpenClOps.grads(seg), 0, (int) segments.size(seg), 0f);

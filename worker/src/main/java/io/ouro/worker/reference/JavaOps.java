@@ -268,6 +268,13 @@ public final class JavaOps implements StepOps {
     }
 
     @Override
+    public void divideGrads(float divisor) {
+        for (int i = 0; i < grads.length; i++) {
+            grads[i] /= divisor;
+        }
+    }
+
+    @Override
     public void zeroGrads() {
         Arrays.fill(grads, 0);
     }

@@ -475,15 +475,18 @@ public final class LoopSchedule {
     }
 
     /**
-     * Makes the gradient {@code prescale} times itself, clipped to {@code maxNorm} (one pass over it); returns the
-     * norm of {@code prescale} times the gradient before clipping. The data-parallel step passes 1 / (the global
-     * batch's tokens) to turn the all-reduced token-weighted sum into the mean.
+     * Divides the gradient by {@code divisor}, then clips it to {@code maxNorm}; returns the norm before clipping.
+     * The data-parallel step passes the global batch's tokens to turn the all-reduced token-weighted sum into the
+     * mean (a division, as the host did before the exchange moved to the device: the same bits).
      */
-    public double clipGradients(double maxNorm, double prescale) {
-        double norm = Math.sqrt(ops.gradSumSquares()) * prescale;
-        double factor = Math.min(1, GradClip.coefficient(norm, maxNorm)) * prescale;
-        if (factor != 1) {
-            ops.scaleGrads((float) factor);
+    public double clipGradients(double maxNorm, double divisor) {
+        if (divisor != 1) {
+            ops.divideGrads((float) divisor);
+        }
+        double norm = Math.sqrt(ops.gradSumSquares());
+        double coef = GradClip.coefficient(norm, maxNorm);
+        if (coef < 1) {
+            ops.scaleGrads((float) coef);
         }
         return norm;
     }

@@ -105,6 +105,9 @@ public interface StepOps {
     /** grad *= factor. */
     void scaleGrads(float factor);
 
+    /** Divides every gradient by {@code divisor} (the data-parallel mean: the token-weighted sum / the tokens). */
+    void divideGrads(float divisor);
+
     /** Zeroes the gradient. */
     void zeroGrads();
 

@@ -230,6 +230,7 @@ class StepOpsParityTest {
         double a = java.gradSumSquares(), b = cl.gradSumSquares();
         assertEquals(a, b, 1e-5 * a, "gradient sum of squares");
         run(o -> o.scaleGrads(0.37f));
+        run(o -> o.divideGrads(3.7f));
         sameGrads("scale");
         TensorView t = layout.layer(1)[ParamLayout.UP];
         run(o -> o.adamw(t, 0.999f, 0.9f, 0.95f, 1e-2f, 0.3f, 1e-8f));
