@@ -237,22 +237,7 @@ public final class OpenClOps implements AutoCloseable {
         }
         k.op = LoopKernel.OP_GEMM;
         k.tiles = (kk + LoopKernel.K_TILE - 1) / LoopKernel.K_TILE;
-        k.gm = m;
-        k.gn = n;
-        k.gk = kk;
-        k.accumulate = accumulate ? 1 : 0;
-        k.aSel = a.ordinal();
-        k.aOff = aOff;
-        k.aRs = aRs;
-        k.aCs = aCs;
-        k.bSel = b.ordinal();
-        k.bOff = bOff;
-        k.bRs = bRs;
-        k.bCs = bCs;
-        k.cSel = c.ordinal();
-        k.cOff = cOff;
-        k.cRs = cRs;
-        k.cCs = cCs;
+        setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
         // On a CPU device every layout runs as plain dot products over k (OP_GEMM_DOT), which pocl vectorizes
         // (about 2.4x the tiled kernel there): operands that are not k-contiguous are first transposed into
         // the scratch region. GPUs, and products whose operands do not fit the scratch, take the tiled kernel.
