@@ -102,6 +102,27 @@ public interface DecodeOps extends AutoCloseable {
     /** Row {@code row} of slot {@code slot} = the mean over steps {@code t0 <= t < t1} of key/value (t, l). */
     void storeRow(int slot, int row, int l, int t0, int t1);
 
+    /**
+     * Row {@code row} of each slot {@code slots[i]} = the mean over steps {@code t0[i] <= t < t1[i]} of key/value
+     * (t, {@code layers[i]}): one token's rows of the cache ({@link KvCache#append}), in one op where an implementation
+     * can.
+     */
+    default void storeRows(int row, int[] slots, int[] layers, int[] t0, int[] t1) {
+        for (int i = 0; i < slots.length; i++) {
+            storeRow(slots[i], row, layers[i], t0[i], t1[i]);
+        }
+    }
+
+    /**
+     * Runs loop step t of the token at position {@code pos} (its L layers attending to the slots {@code slots[l]}, the
+     * final norm into H and the exit gate's logit {@link #gate}(t)) as one fused op, and says true; false where this
+     * implementation has no fused step, and then the {@link Decoder} runs the ops one by one. Both give the same
+     * vectors up to float rounding (the fused op is tested against the ops).
+     */
+    default boolean loopStep(int t, int pos, int[] slots) {
+        return false;
+    }
+
     /** Rows [0, rows) of slot {@code dst} = the mean of those rows of slots {@code first + i * stride}, i < count. */
     void mergeSlots(int dst, int first, int stride, int count, int rows);
 

@@ -82,14 +82,20 @@ public final class Decoder {
         float[][] stepLogits = keepStepLogits ? new float[steps][] : null;
         float[] exitLogits = null;
         int exit = -1, computed = 0;
+        int[] slots = new int[layers];
         for (int t = 0; t < steps; t++) {
             for (int l = 0; l < layers; l++) {
-                layer(t, l, pos);
+                slots[l] = cache.slot(t, l);
             }
-            ops.rmsnorm(H, H, layout.finalNorm());
+            if (!ops.loopStep(t, pos, slots)) {
+                for (int l = 0; l < layers; l++) {
+                    layer(t, l, pos);
+                }
+                ops.rmsnorm(H, H, layout.finalNorm());
+                ops.linear(DecodeOps.gate(t), H, layout.gateWeight(), d, 1);
+                ops.biasAdd(DecodeOps.gate(t), layout.gateBias());
+            }
             computed = t + 1;
-            ops.linear(DecodeOps.gate(t), H, layout.gateWeight(), d, 1);
-            ops.biasAdd(DecodeOps.gate(t), layout.gateBias());
             double cdf = Double.NaN;
             if (eager) {
                 lambda[t] = RowOps.sigmoid(ops.readGates(t + 1)[t]);
@@ -123,7 +129,8 @@ public final class Decoder {
         return new Token(exit, exitLogits, Arrays.copyOf(lambda, computed), stepLogits);
     }
 
-    // h (D) through layer l of step t at position pos; keeps the layer's k, v in the ops' key/value (t, l)
+    // h (D) through layer l of step t at position pos; keeps the layer's k, v in the ops' key/value (t, l). The fused
+    // loop step of an implementation (DecodeOps.loopStep) is this, the final norm and the gate, in the same order.
     private void layer(int t, int l, int pos) {
         TensorView[] w = layout.layer(l);
         int q = DecodeOps.query(cfg, t, l), k = DecodeOps.key(cfg, t, l), v = DecodeOps.value(cfg, t, l);

@@ -71,18 +71,25 @@ public final class KvCache {
      * vectors); the rest follow the rule above.
      */
     public void append(int computed) {
+        int n = shared ? layers : steps * layers, i = 0;
+        int[] slots = new int[n], ls = new int[n], t0 = new int[n], t1 = new int[n];
         for (int l = 0; l < layers; l++) {
             if (!shared) {
                 for (int t = 0; t < steps; t++) {
                     int src = Math.min(t, computed - 1);
-                    ops.storeRow(room(t * layers + l), len, l, src, src + 1);
+                    slots[i] = room(t * layers + l);
+                    t0[i] = src;
+                    t1[i] = src + 1;
+                    ls[i++] = l;
                 }
-            } else if (mode == Mode.LAST_STEP) {
-                ops.storeRow(room(steps * layers + l), len, l, computed - 1, computed);
             } else {
-                ops.storeRow(room(steps * layers + l), len, l, 0, computed);
+                slots[i] = room(steps * layers + l);
+                t0[i] = mode == Mode.LAST_STEP ? computed - 1 : 0;
+                t1[i] = computed;
+                ls[i++] = l;
             }
         }
+        ops.storeRows(len, slots, ls, t0, t1);
         len++;
     }
 

@@ -24,7 +24,7 @@ import java.util.regex.Pattern;
  *
  * <p>How instead: Aparapi keeps one generated OpenCL source per Kernel class ({@code KernelRunner.openCLCache}) and
  * compiles what it finds there. Before the first LoopKernel is compiled, {@link #install()} puts there Aparapi's own
- * translation of LoopKernel with the body of {@code handWritten} replaced by a call into {@code gemm.cl}. The
+ * translation of LoopKernel with the body of {@code handWritten} replaced by a call into {@code hand.cl} (which dispatches to {@code gemm.cl} and {@code decode.cl}). The
  * kernel's arguments, buffers and launches stay Aparapi's; the hand-written functions read the buffers through the
  * same {@code This} struct the translated ones use. Anything unexpected (the cache field, the marker function) is
  * an {@link OpenClException}, never a silent fall-back to the translation.
@@ -33,6 +33,12 @@ public final class ClKernels {
 
     /** Values of {@link LoopKernel#hand}: the variants in {@code gemm.cl}. */
     static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4, ATTN_BWD_Q = 5, ATTN_BWD_KV = 6;
+    /** Values of {@link LoopKernel#hand}: the decoding ops in {@code decode.cl}. */
+    static final int DECODE_STEP = 7, STORE_ROWS = 8, GEMV = 9;
+    /** Ints per layer in the decode step's table, and after the layers (as in decode.cl). */
+    static final int DECODE_LAYER_INTS = 11, DECODE_TAIL_INTS = 14;
+    /** Phases per layer of the decode step (as in decode.cl). */
+    static final int DECODE_PHASES = 11;
 
     /** Queries per work item and the largest head size of {@link #ATTN_FWD}, as in gemm.cl. */
     static final int ATTN_QUERIES = 4, ATTN_MAX_HEAD = 128;
@@ -40,10 +46,10 @@ public final class ClKernels {
     /** Micro-tile of {@link #GEMM_OUTER} (rows x columns of C per work item), as in gemm.cl. */
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
-    private static final String RESOURCE = "gemm.cl";
-    private static final Pattern MARKER = Pattern.compile(
-            "void io_ouro_worker_opencl_LoopKernel__handWritten\\(This \\*this, int gx, int gy, int lx, int ly\\)\\{\\n"
-                    + "(?:.*\\n)*?\\}\\n");
+    /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
+    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "hand.cl"};
+    /** The translated functions whose bodies become calls into the hand-written source. */
+    private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static String source;
 
     private ClKernels() {
@@ -72,18 +78,31 @@ public final class ClKernels {
         return source;
     }
 
+    /**
+     * The translation with the hand-written source before the first marker function and each marker's body replaced
+     * by a call to its hand-written twin (same arguments).
+     */
     static String splice(String translated, String handWritten) {
-        Matcher m = MARKER.matcher(translated);
-        if (!m.find()) {
-            throw new OpenClException("Aparapi's translation of LoopKernel has no handWritten function to replace");
+        String out = translated;
+        int first = Integer.MAX_VALUE;
+        for (String[] marker : MARKERS) {
+            Matcher m = Pattern.compile("void io_ouro_worker_opencl_LoopKernel__" + marker[0]
+                    + "\\(This \\*this, int gx, int (\\w+), int lx, int ly\\)\\{\\n(?:.*\\n)*?\\}\\n").matcher(out);
+            if (!m.find()) {
+                throw new OpenClException("Aparapi's translation of LoopKernel has no " + marker[0]
+                        + " function to replace");
+            }
+            int start = m.start(), end = m.end();
+            String y = m.group(1);
+            String call = "void io_ouro_worker_opencl_LoopKernel__" + marker[0] + "(This *this, int gx, int " + y
+                    + ", int lx, int ly){\n   " + marker[1] + "(this, gx, " + y + ", lx, ly);\n}\n";
+            if (m.find()) {
+                throw new OpenClException("Aparapi's translation of LoopKernel has two " + marker[0] + " functions");
+            }
+            out = out.substring(0, start) + call + out.substring(end);
+            first = Math.min(first, start);
         }
-        int start = m.start(), end = m.end();
-        String call = "void io_ouro_worker_opencl_LoopKernel__handWritten(This *this, int gx, int gy, int lx, int ly){\n"
-                + "   ouro_hand(this, gx, gy, lx, ly);\n}\n";
-        if (m.find()) {
-            throw new OpenClException("Aparapi's translation of LoopKernel has two handWritten functions");
-        }
-        return translated.substring(0, start) + handWritten + "\n" + call + translated.substring(end);
+        return out.substring(0, first) + handWritten + "\n" + out.substring(first);
     }
 
     private static String translation() {
@@ -96,14 +115,18 @@ public final class ClKernels {
     }
 
     private static String handWritten() {
-        try (InputStream in = ClKernels.class.getResourceAsStream(RESOURCE)) {
-            if (in == null) {
-                throw new OpenClException("resource " + RESOURCE + " is missing from the classpath");
+        StringBuilder all = new StringBuilder();
+        for (String resource : RESOURCES) {
+            try (InputStream in = ClKernels.class.getResourceAsStream(resource)) {
+                if (in == null) {
+                    throw new OpenClException("resource " + resource + " is missing from the classpath");
+                }
+                all.append(new String(in.readAllBytes(), StandardCharsets.UTF_8)).append('\n');
+            } catch (IOException e) {
+                throw new OpenClException("cannot read " + resource + ": " + e);
             }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new OpenClException("cannot read " + RESOURCE + ": " + e);
         }
+        return all.toString();
     }
 
     @SuppressWarnings("unchecked")

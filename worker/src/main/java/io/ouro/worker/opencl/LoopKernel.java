@@ -37,6 +37,11 @@ public final class LoopKernel extends Kernel {
      * device buffers as every other op.
      */
     static final int OP_HAND = 36;
+    /**
+     * The hand-written op whose phases {@link #run()} runs one after another in one work-group, with a barrier after
+     * each ({@link #phases} of them): the fused decode step ({@link ClKernels#DECODE_STEP}).
+     */
+    static final int OP_PHASES = 37;
 
     /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
     static final int STASH_SLOTS = 16;
@@ -86,6 +91,8 @@ public final class LoopKernel extends Kernel {
     int chunk = 1;
     /** Trip count of the barrier loop: K slices for GEMM, 0 for every other op. */
     int tiles;
+    /** Trip count of the phase loop: the phases of {@link #OP_PHASES}, 0 for every other op. */
+    int phases;
     // GEMM: C(i,j) (= or +=) sum_k A(i,k) B(j,k); element (r,c) of X is at xOff + r*xRs + c*xCs in buffer xSel
     int gm, gn, gk, accumulate;
     int aSel, aOff, aRs, aCs, bSel, bOff, bRs, bCs, cSel, cOff, cRs, cCs;
@@ -297,6 +304,14 @@ public final class LoopKernel extends Kernel {
      */
     void handWritten(int gx, int gy, int lx, int ly) {
         int variant = hand; // makes hand one of the kernel's arguments, which the OpenCL C reads
+    }
+
+    /**
+     * Phase p of the hand-written op {@link #OP_PHASES} runs (replaced like {@link #handWritten}, by a function
+     * without barriers: the barrier after each phase is {@link #run()}'s).
+     */
+    void handPhase(int gx, int p, int lx, int ly) {
+        int variant = hand;
     }
 
     float sigmoid(float x) {
@@ -1076,6 +1091,13 @@ public final class LoopKernel extends Kernel {
             int cc = colBase + lx;
             storeRow(r0 + 0, cc, c00, c01, c02, c03, c04, c05, c06, c07);
             storeRow(r0 + 32, cc, c10, c11, c12, c13, c14, c15, c16, c17);
+        }
+
+        // the phases of OP_PHASES (one work-group; the hand-written op reads the phase as gy), a barrier on local and
+        // global memory after each; phases == 0 for every other op, so this loop and its barriers are skipped uniformly
+        for (int p = 0; p < phases; p++) {
+            handPhase(gx, p, lx, ly);
+            localGlobalBarrier();
         }
     }
 }

@@ -9,6 +9,17 @@ import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.reference.Rope;
 
+import static io.ouro.worker.infer.DecodeOps.A1;
+import static io.ouro.worker.infer.DecodeOps.ATT;
+import static io.ouro.worker.infer.DecodeOps.F;
+import static io.ouro.worker.infer.DecodeOps.F1;
+import static io.ouro.worker.infer.DecodeOps.G;
+import static io.ouro.worker.infer.DecodeOps.H;
+import static io.ouro.worker.infer.DecodeOps.M;
+import static io.ouro.worker.infer.DecodeOps.O;
+import static io.ouro.worker.infer.DecodeOps.U;
+import static io.ouro.worker.infer.DecodeOps.X1;
+
 /**
  * {@link DecodeOps} on an OpenCL device: the parameters, every vector of the token being decoded and the KV cache stay
  * in device buffers of a forward-only {@link OpenClOps} (no gradient or optimizer buffers); per token only its id goes
@@ -26,7 +37,13 @@ public final class OpenClDecodeOps implements DecodeOps {
     private final ParamSegments segments;
     private final OpenClOps ops;
     private final int[] vecOff;
-    private final int rstd, stepBase, sharedBase, stepCap, sharedCap, d, slotsPerStep;
+    private final int rstd, scores, stepBase, sharedBase, stepCap, sharedCap, d, slotsPerStep;
+    /** In TOKENS: the token at 0, the fused step's table from {@link #TABLE_AT}, then the cache-row entries. */
+    private static final int TABLE_AT = 1;
+    private final int storeAt;
+    /** Whether a loop step runs as one launch ({@link OpenClOps#decodeStep}); see {@link #fuseSteps}. */
+    private boolean fused;
+    private final boolean fusable;
 
     /**
      * @param stepCapacity   tokens the per-(step, layer) slots hold (the longest prompt for shared caches, prompt plus
@@ -57,6 +74,9 @@ public final class OpenClDecodeOps implements DecodeOps {
         }
         rstd = (int) at;
         at += 1;
+        // the fused step's attention scores: heads x (cached rows + 1)
+        scores = (int) at;
+        at += (long) cfg.heads() * (Math.max(stepCapacity, sharedCapacity) + 1);
         stepBase = (int) Math.min(at, Integer.MAX_VALUE);
         at += 2L * slotsPerStep * stepCapacity * d;
         sharedBase = (int) Math.min(at, Integer.MAX_VALUE);
@@ -72,8 +92,34 @@ public final class OpenClDecodeOps implements DecodeOps {
         for (int i = 0; i < segs.length; i++) {
             segs[i] = (int) segments.size(i);
         }
-        this.ops = new OpenClOps(device, segs, (int) at, Math.max(cfg.vocab(), cfg.steps()), 1, new int[0], false);
+        int layers = cfg.layers();
+        this.storeAt = TABLE_AT + layers * ClKernels.DECODE_LAYER_INTS + ClKernels.DECODE_TAIL_INTS;
+        int tokInts = storeAt + 6 * slotsPerStep;
+        this.ops = new OpenClOps(device, segs, (int) at, Math.max(cfg.vocab(), cfg.steps()), tokInts, new int[0], false);
         try {
+            // the fused step reads every tensor of the block, the final norm and the gate from one segment
+            int seg = segments.segment(layout.layer(0)[0]);
+            boolean one = segments.segment(layout.finalNorm()) == seg && segments.segment(layout.gateWeight()) == seg
+                    && segments.segment(layout.gateBias()) == seg;
+            int[] tok = ops.hostInts(Buffer.TOKENS);
+            for (int l = 0; l < layers; l++) {
+                TensorView[] w = layout.layer(l);
+                for (int x = 0; x < ParamLayout.LAYER_TENSORS; x++) {
+                    one &= segments.segment(w[x]) == seg;
+                    tok[TABLE_AT + l * ClKernels.DECODE_LAYER_INTS + x] = (int) segments.local(w[x]);
+                }
+            }
+            int tail = TABLE_AT + layers * ClKernels.DECODE_LAYER_INTS;
+            int[] vectors = {H, A1, ATT, O, X1, F1, G, U, M, F};
+            for (int i = 0; i < vectors.length; i++) {
+                tok[tail + i] = vecOff[vectors[i]];
+            }
+            tok[tail + 10] = scores;
+            tok[tail + 11] = (int) segments.local(layout.finalNorm());
+            tok[tail + 12] = (int) segments.local(layout.gateWeight());
+            tok[tail + 13] = (int) segments.local(layout.gateBias());
+            this.fusable = one && (d / cfg.heads()) % 2 == 0;
+            this.fused = fusable && device.getType() == com.aparapi.device.Device.TYPE.CPU;
             for (int i = 0; i < segs.length; i++) {
                 Buffer b = OpenClOps.params(i);
                 System.arraycopy(params, (int) segments.start(i), ops.host(b), 0, segs[i]);
@@ -87,6 +133,59 @@ public final class OpenClDecodeOps implements DecodeOps {
             ops.close();
             throw e;
         }
+    }
+
+    /**
+     * Whether each loop step runs as one launch of one work-group ({@link OpenClOps#decodeStep}; default on CPU
+     * devices, where decoding is bound by launches) or as one launch per op (default elsewhere: one work-group would
+     * leave a GPU's other compute units idle). Both are tested to agree.
+     */
+    public void fuseSteps(boolean on) {
+        if (on && !fusable) {
+            throw new IllegalStateException("the fused loop step needs the block, the final norm and the gate in one "
+                    + "parameter segment and an even head size");
+        }
+        fused = on;
+    }
+
+    /** Whether loop steps run fused ({@link #fuseSteps}). */
+    public boolean fused() {
+        return fused;
+    }
+
+    @Override
+    public boolean loopStep(int t, int pos, int[] slots) {
+        if (!fused) {
+            return false;
+        }
+        checkPosition(pos);
+        int stride = slots.length > 1 ? keys(slots[1]) - keys(slots[0]) : 0;
+        for (int l = 1; l < slots.length; l++) {
+            if (keys(slots[l]) - keys(slots[l - 1]) != stride || capacity(slots[l]) != capacity(slots[0])) {
+                throw new IllegalArgumentException("the fused step needs the layers' slots evenly spaced");
+            }
+        }
+        ops.decodeStep(TABLE_AT, segments.segment(layout.layer(0)[0]), cfg.layers(), d, cfg.heads(), cfg.ffn(),
+                vecOff[DecodeOps.query(cfg, t, 0)], keys(slots[0]), stride, values(slots[0]) - keys(slots[0]),
+                vecOff[DecodeOps.gate(t)], pos, (float) cfg.normEps());
+        return true;
+    }
+
+    @Override
+    public void storeRows(int row, int[] slots, int[] layers, int[] t0, int[] t1) {
+        int[] tok = ops.hostInts(Buffer.TOKENS);
+        for (int i = 0; i < slots.length; i++) {
+            int k0 = DecodeOps.key(cfg, t0[i], layers[i]), v0 = DecodeOps.value(cfg, t0[i], layers[i]);
+            int e = storeAt + 6 * i;
+            tok[e] = keys(slots[i]) + row * d;
+            tok[e + 1] = values(slots[i]) + row * d;
+            tok[e + 2] = vecOff[k0];
+            tok[e + 3] = vecOff[v0];
+            tok[e + 4] = t1[i] - t0[i] > 1 ? vecOff[DecodeOps.key(cfg, t0[i] + 1, layers[i])] - vecOff[k0] : 0;
+            tok[e + 5] = t1[i] - t0[i];
+        }
+        ops.upload(Buffer.TOKENS);
+        ops.storeRows(storeAt, slots.length, d);
     }
 
     /** The device side. */
@@ -158,10 +257,7 @@ public final class OpenClDecodeOps implements DecodeOps {
 
     @Override
     public void rope(int first, int count, int pos) {
-        if (pos >= Math.max(stepCap, sharedCap)) {
-            throw new IllegalStateException("position " + pos + " is past the decoder's capacity of "
-                    + Math.max(stepCap, sharedCap) + " tokens");
-        }
+        checkPosition(pos);
         // consecutive vectors of one size are consecutive in act
         ops.ropeAt(vecOff[first], pos, cfg.heads() * count, cfg.headDim());
     }
@@ -224,6 +320,13 @@ public final class OpenClDecodeOps implements DecodeOps {
     @Override
     public float[] readGates(int count) {
         return ops.readAct(vecOff[DecodeOps.gate(0)], count);
+    }
+
+    private void checkPosition(int pos) {
+        if (pos >= Math.max(stepCap, sharedCap)) {
+            throw new IllegalStateException("position " + pos + " is past the decoder's capacity of "
+                    + Math.max(stepCap, sharedCap) + " tokens");
+        }
     }
 
     private int keys(int slot) {

@@ -58,6 +58,8 @@ public final class OpenClOps implements AutoCloseable {
      * accumulators, OURO_AQ x 128 floats, suit a CPU's stack, not a GPU's registers) or the translated twin.
      */
     private boolean handAttention;
+    /** Whether {@link #gemv} runs the hand-written OpenCL C (default on CPU devices) or the translated twin. */
+    private boolean handGemv;
     /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see README). */
     private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
     /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
@@ -102,6 +104,7 @@ public final class OpenClOps implements AutoCloseable {
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         this.handAttention = cpuDevice;
+        this.handGemv = cpuDevice;
         this.segments = paramSegments.clone();
         int second = paramSegments.length > 1 ? paramSegments[1] : 1;
         // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
@@ -1026,13 +1029,77 @@ public final class OpenClOps implements AutoCloseable {
     public void gemv(int yOff, int xOff, int seg, int wOff, int in, int out) {
         reads(Buffer.ACT, params(seg));
         k.pseg = seg;
-        k.op = LoopKernel.OP_GEMV;
+        k.op = handGemv ? LoopKernel.OP_HAND : LoopKernel.OP_GEMV;
+        k.hand = handGemv ? ClKernels.GEMV : 0;
         k.o0 = yOff;
         k.o1 = xOff;
         k.o2 = wOff;
         k.n0 = out;
         k.n1 = in;
-        launch1D(out);
+        launch1D(handGemv ? (out + 3) / 4 : out);
+        k.hand = 0;
+        wrote(Buffer.ACT);
+    }
+
+    /** Runs {@link #gemv} as the hand-written OpenCL C (vector loads; default on CPU devices) or the translated twin. */
+    public void useHandGemv(boolean hand) {
+        handGemv = hand;
+    }
+
+    /** Work items of the one work-group of {@link #decodeStep} (a power of two). */
+    static final int DECODE_GROUP = 256;
+
+    /**
+     * One loop step of one decoded token in one launch of one work-group ({@code decode.cl}): every layer, the final
+     * norm and the exit gate's logit. The tensors' and vectors' offsets are in TOKENS from {@code tableAt}
+     * ({@link ClKernels#DECODE_LAYER_INTS} per layer, then {@link ClKernels#DECODE_TAIL_INTS}), uploaded by the caller.
+     *
+     * @param qkv         the query of (this step, layer 0) in act; its key and value follow, layer l's at + 3 d l
+     * @param keys        layer 0's cached keys in act; layer l's at {@code keys + l * slotStride}
+     * @param valuesDelta from a slot's keys to its values
+     * @param pos         the token's position, which is the number of cached rows
+     */
+    public void decodeStep(int tableAt, int seg, int layers, int d, int heads, int ffn, int qkv, int keys,
+                           int slotStride, int valuesDelta, int gateOff, int pos, float eps) {
+        reads(Buffer.ACT, params(seg), Buffer.TOKENS);
+        k.pseg = seg;
+        k.op = LoopKernel.OP_PHASES;
+        k.hand = ClKernels.DECODE_STEP;
+        k.phases = layers * ClKernels.DECODE_PHASES + 1;
+        k.n0 = layers;
+        k.n1 = d;
+        k.n2 = heads;
+        k.n3 = ffn;
+        k.o0 = tableAt;
+        k.o1 = qkv;
+        k.o2 = keys;
+        k.o3 = slotStride;
+        k.o4 = valuesDelta;
+        k.o5 = gateOff;
+        k.o6 = pos;
+        k.f0 = eps;
+        k.f1 = (float) (1.0 / Math.sqrt(d / heads));
+        k.tiles = 0;
+        execute(Range.create(device, DECODE_GROUP, DECODE_GROUP));
+        k.hand = 0;
+        k.phases = 0;
+        wrote(Buffer.ACT);
+    }
+
+    /**
+     * KV-cache rows in one launch ({@code decode.cl}): {@code entries} entries of 6 ints in TOKENS from {@code tableAt}
+     * (destination keys, destination values, source key, source value, distance between source steps, steps), each
+     * destination row of d floats the mean of its sources, summed in step order as {@link #mean} does.
+     */
+    public void storeRows(int tableAt, int entries, int d) {
+        reads(Buffer.ACT, Buffer.TOKENS);
+        k.op = LoopKernel.OP_HAND;
+        k.hand = ClKernels.STORE_ROWS;
+        k.o0 = tableAt;
+        k.n0 = entries;
+        k.n1 = d;
+        launch1D(entries * 2 * d);
+        k.hand = 0;
         wrote(Buffer.ACT);
     }
 
@@ -1083,10 +1150,14 @@ public final class OpenClOps implements AutoCloseable {
 
     private void execute(Range range) {
         long t0 = profile == null ? 0 : System.nanoTime();
-        String name = k.op != LoopKernel.OP_HAND ? OP_NAMES[k.op] : k.hand == ClKernels.PACK ? PACK_NAME
+        String name = k.op != LoopKernel.OP_HAND && k.op != LoopKernel.OP_PHASES ? OP_NAMES[k.op]
+                : k.hand == ClKernels.PACK ? PACK_NAME
                 : k.hand == ClKernels.ATTN_FWD ? "attention fwd (OpenCL C)"
                 : k.hand == ClKernels.ATTN_BWD_Q ? "attention bwd q (OpenCL C)"
-                : k.hand == ClKernels.ATTN_BWD_KV ? "attention bwd kv (OpenCL C)" : OP_NAMES[k.op];
+                : k.hand == ClKernels.ATTN_BWD_KV ? "attention bwd kv (OpenCL C)"
+                : k.op == LoopKernel.OP_PHASES ? "decode step (OpenCL C)"
+                : k.hand == ClKernels.STORE_ROWS ? "store rows (OpenCL C)"
+                : k.hand == ClKernels.GEMV ? "gemv (OpenCL C)" : OP_NAMES[k.op];
         KernelCheck.launch(k, device, range, "op '" + name + "'");
         if (profile != null) {
             long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);

@@ -392,19 +392,3 @@ void ouro_attn_bwd_kv(This *this, int gx) {
         }
     }
 }
-
-void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
-    if (this->hand == OURO_GEMM_OUTER) {
-        ouro_gemm_outer(this, gx, gy);
-    } else if (this->hand == OURO_PACK) {
-        ouro_pack(this, gx, gy);
-    } else if (this->hand == OURO_ATTN_FWD) {
-        ouro_attn_fwd(this, gx);
-    } else if (this->hand == OURO_ATTN_BWD_Q) {
-        ouro_attn_bwd_q(this, gx);
-    } else if (this->hand == OURO_ATTN_BWD_KV) {
-        ouro_attn_bwd_kv(this, gx);
-    } else if (this->hand == OURO_GEMM_TILED) {
-        ouro_gemm_tiled(this, gx, gy, lx, ly);
-    }
-}

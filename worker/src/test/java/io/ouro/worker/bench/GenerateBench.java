@@ -22,8 +22,9 @@ import java.util.Map;
  * over the device's {@link DecodeOps}) and PyTorch (the parity tests' independent implementation, DJL, with its own KV
  * cache per (step, layer)), in one process on the same weights and prompt. Every token runs all T loop steps (HF Ouro's
  * decoding); the prompt is fed token by token on both sides, and only the new tokens are timed. The greedy tokens of
- * both are compared. Ours then runs again with the {@code last_step} and {@code average} caches, whose memory is
- * reported against {@code full}. Run with {@code tests/bench.sh generate [device] [new tokens] [prompt tokens]}; the
+ * both are compared. Ours runs on the device's default path (on a CPU device each loop step is one launch, see
+ * {@code OpenClDecodeOps.fuseSteps}) and again with one launch per op, then with the {@code last_step} and
+ * {@code average} caches, whose memory is reported against {@code full}. Run with {@code tests/bench.sh generate [device] [new tokens] [prompt tokens]}; the
  * last line is {@code RESULT generate ours_tok_s=<x> torch_tok_s=<y> ratio=<x/y> ...}.
  */
 public final class GenerateBench {
@@ -51,7 +52,7 @@ public final class GenerateBench {
         System.out.printf(Locale.ROOT, "bench shape: %s, %.1fM parameters; prompt %d tokens, %d new tokens, greedy, "
                 + "every token all %d steps%n", cfg, layout.totalSize() / 1e6, promptLen, maxNew, cfg.steps());
 
-        Run ours = null, last = null, avg = null;
+        Run ours = null, last = null, avg = null, perOp = null;
         for (KvCache.Mode mode : KvCache.Mode.values()) {
             try (DecodeOps ops = Backends.decoder(device, cfg, params, mode, promptLen, maxNew)) {
                 ours(ops, prompt, Math.min(maxNew, 8), mode); // warm-up: kernels built, the host side compiled
@@ -65,6 +66,13 @@ public final class GenerateBench {
                         r.deviceBytes());
                 if (cl != null && mode == KvCache.Mode.FULL) {
                     profile(cl.device().profile(), promptLen + maxNew);
+                    // the same decoding with one launch per op (the path GPUs take), for comparison
+                    boolean fused = cl.fused();
+                    cl.fuseSteps(false);
+                    perOp = ours(ops, prompt, maxNew, mode);
+                    cl.fuseSteps(fused);
+                    System.out.printf(Locale.ROOT, "ours (%s) full, one launch per op (fused step was %s) %8.2f tok/s%n",
+                            device, fused ? "on" : "off", perOp.tokPerSec());
                 }
                 switch (mode) {
                     case FULL -> ours = r;
@@ -109,10 +117,11 @@ public final class GenerateBench {
         System.out.printf(Locale.ROOT, "KV cache after %d tokens: full %,d bytes, last_step %,d (%.1fx less), average %,d "
                         + "(%.1fx less)%n", promptLen + maxNew - 1, ours.cacheBytes(), last.cacheBytes(),
                 (double) ours.cacheBytes() / last.cacheBytes(), avg.cacheBytes(), (double) ours.cacheBytes() / avg.cacheBytes());
-        System.out.printf(Locale.ROOT, "RESULT generate ours_tok_s=%.2f torch_tok_s=%.2f last_step_tok_s=%.2f "
-                        + "full_cache_bytes=%d last_step_cache_bytes=%d average_cache_bytes=%d same_tokens=%d/%d ratio=%.3f%n",
-                ours.tokPerSec(), torch.tokPerSec(), last.tokPerSec(), ours.cacheBytes(), last.cacheBytes(),
-                avg.cacheBytes(), same, maxNew, ours.tokPerSec() / torch.tokPerSec());
+        System.out.printf(Locale.ROOT, "RESULT generate ours_tok_s=%.2f torch_tok_s=%.2f per_op_tok_s=%.2f "
+                        + "last_step_tok_s=%.2f full_cache_bytes=%d last_step_cache_bytes=%d average_cache_bytes=%d "
+                        + "same_tokens=%d/%d ratio=%.3f%n",
+                ours.tokPerSec(), torch.tokPerSec(), perOp == null ? Double.NaN : perOp.tokPerSec(), last.tokPerSec(),
+                ours.cacheBytes(), last.cacheBytes(), avg.cacheBytes(), same, maxNew, ours.tokPerSec() / torch.tokPerSec());
     }
 
     static Run ours(DecodeOps ops, int[] prompt, int maxNew, KvCache.Mode mode) {
@@ -175,8 +184,8 @@ public final class GenerateBench {
         System.out.printf(Locale.ROOT, "  per-op device time per token (%d tokens, %.2f ms/token in kernels):%n", tokens,
                 total / 1e6 / tokens);
         for (Map.Entry<String, long[]> e : prof.entrySet()) {
-            System.out.printf(Locale.ROOT, "    %-18s %8.3f ms %5.1f%%  (%d launches, %.1f us each)%n", e.getKey(),
-                    e.getValue()[0] / 1e6 / tokens, 100 * e.getValue()[0] / total, e.getValue()[1] / tokens,
+            System.out.printf(Locale.ROOT, "    %-24s %8.3f ms %5.1f%%  (%.1f launches, %.1f us each)%n", e.getKey(),
+                    e.getValue()[0] / 1e6 / tokens, 100 * e.getValue()[0] / total, (double) e.getValue()[1] / tokens,
                     e.getValue()[0] / 1e3 / e.getValue()[1]);
         }
     }

@@ -1,0 +1,27 @@
+/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl and decode.cl. */
+void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
+    if (this->hand == OURO_GEMM_OUTER) {
+        ouro_gemm_outer(this, gx, gy);
+    } else if (this->hand == OURO_PACK) {
+        ouro_pack(this, gx, gy);
+    } else if (this->hand == OURO_ATTN_FWD) {
+        ouro_attn_fwd(this, gx);
+    } else if (this->hand == OURO_ATTN_BWD_Q) {
+        ouro_attn_bwd_q(this, gx);
+    } else if (this->hand == OURO_ATTN_BWD_KV) {
+        ouro_attn_bwd_kv(this, gx);
+    } else if (this->hand == OURO_GEMM_TILED) {
+        ouro_gemm_tiled(this, gx, gy, lx, ly);
+    } else if (this->hand == OURO_STORE_ROWS) {
+        ouro_store_rows(this, gx);
+    } else if (this->hand == OURO_GEMV) {
+        ouro_gemv(this, gx);
+    }
+}
+
+/* Phase p of a phased op (LoopKernel.OP_PHASES: no barrier in here, LoopKernel puts one after each phase). */
+void ouro_phase(This *this, int gx, int p, int lx, int ly) {
+    if (this->hand == OURO_DECODE_STEP) {
+        ouro_decode_phase(this, p, lx);
+    }
+}
