@@ -103,7 +103,7 @@ public final class EvalApp {
                 System.err.println("skipped " + b);
             }
             TaskScorer.Result r = TaskScorer.score(tok, m.config(), m.params(), t.items(),
-                    Integer.parseInt(a.get("batch", "8")), qs);
+                    Integer.parseInt(a.get("batch", "8")), qs, device);
             System.out.print(table(r, t.bad().size()));
             json.set("tasks", toJson(r, t.bad()));
         }

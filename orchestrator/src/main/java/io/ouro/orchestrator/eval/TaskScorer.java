@@ -7,7 +7,7 @@ import io.ouro.tokenizer.TextTokenizer;
 import io.ouro.worker.infer.ExitPolicy;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
-import io.ouro.worker.reference.ReferenceModel;
+import io.ouro.worker.backend.EvalForward;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -21,7 +21,7 @@ import java.util.List;
  * Exact-match task scoring per loop step. Each item is {@code {"prompt": …, "answer": …}}, optionally with
  * {@code "choices": [...]} (multiple choice, the answer being one of them). The prompt is fed after an EOS (documents
  * start after one in the packed training stream) and followed by the answer's tokens (teacher forcing), in one batched
- * forward of the {@link ReferenceModel}.
+ * forward on the Java or an OpenCL backend ({@link EvalForward}).
  *
  * <p>Step t's logits at a position depend only on steps ≤ t of the earlier positions, so step t of the forward is
  * exactly a model that runs t steps on every token: an item is right at step t (= static exit at step t) when step t's
@@ -138,6 +138,15 @@ public final class TaskScorer {
     /** Scores {@code items} on the model, {@code batch} sequences per forward, with Q-exit at each of {@code qs}. */
     public static Result score(TextTokenizer tok, LoopConfig cfg, float[] params, List<Item> items, int batch,
                                double[] qs) {
+        return score(tok, cfg, params, items, batch, qs, "java");
+    }
+
+    /**
+     * The same on the backend {@code device} names ({@link EvalForward}: the Java ops or an OpenCL device, forward
+     * only), every batch padded to the longest sequence of all items.
+     */
+    public static Result score(TextTokenizer tok, LoopConfig cfg, float[] params, List<Item> items, int batch,
+                               double[] qs, String device) {
         if (items.isEmpty()) {
             throw new IllegalArgumentException("no tasks to score");
         }
@@ -161,19 +170,20 @@ public final class TaskScorer {
                 rows.add(new Row(i, in, prompt.length, cont));
             }
         }
-        ReferenceModel model = new ReferenceModel(cfg);
+        int seqLen = rows.stream().mapToInt(r -> r.input().length).max().orElse(1);
         RowOut[] outs = new RowOut[rows.size()];
-        for (int r0 = 0; r0 < rows.size(); r0 += batch) {
-            List<Row> part = rows.subList(r0, Math.min(rows.size(), r0 + batch));
-            RowOut[] o = forward(model, cfg, params, part, eos, qs);
-            System.arraycopy(o, 0, outs, r0, o.length);
+        try (EvalForward model = new EvalForward(device, cfg, params, Math.min(batch, rows.size()), seqLen, true)) {
+            for (int r0 = 0; r0 < rows.size(); r0 += batch) {
+                List<Row> part = rows.subList(r0, Math.min(rows.size(), r0 + batch));
+                RowOut[] o = forward(model, cfg, part, seqLen, eos, qs);
+                System.arraycopy(o, 0, outs, r0, o.length);
+            }
         }
         return aggregate(tok, cfg.steps(), items, rows, outs, qs);
     }
 
-    private static RowOut[] forward(ReferenceModel model, LoopConfig cfg, float[] params, List<Row> part, int eos,
+    private static RowOut[] forward(EvalForward model, LoopConfig cfg, List<Row> part, int seqLen, int eos,
                                     double[] qs) {
-        int seqLen = part.stream().mapToInt(r -> r.input().length).max().orElse(1);
         int b = part.size(), n = b * seqLen, steps = cfg.steps(), vocab = cfg.vocab();
         int[] tokens = new int[n], targets = new int[n];
         Arrays.fill(tokens, eos); // padding after a sequence: causal attention keeps it out of the sequence's rows
@@ -185,9 +195,9 @@ public final class TaskScorer {
                 targets[i * seqLen + r.first() + j] = r.cont()[j];
             }
         }
-        model.forward(params, tokens, targets, b, seqLen, Objective.stageOne(0), true);
-        float[] ce = model.crossEntropies();
-        float[] lam = model.exitLambdas();
+        EvalForward.Output fwd = model.forward(tokens, targets, b);
+        float[] ce = fwd.ce();
+        float[] lam = fwd.lambda();
         float[][] logits = new float[steps][];
         for (int t = 0; t < steps; t++) {
             logits[t] = model.logits(t);

@@ -186,6 +186,32 @@ class EvalTest {
     }
 
     @Test
+    void tasksScoreOnTheOpenClBackendAsOnJava() {
+        List<TaskScorer.Item> items = new ArrayList<>(items().subList(0, 20));
+        items.add(new TaskScorer.Item(99, "adgj", "mp", List.of("ab", "mp", "cc")));
+        double[] qs = {0.3, 0.9};
+        String device = System.getProperty("ouro.test.device", "opencl:0");
+        TaskScorer.Result java = TaskScorer.score(LETTERS, CFG, params, items, 7, qs, "java");
+        TaskScorer.Result cl = TaskScorer.score(LETTERS, CFG, params, items, 7, qs, device);
+        double worst = 0;
+        for (int t = 0; t < T; t++) {
+            worst = Math.max(worst, Math.abs(java.answerNll()[t] - cl.answerNll()[t]));
+        }
+        System.out.println("EvalTest: tasks on " + device + ": accuracy per step " + Arrays.toString(cl.accuracy())
+                + " (java " + Arrays.toString(java.accuracy()) + "), answer NLL per step within " + worst);
+        assertArrayEquals(java.accuracy(), cl.accuracy(), 0);
+        assertArrayEquals(java.qAccuracy(), cl.qAccuracy(), 0);
+        assertArrayEquals(java.qMeanExitStep(), cl.qMeanExitStep(), 0);
+        assertArrayEquals(java.meanExit(), cl.meanExit(), 1e-5);
+        assertTrue(worst <= 1e-4, "answer NLL differs by " + worst);
+        for (int i = 0; i < items.size(); i++) {
+            for (int t = 0; t < T; t++) {
+                assertEquals(java.scored().get(i).predicted()[t], cl.scored().get(i).predicted()[t], "line " + i);
+            }
+        }
+    }
+
+    @Test
     void multipleChoicePicksTheAnswerOfHighestLikelihood() {
         List<TaskScorer.Item> items = List.of(
                 new TaskScorer.Item(1, "adgj", "mp", List.of("ab", "mp", "cc")),

@@ -30,6 +30,11 @@ public final class EvalForward implements AutoCloseable {
     private final String describe;
 
     public EvalForward(String device, LoopConfig cfg, float[] params, int batch, int seqLen) {
+        this(device, cfg, params, batch, seqLen, false);
+    }
+
+    /** With {@code keepLogits}, every step's logits of the last forward are kept for {@link #logits(int)}. */
+    public EvalForward(String device, LoopConfig cfg, float[] params, int batch, int seqLen, boolean keepLogits) {
         this.cfg = cfg;
         this.batch = batch;
         this.seqLen = seqLen;
@@ -37,12 +42,12 @@ public final class EvalForward implements AutoCloseable {
         if (spec.kind() == DeviceSpec.Kind.JAVA) {
             ReferenceModel m = new ReferenceModel(cfg);
             m.bind(params, null);
-            this.schedule = m.schedule(StepShape.whole(batch, seqLen));
+            this.schedule = m.schedule(StepShape.whole(batch, seqLen), keepLogits);
             this.cl = null;
             this.describe = "java";
         } else {
             var dev = OpenClDevices.select(spec);
-            this.cl = new OpenClModel(cfg, dev, StepShape.whole(batch, seqLen), false, false);
+            this.cl = new OpenClModel(cfg, dev, StepShape.whole(batch, seqLen), keepLogits, false);
             cl.setParameters(params);
             this.schedule = cl.schedule();
             this.describe = OpenClDevices.describe(dev) + ", forward only";
@@ -70,6 +75,11 @@ public final class EvalForward implements AutoCloseable {
             lam[i] = (float) RowOps.sigmoid(lam[i]);
         }
         return new Output(schedule.crossEntropies(), lam);
+    }
+
+    /** Step t's logits (N, V) of the last forward; needs {@code keepLogits}. */
+    public float[] logits(int t) {
+        return schedule.logits(t);
     }
 
     @Override

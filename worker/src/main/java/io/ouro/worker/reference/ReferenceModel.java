@@ -50,9 +50,14 @@ public final class ReferenceModel {
 
     /** A schedule over this model's ops for batches of this shape; bind the arrays first with {@link #bind}. */
     public LoopSchedule schedule(StepShape shape) {
+        return schedule(shape, false);
+    }
+
+    /** The same, keeping every step's logits of the last forward ({@link LoopSchedule#logits}) when asked. */
+    public LoopSchedule schedule(StepShape shape, boolean keepLogits) {
         this.batch = -1;
         this.schedule = null;
-        return new LoopSchedule(cfg, ops, shape.micro(), shape.seqLen(), shape.recompute(), shape.chunk(), false);
+        return new LoopSchedule(cfg, ops, shape.micro(), shape.seqLen(), shape.recompute(), shape.chunk(), keepLogits);
     }
 
     /** Points the ops at these parameter and gradient arrays (checked against the layout). */
