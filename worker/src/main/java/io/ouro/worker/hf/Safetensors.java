@@ -82,6 +82,11 @@ public final class Safetensors {
         return fromBf16(toBf16(f));
     }
 
+    /** The same for a double (the float64 twin of the reference ops): rounded to float, then to BF16. */
+    public static double roundBf16(double f) {
+        return roundBf16((float) f);
+    }
+
     /**
      * One tensor of a file: its name, element type, shape and byte range {@code [begin, end)} within the data
      * section.

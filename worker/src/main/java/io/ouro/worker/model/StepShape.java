@@ -6,10 +6,15 @@ import java.io.Serializable;
  * How a worker runs its batch: {@code batch} sequences of {@code seqLen} tokens per step, as micro-batches of
  * {@code micro} sequences, keeping what {@link Recompute} says, with a layer's row-wise ops in chunks of
  * {@code chunk} rows when recomputing (0: the whole micro-batch), and stash buffers of at most {@code bufferLimit}
- * floats on a device backend (0: the device's limit).
+ * floats on a device backend (0: the device's limit), the stash in float32 or bfloat16 ({@link #withBf16Stash}).
  */
-public record StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit)
-        implements Serializable {
+public record StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit,
+                        boolean bf16Stash) implements Serializable {
+
+    /** With the stash in float32. */
+    public StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit) {
+        this(batch, seqLen, micro, recompute, chunk, bufferLimit, false);
+    }
 
     public StepShape {
         if (batch <= 0 || seqLen <= 0) {
@@ -33,18 +38,27 @@ public record StepShape(int batch, int seqLen, int micro, Recompute recompute, i
     }
 
     public StepShape withMicro(int m) {
-        return new StepShape(batch, seqLen, m, recompute, chunk, bufferLimit);
+        return new StepShape(batch, seqLen, m, recompute, chunk, bufferLimit, bf16Stash);
     }
 
     public StepShape withRecompute(Recompute r) {
-        return new StepShape(batch, seqLen, micro, r, chunk, bufferLimit);
+        return new StepShape(batch, seqLen, micro, r, chunk, bufferLimit, bf16Stash);
     }
 
     public StepShape withChunk(int c) {
-        return new StepShape(batch, seqLen, micro, recompute, c, bufferLimit);
+        return new StepShape(batch, seqLen, micro, recompute, c, bufferLimit, bf16Stash);
     }
 
     public StepShape withBufferLimit(long floats) {
-        return new StepShape(batch, seqLen, micro, recompute, chunk, floats);
+        return new StepShape(batch, seqLen, micro, recompute, chunk, floats, bf16Stash);
+    }
+
+    /**
+     * The stash (the hidden states kept across layers for the backward pass when recomputing) in bfloat16: half its
+     * memory; the forward pass is unchanged (it runs on float32 working copies), the backward recomputes from the
+     * rounded states.
+     */
+    public StepShape withBf16Stash(boolean on) {
+        return new StepShape(batch, seqLen, micro, recompute, chunk, bufferLimit, on);
     }
 }

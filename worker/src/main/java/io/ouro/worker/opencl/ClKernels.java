@@ -35,6 +35,8 @@ public final class ClKernels {
     static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4, ATTN_BWD_Q = 5, ATTN_BWD_KV = 6;
     /** Values of {@link LoopKernel#hand}: the decoding ops in {@code decode.cl}. */
     static final int DECODE_STEP = 7, STORE_ROWS = 8, GEMV = 9;
+    /** Value of {@link LoopKernel#hand}: the bfloat16 stash copy in {@code bf16.cl}. */
+    static final int STASH16 = 10;
     /** Ints per layer in the decode step's table, and after the layers (as in decode.cl). */
     static final int DECODE_LAYER_INTS = 11, DECODE_TAIL_INTS = 14;
     /** Phases per layer of the decode step (as in decode.cl). */
@@ -47,7 +49,7 @@ public final class ClKernels {
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
-    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "hand.cl"};
+    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "bf16.cl", "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static String source;

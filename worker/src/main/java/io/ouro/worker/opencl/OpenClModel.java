@@ -71,7 +71,7 @@ public final class OpenClModel implements AutoCloseable {
         }
         try {
             this.schedule = new LoopSchedule(cfg, stepOps, shape.micro(), seqLen, shape.recompute(), shape.chunk(),
-                    keepLogits);
+                    keepLogits, shape.bf16Stash());
         } catch (RuntimeException e) {
             stepOps.close();
             throw e;
@@ -92,7 +92,8 @@ public final class OpenClModel implements AutoCloseable {
         LoopSchedule.Plan plan = new LoopSchedule.Plan(cfg, shape.micro(), shape.seqLen(), shape.recompute(),
                 shape.chunk(), false, (long) shape.micro() * cfg.heads() * shape.seqLen());
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
-        return OpenClStepOps.layout(cfg, plan.sizes(), plan.stash(), shape.micro() * shape.seqLen(), cpu, actLimit, limit);
+        return OpenClStepOps.layout(cfg, plan.sizes(), plan.stash(), shape.micro() * shape.seqLen(), cpu, actLimit, limit,
+                shape.bf16Stash());
     }
 
     /** Where this model's activations went. */

@@ -747,6 +747,30 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.STASH);
     }
 
+    /**
+     * {@link #copyAcross} with the stash buffers holding bfloat16 values ({@code bf16.cl}): into a stash buffer each
+     * float is rounded to the nearest bfloat16 (ties to even) and stored in 16 bits at the 16-bit offset
+     * {@code dstOff}; out of one, widened back. Exactly one side is a stash buffer.
+     */
+    public void copyStash16(int dstSlot, int dstOff, int srcSlot, int srcOff, int count) {
+        if ((dstSlot == 0) == (srcSlot == 0)) {
+            throw new IllegalArgumentException("a bfloat16 stash copy goes between the activation buffer and a stash "
+                    + "buffer, not " + srcSlot + " -> " + dstSlot);
+        }
+        reads(Buffer.ACT, Buffer.STASH);
+        k.op = LoopKernel.OP_HAND;
+        k.hand = ClKernels.STASH16;
+        k.cSel = dstSlot;
+        k.aSel = srcSlot;
+        k.o0 = dstOff;
+        k.o1 = srcOff;
+        k.n0 = count;
+        launchElementwise(count);
+        k.hand = 0;
+        wrote(Buffer.ACT);
+        wrote(Buffer.STASH);
+    }
+
     private void setStash(int i, float[] a) {
         switch (i) {
             case 0 -> k.s0 = a;
@@ -1157,7 +1181,8 @@ public final class OpenClOps implements AutoCloseable {
                 : k.hand == ClKernels.ATTN_BWD_KV ? "attention bwd kv (OpenCL C)"
                 : k.op == LoopKernel.OP_PHASES ? "decode step (OpenCL C)"
                 : k.hand == ClKernels.STORE_ROWS ? "store rows (OpenCL C)"
-                : k.hand == ClKernels.GEMV ? "gemv (OpenCL C)" : OP_NAMES[k.op];
+                : k.hand == ClKernels.GEMV ? "gemv (OpenCL C)"
+                : k.hand == ClKernels.STASH16 ? "stash copy bf16 (OpenCL C)" : OP_NAMES[k.op];
         KernelCheck.launch(k, device, range, "op '" + name + "'");
         if (profile != null) {
             long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);

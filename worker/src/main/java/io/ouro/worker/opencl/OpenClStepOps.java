@@ -39,6 +39,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private final boolean cpu;
     private OpenClOps ops;
     private BufferLayout buffers;
+    /** The stash buffers hold 16-bit values ({@link #allocate}). */
+    private boolean bf16Stash;
     private int headT = -1;
     private boolean headTFresh;
     /** False: forward only (no gradient or moment buffers; see {@link #forwardOnly}). */
@@ -128,9 +130,13 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
      *
      * @param actLimit    the largest activation buffer (floats)
      * @param bufferLimit the largest stash buffer (floats)
+     * @param bf16Stash   stash regions of 16-bit values, two per float of their buffer: their offsets count 16-bit
+     *                    values, so a stash buffer holds at most 2^31 - 8 of them
      */
     public static BufferLayout layout(LoopConfig cfg, long[] sizes, boolean[] stash, int rows, boolean cpu, long actLimit,
-                                      long bufferLimit) {
+                                      long bufferLimit, boolean bf16Stash) {
+        // the stash packed in units of its elements (floats, or 16-bit values), each buffer at most `cap` of them
+        long cap = bf16Stash ? Math.min(2 * bufferLimit, Integer.MAX_VALUE - 8L) : bufferLimit;
         Region[] out = new Region[sizes.length];
         List<Long> stashBuffers = new ArrayList<>();
         long at = 0;
@@ -140,12 +146,13 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
                 at += sizes[i];
                 continue;
             }
-            if (sizes[i] > bufferLimit) {
-                throw new IllegalArgumentException("a hidden state of " + sizes[i] + " floats (one micro-batch) exceeds "
-                        + "the largest buffer (" + bufferLimit + " floats); use a smaller micro_batch");
+            if (sizes[i] > cap) {
+                throw new IllegalArgumentException("a hidden state of " + sizes[i] + " values (one micro-batch) exceeds "
+                        + "the largest stash buffer (" + cap + (bf16Stash ? " bfloat16 values" : " floats")
+                        + "); use a smaller micro_batch");
             }
             int last = stashBuffers.size() - 1;
-            if (last < 0 || stashBuffers.get(last) + sizes[i] > bufferLimit) {
+            if (last < 0 || stashBuffers.get(last) + sizes[i] > cap) {
                 stashBuffers.add(0L);
                 last++;
             }
@@ -154,8 +161,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         }
         if (stashBuffers.size() > LoopKernel.STASH_SLOTS) {
             throw new IllegalArgumentException("the stash needs " + stashBuffers.size() + " buffers of at most "
-                    + bufferLimit + " floats, more than the kernel's " + LoopKernel.STASH_SLOTS
-                    + "; use recompute: loop_step or a smaller micro_batch");
+                    + cap + (bf16Stash ? " bfloat16 values" : " floats") + ", more than the kernel's "
+                    + LoopKernel.STASH_SLOTS + "; use recompute: loop_step or a smaller micro_batch");
         }
         long total = at + (cpu ? cpuScratchFloats(cfg, rows) : 0);
         if (total > actLimit) {
@@ -163,7 +170,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
                     + " floats, more than one device buffer holds (" + actLimit + "); use a smaller micro_batch, "
                     + "recompute: layer or loop_step, or a smaller recompute chunk");
         }
-        return new BufferLayout(out, total, stashBuffers.stream().mapToLong(Long::longValue).toArray());
+        return new BufferLayout(out, total,
+                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray());
     }
 
     // the LM head's weight transposed, and the largest pair of transposed GEMM operands: a layer's weight gradient
@@ -174,11 +182,12 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     }
 
     @Override
-    public Region[] allocate(long[] sizes, boolean[] stash) {
+    public Region[] allocate(long[] sizes, boolean[] stash, boolean bf16Stash) {
         if (ops != null) {
             throw new IllegalStateException("OpenClStepOps allocates its device buffers once");
         }
-        buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit);
+        this.bf16Stash = bf16Stash;
+        buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit, bf16Stash);
         // the schedule's working regions, then (CPU) the LM head transposed and the GEMM's scratch
         long work = buffers.actFloats() - (cpu ? cpuScratchFloats(cfg, rows) : 0);
         int[] stashSizes = new int[buffers.stashFloats().length];
@@ -333,6 +342,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     public void copy(Region dst, Region src, int count) {
         if (dst.array() == 0 && src.array() == 0) {
             ops.copy(dst.offset(), src.offset(), count);
+        } else if (bf16Stash) {
+            ops.copyStash16(dst.array(), dst.offset(), src.array(), src.offset(), count);
         } else {
             ops.copyAcross(dst.array(), dst.offset(), src.array(), src.offset(), count);
         }

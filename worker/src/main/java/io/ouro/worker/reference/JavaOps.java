@@ -1,5 +1,7 @@
 package io.ouro.worker.reference;
 
+import io.ouro.worker.hf.Safetensors;
+
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.TensorView;
@@ -23,6 +25,8 @@ public final class JavaOps implements StepOps {
     private int[] tokens = new int[0], targets = new int[0];
     private float[] cos = new float[0], sin = new float[0];
     private int ropeLen = -1, ropeHd = -1;
+    /** Per region: a bfloat16 stash region. */
+    private boolean[] rounded = new boolean[0];
 
     public JavaOps(LoopConfig cfg) {
         this.ropeBase = cfg.ropeBase();
@@ -40,14 +44,19 @@ public final class JavaOps implements StepOps {
         this.v = v;
     }
 
-    /** Every region is an array of its own; where the schedule would stash a region makes no difference here. */
+    /**
+     * Every region is an array of its own; a stash region differs only in bfloat16 mode, where a copy into it rounds
+     * (the values stay in float arrays).
+     */
     @Override
-    public Region[] allocate(long[] sizes, boolean[] stash) {
+    public Region[] allocate(long[] sizes, boolean[] stash, boolean bf16Stash) {
         arrays.clear();
+        rounded = new boolean[sizes.length];
         Region[] out = new Region[sizes.length];
         for (int i = 0; i < sizes.length; i++) {
             arrays.add(new float[Math.toIntExact(sizes[i])]);
             out[i] = new Region(i, 0);
+            rounded[i] = bf16Stash && stash[i];
         }
         return out;
     }
@@ -177,6 +186,12 @@ public final class JavaOps implements StepOps {
     @Override
     public void copy(Region dst, Region src, int count) {
         System.arraycopy(a(src), src.offset(), a(dst), dst.offset(), count);
+        if (dst.array() < rounded.length && rounded[dst.array()]) {
+            float[] x = a(dst);
+            for (int i = dst.offset(); i < dst.offset() + count; i++) {
+                x[i] = Safetensors.roundBf16(x[i]);
+            }
+        }
     }
 
     @Override

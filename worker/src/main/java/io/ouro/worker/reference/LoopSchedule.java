@@ -87,6 +87,12 @@ public final class LoopSchedule {
      */
     public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, int chunk,
                         boolean keepLogits) {
+        this(cfg, ops, micro, seqLen, recompute, chunk, keepLogits, false);
+    }
+
+    /** The same, with the stash in bfloat16 when {@code bf16Stash} ({@link StepOps#allocate}). */
+    public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, int chunk,
+                        boolean keepLogits, boolean bf16Stash) {
         if (micro <= 0 || seqLen <= 0 || chunk < 0) {
             throw new IllegalArgumentException("micro-batch " + micro + " x " + seqLen + ", chunk " + chunk
                     + ": expected positive sizes");
@@ -111,7 +117,7 @@ public final class LoopSchedule {
         this.block = headBlock(rows, vocab);
 
         Plan plan = new Plan(cfg, micro, seqLen, recompute, chunk, keepLogits, ops.attentionStateSize(micro, seqLen, heads));
-        Region[] r = ops.allocate(plan.sizes(), plan.stash());
+        Region[] r = ops.allocate(plan.sizes(), plan.stash(), bf16Stash);
         int[] at = {0};
         emb = r[at[0]++];
         xt = take(r, at, steps);

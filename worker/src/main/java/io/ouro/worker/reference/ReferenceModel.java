@@ -57,7 +57,8 @@ public final class ReferenceModel {
     public LoopSchedule schedule(StepShape shape, boolean keepLogits) {
         this.batch = -1;
         this.schedule = null;
-        return new LoopSchedule(cfg, ops, shape.micro(), shape.seqLen(), shape.recompute(), shape.chunk(), keepLogits);
+        return new LoopSchedule(cfg, ops, shape.micro(), shape.seqLen(), shape.recompute(), shape.chunk(), keepLogits,
+                shape.bf16Stash());
     }
 
     /** Points the ops at these parameter and gradient arrays (checked against the layout). */

@@ -17,7 +17,16 @@ public interface StepOps {
      * the source or destination of {@link #copy} (hidden states kept across layers for the backward pass), so an
      * implementation may keep it in memory the other ops cannot address.
      */
-    Region[] allocate(long[] sizes, boolean[] stash);
+    default Region[] allocate(long[] sizes, boolean[] stash) {
+        return allocate(sizes, stash, false);
+    }
+
+    /**
+     * The same, with the stash regions in bfloat16 when {@code bf16Stash}: a {@link #copy} into a stash region rounds
+     * each value to the nearest bfloat16 (ties to even), and reading it back gives the rounded values, on every
+     * implementation (an implementation may store them in 16 bits).
+     */
+    Region[] allocate(long[] sizes, boolean[] stash, boolean bf16Stash);
 
     /** Elements of one cell's attention state (what the backward pass needs besides q, k, v and the output). */
     long attentionStateSize(int batch, int seqLen, int heads);

@@ -1,4 +1,4 @@
-/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl and decode.cl. */
+/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl and bf16.cl. */
 void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     if (this->hand == OURO_GEMM_OUTER) {
         ouro_gemm_outer(this, gx, gy);
@@ -16,6 +16,8 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_store_rows(this, gx);
     } else if (this->hand == OURO_GEMV) {
         ouro_gemv(this, gx);
+    } else if (this->hand == OURO_STASH16) {
+        ouro_stash16_copy(this, gx);
     }
 }
 

@@ -33,6 +33,8 @@ class MemoryPlanOpenClTest {
                 {fixture, new StepShape(4, 13, 2, Recompute.LAYER, 5, 0)},
                 {fixture, new StepShape(4, 13, 1, Recompute.LOOP_STEP, 0, 0)},
                 {tiny, new StepShape(4, 40, 2, Recompute.LAYER, 7, 700)},
+                {fixture, new StepShape(4, 13, 2, Recompute.LAYER, 5, 0).withBf16Stash(true)},
+                {tiny, new StepShape(4, 40, 2, Recompute.LAYER, 7, 700).withBf16Stash(true)},
         };
         for (Object[] c : cases) {
             LoopConfig cfg = (LoopConfig) c[0];
