@@ -42,13 +42,14 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
     public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
                         long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
                         Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
-                        long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib)
+                        long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
+                        boolean bf16Stash)
             implements Serializable {
 
         Train withCheckpointEvery(long every) {
             return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                     maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                    maxBufferMib, shardOptimizer, ringConnections, bucketMib);
+                    maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash);
         }
 
         /** The largest gradient bucket of the exchange, in floats. */
@@ -140,7 +141,8 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         public MemoryPlan plan(int batch, Train train) {
             return MemoryPlan.choose(model, batch, seqLen, microBatch, recompute, recomputeChunk,
                     train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS,
-                    train.shardOptimizer() ? train.workers() : 1, train.workers() > 1 ? train.bucketFloats() : 0);
+                    train.shardOptimizer() ? train.workers() : 1, train.workers() > 1 ? train.bucketFloats() : 0,
+                    train.bf16Stash());
         }
 
         /** Sequences per worker at global step {@code s} (the batch ramp, in whole sequences). */
@@ -253,6 +255,10 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (!initFrom.isEmpty()) {
             key.append("|init_from ").append(initFrom);
         }
+        if (train.bf16Stash()) {
+            // unlike the micro-batch or the recomputation, it changes the gradients by more than the order of sums
+            key.append("|stash bf16");
+        }
         try {
             byte[] d = java.security.MessageDigest.getInstance("SHA-256")
                     .digest(key.toString().getBytes(StandardCharsets.UTF_8));
@@ -339,9 +345,13 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         boolean shard = t.bool("shard_optimizer", false);
         int connections = (int) t.integer("ring_connections", 2L, 1, 64);
         int bucket = (int) t.integer("bucket_mib", 32L, 1, 8191);
+        String stashDtype = t.string("stash_dtype", "fp32");
+        if (!stashDtype.equals("fp32") && !stashDtype.equals("bf16")) {
+            throw t.error("stash_dtype", "expected fp32 or bf16, got '" + stashDtype + "'");
+        }
         t.noOthers();
         Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
-                injectNan, validation, memory, maxBuffer, shard, connections, bucket);
+                injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"));
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

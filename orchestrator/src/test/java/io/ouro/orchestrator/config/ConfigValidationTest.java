@@ -9,6 +9,8 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -49,6 +51,21 @@ class ConfigValidationTest {
                 .startsWith("bad.yaml: data.manifest: required"));
         assertTrue(error(OK + "  - {name: a, steps: 1, seq_len: 8, batch_per_worker: 1}\n").contains("'a' is used twice"));
         assertTrue(error("stages: [\n").startsWith("bad.yaml: not valid YAML"));
+    }
+
+    @Test
+    void theStashDtypeIsValidatedPlannedAndPartOfTheRunIdentity() {
+        TrainConfig fp32 = TrainConfig.parse("ok.yaml", OK);
+        TrainConfig bf16 = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, stash_dtype: bf16}"));
+        assertFalse(fp32.train().bf16Stash(), "float32 by default");
+        assertTrue(bf16.train().bf16Stash());
+        assertTrue(bf16.stages().get(0).plan(1, bf16.train()).shape().bf16Stash(), "the plan's shape carries it");
+        assertNotEquals(fp32.hash(), bf16.hash(), "it changes the gradients, so a checkpoint of one is not the other's");
+        assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, stash_dtype: fp32}")).hash());
+        assertEquals("bad.yaml: train.stash_dtype: expected fp32 or bf16, got 'fp16'",
+                error(OK.replace("train: {workers: 1}", "train: {workers: 1, stash_dtype: fp16}")));
     }
 
     @Test

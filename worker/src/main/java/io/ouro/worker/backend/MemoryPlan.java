@@ -100,6 +100,14 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
     public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
                                     long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
                                     long exchangeFloats) {
+        return choose(model, batch, seqLen, micro, recompute, chunk, bufferLimit, deviceBytes, actLimit, optimizerShards,
+                exchangeFloats, false);
+    }
+
+    /** The same, with the stash in bfloat16 when {@code bf16Stash} ({@link StepShape#withBf16Stash}). */
+    public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
+                                    long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
+                                    long exchangeFloats, boolean bf16Stash) {
         List<Recompute> modes = recompute != null ? List.of(recompute) : List.of(Recompute.values());
         List<Integer> micros = new ArrayList<>();
         if (micro > 0) {
@@ -114,8 +122,8 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         MemoryPlan last = null;
         for (Recompute r : modes) {
             for (int m : micros) {
-                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit), false, actLimit, optimizerShards,
-                        exchangeFloats);
+                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit, bf16Stash), false, actLimit,
+                        optimizerShards, exchangeFloats);
                 if (last.fits(deviceBytes)) {
                     return last;
                 }
@@ -158,7 +166,7 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         String fit = this.deviceBytes <= deviceBytes ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
                 : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
         return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
-                        + "(parameters + gradients + AdamW%s %s in %d buffer%s, activations %s, stash %s in %d buffer%s), "
+                        + "(parameters + gradients + AdamW%s %s in %d buffer%s, activations %s, stash%s %s in %d buffer%s), "
                         + "executor heap %s; %.3g FLOP/token (%.3g with recomputation): %s",
                 shape.micro(), shape.seqLen(), shape.recompute().yamlName(),
                 shape.recompute() == Recompute.NONE ? "" : " in chunks of "
@@ -166,7 +174,7 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
                         shape.recompute(), shape.chunk()) + " rows",
                 gib(this.deviceBytes), stateBytes < 16 * parameters ? " moments of this rank's slice (ZeRO-1)" : "",
                 gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes),
-                gib(stashBytes), stashBuffers, stashBuffers == 1 ? "" : "s", gib(heapBytes),
+                shape.bf16Stash() ? " (bf16)" : "", gib(stashBytes), stashBuffers, stashBuffers == 1 ? "" : "s", gib(heapBytes),
                 modelFlopsPerToken(model, shape.seqLen()), flopsPerToken(), fit);
     }
 
