@@ -343,6 +343,36 @@ public final class OpenClOps implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Packs X (rows, kk), element (r, k) at {@code off + r*rs + k*cs} in {@code x}, into act at {@code dst} as the
+     * register-blocked GEMM's B panels (roundUp(rows, 16) * kk floats), for {@link #gemmPackedB}.
+     */
+    public void packPanels(int dst, Buffer x, int off, int rs, int cs, int rows, int kk) {
+        reads(x, Buffer.ACT);
+        pack(dst, x, off, rs, cs, rows, kk, ClKernels.OUTER_NR);
+    }
+
+    /**
+     * C (m, n) (= or +=) A B^T on the register-blocked GEMM (CPU devices), B given as {@link #packPanels}' panels
+     * at act[{@code bPanels}]: for a B used by many products between two changes (the LM head's weight).
+     */
+    public void gemmPackedB(Buffer c, int cOff, int cRs, Buffer a, int aOff, int aRs, int aCs, int bPanels, int m,
+                            int n, int kk, boolean accumulate) {
+        reads(a, c, Buffer.ACT);
+        setGemmFields(c, cOff, cRs, 1, a, aOff, aRs, aCs, Buffer.ACT, bPanels, 1, ClKernels.OUTER_NR, m, n, kk,
+                accumulate);
+        k.op = LoopKernel.OP_HAND;
+        k.tiles = 0;
+        k.hand = ClKernels.GEMM_OUTER;
+        k.o0 = 0;
+        k.o1 = 1;
+        int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
+        execute(Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y), OUTER_GROUP_X,
+                OUTER_GROUP_Y));
+        k.hand = 0;
+        wrote(c);
+    }
+
     // act[dst + p*P*kk + k*P + r] = X(pP + r, k), X (rows, kk) at off + j*rs + k*cs in x; zero past rows
     private void pack(int dst, Buffer x, int off, int rs, int cs, int rows, int kk, int panel) {
         k.op = LoopKernel.OP_HAND;

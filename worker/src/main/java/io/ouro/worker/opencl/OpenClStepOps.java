@@ -43,6 +43,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private boolean bf16Stash;
     private int headT = -1;
     private boolean headTFresh;
+    private int headForm;
     /** False: forward only (no gradient or moment buffers; see {@link #forwardOnly}). */
     private boolean training = true;
 
@@ -178,7 +179,13 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     // (both activations), its input gradient (the weight), the LM head's weight gradient over one block of rows
     private static long cpuScratchFloats(LoopConfig cfg, int rows) {
         long n = rows, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab(), block = LoopSchedule.headBlock(rows, cfg.vocab());
-        return v * d + Math.max(Math.max((d + f) * n, d * f), (v + d) * block);
+        return headScratchFloats(cfg) + Math.max(Math.max((d + f) * n, d * f), (v + d) * block);
+    }
+
+    // the LM head's weight transposed, or packed in the register-blocked GEMM's panels of 16 rows
+    private static long headScratchFloats(LoopConfig cfg) {
+        long panels = ((long) cfg.vocab() + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR * ClKernels.OUTER_NR;
+        return panels * cfg.hidden();
     }
 
     @Override
@@ -202,8 +209,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
                 rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training);
         if (cpu) {
             headT = (int) work;
-            long gemmT = cpuScratchFloats(cfg, rows) - (long) cfg.vocab() * cfg.hidden();
-            ops.setTransposeScratch((int) (work + (long) cfg.vocab() * cfg.hidden()), (int) gemmT);
+            long gemmT = cpuScratchFloats(cfg, rows) - headScratchFloats(cfg);
+            ops.setTransposeScratch((int) (work + headScratchFloats(cfg)), (int) gemmT);
         }
         int hd = cfg.headDim();
         float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
@@ -269,22 +276,49 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
 
     @Override
     public void linearForward(Region y, Region x, TensorView w, int n, int in, int out) {
+        if (cpu && handGemm() && w.offset() == layout.lmHead().offset()) {
+            // the register-blocked GEMM on the head's weight packed into its panels once per parameter update, not
+            // again for every block of rows and every loop step
+            ops.gemmPackedB(Buffer.ACT, at(y), out, Buffer.ACT, at(x), in, 1, head(w, in, out, HEAD_PACKED), n, out, in,
+                    false);
+            return;
+        }
         ops.linearForward(at(y), at(x), OpenClOps.params(segments.segment(w)), segments.local(w), n, in, out);
     }
 
     @Override
     public void linearBackwardInput(Region dx, Region dy, TensorView w, int n, int in, int out) {
-        if (cpu && w.offset() == layout.lmHead().offset()) {
-            // dx += dy . W as dot products with W transposed once per parameter update (OpenClOps.gemm would
-            // transpose the whole head again for every block of rows and every loop step)
-            if (!headTFresh) {
-                ops.transpose(headT, OpenClOps.params(segments.segment(w)), segments.local(w), out, in);
-                headTFresh = true;
-            }
-            ops.gemm(Buffer.ACT, at(dx), in, 1, Buffer.ACT, at(dy), out, 1, Buffer.ACT, headT, out, 1, n, in, out, true);
+        if (cpu && !handGemm() && w.offset() == layout.lmHead().offset()) {
+            // the translated GEMM: dx += dy . W as dot products with W transposed once per parameter update
+            // (OpenClOps.gemm would transpose the whole head again for every block of rows and every loop step); the
+            // register-blocked one reads W itself, whose rows are j-contiguous here
+            ops.gemm(Buffer.ACT, at(dx), in, 1, Buffer.ACT, at(dy), out, 1, Buffer.ACT, head(w, in, out, HEAD_TRANSPOSED),
+                    out, 1, n, in, out, true);
             return;
         }
         ops.linearBackwardInput(at(dx), at(dy), OpenClOps.params(segments.segment(w)), segments.local(w), n, in, out);
+    }
+
+    // whether products run the hand-written register-blocked GEMM (the CPU default) rather than the translated twin
+    private boolean handGemm() {
+        return ops.gemmKernel() == OpenClOps.GemmKernel.AUTO || ops.gemmKernel() == OpenClOps.GemmKernel.OUTER;
+    }
+
+    private static final int HEAD_TRANSPOSED = 1, HEAD_PACKED = 2;
+
+    // the LM head's weight (out, in) in the scratch as the translated GEMM wants it (transposed to (in, out)) or as
+    // the register-blocked one does (its B panels), made again after a parameter update
+    private int head(TensorView w, int in, int out, int form) {
+        if (!headTFresh || headForm != form) {
+            if (form == HEAD_TRANSPOSED) {
+                ops.transpose(headT, OpenClOps.params(segments.segment(w)), segments.local(w), out, in);
+            } else {
+                ops.packPanels(headT, OpenClOps.params(segments.segment(w)), segments.local(w), in, 1, out, in);
+            }
+            headTFresh = true;
+            headForm = form;
+        }
+        return headT;
     }
 
     @Override
