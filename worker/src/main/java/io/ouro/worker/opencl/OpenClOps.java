@@ -761,35 +761,19 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     /**
-     * Copies {@code count} floats between slots: 0 is the activation buffer, 1 + i stash buffer i. Stash buffers
-     * live on the device only (they are never uploaded or read back).
+     * Copies {@code count} values between slots: 0 is the activation buffer, 1 + i stash buffer i. Stash buffers
+     * live on the device only (they are never uploaded or read back). With {@code bf16} they hold bfloat16 values
+     * ({@code bf16.cl}): into a stash buffer each float is rounded to the nearest bfloat16 (ties to even) and stored in
+     * 16 bits at the 16-bit offset {@code dstOff}; out of one, widened back; then exactly one side is a stash buffer.
      */
-    public void copyAcross(int dstSlot, int dstOff, int srcSlot, int srcOff, int count) {
-        reads(Buffer.ACT, Buffer.STASH);
-        k.op = LoopKernel.OP_XCOPY;
-        k.cSel = dstSlot;
-        k.aSel = srcSlot;
-        k.o0 = dstOff;
-        k.o1 = srcOff;
-        k.n0 = count;
-        launchElementwise(count);
-        wrote(Buffer.ACT);
-        wrote(Buffer.STASH);
-    }
-
-    /**
-     * {@link #copyAcross} with the stash buffers holding bfloat16 values ({@code bf16.cl}): into a stash buffer each
-     * float is rounded to the nearest bfloat16 (ties to even) and stored in 16 bits at the 16-bit offset
-     * {@code dstOff}; out of one, widened back. Exactly one side is a stash buffer.
-     */
-    public void copyStash16(int dstSlot, int dstOff, int srcSlot, int srcOff, int count) {
-        if ((dstSlot == 0) == (srcSlot == 0)) {
+    public void copyAcross(int dstSlot, int dstOff, int srcSlot, int srcOff, int count, boolean bf16) {
+        if (bf16 && (dstSlot == 0) == (srcSlot == 0)) {
             throw new IllegalArgumentException("a bfloat16 stash copy goes between the activation buffer and a stash "
                     + "buffer, not " + srcSlot + " -> " + dstSlot);
         }
         reads(Buffer.ACT, Buffer.STASH);
-        k.op = LoopKernel.OP_HAND;
-        k.hand = ClKernels.STASH16;
+        k.op = bf16 ? LoopKernel.OP_HAND : LoopKernel.OP_XCOPY;
+        k.hand = bf16 ? ClKernels.STASH16 : 0;
         k.cSel = dstSlot;
         k.aSel = srcSlot;
         k.o0 = dstOff;

@@ -376,10 +376,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     public void copy(Region dst, Region src, int count) {
         if (dst.array() == 0 && src.array() == 0) {
             ops.copy(dst.offset(), src.offset(), count);
-        } else if (bf16Stash) {
-            ops.copyStash16(dst.array(), dst.offset(), src.array(), src.offset(), count);
         } else {
-            ops.copyAcross(dst.array(), dst.offset(), src.array(), src.offset(), count);
+            ops.copyAcross(dst.array(), dst.offset(), src.array(), src.offset(), count, bf16Stash);
         }
     }
 

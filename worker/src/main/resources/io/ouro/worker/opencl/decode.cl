@@ -37,6 +37,11 @@
  * gate's weight and bias in the parameters */
 #define OURO_VT 14
 
+/* the 8 lanes of a summed pairwise */
+float ouro_sum8(float8 a) {
+    return ((a.s0 + a.s4) + (a.s2 + a.s6)) + ((a.s1 + a.s5) + (a.s3 + a.s7));
+}
+
 /* sum_k a[k] b[k] in 8 lanes (lane j sums k = j mod 8), then the lanes pairwise, then the tail in order */
 float ouro_dot(__global const float *a, __global const float *b, int n) {
     float8 acc = (float8) (0.0f);
@@ -44,7 +49,7 @@ float ouro_dot(__global const float *a, __global const float *b, int n) {
     for (; k + 8 <= n; k += 8) {
         acc = fma(vload8(0, a + k), vload8(0, b + k), acc);
     }
-    float s = ((acc.s0 + acc.s4) + (acc.s2 + acc.s6)) + ((acc.s1 + acc.s5) + (acc.s3 + acc.s7));
+    float s = ouro_sum8(acc);
     for (; k < n; k++) {
         s = fma(a[k], b[k], s);
     }
@@ -63,10 +68,7 @@ void ouro_dot4(__global float *y, __global const float *W, __global const float 
         a2 = fma(vload8(0, w2 + k), xv, a2);
         a3 = fma(vload8(0, w3 + k), xv, a3);
     }
-    float s0 = ((a0.s0 + a0.s4) + (a0.s2 + a0.s6)) + ((a0.s1 + a0.s5) + (a0.s3 + a0.s7));
-    float s1 = ((a1.s0 + a1.s4) + (a1.s2 + a1.s6)) + ((a1.s1 + a1.s5) + (a1.s3 + a1.s7));
-    float s2 = ((a2.s0 + a2.s4) + (a2.s2 + a2.s6)) + ((a2.s1 + a2.s5) + (a2.s3 + a2.s7));
-    float s3 = ((a3.s0 + a3.s4) + (a3.s2 + a3.s6)) + ((a3.s1 + a3.s5) + (a3.s3 + a3.s7));
+    float s0 = ouro_sum8(a0), s1 = ouro_sum8(a1), s2 = ouro_sum8(a2), s3 = ouro_sum8(a3);
     for (; k < n; k++) {
         s0 = fma(w0[k], x[k], s0);
         s1 = fma(w1[k], x[k], s1);
