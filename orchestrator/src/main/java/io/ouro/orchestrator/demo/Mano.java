@@ -5,7 +5,8 @@ import java.util.SplittableRandom;
 /**
  * The "Mano" task of looplm-spec §6: modular arithmetic over F_p (F_23 unless a modulus is given) with +, − and ×, as expression trees
  * written in prefix notation, with one answer token. A document is {@code "+ * 3 5 - 7 2 = 10"}: the
- * expression, {@code =}, and its value mod 23. Every document is a function of (seed, index) alone, so a
+ * expression, {@code =}, and its value mod 23; or, in the chain form ({@link Form#CHAIN}), a left-deep tree as a
+ * calculator's keys, {@code "3 + 5 = * 2 = 16"}. Every document is a function of (seed, index) alone, so a
  * corpus is the same whatever the number of files or threads that write it.
  */
 public final class Mano {
