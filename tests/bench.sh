@@ -34,6 +34,7 @@
 #   loops       looplm-spec §6 at small scale: k layers once (k⊗1), looped T times (k⊗T) and k·T layers once on
 #               the same Mano batches (aligned, loss on the answer), held-out accuracy per number of operators;
 #               args key=value: [steps=600] [p=7] [ops=3] [k=2] [T=4] [batch=128] [lr=0.003] [models=k1,kT,kT1]
+#               [form=prefix|chain] [beta=0.05] [ops1=0] [t1=0] [seed=1]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -46,11 +46,17 @@ public final class DemoApp {
     /** The demo's settings. */
     public record Options(String out, String corpus, String config, String device, double scale, long documents,
                           int heldout, int minOps, int maxOps, String master, int lingerSeconds, int evalExpressions,
-                          int modulus) {
+                          int modulus, Mano.Form form) {
     }
 
     /** The demo's field unless --modulus says another: small enough to learn in minutes (see the README). */
     static final int DEFAULT_MODULUS = 7;
+
+    /**
+     * The demo's expressions unless --form says another: chains, computed left to right, where each operator is one
+     * more step of the same computation, so the loop's later steps have something to add (see the README).
+     */
+    static final String DEFAULT_FORM = "chain";
 
     /** Documents of the curriculum's single-operation corpus (the whole table many times over). */
     static final long SINGLE_DOCUMENTS = 20_000;
@@ -79,9 +85,10 @@ public final class DemoApp {
                     Integer.parseInt(a.getOrDefault("heldout", "300")), Integer.parseInt(a.getOrDefault("min-ops", "1")),
                     Integer.parseInt(a.getOrDefault("max-ops", "2")), a.getOrDefault("master", "local[2]"),
                     Integer.parseInt(a.getOrDefault("linger-ui-s", "0")), Integer.parseInt(a.getOrDefault("eval", "1000")),
-                    Integer.parseInt(a.getOrDefault("modulus", String.valueOf(DEFAULT_MODULUS))));
+                    Integer.parseInt(a.getOrDefault("modulus", String.valueOf(DEFAULT_MODULUS))),
+                    Mano.Form.parse(a.getOrDefault("form", DEFAULT_FORM)));
             for (String k : new String[] {"out", "corpus", "config", "device", "scale", "documents", "heldout", "min-ops",
-                    "max-ops", "master", "linger-ui-s", "eval", "modulus"}) {
+                    "max-ops", "master", "linger-ui-s", "eval", "modulus", "form"}) {
                 a.remove(k);
             }
             if (!a.isEmpty()) {
@@ -101,7 +108,8 @@ public final class DemoApp {
 
     private static void usage() {
         System.err.println("usage: ouro demo [--out DIR|URI] [--corpus URI] [--device auto|java|cpu|gpu|opencl:<i>]"
-                + " [--scale F] [--documents N] [--heldout N] [--min-ops A] [--max-ops B] [--modulus P] [--eval N]"
+                + " [--scale F] [--documents N] [--heldout N] [--min-ops A] [--max-ops B] [--modulus P] [--form chain|prefix]"
+                + " [--eval N]"
                 + " [--config FILE] [--master URL] [--linger-ui-s N]");
         System.exit(2);
     }
@@ -124,12 +132,13 @@ public final class DemoApp {
         String corpusName;
         if (o.corpus() == null) {
             SynthApp.Options so = new SynthApp.Options(out + "/corpus", o.documents(), o.heldout(), 1, o.minOps(),
-                    o.maxOps(), 2, o.modulus());
+                    o.maxOps(), 2, o.modulus(), o.form());
             long s0 = System.nanoTime();
             SynthApp.Corpus c = SynthApp.write(so, hconf);
-            log.accept(String.format(Locale.ROOT, "[1/5] corpus: %d Mano expressions (%d..%d operators over F_%d, %.1f MB)"
+            log.accept(String.format(Locale.ROOT, "[1/5] corpus: %d Mano expressions (%s, %d..%d operators over F_%d, %.1f MB)"
                             + " in %s, %d held-out expressions in %s (those of 2+ operators are not in the training files); %.1f s",
-                    c.documents(), o.minOps(), o.maxOps(), o.modulus(), c.bytes() / 1e6, c.train(), c.heldoutDocuments(),
+                    c.documents(), o.form() == Mano.Form.CHAIN ? "chains" : "prefix trees", o.minOps(), o.maxOps(),
+                    o.modulus(), c.bytes() / 1e6, c.train(), c.heldoutDocuments(),
                     c.heldout(), (System.nanoTime() - s0) / 1e9));
             trainText = c.train();
             heldout = readHeldout(fs, new Path(c.heldout()), o.evalExpressions());
@@ -164,7 +173,7 @@ public final class DemoApp {
                     ((ObjectNode) src).put("manifest", manifest); // your corpus serves both stages
                 } else if (name.equals("single")) {
                     SynthApp.Options ss = new SynthApp.Options(out + "/corpus-single", SINGLE_DOCUMENTS, 0, 2, 1, 1, 1,
-                            o.modulus());
+                            o.modulus(), o.form());
                     singleText = SynthApp.write(ss, hconf).train();
                     ((ObjectNode) src).put("manifest", out + "/data-single/manifest.json");
                 } else {
@@ -274,7 +283,7 @@ public final class DemoApp {
             DemoReport.Facts f = new DemoReport.Facts(describeDevice(device), corpusName, documents, tok.vocabSize(),
                     ts.tokens(), tokenizeSeconds, r.steps(), stageOfStep, r.validations(), ans, trainSeconds,
                     tokens / trainSeconds, out + "/checkpoints", out, (System.nanoTime() - t0) / 1e9,
-                    heldout.isEmpty() ? null : Mano.floor(o.minOps(), o.maxOps(), 200_000, o.modulus()),
+                    heldout.isEmpty() ? null : Mano.floor(o.minOps(), o.maxOps(), 200_000, o.modulus(), o.form()),
                     cfg.stages().get(cfg.stages().size() - 1).layout().answerOnly());
             List<String> text = DemoReport.text(f);
             try (var os = fs.create(new Path(out + "/report.txt"), true)) {

@@ -5,7 +5,8 @@ import java.util.SplittableRandom;
 /**
  * The "Mano" task of looplm-spec §6: modular arithmetic over F_p (F_23 unless a modulus is given) with +, − and ×, as expression trees
  * written in prefix notation, with one answer token. A document is {@code "+ * 3 5 - 7 2 = 10"}: the
- * expression, {@code =}, and its value mod 23. Every document is a function of (seed, index) alone, so a
+ * expression, {@code =}, and its value mod 23; or, in the chain form ({@link Form#CHAIN}), a left-deep tree as a
+ * calculator's keys, {@code "3 + 5 = * 2 = 16"}. Every document is a function of (seed, index) alone, so a
  * corpus is the same whatever the number of files or threads that write it.
  */
 public final class Mano {
@@ -15,7 +16,29 @@ public final class Mano {
 
     private static final char[] OPS = {'+', '-', '*'};
 
-    /** One expression: its prefix text (without {@code = answer}), its value, its number of operators. */
+    /**
+     * How an expression is shaped and written. {@code PREFIX}: the spec's random trees in prefix notation
+     * ({@code "+ * 3 5 - 6 2"}). {@code CHAIN}: left-deep trees (each operator applies to the value so far and one
+     * new leaf) written as a pocket calculator's keys, read and computed left to right: {@code "3 + 5 = * 2 = - 6"}
+     * is ((3 + 5) × 2) − 6, and its document ends {@code "= 3"} over F_7. Every {@code =} closes one operation whose
+     * operands sit at the same places before it (the value so far at -3, the operator at -2, the new leaf at -1),
+     * so each composition step is the same local computation, and n operators need n of them in sequence.
+     */
+    public enum Form {
+        PREFIX, CHAIN;
+
+        /** The form of its name ({@code prefix} or {@code chain}), naming the bad value otherwise. */
+        public static Form parse(String name) {
+            for (Form f : values()) {
+                if (f.name().equalsIgnoreCase(name)) {
+                    return f;
+                }
+            }
+            throw new IllegalArgumentException("form: expected prefix or chain, got '" + name + "'");
+        }
+    }
+
+    /** One expression: its text (without {@code = answer}; prefix or chain form), its value, its number of operators. */
     public record Expr(String prefix, int answer, int ops) {
 
         /** The document as the corpus holds it. */
@@ -45,6 +68,11 @@ public final class Mano {
 
     /** The same over F_p: {@code p} a prime from 2 to 997. */
     public static Expr at(long seed, long index, int minOps, int maxOps, int p) {
+        return at(seed, index, minOps, maxOps, p, Form.PREFIX);
+    }
+
+    /** The same in the given form (the same draws make a prefix tree or a chain). */
+    public static Expr at(long seed, long index, int minOps, int maxOps, int p, Form form) {
         if (minOps < 0 || maxOps < minOps) {
             throw new IllegalArgumentException("operators: expected 0 <= min <= max, got " + minOps + ".." + maxOps);
         }
@@ -52,7 +80,7 @@ public final class Mano {
         SplittableRandom r = new SplittableRandom(mix(seed * 0x9E3779B97F4A7C15L + index));
         int ops = minOps + r.nextInt(maxOps - minOps + 1);
         StringBuilder b = new StringBuilder();
-        int value = tree(r, ops, b, p);
+        int value = form == Form.CHAIN ? chain(r, ops, b, p) : tree(r, ops, b, p);
         return new Expr(b.toString(), value, ops);
     }
 
@@ -86,6 +114,20 @@ public final class Mano {
         return apply(op, a, c, p);
     }
 
+    // writes a chain of n operators as calculator keys ("a op b = op c = ...", without the last "=") into b and
+    // returns its value mod p
+    private static int chain(SplittableRandom r, int n, StringBuilder b, int p) {
+        int value = r.nextInt(p);
+        b.append(value);
+        for (int i = 0; i < n; i++) {
+            char op = OPS[r.nextInt(OPS.length)];
+            int leaf = r.nextInt(p);
+            b.append(i > 0 ? " = " : " ").append(op).append(' ').append(leaf);
+            value = apply(op, value, leaf, p);
+        }
+        return value;
+    }
+
     static int apply(char op, int a, int c, int p) {
         return switch (op) {
             case '+' -> (a + c) % p;
@@ -111,6 +153,44 @@ public final class Mano {
         return v;
     }
 
+    /**
+     * Evaluates a chain's calculator keys over F_p ({@code "3 + 5 = * 2"}: a leaf, then operator-leaf pairs
+     * separated by {@code =}); an independent check.
+     */
+    public static int evaluateChain(String keys, int p) {
+        String[] t = keys.trim().split(" ");
+        int value = leaf(t[0], p);
+        int i = 1;
+        while (i < t.length) {
+            if (i > 1) {
+                if (!t[i].equals("=")) {
+                    throw new IllegalArgumentException("expected '=' at position " + i + " of '" + keys + "'");
+                }
+                i++;
+            }
+            if (i + 1 >= t.length || t[i].length() != 1 || "+-*".indexOf(t[i].charAt(0)) < 0) {
+                throw new IllegalArgumentException("expected an operator and a leaf at position " + i + " of '"
+                        + keys + "'");
+            }
+            value = apply(t[i].charAt(0), value, leaf(t[i + 1], p), p);
+            i += 2;
+        }
+        return value;
+    }
+
+    private static int leaf(String s, int p) {
+        int v = Integer.parseInt(s);
+        if (v < 0 || v >= p) {
+            throw new IllegalArgumentException("leaf " + v + " is not in F_" + p);
+        }
+        return v;
+    }
+
+    /** Evaluates an expression of the given form over F_p. */
+    public static int evaluate(String text, int p, Form form) {
+        return form == Form.CHAIN ? evaluateChain(text, p) : evaluate(text, p);
+    }
+
     private static int eval(String[] t, int[] pos, int p) {
         if (pos[0] >= t.length) {
             throw new IllegalArgumentException("expression ends early");
@@ -132,7 +212,8 @@ public final class Mano {
      * What no model can beat on this corpus, in nats per document: {@code format}, the entropy of an
      * expression (operator count, operators, tree shapes, leaves; everything but the answer, which an exact
      * model predicts with certainty), {@code guessAnswer}, the entropy of the answer given only the
-     * expression's top operator, and {@code guessAccuracy}, the accuracy of the best guess from that operator
+     * expression's top operator (the first in prefix form, the last in a chain), and {@code guessAccuracy}, the
+     * accuracy of the best guess from that operator
      * (what a model that has not learned the arithmetic can reach). The last two are estimated from
      * {@code samples} expressions.
      */
@@ -145,13 +226,18 @@ public final class Mano {
 
     /** The same over F_p. */
     public static Floor floor(int minOps, int maxOps, int samples, int p) {
+        return floor(minOps, maxOps, samples, p, Form.PREFIX);
+    }
+
+    /** The same in the given form (a chain has one tree shape: no shape entropy). */
+    public static Floor floor(int minOps, int maxOps, int samples, int p, Form form) {
         double[] split = new double[maxOps + 1]; // expected entropy of the subtree sizes of a k-operator tree
         for (int k = 1; k <= maxOps; k++) {
             double sum = 0;
             for (int j = 0; j < k; j++) {
                 sum += split[j] + split[k - 1 - j];
             }
-            split[k] = Math.log(k) + sum / k;
+            split[k] = form == Form.CHAIN ? 0 : Math.log(k) + sum / k;
         }
         double format = 0;
         for (int n = minOps; n <= maxOps; n++) {
@@ -160,8 +246,10 @@ public final class Mano {
         format = format / (maxOps - minOps + 1) + Math.log(maxOps - minOps + 1);
         long[][] counts = new long[OPS.length + 1][p];
         for (int i = 0; i < samples; i++) {
-            Expr e = at(0x5A3F1E, i, minOps, maxOps, p);
-            int top = e.ops() == 0 ? OPS.length : "+-*".indexOf(e.prefix().charAt(0));
+            Expr e = at(0x5A3F1E, i, minOps, maxOps, p, form);
+            String text = e.prefix();
+            int top = e.ops() == 0 ? OPS.length
+                    : "+-*".indexOf(form == Form.CHAIN ? text.charAt(text.lastIndexOf(' ') - 1) : text.charAt(0));
             counts[top][e.answer()]++;
         }
         double h = 0, best = 0;

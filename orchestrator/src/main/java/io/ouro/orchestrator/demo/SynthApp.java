@@ -18,7 +18,8 @@ import java.util.Set;
 
 /**
  * {@code ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A] [--max-ops B]
- * [--files K] [--modulus P]}: writes a Mano corpus over F_P (F_23 unless given) ({@link Mano}) to any Hadoop FileSystem: {@code train/part-NNNNN.txt}
+ * [--files K] [--modulus P] [--form prefix|chain]}: writes a Mano corpus over F_P (F_23 unless given) of prefix trees
+ * or chains ({@link Mano.Form}; prefix unless given) to any Hadoop FileSystem: {@code train/part-NNNNN.txt}
  * (one document per line, K files), {@code heldout/part-00000.txt} (distinct expressions from other
  * streams, the same number of each number of operators: {@link #heldout}) and {@code mano.json} (the settings and counts). No held-out expression of two or more operators
  * occurs in the training files; single operations are the arithmetic table itself, which training covers.
@@ -33,14 +34,23 @@ public final class SynthApp {
 
     /** The generator's settings. */
     public record Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files,
-                          int modulus) {
+                          int modulus, Mano.Form form) {
 
         /** Over the spec's F_23. */
         public Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files) {
             this(out, documents, heldout, seed, minOps, maxOps, files, Mano.P);
         }
 
+        /** The spec's prefix trees. */
+        public Options(String out, long documents, int heldout, long seed, int minOps, int maxOps, int files,
+                       int modulus) {
+            this(out, documents, heldout, seed, minOps, maxOps, files, modulus, Mano.Form.PREFIX);
+        }
+
         public Options {
+            if (form == null) {
+                throw new IllegalArgumentException("--form: expected prefix or chain, got null");
+            }
             try {
                 Mano.checkModulus(modulus);
             } catch (IllegalArgumentException e) {
@@ -85,8 +95,10 @@ public final class SynthApp {
             o = new Options(a.remove("out"), Long.parseLong(a.getOrDefault("documents", "100000")),
                     Integer.parseInt(a.getOrDefault("heldout", "1000")), Long.parseLong(a.getOrDefault("seed", "1")),
                     Integer.parseInt(a.getOrDefault("min-ops", "1")), Integer.parseInt(a.getOrDefault("max-ops", "3")),
-                    Integer.parseInt(a.getOrDefault("files", "2")), Integer.parseInt(a.getOrDefault("modulus", "23")));
-            for (String k : new String[] {"documents", "heldout", "seed", "min-ops", "max-ops", "files", "modulus"}) {
+                    Integer.parseInt(a.getOrDefault("files", "2")), Integer.parseInt(a.getOrDefault("modulus", "23")),
+                    Mano.Form.parse(a.getOrDefault("form", "prefix")));
+            for (String k : new String[] {"documents", "heldout", "seed", "min-ops", "max-ops", "files", "modulus",
+                    "form"}) {
                 a.remove(k);
             }
             if (!a.isEmpty()) {
@@ -107,7 +119,7 @@ public final class SynthApp {
 
     private static void usage() {
         System.err.println("usage: ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A]"
-                + " [--max-ops B] [--files K] [--modulus P]");
+                + " [--max-ops B] [--files K] [--modulus P] [--form prefix|chain]");
         System.exit(2);
     }
 
@@ -123,13 +135,19 @@ public final class SynthApp {
      * expression space is smaller (the single operations: 3 p^2) holds all of it. Each count has its own stream.
      */
     public static java.util.List<Mano.Expr> heldout(long seed, int minOps, int maxOps, int total, int p) {
+        return heldout(seed, minOps, maxOps, total, p, Mano.Form.PREFIX);
+    }
+
+    /** The same in the given form. */
+    public static java.util.List<Mano.Expr> heldout(long seed, int minOps, int maxOps, int total, int p,
+                                                    Mano.Form form) {
         java.util.List<Mano.Expr> out = new java.util.ArrayList<>();
         int counts = maxOps - minOps + 1;
         for (int ops = minOps; ops <= maxOps; ops++) {
             int want = total / counts + (ops - minOps < total % counts ? 1 : 0);
             Set<String> seen = new HashSet<>();
             for (long i = 0; seen.size() < want && i < 100L * want + 1000; i++) {
-                Mano.Expr e = Mano.at(heldoutSeed(seed) + ops, i, ops, ops, p);
+                Mano.Expr e = Mano.at(heldoutSeed(seed) + ops, i, ops, ops, p, form);
                 if (seen.add(e.prefix())) {
                     out.add(e);
                 }
@@ -149,7 +167,7 @@ public final class SynthApp {
         long index = 0;
         long bytes = 0;
         try (BufferedWriter w = open(fs, heldDir, "part-00000.txt")) {
-            for (Mano.Expr e : heldout(o.seed(), o.minOps(), o.maxOps(), o.heldout(), o.modulus())) {
+            for (Mano.Expr e : heldout(o.seed(), o.minOps(), o.maxOps(), o.heldout(), o.modulus(), o.form())) {
                 held.add(e.prefix());
                 w.write(e.document());
                 w.newLine();
@@ -163,7 +181,7 @@ public final class SynthApp {
             String name = String.format(Locale.ROOT, "part-%05d.txt", f);
             try (BufferedWriter w = open(fs, trainDir, name)) {
                 for (long k = 0; k < n; ) {
-                    Mano.Expr e = Mano.at(o.seed(), index++, o.minOps(), o.maxOps(), o.modulus());
+                    Mano.Expr e = Mano.at(o.seed(), index++, o.minOps(), o.maxOps(), o.modulus(), o.form());
                     if (e.ops() >= 2 && held.contains(e.prefix())) {
                         rejected++;
                         if (rejected > 100 * o.documents()) {
@@ -182,7 +200,7 @@ public final class SynthApp {
             commit(fs, trainDir, name);
         }
         ObjectNode meta = new ObjectMapper().createObjectNode();
-        meta.put("task", "mano").put("modulus", o.modulus()).put("seed", o.seed()).put("min_ops", o.minOps())
+        meta.put("task", "mano").put("form", o.form().name().toLowerCase(Locale.ROOT)).put("modulus", o.modulus()).put("seed", o.seed()).put("min_ops", o.minOps())
                 .put("max_ops", o.maxOps()).put("documents", o.documents()).put("heldout", held.size())
                 .put("heldout_duplicates_skipped", rejected).put("train_bytes", bytes).put("files", o.files());
         try (var out = fs.create(new Path(root, "mano.json"), true)) {

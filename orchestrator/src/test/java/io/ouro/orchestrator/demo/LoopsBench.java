@@ -29,7 +29,8 @@ import java.util.Set;
  * three operators, '=', EOS): the bench measures the models, not a tokenizer. Runs on the Java backend.
  *
  * <p>Args (key=value): steps=600 p=7 ops=3 k=2 T=4 batch=128 lr=0.003 hidden=64 heads=4 ffn=176 heldout=300
- * models=k1,kT,kT1 seed=1. Ends with {@code RESULT loops looped=<acc> plain=<acc> deep=<acc> ... ratio=<looped/plain>}
+ * models=k1,kT,kT1 seed=1 form=prefix|chain ({@link Mano.Form}) beta=0.05 (the exit entropy's weight) t1=0 (the looped
+ * model's first steps at T = 1) ops1=0 (the first steps on single operations only). Ends with {@code RESULT loops looped=<acc> plain=<acc> deep=<acc> ... ratio=<looped/plain>}
  * at the largest number of operators.
  */
 public final class LoopsBench {
@@ -84,11 +85,13 @@ public final class LoopsBench {
         int ffn = Integer.parseInt(a.getOrDefault("ffn", "176"));
         int heldPerOps = Integer.parseInt(a.getOrDefault("heldout", "300"));
         long seed = Long.parseLong(a.getOrDefault("seed", "1"));
+        Mano.Form form = Mano.Form.parse(a.getOrDefault("form", "prefix"));
+        double beta = Double.parseDouble(a.getOrDefault("beta", "0.05"));
         List<String> models = List.of(a.getOrDefault("models", "k1,kT,kT1").split(","));
         int warmT1 = Integer.parseInt(a.getOrDefault("t1", "0")); // the looped model's first steps at T = 1
         int ops1 = Integer.parseInt(a.getOrDefault("ops1", "0")); // the first steps on single operations only
         Set<String> known = Set.of("t1", "ops1", "steps", "p", "ops", "k", "T", "batch", "lr", "hidden", "heads", "ffn", "heldout",
-                "models", "seed");
+                "models", "seed", "form", "beta");
         for (String key : a.keySet()) {
             if (!known.contains(key)) {
                 throw new IllegalArgumentException("loops bench: unknown argument '" + key + "', known: " + known);
@@ -99,7 +102,7 @@ public final class LoopsBench {
         // held-out: per number of operators, distinct expressions from another stream
         List<List<Mano.Expr>> held = new ArrayList<>();
         Set<String> heldPrefixes = new HashSet<>();
-        List<Mano.Expr> all = SynthApp.heldout(seed, 1, maxOps, heldPerOps * maxOps, p);
+        List<Mano.Expr> all = SynthApp.heldout(seed, 1, maxOps, heldPerOps * maxOps, p, form);
         for (int ops = 1; ops <= maxOps; ops++) {
             int n = ops;
             held.add(all.stream().filter(e -> e.ops() == n).toList());
@@ -112,7 +115,7 @@ public final class LoopsBench {
         List<Integer> stream = new ArrayList<>();
         long rejected = 0;
         for (long i = 0, n = 0; n < docsNeeded; i++) {
-            Mano.Expr e = Mano.at(seed, i, 1, maxOps, p);
+            Mano.Expr e = Mano.at(seed, i, 1, maxOps, p, form);
             if (e.ops() >= 2 && heldPrefixes.contains(e.prefix())) {
                 rejected++;
                 continue;
@@ -124,13 +127,14 @@ public final class LoopsBench {
             n++;
         }
         int[] tokens = stream.stream().mapToInt(Integer::intValue).toArray();
-        int seqLen = 2 * maxOps + 3; // EOS, operators, leaves, '=' (the answer is a target, not an input)
+        // EOS, the expression and '=' (the answer is a target, not an input)
+        int seqLen = 2 + v.encode(Mano.at(seed, 0, maxOps, maxOps, p, form).prefix()).length;
         ArrayTokenSource src = new ArrayTokenSource(tokens, "mano F_" + p, v.eos());
         Sampler sampler = new Sampler(List.of(src), List.of("mano"), new double[] {1}, seqLen, seed, 0, false,
                 new Sampler.Layout(true, true));
         List<Integer> singles = new ArrayList<>();
         for (long i = 0; i < (long) Math.max(1, ops1) * batch; i++) {
-            for (int t : v.encode(Mano.at(seed + 1, i, 1, 1, p).document())) {
+            for (int t : v.encode(Mano.at(seed + 1, i, 1, 1, p, form).document())) {
                 singles.add(t);
             }
             singles.add(v.eos());
@@ -138,9 +142,9 @@ public final class LoopsBench {
         Sampler single = new Sampler(List.of(new ArrayTokenSource(singles.stream().mapToInt(Integer::intValue).toArray(),
                 "single operations", v.eos())), List.of("ops1"), new double[] {1}, seqLen, seed, 1, false,
                 new Sampler.Layout(true, true));
-        System.out.printf(Locale.ROOT, "loops bench: Mano over F_%d, 1..%d operators, %d steps x %d expressions"
+        System.out.printf(Locale.ROOT, "loops bench: Mano (%s) over F_%d, 1..%d operators, %d steps x %d expressions"
                         + " (%d training documents, %d held-out duplicates skipped), seq %d, lr %.1e, d %d; held-out %d"
-                        + " per number of operators%n", p, maxOps, steps, batch, docsNeeded, rejected, seqLen, lr, hidden,
+                        + " per number of operators%n", form.name().toLowerCase(Locale.ROOT), p, maxOps, steps, batch, docsNeeded, rejected, seqLen, lr, hidden,
                 heldPerOps);
 
         Map<String, double[]> acc = new LinkedHashMap<>();
@@ -153,7 +157,7 @@ public final class LoopsBench {
                 default -> throw new IllegalArgumentException("loops bench: models are k1, kT, kT1; got '" + m + "'");
             };
             int t = m.equals("kT") ? loops : 1;
-            LoopConfig cfg = new LoopConfig(v.size(), hidden, layers, heads, ffn, t, 10_000, 1e-6, 0.05, 0.02, seed);
+            LoopConfig cfg = new LoopConfig(v.size(), hidden, layers, heads, ffn, t, 10_000, 1e-6, beta, 0.02, seed);
             long t0 = System.nanoTime();
             StepReport last = null;
             float[] w = null;

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The Mano generator: well-formed prefix expressions over F_23 with the right answers, deterministic files. */
+/** The Mano generator: well-formed prefix expressions and chains with the right answers, deterministic files. */
 class ManoTest {
 
     @TempDir
@@ -131,5 +131,47 @@ class ManoTest {
         assertTrue(Files.readString(tmp.resolve("a/mano.json")).contains("\"documents\" : 5000"));
         assertFalse(Files.exists(tmp.resolve("a/train/.part-00000.txt.tmp")), "no temporary file is left");
         assertThrows(IllegalArgumentException.class, () -> new SynthApp.Options("x", 10, 1, 1, 3, 2, 1));
+    }
+
+    @Test
+    void chainsAreCalculatorKeysComputedLeftToRight() throws Exception {
+        int[] opsSeen = new int[4];
+        for (long i = 0; i < 5000; i++) {
+            Mano.Expr e = Mano.at(4, i, 1, 3, 7, Mano.Form.CHAIN);
+            assertEquals(Mano.evaluateChain(e.prefix(), 7), e.answer(), e.document());
+            assertTrue(e.prefix().matches("\\d [-+*] \\d( = [-+*] \\d)*"), "leaf, then (operator leaf) pairs: " + e.prefix());
+            assertEquals(e, Mano.Expr.parse(e.document()), "the document parses back, its operators counted");
+            assertEquals(3 * e.ops(), e.prefix().split(" ").length, "n + 1 leaves, n operators, n - 1 '='");
+            opsSeen[e.ops()]++;
+        }
+        assertTrue(opsSeen[1] > 1400 && opsSeen[2] > 1400 && opsSeen[3] > 1400, java.util.Arrays.toString(opsSeen));
+        // ((3 + 5) * 2) - 6 = 10 = 3 mod 7, by hand
+        assertEquals(3, Mano.evaluateChain("3 + 5 = * 2 = - 6", 7));
+        assertEquals(Mano.evaluateChain("3 + 5 = * 2", 7), Mano.evaluate("* + 3 5 2", 7), "a chain is a left-deep tree");
+        assertEquals(Mano.at(4, 9, 1, 3, 7, Mano.Form.CHAIN), Mano.at(4, 9, 1, 3, 7, Mano.Form.CHAIN), "deterministic");
+        assertThrows(IllegalArgumentException.class, () -> Mano.evaluateChain("3 + 5 * 2", 7), "'=' between operations");
+        assertThrows(IllegalArgumentException.class, () -> Mano.evaluateChain("3 + 7", 7), "a leaf outside F_7");
+        var bad = assertThrows(IllegalArgumentException.class, () -> Mano.Form.parse("infix"));
+        assertTrue(bad.getMessage().contains("form") && bad.getMessage().contains("infix"), bad.getMessage());
+        // one tree shape: no shape entropy; the baseline guesses from the last operator
+        Mano.Floor two = Mano.floor(2, 2, 50_000, 7, Mano.Form.CHAIN);
+        assertEquals(2 * Math.log(3) + 3 * Math.log(7), two.format(), 1e-12);
+        assertTrue(two.guessAccuracy() > 1.0 / 7 && two.guessAccuracy() < 0.3, "" + two.guessAccuracy());
+        // the corpus: chains, the held-out ones of 2+ operators kept out of training
+        SynthApp.Options o = new SynthApp.Options(tmp.resolve("c").toUri().toString(), 3000, 200, 5, 1, 2, 1, 7,
+                Mano.Form.CHAIN);
+        SynthApp.write(o, new Configuration());
+        Set<String> train = new HashSet<>();
+        for (String line : Files.readAllLines(tmp.resolve("c/train/part-00000.txt"))) {
+            Mano.Expr e = Mano.Expr.parse(line);
+            assertEquals(Mano.evaluateChain(e.prefix(), 7), e.answer(), line);
+            train.add(e.prefix());
+        }
+        for (String line : Files.readAllLines(tmp.resolve("c/heldout/part-00000.txt"))) {
+            Mano.Expr e = Mano.Expr.parse(line);
+            assertEquals(Mano.evaluateChain(e.prefix(), 7), e.answer(), line);
+            assertTrue(e.ops() < 2 || !train.contains(e.prefix()), "held out: " + line);
+        }
+        assertTrue(Files.readString(tmp.resolve("c/mano.json")).contains("\"form\" : \"chain\""));
     }
 }
