@@ -52,8 +52,11 @@ class RingAuthAllReduceTest {
             assertTrue(m1.contains("did not prove knowledge of the run secret") || m1.contains("rank 0 ("), m1);
             assertTrue((m0 + m1).contains("did not prove knowledge of the run secret"), "the secret is what failed: " + m0
                     + " | " + m1);
-            assertTrue(errors.get(2).getMessage().contains("no authenticated connection from rank 1"), errors.get(2).getMessage());
-            assertTrue(errors.get(2).getMessage().contains("refused 1 connection(s)"), errors.get(2).getMessage());
+            // rank 2 either refuses rank 1's connection (wrong proof) or first finds its own link to rank 0 closed,
+            // rank 0 having given up already: which one it sees depends on timing
+            String m2 = errors.get(2).getMessage();
+            assertTrue(m2.contains("no authenticated connection from rank 1") && m2.contains("refused 1 connection(s)")
+                    || m2.contains("from rank 0 ("), m2);
         });
     }
 
