@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The demo's HTML report as a real browser draws it: headless Chromium renders a report of two stages (T = 2, then 4)
  * to a PNG, and the picture holds each loop step's series in its legend colour, the stacked exit areas, and the dark
  * ink of axes, ticks and labels. Runs where a headless Chromium is installed ({@code chromium-headless-shell} or
- * {@code chromium}, Debian packages of about 95-112 MB, not installed by {@code .ci/run}); skipped elsewhere.
+ * {@code chromium}, Debian packages of about 95-112 MB; {@code .ci/run} installs the first); skipped elsewhere.
  */
 class ReportRenderTest {
 
