@@ -925,11 +925,13 @@ public final class LoopKernel extends Kernel {
         }
         if (op == OP_ATTN_CACHED) {
             // one query q[o0] (n2 heads x n3) over rows [0, n0) of the cached keys o1 / values o2 (rows of n2*n3)
-            // and then its own key o3 / value o4; out o5; scale f0. One work item per head, in three passes
-            // (max, sum, weighted values) in the order of RowOps.attendCached.
+            // and then its own key o3 / value o4; out o5; scale f0. One work item per head: the scaled scores once
+            // into the scratch o6 (n2 x (n0 + 1)), then max, sum and weighted values over them, in the order of
+            // RowOps.attendCached.
             if (gx < n2) {
                 int d = n2 * n3;
                 int hq = gx * n3;
+                int sb = o6 + gx * (n0 + 1);
                 float mx = -3.0e38f;
                 for (int j = 0; j <= n0; j++) {
                     int kb = o1 + j * d + hq;
@@ -940,36 +942,23 @@ public final class LoopKernel extends Kernel {
                     for (int i = 0; i < n3; i++) {
                         dot += act[o0 + hq + i] * act[kb + i];
                     }
-                    mx = max(mx, dot * f0);
+                    act[sb + j] = dot * f0;
+                    mx = max(mx, act[sb + j]);
                 }
                 float sum = 0f;
                 for (int j = 0; j <= n0; j++) {
-                    int kb = o1 + j * d + hq;
-                    if (j == n0) {
-                        kb = o3 + hq;
-                    }
-                    float dot = 0f;
-                    for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + hq + i] * act[kb + i];
-                    }
-                    sum += exp(dot * f0 - mx);
+                    sum += exp(act[sb + j] - mx);
                 }
                 float inv = 1f / sum;
                 for (int i = 0; i < n3; i++) {
                     act[o5 + hq + i] = 0f;
                 }
                 for (int j = 0; j <= n0; j++) {
-                    int kb = o1 + j * d + hq;
                     int vb = o2 + j * d + hq;
                     if (j == n0) {
-                        kb = o3 + hq;
                         vb = o4 + hq;
                     }
-                    float dot = 0f;
-                    for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + hq + i] * act[kb + i];
-                    }
-                    float pj = exp(dot * f0 - mx) * inv;
+                    float pj = exp(act[sb + j] - mx) * inv;
                     for (int i = 0; i < n3; i++) {
                         act[o5 + hq + i] = act[o5 + hq + i] + pj * act[vb + i];
                     }

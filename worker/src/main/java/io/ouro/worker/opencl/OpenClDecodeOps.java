@@ -74,7 +74,7 @@ public final class OpenClDecodeOps implements DecodeOps {
         }
         rstd = (int) at;
         at += 1;
-        // the fused step's attention scores: heads x (cached rows + 1)
+        // the attention scores of one token: heads x (cached rows + 1)
         scores = (int) at;
         at += (long) cfg.heads() * (Math.max(stepCapacity, sharedCapacity) + 1);
         stepBase = (int) Math.min(at, Integer.MAX_VALUE);
@@ -275,7 +275,7 @@ public final class OpenClDecodeOps implements DecodeOps {
     @Override
     public void attend(int out, int q, int slot, int len, int selfKey, int selfValue) {
         ops.attendCached(vecOff[out], vecOff[q], keys(slot), values(slot), len, vecOff[selfKey], vecOff[selfValue],
-                cfg.heads(), cfg.headDim());
+                cfg.heads(), cfg.headDim(), scores);
     }
 
     @Override

@@ -1015,9 +1015,9 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     // out (H,hd) = attention of q over rows [0, len) of the cached keys kc / values vc (len, H*hd), then its own key
-    // and value kSelf / vSelf; all in act
+    // and value kSelf / vSelf; all in act, with heads x (len + 1) floats of score scratch at scoresOff
     public void attendCached(int outOff, int qOff, int kcOff, int vcOff, int len, int kSelfOff, int vSelfOff, int heads,
-                             int hd) {
+                             int hd, int scoresOff) {
         reads(Buffer.ACT);
         k.op = LoopKernel.OP_ATTN_CACHED;
         k.o0 = qOff;
@@ -1026,6 +1026,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o3 = kSelfOff;
         k.o4 = vSelfOff;
         k.o5 = outOff;
+        k.o6 = scoresOff;
         k.n0 = len;
         k.n2 = heads;
         k.n3 = hd;
