@@ -328,12 +328,7 @@ public final class OpenClOps implements AutoCloseable {
         k.op = LoopKernel.OP_HAND;
         k.tiles = 0;
         if (g == GemmKernel.OUTER) {
-            k.hand = ClKernels.GEMM_OUTER;
-            k.o0 = packA ? 1 : 0;
-            k.o1 = packB ? 1 : 0;
-            int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
-            execute(Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y), OUTER_GROUP_X,
-                    OUTER_GROUP_Y));
+            launchOuter(packA, packB, m, n);
         } else {
             k.hand = ClKernels.GEMM_TILED;
             execute(Range.create2D(device, (n + 63) / 64 * 16, (m + 63) / 64 * 16, 16, 16));
@@ -363,14 +358,19 @@ public final class OpenClOps implements AutoCloseable {
                 accumulate);
         k.op = LoopKernel.OP_HAND;
         k.tiles = 0;
+        launchOuter(false, true, m, n);
+        k.hand = 0;
+        wrote(c);
+    }
+
+    // the register-blocked GEMM over C (m, n), its fields set, with A and/or B in packed panels
+    private void launchOuter(boolean packedA, boolean packedB, int m, int n) {
         k.hand = ClKernels.GEMM_OUTER;
-        k.o0 = 0;
-        k.o1 = 1;
+        k.o0 = packedA ? 1 : 0;
+        k.o1 = packedB ? 1 : 0;
         int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
         execute(Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y), OUTER_GROUP_X,
                 OUTER_GROUP_Y));
-        k.hand = 0;
-        wrote(c);
     }
 
     // act[dst + p*P*kk + k*P + r] = X(pP + r, k), X (rows, kk) at off + j*rs + k*cs in x; zero past rows
