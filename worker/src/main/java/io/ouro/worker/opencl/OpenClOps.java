@@ -36,6 +36,7 @@ public final class OpenClOps implements AutoCloseable {
     private final Residency residency = new Residency();
     private long bytesUp, bytesDown;
     private java.util.Map<String, long[]> profile;
+    private boolean profileShapes;
 
     private static final String[] OP_NAMES = {"none", "gemm", "fill", "residual add", "swiglu fwd", "swiglu bwd",
             "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
@@ -64,6 +65,12 @@ public final class OpenClOps implements AutoCloseable {
     private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
     /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
     private static final int PACK_MIN_ROWS = 512;
+    /**
+     * Longest k the register-blocked GEMM walks in one launch when it reads its operands in place: a longer product
+     * (the LM head's input gradient, k = vocab) runs as launches over k-slices accumulating into C, so each slice of
+     * A and B stays in the last-level cache while every micro-tile walks it (see README, OpenCL C kernels).
+     */
+    private int outerKChunk = 4096;
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -272,6 +279,11 @@ public final class OpenClOps implements AutoCloseable {
         wrote(c);
     }
 
+    /** Sets the longest k-slice of the register-blocked GEMM on operands read in place (benchmarks; default 4096). */
+    public void setOuterKChunk(int chunk) {
+        outerKChunk = Math.max(16, chunk);
+    }
+
     /** Selects the GEMM kernel (see {@link GemmKernel}). */
     public void useGemm(GemmKernel g) {
         gemmKernel = g;
@@ -324,12 +336,18 @@ public final class OpenClOps implements AutoCloseable {
                 aOff = transposeScratch + (int) pb;
             }
         }
-        setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
         k.op = LoopKernel.OP_HAND;
         k.tiles = 0;
         if (g == GemmKernel.OUTER) {
-            launchOuter(packA, packB, m, n);
+            // packed panels are laid out for the whole k; operands read in place can be walked in k-slices
+            int chunk = packA || packB || kk <= outerKChunk ? kk : outerKChunk;
+            for (int k0 = 0; k0 < kk; k0 += chunk) {
+                setGemmFields(c, cOff, cRs, cCs, a, aOff + k0 * aCs, aRs, aCs, b, bOff + k0 * bCs, bRs, bCs, m, n,
+                        Math.min(chunk, kk - k0), accumulate || k0 > 0);
+                launchOuter(packA, packB, m, n);
+            }
         } else {
+            setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
             k.hand = ClKernels.GEMM_TILED;
             execute(Range.create2D(device, (n + 63) / 64 * 16, (m + 63) / 64 * 16, 16, 16));
         }
@@ -1198,6 +1216,11 @@ public final class OpenClOps implements AutoCloseable {
                 : k.hand == ClKernels.STORE_ROWS ? "store rows (OpenCL C)"
                 : k.hand == ClKernels.GEMV ? "gemv (OpenCL C)"
                 : k.hand == ClKernels.STASH16 ? "stash copy bf16 (OpenCL C)" : OP_NAMES[k.op];
+        if (profileShapes && (k.op == LoopKernel.OP_GEMM || k.op == LoopKernel.OP_GEMM_DOT
+                || k.hand == ClKernels.GEMM_OUTER || k.hand == ClKernels.GEMM_TILED)) {
+            name += String.format(java.util.Locale.ROOT, " %dx%dx%d a%d,%d b%d,%d%s", k.gm, k.gn, k.gk, k.aRs, k.aCs,
+                    k.bRs, k.bCs, k.hand == ClKernels.GEMM_OUTER ? (k.o1 == 1 ? " packedB" : "") : "");
+        }
         KernelCheck.launch(k, device, range, "op '" + name + "'");
         if (profile != null) {
             long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);
@@ -1208,7 +1231,13 @@ public final class OpenClOps implements AutoCloseable {
 
     /** Starts (or restarts) timing every launch by op; Aparapi's execute returns when the kernel is done. */
     public void startProfile() {
+        startProfile(false);
+    }
+
+    /** As {@link #startProfile()}; with {@code shapes}, each GEMM is timed by its shape and layout as well. */
+    public void startProfile(boolean shapes) {
         profile = new java.util.TreeMap<>();
+        profileShapes = shapes;
     }
 
     /** Op name to {total nanoseconds, launches} since {@link #startProfile()}; empty when not profiling. */

@@ -98,7 +98,7 @@ public final class StepBench {
         OpenClOps ops = b instanceof OpenClBackend o ? o.model().ops() : null;
         long up = ops == null ? 0 : ops.bytesUploaded(), down = ops == null ? 0 : ops.bytesDownloaded();
         if (ops != null) {
-            ops.startProfile();
+            ops.startProfile(Boolean.getBoolean("bench.gemmShapes"));
         }
         long t0 = System.nanoTime();
         for (int i = 0; i < iters; i++) {
