@@ -143,7 +143,10 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         return m.steps() * (m.layers() * (6 * layer + attention) + 6.0 * m.hidden() * (m.vocab() + 1));
     }
 
-    /** FLOPs per token the device runs: the model's, plus the forward passes of the looped block that recomputation repeats. */
+    /**
+     * FLOPs per token the device runs: the model's, plus the forward passes of the looped block and the LM head that
+     * recomputation repeats.
+     */
     public double flopsPerToken() {
         LoopConfig m = model;
         double layerForward = 2 * (4.0 * m.hidden() * m.hidden() + 3.0 * m.hidden() * m.ffn())
@@ -154,7 +157,9 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
             case LAYER -> m.layers();
             case LOOP_STEP -> 2.0 * m.layers() - 1;
         };
-        return modelFlopsPerToken(m, shape.seqLen()) + m.steps() * extraLayers * layerForward;
+        // with recomputation the backward runs the LM head's product again (without, the forward keeps the logits)
+        double head = shape.recompute() == Recompute.NONE ? 0 : 2.0 * m.hidden() * m.vocab();
+        return modelFlopsPerToken(m, shape.seqLen()) + m.steps() * (extraLayers * layerForward + head);
     }
 
     /** One line: the choice, the memory by kind, the FLOPs, and whether it fits {@code deviceBytes}. */

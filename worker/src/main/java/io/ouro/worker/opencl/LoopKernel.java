@@ -410,12 +410,13 @@ public final class LoopKernel extends Kernel {
         }
         if (op == OP_ROPE) {
             // x[o0] (rows of n1 heads x n2 dims) rotated in place, gn = rows*n1*n2/2 pairs; seqLen n0;
-            // f0 = +1 forward, -1 backward (the transpose). ("half" would be an OpenCL type name.)
+            // f0 = +1 forward, -1 backward (the transpose); each work item takes chunk consecutive pairs.
+            // ("half" would be an OpenCL type name.)
             int pairs = n2 / 2;
-            if (gx < gn) {
-                int i = gx % pairs;
-                int h = (gx / pairs) % n1;
-                int r = gx / (pairs * n1);
+            for (int e = gx * chunk; e < min(gn, gx * chunk + chunk); e++) {
+                int i = e % pairs;
+                int h = (e / pairs) % n1;
+                int r = e / (pairs * n1);
                 int t = (r % n0) * pairs + i;
                 float c = ropeCos[t];
                 float s = f0 * ropeSin[t];

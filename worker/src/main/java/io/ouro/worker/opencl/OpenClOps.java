@@ -559,7 +559,7 @@ public final class OpenClOps implements AutoCloseable {
         k.n2 = hd;
         k.gn = rows * heads * (hd / 2);
         k.f0 = forward ? 1f : -1f;
-        launch1D(k.gn);
+        launchElementwise(k.gn);
         wrote(Buffer.ACT);
     }
 

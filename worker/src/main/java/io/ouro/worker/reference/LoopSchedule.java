@@ -50,7 +50,7 @@ public final class LoopSchedule {
     private final ParamLayout layout;
     private final StepOps ops;
     private final Recompute recompute;
-    private final boolean rc, keepLogits;
+    private final boolean rc, keepLogits, storeLogits;
     private final int micro, seqLen, rows, chunk, d, ffn, vocab, layers, steps, heads, hd, block;
 
     // per micro-batch; stash regions in the recompute modes
@@ -103,6 +103,7 @@ public final class LoopSchedule {
         this.recompute = recompute;
         this.rc = recompute != Recompute.NONE;
         this.keepLogits = keepLogits;
+        this.storeLogits = storesLogits(recompute, keepLogits);
         this.micro = micro;
         this.seqLen = seqLen;
         this.rows = Math.multiplyExact(micro, seqLen);
@@ -131,7 +132,7 @@ public final class LoopSchedule {
         dz = r[at[0]++];
         dce = r[at[0]++];
         head = r[at[0]++];
-        logits = keepLogits ? r[at[0]++] : null;
+        logits = storeLogits ? r[at[0]++] : null;
         cells = new Cell[plan.cells];
         for (int i = 0; i < cells.length; i++) {
             Cell c = new Cell();
@@ -174,6 +175,14 @@ public final class LoopSchedule {
         }
     }
 
+    /**
+     * Whether the forward keeps every step's (N, V) logits: when asked for, and without recomputation, where the
+     * backward then reads them instead of running the LM head's product again (a third of the head's FLOPs).
+     */
+    public static boolean storesLogits(Recompute recompute, boolean keepLogits) {
+        return keepLogits || recompute == Recompute.NONE;
+    }
+
     /** Rows per block of logits, chosen so a block stays near 16M elements. */
     public static int headBlock(int rows, int vocab) {
         return Math.max(1, Math.min(rows, Math.max(64, (1 << 24) / vocab)));
@@ -209,8 +218,8 @@ public final class LoopSchedule {
             add(t, n, false);                             // final-norm rstd
             add(6, t * n, false);                         // z, lse, ce, p, dz, dce
             add(1, headBlock((int) Math.min(n, Integer.MAX_VALUE), (int) v) * v, false);
-            if (keepLogits) {
-                add(1, t * n * v, false);
+            if (storesLogits(recompute, keepLogits)) {
+                add(1, t * n * v, false);                 // every step's logits
             }
             for (int i = 0; i < cells; i++) {
                 add(4, nd, false);                        // q, k, v, attention output
@@ -370,11 +379,9 @@ public final class LoopSchedule {
             }
             for (int r0 = 0; r0 < n; r0 += block) {
                 int rs = Math.min(block, n - r0);
-                ops.linearForward(head, h.at((long) r0 * d), layout.lmHead(), rs, d, vocab);
-                ops.crossEntropyForward(head, lse.at((long) t * n + r0), ce.at((long) t * n + r0), r0, rs, vocab);
-                if (keepLogits) {
-                    ops.copy(logits.at(((long) t * n + r0) * vocab), head, rs * vocab);
-                }
+                Region out = storeLogits ? logits.at(((long) t * n + r0) * vocab) : head;
+                ops.linearForward(out, h.at((long) r0 * d), layout.lmHead(), rs, d, vocab);
+                ops.crossEntropyForward(out, lse.at((long) t * n + r0), ce.at((long) t * n + r0), r0, rs, vocab);
             }
             ops.linearForward(z.at((long) t * n), h, layout.gateWeight(), n, d, 1);
             ops.biasAdd(z.at((long) t * n), layout.gateBias(), n);
@@ -430,7 +437,11 @@ public final class LoopSchedule {
             for (int r0 = 0; r0 < n; r0 += block) {
                 int rs = Math.min(block, n - r0);
                 Region hr = h.at((long) r0 * d);
-                ops.linearForward(head, hr, layout.lmHead(), rs, d, vocab);
+                if (storeLogits) {
+                    ops.copy(head, logits.at(((long) t * n + r0) * vocab), rs * vocab);
+                } else {
+                    ops.linearForward(head, hr, layout.lmHead(), rs, d, vocab);
+                }
                 ops.crossEntropyBackward(head, lse.at((long) t * n + r0), dce.at((long) t * n + r0), r0, rs, vocab);
                 ops.linearBackwardInput(gH.at((long) r0 * d), head, layout.lmHead(), rs, d, vocab);
                 ops.linearBackwardWeight(layout.lmHead(), head, hr, rs, d, vocab);
