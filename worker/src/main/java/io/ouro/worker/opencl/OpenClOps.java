@@ -71,6 +71,7 @@ public final class OpenClOps implements AutoCloseable {
      * A and B stays in the last-level cache while every micro-tile walks it (see README, OpenCL C kernels).
      */
     private int outerKChunk = 4096;
+    private boolean outerSwap = true;
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -284,6 +285,11 @@ public final class OpenClOps implements AutoCloseable {
         outerKChunk = Math.max(16, chunk);
     }
 
+    /** Whether the register-blocked GEMM walks the rows first for C wider than tall (benchmarks; default true). */
+    public void setOuterSwap(boolean swap) {
+        outerSwap = swap;
+    }
+
     /** Selects the GEMM kernel (see {@link GemmKernel}). */
     public void useGemm(GemmKernel g) {
         gemmKernel = g;
@@ -387,8 +393,13 @@ public final class OpenClOps implements AutoCloseable {
         k.o0 = packedA ? 1 : 0;
         k.o1 = packedB ? 1 : 0;
         int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
-        execute(Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y), OUTER_GROUP_X,
-                OUTER_GROUP_Y));
+        // neighbouring work-groups share A's rows (and stream B) or, for C wider than tall, B's panels (streaming
+        // A): the larger operand is read from memory once, the smaller re-read from cache (measured: README)
+        boolean swap = outerSwap && n > m;
+        k.o2 = swap ? 1 : 0;
+        execute(swap ? Range.create2D(device, roundUp(ty, OUTER_GROUP_Y), roundUp(tx, OUTER_GROUP_X), OUTER_GROUP_Y,
+                OUTER_GROUP_X) : Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y),
+                OUTER_GROUP_X, OUTER_GROUP_Y));
     }
 
     // act[dst + p*P*kk + k*P + r] = X(pP + r, k), X (rows, kk) at off + j*rs + k*cs in x; zero past rows

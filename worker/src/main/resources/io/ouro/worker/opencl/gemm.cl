@@ -75,9 +75,16 @@ void ouro_pack(This *this, int gx, int gy) {
  * Register-blocked GEMM for a CPU device, C with j contiguous (cCs == 1): each work item keeps an 8 x 16 block of C
  * in eight float16 registers and walks k, loading 16 B values as one vector and broadcasting 8 A values. B is either
  * packed in panels of 16 columns (o1 = 1: one contiguous stream, zero past n) or has j contiguous (bRs == 1); A is
- * packed in panels of 8 rows (o0 = 1) or read through its strides. Global range (ceil(n/16), ceil(m/8)).
+ * packed in panels of 8 rows (o0 = 1) or read through its strides. Global range (ceil(n/16), ceil(m/8)), or with
+ * o2 = 1 (ceil(m/8), ceil(n/16)): the first dimension, whose neighbouring work-groups run close in time, then walks
+ * the rows, so each panel of B is read from memory once while the smaller A stays in cache (C wider than tall).
  */
 void ouro_gemm_outer(This *this, int gx, int gy) {
+    if (this->o2 == 1) {
+        const int t = gx;
+        gx = gy;
+        gy = t;
+    }
     const int m = this->gm, n = this->gn, kk = this->gk;
     const int i0 = gy * OURO_MR, j0 = gx * OURO_NR;
     if (i0 >= m || j0 >= n) {
