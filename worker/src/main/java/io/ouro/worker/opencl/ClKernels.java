@@ -37,6 +37,8 @@ public final class ClKernels {
     static final int DECODE_STEP = 7, STORE_ROWS = 8, GEMV = 9;
     /** Value of {@link LoopKernel#hand}: the bfloat16 stash copy in {@code bf16.cl}. */
     static final int STASH16 = 10;
+    /** Value of {@link LoopKernel#hand}: the tensor-core GEMM in {@code gemm_tc.cl}. */
+    static final int GEMM_TC = 11;
     /** Ints per layer in the decode step's table, and after the layers (as in decode.cl). */
     static final int DECODE_LAYER_INTS = 11, DECODE_TAIL_INTS = 14;
     /** Phases per layer of the decode step (as in decode.cl). */
@@ -49,20 +51,30 @@ public final class ClKernels {
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
-    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "bf16.cl", "hand.cl"};
+    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static String source;
+    private static boolean tensorCorePtx;
 
     private ClKernels() {
     }
 
     /** Makes LoopKernel's program the translation plus the hand-written ops; idempotent. */
     static synchronized void install() {
+        install(false);
+    }
+
+    /**
+     * As {@link #install()}; with {@code ptx} (the first device passed {@link TensorCores#probe}) the program defines
+     * OURO_TC_PTX, so that on NVIDIA's compiler gemm_tc.cl issues the tensor-core instruction. The first install
+     * decides for the process (one program per kernel class); {@link #tensorCorePtx()} says what it decided.
+     */
+    static synchronized void install(boolean ptx) {
         if (source != null) {
             return;
         }
-        String spliced = splice(translation(), handWritten());
+        String spliced = splice(translation(), (ptx ? "#define OURO_TC_PTX 1\n" : "") + handWritten());
         Map<Class<? extends Kernel>, String> cache = openClCache();
         synchronized (cache) {
             String before = cache.get(LoopKernel.class);
@@ -72,6 +84,12 @@ public final class ClKernels {
             cache.put(LoopKernel.class, spliced);
         }
         source = spliced;
+        tensorCorePtx = ptx;
+    }
+
+    /** Whether the installed program issues the tensor-core instruction on NVIDIA's compiler. */
+    public static synchronized boolean tensorCorePtx() {
+        return source != null && tensorCorePtx;
     }
 
     /** The OpenCL C program of LoopKernel as installed. */

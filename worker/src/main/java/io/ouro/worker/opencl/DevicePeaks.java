@@ -14,16 +14,31 @@ public final class DevicePeaks {
             {"T4", "8100"}, {"MI300X", "163400"}, {"MI250X", "47900"},
     };
 
+    /** Dense bfloat16 tensor-core peaks with fp32 accumulation (data sheets, GFLOP/s), for the tensor-core GEMM. */
+    private static final String[][] BF16_TENSOR = {
+            {"H200", "989400"}, {"H100 PCIe", "756000"}, {"H100", "989400"}, {"A100", "312000"}, {"L40S", "362050"},
+            {"L40", "181050"}, {"A10", "125000"},
+    };
+
     private DevicePeaks() {
+    }
+
+    /** The dense bf16 tensor-core peak in GFLOP/s of a known device, or 0 when unknown. */
+    public static double bf16TensorGflops(String device) {
+        return lookup(BF16_TENSOR, device);
     }
 
     /** The fp32 peak in GFLOP/s of the device whose description contains a known name, or 0 when unknown. */
     public static double fp32Gflops(String device) {
+        return lookup(TABLE, device);
+    }
+
+    private static double lookup(String[][] table, String device) {
         if (device == null) {
             return 0;
         }
         String d = device.toUpperCase(Locale.ROOT);
-        for (String[] row : TABLE) {
+        for (String[] row : table) {
             if (d.contains(row[0].toUpperCase(Locale.ROOT))) {
                 return Double.parseDouble(row[1]);
             }

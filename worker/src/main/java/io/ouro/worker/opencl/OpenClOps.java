@@ -45,13 +45,18 @@ public final class OpenClOps implements AutoCloseable {
             "copy", "gemm", "transpose", "stash copy", "range out", "range in", "rope at", "attention cached", "mean",
             "to metrics", "gemv", "rmsnorm add", "gemm (OpenCL C)"};
     private static final String PACK_NAME = "gemm pack (OpenCL C)";
+    /** Profile names of the tensor-core GEMM: the instruction, or its emulation (any device without the probe's yes). */
+    public static final String TC_NAME = "gemm bf16 tensor cores (OpenCL C)",
+            TC_EMULATED_NAME = "gemm bf16 mma emulated (OpenCL C)";
 
     /**
      * Which kernel {@link #gemm} runs: AUTO picks the hand-written OpenCL C ({@link ClKernels}) for the device (the
-     * register-blocked one on a CPU, the tiled one elsewhere); OUTER and TILED force one (parity tests, benchmarks);
-     * TRANSLATED is the Java kernel Aparapi translates, the reference twin.
+     * register-blocked one on a CPU, the tiled one elsewhere, the tensor-core one where the device passed
+     * {@link TensorCores#probe} and OURO_TENSOR_CORES=1); OUTER, TILED and TENSOR force one (parity tests, benchmarks;
+     * TENSOR without the probe's yes runs the instruction's emulation, gemm_tc.cl); TRANSLATED is the Java kernel
+     * Aparapi translates, the reference twin.
      */
-    public enum GemmKernel { AUTO, OUTER, TILED, TRANSLATED }
+    public enum GemmKernel { AUTO, OUTER, TILED, TRANSLATED, TENSOR }
 
     private GemmKernel gemmKernel = GemmKernel.AUTO;
     /**
@@ -72,6 +77,14 @@ public final class OpenClOps implements AutoCloseable {
      */
     private int outerKChunk = 4096;
     private boolean outerSwap = true;
+    /** Whether this device runs gemm_tc.cl with the tensor-core instruction (TensorCores' probe passed). */
+    private final boolean tensorCores;
+    /**
+     * Opt-in to the tensor-core GEMM (bf16 operands, fp32 sums) on devices that pass the probe: environment variable
+     * OURO_TENSOR_CORES=1 or -Douro.tensorCores=true. Off by default: it changes the products' precision.
+     */
+    private static final boolean TENSOR_CORES_ON = "1".equals(System.getenv("OURO_TENSOR_CORES"))
+            || Boolean.getBoolean("ouro.tensorCores");
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -155,7 +168,10 @@ public final class OpenClOps implements AutoCloseable {
             logicalFloats += s0;
         }
         k.setExplicit(true);
-        ClKernels.install();
+        // the tensor-core instruction goes into the program only for a device that ran it in the probe
+        boolean probe = !cpuDevice && TensorCores.nvidia(device) && TensorCores.probe(device);
+        ClKernels.install(probe);
+        this.tensorCores = probe && ClKernels.tensorCorePtx();
         KernelCheck.requireOpenCl(k, device);
     }
 
@@ -295,6 +311,17 @@ public final class OpenClOps implements AutoCloseable {
         gemmKernel = g;
     }
 
+    /** Whether this device passed {@link TensorCores#probe} and the program issues the tensor-core instruction. */
+    public boolean tensorCores() {
+        return tensorCores;
+    }
+
+    /** Whether {@link #gemm} runs the tensor-core kernel with the instruction (bf16 operands) as set now. */
+    public boolean usesTensorCores() {
+        return tensorCores && (gemmKernel == GemmKernel.TENSOR
+                || gemmKernel == GemmKernel.AUTO && !cpuDevice && TENSOR_CORES_ON);
+    }
+
     public GemmKernel gemmKernel() {
         return gemmKernel;
     }
@@ -312,7 +339,8 @@ public final class OpenClOps implements AutoCloseable {
      */
     private boolean handGemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
                              Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
-        GemmKernel g = gemmKernel == GemmKernel.AUTO ? (cpuDevice ? GemmKernel.OUTER : GemmKernel.TILED) : gemmKernel;
+        GemmKernel g = gemmKernel == GemmKernel.AUTO ? (cpuDevice ? GemmKernel.OUTER
+                : tensorCores && TENSOR_CORES_ON ? GemmKernel.TENSOR : GemmKernel.TILED) : gemmKernel;
         boolean packA = false, packB = false;
         if (g == GemmKernel.OUTER) {
             if (cCs != 1) {
@@ -352,6 +380,11 @@ public final class OpenClOps implements AutoCloseable {
                         Math.min(chunk, kk - k0), accumulate || k0 > 0);
                 launchOuter(packA, packB, m, n);
             }
+        } else if (g == GemmKernel.TENSOR) {
+            // work-groups of 4 warps: 64 rows x 32 columns of C
+            setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
+            k.hand = ClKernels.GEMM_TC;
+            execute(Range.create2D(device, (n + 31) / 32 * 32, (m + 63) / 64 * 4, 32, 4));
         } else {
             setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
             k.hand = ClKernels.GEMM_TILED;
@@ -1226,9 +1259,10 @@ public final class OpenClOps implements AutoCloseable {
                 : k.op == LoopKernel.OP_PHASES ? "decode step (OpenCL C)"
                 : k.hand == ClKernels.STORE_ROWS ? "store rows (OpenCL C)"
                 : k.hand == ClKernels.GEMV ? "gemv (OpenCL C)"
-                : k.hand == ClKernels.STASH16 ? "stash copy bf16 (OpenCL C)" : OP_NAMES[k.op];
+                : k.hand == ClKernels.STASH16 ? "stash copy bf16 (OpenCL C)"
+                : k.hand == ClKernels.GEMM_TC ? (tensorCores ? TC_NAME : TC_EMULATED_NAME) : OP_NAMES[k.op];
         if (profileShapes && (k.op == LoopKernel.OP_GEMM || k.op == LoopKernel.OP_GEMM_DOT
-                || k.hand == ClKernels.GEMM_OUTER || k.hand == ClKernels.GEMM_TILED)) {
+                || k.hand == ClKernels.GEMM_OUTER || k.hand == ClKernels.GEMM_TILED || k.hand == ClKernels.GEMM_TC)) {
             name += String.format(java.util.Locale.ROOT, " %dx%dx%d a%d,%d b%d,%d%s", k.gm, k.gn, k.gk, k.aRs, k.aCs,
                     k.bRs, k.bCs, k.hand == ClKernels.GEMM_OUTER ? (k.o1 == 1 ? " packedB" : "") : "");
         }

@@ -1,4 +1,4 @@
-/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl and bf16.cl. */
+/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl, bf16.cl and gemm_tc.cl. */
 void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     if (this->hand == OURO_GEMM_OUTER) {
         ouro_gemm_outer(this, gx, gy);
@@ -12,6 +12,8 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_attn_bwd_kv(this, gx);
     } else if (this->hand == OURO_GEMM_TILED) {
         ouro_gemm_tiled(this, gx, gy, lx, ly);
+    } else if (this->hand == OURO_GEMM_TC) {
+        ouro_gemm_tc(this, gx, gy, lx, ly);
     } else if (this->hand == OURO_STORE_ROWS) {
         ouro_store_rows(this, gx);
     } else if (this->hand == OURO_GEMV) {

@@ -1,6 +1,8 @@
 package io.ouro.worker.bench;
 
+import io.ouro.worker.opencl.DevicePeaks;
 import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.opencl.TensorCores;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
@@ -22,6 +24,7 @@ public final class GemmBench {
         var device = OpenClDevices.select(DeviceSpec.parse(dev));
         int s = size;
         double[] hand = new double[3], translated = new double[3];
+        boolean tensor;
         try (OpenClOps ops = new OpenClOps(device, s * s, 5 * s * s)) {
             // as in the model: room to transpose operands, which the CPU kernels use (timed with them)
             ops.setTransposeScratch(3 * s * s, 2 * s * s);
@@ -40,8 +43,12 @@ public final class GemmBench {
                     }
                 }
             }
+            ops.useGemm(handKernel);
+            tensor = ops.usesTensorCores();
             System.out.println("hand-written kernel: " + handKernel + " on a " + (ops.cpuDevice() ? "CPU" : "GPU")
-                    + " device; load: " + LoadAverage.line());
+                    + " device" + (handKernel == GemmKernel.TENSOR ? (tensor ? ", tensor cores (bf16 operands)"
+                    : ", tensor-core kernel EMULATED (no tensor cores: " + TensorCores.run(device) + ")") : "")
+                    + "; load: " + LoadAverage.line());
         }
         double torch = withTorch ? TorchStep.sgemmGflops(size) : Double.NaN;
         String[] names = {"forward x.W^T", "input grad dY.W", "weight grad dY^T.X"};
@@ -50,10 +57,12 @@ public final class GemmBench {
                     names[i], hand[i], 100 * hand[i] / torch, translated[i], 100 * translated[i] / torch);
         }
         System.out.printf(Locale.ROOT, "PyTorch sgemm %d^3: %.1f GFLOP/s%n", size, torch);
-        double sheet = io.ouro.worker.opencl.DevicePeaks.fp32Gflops(OpenClDevices.describe(device));
+        String described = OpenClDevices.describe(device);
+        double sheet = tensor ? DevicePeaks.bf16TensorGflops(described) : DevicePeaks.fp32Gflops(described);
         if (sheet > 0) {
-            System.out.printf(Locale.ROOT, "device fp32 peak (data sheet) %.0f GFLOP/s: OpenCL C %.1f%%, %.1f%%, %.1f%% per layout%n",
-                    sheet, 100 * hand[0] / sheet, 100 * hand[1] / sheet, 100 * hand[2] / sheet);
+            System.out.printf(Locale.ROOT, "device %s peak (data sheet) %.0f GFLOP/s: OpenCL C %.1f%%, %.1f%%, %.1f%% per layout%n",
+                    tensor ? "bf16 tensor-core" : "fp32", sheet, 100 * hand[0] / sheet, 100 * hand[1] / sheet,
+                    100 * hand[2] / sheet);
         }
         double mean = (hand[0] + hand[1] + hand[2]) / 3, meanT = (translated[0] + translated[1] + translated[2]) / 3;
         System.out.printf(Locale.ROOT, "RESULT gemm size=%d fwd_gflops=%.1f dx_gflops=%.1f dw_gflops=%.1f "

@@ -58,10 +58,14 @@ public final class StepBench {
                 System.out.printf(Locale.ROOT, "our OpenCL GEMM, forward 1024^3: OpenCL C %.1f GFLOP/s (%.0f%% of the sgemm "
                         + "peak), translated %.1f GFLOP/s (%.0f%%)%n", gemm, 100 * gemm / torchPeak, twin, 100 * twin / torchPeak);
                 if (!withTorch) {
-                    double sheet = io.ouro.worker.opencl.DevicePeaks.fp32Gflops(cl.describe());
+                    // the peak of the precision the products run in: bf16 tensor cores when they are on
+                    boolean tc = ocl.model().ops().usesTensorCores();
+                    double sheet = tc ? io.ouro.worker.opencl.DevicePeaks.bf16TensorGflops(cl.describe())
+                            : io.ouro.worker.opencl.DevicePeaks.fp32Gflops(cl.describe());
                     peak = sheet > 0 ? sheet : gemm;
-                    System.out.println(sheet > 0 ? "no PyTorch here: MFU below is against the device's fp32 peak (data sheet, "
-                            + sheet + " GFLOP/s)" : "no PyTorch here: MFU below is against our own GEMM kernel's rate");
+                    System.out.println(sheet > 0 ? "no PyTorch here: MFU below is against the device's " + (tc
+                            ? "bf16 tensor-core" : "fp32") + " peak (data sheet, " + sheet + " GFLOP/s)"
+                            : "no PyTorch here: MFU below is against our own GEMM kernel's rate");
                 }
             }
             ours = timeBackend("ours (" + device + ")", cl, tokens, targets, obj, iters, flops, peak);

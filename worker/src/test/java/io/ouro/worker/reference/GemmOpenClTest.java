@@ -7,6 +7,8 @@ import io.ouro.worker.opencl.ClKernels;
 import io.ouro.worker.opencl.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClOps;
+import io.ouro.worker.opencl.TensorCores;
+import io.ouro.worker.hf.Safetensors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -16,6 +18,7 @@ import org.junit.jupiter.api.Test;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -49,6 +52,74 @@ class GemmOpenClTest {
                 compare(kernel, s[0], s[1], s[2], scratch);
             }
         }
+    }
+
+    /**
+     * The tensor-core GEMM (gemm_tc.cl) in the three layouts against the Java reference on the operands rounded to
+     * bfloat16: on a device without the instruction (pocl here) its emulation, which places every fragment element
+     * where the PTX ISA does, so a wrong fragment index is off by O(1); on an NVIDIA GPU that passed the probe, the
+     * instruction itself.
+     */
+    @Test
+    void tensorCoreKernelMatchesTheBf16RoundedReference() {
+        int[][] shapes = {{37, 45, 29}, {70, 33, 150}, {1, 17, 3}, {67, 8, 40}};
+        ops.startProfile();
+        for (int[] s : shapes) {
+            compareTensor(s[0], s[1], s[2]);
+        }
+        String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
+        assertEquals(3L * shapes.length, ops.profile().get(name)[1], "every product ran " + name);
+        if (!TensorCores.nvidia(ops.device())) {
+            assertEquals("not an NVIDIA device", TensorCores.run(ops.device()));
+            assertFalse(ops.tensorCores(), "no tensor cores without NVIDIA's compiler");
+        }
+    }
+
+    void compareTensor(int n, int in, int o) {
+        int xOff = 3, outOff = 20_000, doutOff = 50_000, dxOff = 80_000, wOff = 7, dwOff = 30_011;
+        try {
+            randomizeAll();
+            float[] w = ops.host(Buffer.PARAMS).clone(), g = ops.host(Buffer.GRADS).clone(), act = ops.host(Buffer.ACT).clone();
+            float[][] r = run(GemmKernel.TENSOR, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
+            float[] wr = bf16(w), actR = bf16(act), exp = act.clone(), expG = g.clone(), fp32 = act.clone();
+            Matmul.forward(exp, outOff, actR, xOff, wr, wOff, n, in, o);
+            Matmul.backwardInput(exp, dxOff, actR, doutOff, wr, wOff, n, in, o);
+            Matmul.backwardWeight(expG, dwOff, actR, doutOff, actR, xOff, n, in, o);
+            Matmul.forward(fp32, outOff, act, xOff, w, wOff, n, in, o);
+            String shape = "tensor " + n + "x" + in + "x" + o;
+            assertClose("forward " + shape, exp, outOff, r[0], outOff, n * o);
+            assertClose("input gradient " + shape, exp, dxOff, r[0], dxOff, n * in);
+            assertClose("weight gradient " + shape, expG, dwOff, r[1], dwOff, o * in);
+            assertClose("untouched activations " + shape, act, 0, r[0], 0, outOff, 0);
+            assertClose("untouched gradients past dw " + shape, g, dwOff + o * in, r[1], dwOff + o * in, 1000, 0);
+            // the operands were rounded: against fp32 operands the products differ, each by at most 2^-7 of itself
+            // (two roundings of at most 2^-8, bfloat16's unit roundoff), so an output by at most 2^-7 sum |x w|
+            // (plus the fp32 sums' few ulps)
+            double worst = 0, over = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < o; j++) {
+                    double abs = 0;
+                    for (int q = 0; q < in; q++) {
+                        abs += Math.abs((double) act[xOff + i * in + q] * w[wOff + j * in + q]);
+                    }
+                    double diff = Math.abs(fp32[outOff + i * o + j] - r[0][outOff + i * o + j]);
+                    worst = Math.max(worst, diff);
+                    over = Math.max(over, diff - (abs / 128 + 1e-4));
+                }
+            }
+            assertTrue(worst > 1e-5, shape + ": the operands were not rounded (" + worst + " from fp32's)");
+            assertTrue(over <= 0, shape + ": beyond bfloat16's bound by " + over);
+        } finally {
+            ops.useGemm(GemmKernel.AUTO);
+        }
+    }
+
+    static float[] bf16(float[] x) {
+        float[] r = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            r[i] = Safetensors.roundBf16(x[i]);
+        }
+        return r;
     }
 
     @Test
