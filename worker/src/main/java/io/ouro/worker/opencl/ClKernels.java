@@ -39,6 +39,8 @@ public final class ClKernels {
     static final int STASH16 = 10;
     /** Value of {@link LoopKernel#hand}: the tensor-core GEMM in {@code gemm_tc.cl}. */
     static final int GEMM_TC = 11;
+    /** Values of {@link LoopKernel#hand}: cross-entropy forward and backward in {@code xent.cl}. */
+    static final int CE_FWD = 12, CE_BWD = 13;
     /** Ints per layer in the decode step's table, and after the layers (as in decode.cl). */
     static final int DECODE_LAYER_INTS = 11, DECODE_TAIL_INTS = 14;
     /** Phases per layer of the decode step (as in decode.cl). */
@@ -51,7 +53,7 @@ public final class ClKernels {
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
-    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "hand.cl"};
+    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static String source;

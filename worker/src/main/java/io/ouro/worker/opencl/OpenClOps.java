@@ -66,6 +66,8 @@ public final class OpenClOps implements AutoCloseable {
     private boolean handAttention;
     /** Whether {@link #gemv} runs the hand-written OpenCL C (default on CPU devices) or the translated twin. */
     private boolean handGemv;
+    /** Cross-entropy on the hand-written OpenCL C kernels (xent.cl): the CPU default. */
+    private boolean handCrossEntropy;
     /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see README). */
     private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
     /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
@@ -126,6 +128,7 @@ public final class OpenClOps implements AutoCloseable {
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
         this.handAttention = cpuDevice;
         this.handGemv = cpuDevice;
+        this.handCrossEntropy = cpuDevice;
         this.segments = paramSegments.clone();
         int second = paramSegments.length > 1 ? paramSegments[1] : 1;
         // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
@@ -324,6 +327,11 @@ public final class OpenClOps implements AutoCloseable {
 
     public GemmKernel gemmKernel() {
         return gemmKernel;
+    }
+
+    /** Runs cross-entropy as the hand-written OpenCL C kernels (xent.cl; the CPU default) or the translated twins. */
+    public void useHandCrossEntropy(boolean hand) {
+        handCrossEntropy = hand;
     }
 
     /** Runs attention (forward and backward) as the hand-written OpenCL C kernels (true) or the translated twins. */
@@ -709,7 +717,8 @@ public final class OpenClOps implements AutoCloseable {
     // rows [first, first + rows) with logits (rows,V) at logitsOff -> lse, ce at lseOff/ceOff + row
     public void crossEntropyForward(int logitsOff, int lseOff, int ceOff, int first, int rows, int vocab) {
         reads(Buffer.ACT, Buffer.TARGETS);
-        k.op = LoopKernel.OP_CE_FWD;
+        k.op = handCrossEntropy ? LoopKernel.OP_HAND : LoopKernel.OP_CE_FWD;
+        k.hand = handCrossEntropy ? ClKernels.CE_FWD : 0;
         k.o0 = logitsOff;
         k.o1 = lseOff;
         k.o2 = ceOff;
@@ -717,13 +726,15 @@ public final class OpenClOps implements AutoCloseable {
         k.n1 = vocab;
         k.n2 = first;
         launch1D(rows);
+        k.hand = 0;
         wrote(Buffer.ACT);
     }
 
     // in place: logits -> dce * (softmax - onehot)
     public void crossEntropyBackward(int logitsOff, int lseOff, int dceOff, int first, int rows, int vocab) {
         reads(Buffer.ACT, Buffer.TARGETS);
-        k.op = LoopKernel.OP_CE_BWD;
+        k.op = handCrossEntropy ? LoopKernel.OP_HAND : LoopKernel.OP_CE_BWD;
+        k.hand = handCrossEntropy ? ClKernels.CE_BWD : 0;
         k.o0 = logitsOff;
         k.o1 = lseOff;
         k.o3 = dceOff;
@@ -731,6 +742,7 @@ public final class OpenClOps implements AutoCloseable {
         k.n1 = vocab;
         k.n2 = first;
         launch1D(rows);
+        k.hand = 0;
         wrote(Buffer.ACT);
     }
 
@@ -1260,6 +1272,8 @@ public final class OpenClOps implements AutoCloseable {
                 : k.hand == ClKernels.STORE_ROWS ? "store rows (OpenCL C)"
                 : k.hand == ClKernels.GEMV ? "gemv (OpenCL C)"
                 : k.hand == ClKernels.STASH16 ? "stash copy bf16 (OpenCL C)"
+                : k.hand == ClKernels.CE_FWD ? "cross-entropy fwd (OpenCL C)"
+                : k.hand == ClKernels.CE_BWD ? "cross-entropy bwd (OpenCL C)"
                 : k.hand == ClKernels.GEMM_TC ? (tensorCores ? TC_NAME : TC_EMULATED_NAME) : OP_NAMES[k.op];
         if (profileShapes && (k.op == LoopKernel.OP_GEMM || k.op == LoopKernel.OP_GEMM_DOT
                 || k.hand == ClKernels.GEMM_OUTER || k.hand == ClKernels.GEMM_TILED || k.hand == ClKernels.GEMM_TC)) {

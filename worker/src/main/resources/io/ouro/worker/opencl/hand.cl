@@ -1,4 +1,4 @@
-/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl, bf16.cl and gemm_tc.cl. */
+/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl, bf16.cl, gemm_tc.cl and xent.cl. */
 void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     if (this->hand == OURO_GEMM_OUTER) {
         ouro_gemm_outer(this, gx, gy);
@@ -14,6 +14,10 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_gemm_tiled(this, gx, gy, lx, ly);
     } else if (this->hand == OURO_GEMM_TC) {
         ouro_gemm_tc(this, gx, gy, lx, ly);
+    } else if (this->hand == OURO_CE_FWD) {
+        ouro_ce_fwd(this, gx);
+    } else if (this->hand == OURO_CE_BWD) {
+        ouro_ce_bwd(this, gx);
     } else if (this->hand == OURO_STORE_ROWS) {
         ouro_store_rows(this, gx);
     } else if (this->hand == OURO_GEMV) {

@@ -13,6 +13,8 @@ import io.ouro.worker.reference.StepOps;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.Arrays;
 import java.util.Locale;
@@ -189,8 +191,11 @@ class StepOpsParityTest {
         same("zero", 5, n * f);
     }
 
-    @Test
-    void crossEntropyOnABlockOfRows() {
+    /** The hand-written cross-entropy (xent.cl, the CPU default) and the translated twin, each against Java. */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void crossEntropyOnABlockOfRows(boolean hand) {
+        cl.device().useHandCrossEntropy(hand);
         int first = 3, rows = 17;
         input(5, rows * v, 3);
         run(o -> o.crossEntropyForward(r(o, 5), r(o, 6).at(first), r(o, 7).at(first), first, rows, v));
