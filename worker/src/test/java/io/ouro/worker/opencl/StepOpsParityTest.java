@@ -196,6 +196,7 @@ class StepOpsParityTest {
     @ValueSource(booleans = {true, false})
     void crossEntropyOnABlockOfRows(boolean hand) {
         cl.device().useHandCrossEntropy(hand);
+        cl.device().startProfile();
         int first = 3, rows = 17;
         input(5, rows * v, 3);
         run(o -> o.crossEntropyForward(r(o, 5), r(o, 6).at(first), r(o, 7).at(first), first, rows, v));
@@ -204,6 +205,9 @@ class StepOpsParityTest {
         input(8, n, 1);
         run(o -> o.crossEntropyBackward(r(o, 5), r(o, 6).at(first), r(o, 8).at(first), first, rows, v));
         same("cross-entropy backward", 5, rows * v);
+        String suffix = hand ? " (OpenCL C)" : "";
+        assertEquals(1, cl.device().profile().get("cross-entropy fwd" + suffix)[1], "ran the " + (hand ? "hand-written" : "translated") + " forward");
+        assertEquals(1, cl.device().profile().get("cross-entropy bwd" + suffix)[1], "ran the " + (hand ? "hand-written" : "translated") + " backward");
     }
 
     @Test
