@@ -58,7 +58,7 @@ public final class TensorCores {
     /** Whether the device's name or platform says NVIDIA (the only vendor whose compiler takes inline PTX). */
     public static boolean nvidia(OpenCLDevice device) {
         String d = OpenClDevices.describe(device).toUpperCase(Locale.ROOT);
-        return d.contains("NVIDIA") || d.contains("GEFORCE") || d.contains("TESLA") || d.contains("QUADRO");
+        return d.contains("NVIDIA") || d.contains("CUDA") || d.contains("GEFORCE") || d.contains("TESLA") || d.contains("QUADRO");
     }
 
     /** The probe's verdict: true only when the instruction built and gave the known product on every lane. */
