@@ -42,7 +42,7 @@ public final class EvalForward implements AutoCloseable {
         if (spec.kind() == DeviceSpec.Kind.JAVA) {
             ReferenceModel m = new ReferenceModel(cfg);
             m.bind(params, null);
-            this.schedule = m.schedule(StepShape.whole(batch, seqLen), keepLogits);
+            this.schedule = m.forwardSchedule(StepShape.whole(batch, seqLen), keepLogits);
             this.cl = null;
             this.describe = "java";
         } else {

@@ -71,7 +71,7 @@ public final class OpenClModel implements AutoCloseable {
         }
         try {
             this.schedule = new LoopSchedule(cfg, stepOps, shape.micro(), seqLen, shape.recompute(), shape.chunk(),
-                    keepLogits, shape.bf16Stash());
+                    keepLogits, shape.bf16Stash(), training);
         } catch (RuntimeException e) {
             stepOps.close();
             throw e;

@@ -93,6 +93,15 @@ public final class LoopSchedule {
     /** The same, with the stash in bfloat16 when {@code bf16Stash} ({@link StepOps#allocate}). */
     public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, int chunk,
                         boolean keepLogits, boolean bf16Stash) {
+        this(cfg, ops, micro, seqLen, recompute, chunk, keepLogits, bf16Stash, true);
+    }
+
+    /**
+     * The same; {@code backward} false for a schedule that only runs forward passes (evaluation), which then keeps
+     * no logits for a backward ({@link #storesLogits}).
+     */
+    public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, int chunk,
+                        boolean keepLogits, boolean bf16Stash, boolean backward) {
         if (micro <= 0 || seqLen <= 0 || chunk < 0) {
             throw new IllegalArgumentException("micro-batch " + micro + " x " + seqLen + ", chunk " + chunk
                     + ": expected positive sizes");
@@ -103,7 +112,7 @@ public final class LoopSchedule {
         this.recompute = recompute;
         this.rc = recompute != Recompute.NONE;
         this.keepLogits = keepLogits;
-        this.storeLogits = storesLogits(recompute, keepLogits);
+        this.storeLogits = storesLogits(recompute, keepLogits, backward);
         this.micro = micro;
         this.seqLen = seqLen;
         this.rows = Math.multiplyExact(micro, seqLen);
@@ -117,7 +126,8 @@ public final class LoopSchedule {
         this.hd = cfg.headDim();
         this.block = headBlock(rows, vocab);
 
-        Plan plan = new Plan(cfg, micro, seqLen, recompute, chunk, keepLogits, ops.attentionStateSize(micro, seqLen, heads));
+        Plan plan = new Plan(cfg, micro, seqLen, recompute, chunk, keepLogits, ops.attentionStateSize(micro, seqLen, heads),
+                backward);
         Region[] r = ops.allocate(plan.sizes(), plan.stash(), bf16Stash);
         int[] at = {0};
         emb = r[at[0]++];
@@ -176,11 +186,12 @@ public final class LoopSchedule {
     }
 
     /**
-     * Whether the forward keeps every step's (N, V) logits: when asked for, and without recomputation, where the
-     * backward then reads them instead of running the LM head's product again (a third of the head's FLOPs).
+     * Whether the forward keeps every step's (N, V) logits: when asked for, and for a backward without
+     * recomputation, which then reads them instead of running the LM head's product again (a third of the head's
+     * FLOPs).
      */
-    public static boolean storesLogits(Recompute recompute, boolean keepLogits) {
-        return keepLogits || recompute == Recompute.NONE;
+    public static boolean storesLogits(Recompute recompute, boolean keepLogits, boolean backward) {
+        return keepLogits || backward && recompute == Recompute.NONE;
     }
 
     /** Rows per block of logits, chosen so a block stays near 16M elements. */
@@ -204,6 +215,12 @@ public final class LoopSchedule {
 
         public Plan(LoopConfig cfg, int micro, int seqLen, Recompute recompute, int chunk, boolean keepLogits,
                     long stateSize) {
+            this(cfg, micro, seqLen, recompute, chunk, keepLogits, stateSize, true);
+        }
+
+        /** The same; {@code backward} as the schedule's ({@link #storesLogits}). */
+        public Plan(LoopConfig cfg, int micro, int seqLen, Recompute recompute, int chunk, boolean keepLogits,
+                    long stateSize, boolean backward) {
             long n = (long) micro * seqLen, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab();
             long c = chunkRows((int) Math.min(n, Integer.MAX_VALUE), recompute, chunk);
             int t = cfg.steps(), l = cfg.layers();
@@ -218,7 +235,7 @@ public final class LoopSchedule {
             add(t, n, false);                             // final-norm rstd
             add(6, t * n, false);                         // z, lse, ce, p, dz, dce
             add(1, headBlock((int) Math.min(n, Integer.MAX_VALUE), (int) v) * v, false);
-            if (storesLogits(recompute, keepLogits)) {
+            if (storesLogits(recompute, keepLogits, backward)) {
                 add(1, t * n * v, false);                 // every step's logits
             }
             for (int i = 0; i < cells; i++) {

@@ -50,15 +50,22 @@ public final class ReferenceModel {
 
     /** A schedule over this model's ops for batches of this shape; bind the arrays first with {@link #bind}. */
     public LoopSchedule schedule(StepShape shape) {
-        return schedule(shape, false);
+        return schedule(shape, false, true);
     }
 
-    /** The same, keeping every step's logits of the last forward ({@link LoopSchedule#logits}) when asked. */
-    public LoopSchedule schedule(StepShape shape, boolean keepLogits) {
+    /**
+     * A schedule that only runs forward passes (evaluation), keeping every step's logits of the last forward
+     * ({@link LoopSchedule#logits}) when asked.
+     */
+    public LoopSchedule forwardSchedule(StepShape shape, boolean keepLogits) {
+        return schedule(shape, keepLogits, false);
+    }
+
+    private LoopSchedule schedule(StepShape shape, boolean keepLogits, boolean backward) {
         this.batch = -1;
         this.schedule = null;
         return new LoopSchedule(cfg, ops, shape.micro(), shape.seqLen(), shape.recompute(), shape.chunk(), keepLogits,
-                shape.bf16Stash());
+                shape.bf16Stash(), backward);
     }
 
     /** Points the ops at these parameter and gradient arrays (checked against the layout). */
