@@ -321,8 +321,13 @@ public final class OpenClOps implements AutoCloseable {
 
     /** Whether {@link #gemm} runs the tensor-core kernel with the instruction (bf16 operands) as set now. */
     public boolean usesTensorCores() {
-        return tensorCores && (gemmKernel == GemmKernel.TENSOR
-                || gemmKernel == GemmKernel.AUTO && !cpuDevice && TENSOR_CORES_ON);
+        return tensorCores && effectiveGemm() == GemmKernel.TENSOR;
+    }
+
+    /** The variant {@link #gemm} runs as set now: {@link GemmKernel#AUTO} resolved for this device. */
+    public GemmKernel effectiveGemm() {
+        return gemmKernel != GemmKernel.AUTO ? gemmKernel : cpuDevice ? GemmKernel.OUTER
+                : tensorCores && TENSOR_CORES_ON ? GemmKernel.TENSOR : GemmKernel.TILED;
     }
 
     public GemmKernel gemmKernel() {
@@ -347,8 +352,7 @@ public final class OpenClOps implements AutoCloseable {
      */
     private boolean handGemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
                              Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
-        GemmKernel g = gemmKernel == GemmKernel.AUTO ? (cpuDevice ? GemmKernel.OUTER
-                : tensorCores && TENSOR_CORES_ON ? GemmKernel.TENSOR : GemmKernel.TILED) : gemmKernel;
+        GemmKernel g = effectiveGemm();
         boolean packA = false, packB = false;
         if (g == GemmKernel.OUTER) {
             if (cCs != 1) {

@@ -299,9 +299,9 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         ops.linearBackwardInput(at(dx), at(dy), OpenClOps.params(segments.segment(w)), segments.local(w), n, in, out);
     }
 
-    // whether products run the hand-written register-blocked GEMM (the CPU default) rather than the translated twin
+    // whether products run the hand-written register-blocked GEMM (the CPU default)
     private boolean handGemm() {
-        return ops.gemmKernel() == OpenClOps.GemmKernel.AUTO || ops.gemmKernel() == OpenClOps.GemmKernel.OUTER;
+        return ops.effectiveGemm() == OpenClOps.GemmKernel.OUTER;
     }
 
     private static final int HEAD_TRANSPOSED = 1, HEAD_PACKED = 2;
