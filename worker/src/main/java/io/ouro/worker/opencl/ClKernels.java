@@ -24,7 +24,8 @@ import java.util.regex.Pattern;
  *
  * <p>How instead: Aparapi keeps one generated OpenCL source per Kernel class ({@code KernelRunner.openCLCache}) and
  * compiles what it finds there. Before the first LoopKernel is compiled, {@link #install()} puts there Aparapi's own
- * translation of LoopKernel with the body of {@code handWritten} replaced by a call into {@code hand.cl} (which dispatches to {@code gemm.cl} and {@code decode.cl}). The
+ * translation of LoopKernel with the body of {@code handWritten} replaced by a call into {@code hand.cl} (which
+ * dispatches to the other resources, {@link #RESOURCES}). The
  * kernel's arguments, buffers and launches stay Aparapi's; the hand-written functions read the buffers through the
  * same {@code This} struct the translated ones use. Anything unexpected (the cache field, the marker function) is
  * an {@link OpenClException}, never a silent fall-back to the translation.

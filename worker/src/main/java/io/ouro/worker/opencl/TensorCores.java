@@ -6,6 +6,8 @@ import com.aparapi.opencl.OpenCL;
 
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Whether a device runs the bfloat16 tensor-core instruction of {@code gemm_tc.cl}
@@ -61,9 +63,12 @@ public final class TensorCores {
         return d.contains("NVIDIA") || d.contains("CUDA") || d.contains("GEFORCE") || d.contains("TESLA") || d.contains("QUADRO");
     }
 
+    /** Verdicts by device description: every OpenClOps on a device asks, the probe builds and runs once. */
+    private static final Map<String, Boolean> VERDICTS = new ConcurrentHashMap<>();
+
     /** The probe's verdict: true only when the instruction built and gave the known product on every lane. */
     public static boolean probe(OpenCLDevice device) {
-        return run(device) == null;
+        return VERDICTS.computeIfAbsent(OpenClDevices.describe(device), d -> run(device) == null);
     }
 
     /** Why the device does not run the instruction, or null when it does. */
