@@ -21,7 +21,8 @@ public final class PlanBench {
     public static void main(String[] args) {
         List<String> files = args.length > 0 ? List.of(args)
                 : List.of("pipeline-configs/ouro-1.4b.yaml", "pipeline-configs/ouro-2.6b.yaml");
-        int stages = 0, fit = 0;
+        int stages = 0, fit = 0, maxBuffers = 0;
+        long largestBuffer = 0;
         double largest = 0;
         String largestName = "";
         for (String f : files) {
@@ -35,13 +36,17 @@ public final class PlanBench {
                 if (p.fits(cfg.train().deviceBytes())) {
                     fit++;
                 }
+                maxBuffers = Math.max(maxBuffers, p.buffers());
+                largestBuffer = Math.max(largestBuffer, p.largestBytes());
                 if (p.deviceBytes() > largest) {
                     largest = p.deviceBytes();
                     largestName = name.replace(' ', ':');
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "RESULT plan stages=%d fit=%d largest_gib=%.1f largest=%s ratio=%.3f%n",
-                stages, fit, largest / (1L << 30), largestName, (double) fit / stages);
+        // every buffer below Aparapi 3.0.2's 2^31 bytes (its sizes are 32-bit ints)
+        System.out.printf(Locale.ROOT, "RESULT plan stages=%d fit=%d largest_gib=%.1f largest=%s max_buffers=%d "
+                        + "largest_buffer_bytes=%d below_2gib=%d ratio=%.3f%n", stages, fit, largest / (1L << 30),
+                largestName, maxBuffers, largestBuffer, largestBuffer < (1L << 31) ? 1 : 0, (double) fit / stages);
     }
 }

@@ -20,11 +20,14 @@ import java.util.Locale;
  * every device buffer, and a checkpoint copies parameters and moments out once more). {@link #choose} picks the
  * micro-batch and recomputation a stage runs with when its config leaves them open.
  *
- * @param problem why the shape cannot be allocated at all (a buffer past its limit), or null
+ * @param problem      why the shape cannot be allocated at all (a buffer past its limit), or null
+ * @param actBuffers   device buffers (windows) of the activation arena
+ * @param largestBytes the largest single device buffer: every one stays below Aparapi's 2 GiB
+ *                     ({@link io.ouro.worker.opencl.HostArrays#MAX_FLOATS})
  */
 public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int paramSegments, long stateBytes,
                          long activationBytes, long stashBytes, int stashBuffers, long deviceBytes, long heapBytes,
-                         String problem) {
+                         String problem, int actBuffers, long largestBytes) {
 
     /** The shape on a GPU whose largest buffer is {@code actLimit} floats. */
     public static MemoryPlan of(LoopConfig model, StepShape shape, long actLimit) {
@@ -46,10 +49,15 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         ParamLayout layout = new ParamLayout(model);
         long p = layout.totalSize();
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
-        int segments = 0;
+        int segments = 0, actBuffers = 0;
+        long largest = 0;
         String problem = null;
         try {
-            segments = OpenClStepOps.paramSegments(layout, limit).count();
+            io.ouro.worker.model.ParamSegments segs = OpenClStepOps.paramSegments(layout, limit);
+            segments = segs.count();
+            for (int i = 0; i < segments; i++) {
+                largest = Math.max(largest, segs.size(i));
+            }
         } catch (IllegalArgumentException e) {
             problem = e.getMessage();
         }
@@ -62,6 +70,8 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
                 stash += s;
             }
             stashBuffers = b.stashFloats().length;
+            actBuffers = b.actWindows();
+            largest = Math.max(largest, b.largestFloats());
         } catch (IllegalArgumentException e) {
             problem = problem == null ? e.getMessage() : problem;
         }
@@ -70,12 +80,13 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         // the exchange buffer, which grows to the largest gradient bucket once the data-parallel step uses it)
         long small = 4L * (rows * 3 + 2L * model.steps() + OpenClOps.PARAM_SEGMENTS * 256L
                 + (long) shape.seqLen() * model.headDim() + 4L * (OpenClOps.PARAM_SEGMENTS - Math.max(1, segments))
-                + (16 - stashBuffers) + 1);
+                + (16 - stashBuffers) + (io.ouro.worker.opencl.OpenClOps.ACT_PIECES - Math.max(1, actBuffers)) + 1);
         // parameters and gradients, the moments of this rank's share (rounded up), the exchange buffer
         long state = 8 * p + 8 * ((p + optimizerShards - 1) / optimizerShards);
         long device = state + 4 * (act + stash) + small + 4 * Math.max(0, Math.min(exchangeFloats, p) - 1);
         long heap = device + 12 * p;
-        return new MemoryPlan(model, shape, p, segments, state, 4 * act, 4 * stash, stashBuffers, device, heap, problem);
+        return new MemoryPlan(model, shape, p, segments, state, 4 * act, 4 * stash, stashBuffers, device, heap, problem,
+                actBuffers, 4 * largest);
     }
 
     /** Whether the shape can be allocated and fits {@code deviceBytes}. */
@@ -171,16 +182,23 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         String fit = this.deviceBytes <= deviceBytes ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
                 : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
         return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
-                        + "(parameters + gradients + AdamW%s %s in %d buffer%s, activations %s, stash%s %s in %d buffer%s), "
-                        + "executor heap %s; %.3g FLOP/token (%.3g with recomputation): %s",
+                        + "(parameters + gradients + AdamW%s %s in %d segment%s, activations %s in %d buffer%s, stash%s %s in "
+                        + "%d buffer%s; %d device buffers, the largest %s), executor heap %s; %.3g FLOP/token (%.3g with "
+                        + "recomputation): %s",
                 shape.micro(), shape.seqLen(), shape.recompute().yamlName(),
                 shape.recompute() == Recompute.NONE ? "" : " in chunks of "
                         + io.ouro.worker.reference.LoopSchedule.chunkRows(shape.micro() * shape.seqLen(),
                         shape.recompute(), shape.chunk()) + " rows",
                 gib(this.deviceBytes), stateBytes < 16 * parameters ? " moments of this rank's slice (ZeRO-1)" : "",
-                gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes),
-                shape.bf16Stash() ? " (bf16)" : "", gib(stashBytes), stashBuffers, stashBuffers == 1 ? "" : "s", gib(heapBytes),
+                gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes), actBuffers,
+                actBuffers == 1 ? "" : "s", shape.bf16Stash() ? " (bf16)" : "", gib(stashBytes), stashBuffers,
+                stashBuffers == 1 ? "" : "s", buffers(), gib(largestBytes), gib(heapBytes),
                 modelFlopsPerToken(model, shape.seqLen()), flopsPerToken(), fit);
+    }
+
+    /** Device buffers the shape allocates: four per parameter segment (training), the activation and stash buffers. */
+    public int buffers() {
+        return 4 * paramSegments + actBuffers + stashBuffers;
     }
 
     static String gib(double bytes) {

@@ -42,6 +42,8 @@ public final class ClKernels {
     static final int GEMM_TC = 11;
     /** Values of {@link LoopKernel#hand}: cross-entropy forward and backward in {@code xent.cl}. */
     static final int CE_FWD = 12, CE_BWD = 13;
+    /** Value of {@link LoopKernel#hand}: the CPU GEMM as dot products over k in {@code gemm.cl}. */
+    static final int GEMM_DOT = 14;
     /** Ints per layer in the decode step's table, and after the layers (as in decode.cl). */
     static final int DECODE_LAYER_INTS = 11, DECODE_TAIL_INTS = 14;
     /** Phases per layer of the decode step (as in decode.cl). */
@@ -54,7 +56,7 @@ public final class ClKernels {
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
-    private static final String[] RESOURCES = {"gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "hand.cl"};
+    private static final String[] RESOURCES = {"buffers.cl", "gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static String source;
@@ -137,8 +139,14 @@ public final class ClKernels {
         }
     }
 
+    /** LoopKernel's buffer constants as the hand-written source reads them (buffers.cl): defined once, in Java. */
+    static String constants() {
+        return "#define OURO_ACT_SHIFT " + LoopKernel.ACT_SHIFT + "\n#define OURO_ACT_MASK " + LoopKernel.ACT_MASK
+                + "\n#define OURO_SEL_GRADS " + LoopKernel.SEL_GRADS + "\n#define OURO_SEL_ACT " + LoopKernel.SEL_ACT + "\n";
+    }
+
     private static String handWritten() {
-        StringBuilder all = new StringBuilder();
+        StringBuilder all = new StringBuilder(constants());
         for (String resource : RESOURCES) {
             try (InputStream in = ClKernels.class.getResourceAsStream(resource)) {
                 if (in == null) {

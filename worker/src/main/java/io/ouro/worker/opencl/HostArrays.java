@@ -19,20 +19,106 @@ public final class HostArrays {
 
     private static final System.Logger LOG = System.getLogger(HostArrays.class.getName());
 
+    /**
+     * The largest buffer in 4-byte elements. Aparapi 3.0.2 sizes every device buffer in a 32-bit int of bytes
+     * ({@code KernelRunner} multiplies the length by the element size in an int; its native side keeps a jint and
+     * passes it to clCreateBuffer and the transfers), so 2^29 floats or more would wrap to a negative or a small size:
+     * a failed launch, or on a discrete GPU an undersized buffer written out of bounds. Models past it are cut into
+     * several buffers (parameter segments, activation windows, stash buffers).
+     */
+    public static final int MAX_FLOATS = (1 << 29) - 64;
+
     /** Elements (4 bytes) that make an array humongous under this JVM's G1 (1 when G1 is not in use). */
     static final int MIN_ELEMENTS = minimumElements();
+
+    /**
+     * Test-only (-Douro.test.canary=true): every array carries {@link #CANARY_LENGTH} canary values just past its
+     * logical end, inside the padding G1 needs anyway, so that a kernel writing past a buffer's end is caught
+     * ({@link #canaryIntact}) instead of landing silently in the padding.
+     */
+    public static final boolean CANARY = Boolean.getBoolean("ouro.test.canary");
+    /** Canary values after each array's logical end. */
+    public static final int CANARY_LENGTH = 16;
+    /** The canary's bits: a quiet NaN with a payload no kernel computes. */
+    static final int CANARY_BITS = 0x7fe5c3a1;
 
     private HostArrays() {
     }
 
     /** A float array of at least {@code n} elements that G1 does not move. */
     public static float[] floats(int n) {
-        return new float[Math.max(n, MIN_ELEMENTS)];
+        float[] a = new float[padded(n)];
+        if (CANARY) {
+            java.util.Arrays.fill(a, n, Math.min(a.length, n + CANARY_LENGTH), Float.intBitsToFloat(CANARY_BITS));
+        }
+        return a;
     }
 
     /** An int array of at least {@code n} elements that G1 does not move. */
     public static int[] ints(int n) {
-        return new int[Math.max(n, MIN_ELEMENTS)];
+        int[] a = new int[padded(n)];
+        if (CANARY) {
+            java.util.Arrays.fill(a, n, Math.min(a.length, n + CANARY_LENGTH), CANARY_BITS);
+        }
+        return a;
+    }
+
+    /** Whether the canary after the first {@code n} elements is unchanged (always true outside canary mode). */
+    static boolean canaryIntact(float[] a, int n) {
+        for (int i = n; CANARY && i < Math.min(a.length, n + CANARY_LENGTH); i++) {
+            if (Float.floatToRawIntBits(a[i]) != CANARY_BITS) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    static boolean canaryIntact(int[] a, int n) {
+        for (int i = n; CANARY && i < Math.min(a.length, n + CANARY_LENGTH); i++) {
+            if (a[i] != CANARY_BITS) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The logical length of an array allocated here, found from its canary (canary mode only): what a buffer holds,
+     * measured rather than counted.
+     */
+    static int logicalLength(float[] a) {
+        if (!CANARY) {
+            throw new IllegalStateException("logical lengths are measured in canary mode (-Douro.test.canary=true)");
+        }
+        int bits = CANARY_BITS;
+        for (int i = 0; i < a.length; i++) {
+            if (Float.floatToRawIntBits(a[i]) == bits) {
+                int j = i;
+                while (j < a.length && j < i + CANARY_LENGTH && Float.floatToRawIntBits(a[j]) == bits) {
+                    j++;
+                }
+                if (j == Math.min(a.length, i + CANARY_LENGTH)) {
+                    return i;
+                }
+            }
+        }
+        return a.length;
+    }
+
+    static int logicalLength(int[] a) {
+        float[] f = new float[a.length];
+        for (int i = 0; i < a.length; i++) {
+            f[i] = Float.intBitsToFloat(a[i]);
+        }
+        return logicalLength(f);
+    }
+
+    private static int padded(int n) {
+        if (n < 0 || n > MAX_FLOATS) {
+            throw new IllegalArgumentException("a device buffer of " + n + " elements: Aparapi 3.0.2 creates at most "
+                    + MAX_FLOATS + " (its byte sizes are 32-bit ints)");
+        }
+        return Math.min(MAX_FLOATS, Math.max(n, MIN_ELEMENTS));
     }
 
     private static int minimumElements() {

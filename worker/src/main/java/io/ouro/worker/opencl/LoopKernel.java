@@ -7,8 +7,11 @@ import com.aparapi.Kernel;
  * explicit device buffers (Aparapi keeps device buffers per Kernel instance). {@link #op} selects the
  * op; the int fields below are its arguments, set by {@link OpenClOps} before each launch.
  *
- * <p>Buffers: {@code w} parameters, {@code gw} gradients, {@code act} the activation arena (every
- * activation is a slice at an offset). A "selector" picks one of them: 0 = w, 1 = gw, 2 = act.
+ * <p>Buffers: {@code w0..w7} parameters, {@code g0..g7} gradients (one per parameter segment), {@code act0..act7}
+ * the activation arena (every activation is a region at a global offset, see {@link #ACT_SHIFT}). Every buffer stays
+ * below Aparapi 3.0.2's limit: it sizes buffers in a 32-bit int of bytes, so an array of 2^29 floats or more would
+ * wrap (see {@link HostArrays#MAX_FLOATS}). A "selector" picks a GEMM or fill operand: {@link #SEL_PARAMS} + segment,
+ * {@link #SEL_GRADS} + segment, or {@link #SEL_ACT}.
  *
  * <p>Two rules keep this correct on every OpenCL driver. Barriers are only ever reached by all work
  * items: they sit at the top level of {@link #run()}, inside a loop whose trip count ({@link #tiles})
@@ -26,7 +29,7 @@ public final class LoopKernel extends Kernel {
             OP_RMSNORM_FWD = 6, OP_RMSNORM_BWD_DX = 7, OP_RMSNORM_BWD_DW = 8, OP_ROPE = 9,
             OP_EMBED_FWD = 10, OP_EMBED_BWD = 11, OP_ATTN_FWD = 12, OP_ATTN_BWD_Q = 13, OP_ATTN_BWD_KV = 14,
             OP_CE_FWD = 15, OP_CE_BWD = 16, OP_BIAS_ADD = 17, OP_EXIT = 18, OP_STEP_MEANS = 19, OP_SUMSQ = 20,
-            OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24, OP_GEMM_DOT = 25,
+            OP_SCALE = 21, OP_ADAMW = 22, OP_SUM_TO_GRAD = 23, OP_COPY = 24,
             OP_TRANSPOSE = 26, OP_XCOPY = 27, OP_RANGE_OUT = 28, OP_RANGE_IN = 29;
     /** Decoding one token over a KV cache ({@code OpenClDecodeOps}). */
     static final int OP_ROPE_AT = 30, OP_ATTN_CACHED = 31, OP_MEAN = 32, OP_TO_METRICS = 33, OP_GEMV = 34,
@@ -45,24 +48,39 @@ public final class LoopKernel extends Kernel {
 
     /** Stash buffers: hidden states kept across layers, reached only by {@link #OP_XCOPY} (slot 1 + index). */
     static final int STASH_SLOTS = 16;
-
-    float[] w = new float[1];
-    float[] gw = new float[1];
+    /** Parameter segments (each with its gradient and moments) the kernel addresses. */
+    static final int SEGMENTS = 8;
     /**
-     * The second parameter segment (parameters, gradients, moments) of a model past one Java array: tensors never
-     * straddle segments, and {@link #pseg} says which segment an op's parameter tensor is in.
+     * The activation arena's windows: a global offset g is element {@code g & ACT_MASK} of window
+     * {@code g >> ACT_SHIFT}, each window one buffer of at most ACT_WINDOW floats (1 GiB), at most ACT_PIECES of them
+     * (2^31 floats in all, the reach of an int offset).
      */
-    float[] w2 = new float[1];
-    float[] gw2 = new float[1];
-    float[] mom1b = new float[1];
-    float[] mom2b = new float[1];
-    float[] act = new float[1];
+    static final int ACT_SHIFT = 28, ACT_WINDOW = 1 << ACT_SHIFT, ACT_MASK = ACT_WINDOW - 1, ACT_PIECES = 8;
+    /** GEMM and fill operand selectors: parameters and gradients of a segment (+ segment), the activations. */
+    static final int SEL_PARAMS = 0, SEL_GRADS = 8, SEL_ACT = 16;
+
+    /**
+     * Parameters, gradients and Adam's two moments, in up to {@link #SEGMENTS} segments of at most
+     * {@link HostArrays#MAX_FLOATS} floats each: tensors never straddle segments, and {@link #pseg} says which segment
+     * an op's parameter tensor is in. Unused segments are one-float placeholders.
+     */
+    float[] w0 = new float[1], w1 = new float[1], w2 = new float[1], w3 = new float[1];
+    float[] w4 = new float[1], w5 = new float[1], w6 = new float[1], w7 = new float[1];
+    float[] g0 = new float[1], g1 = new float[1], g2 = new float[1], g3 = new float[1];
+    float[] g4 = new float[1], g5 = new float[1], g6 = new float[1], g7 = new float[1];
+    float[] ma0 = new float[1], ma1 = new float[1], ma2 = new float[1], ma3 = new float[1];
+    float[] ma4 = new float[1], ma5 = new float[1], ma6 = new float[1], ma7 = new float[1];
+    float[] mb0 = new float[1], mb1 = new float[1], mb2 = new float[1], mb3 = new float[1];
+    float[] mb4 = new float[1], mb5 = new float[1], mb6 = new float[1], mb7 = new float[1];
+    /**
+     * The activation arena in up to {@link #ACT_PIECES} windows of {@link #ACT_WINDOW} floats: an op addresses it by
+     * a global offset (window << ACT_SHIFT | element), and no region straddles two windows.
+     */
+    float[] act0 = new float[1], act1 = new float[1], act2 = new float[1], act3 = new float[1];
+    float[] act4 = new float[1], act5 = new float[1], act6 = new float[1], act7 = new float[1];
     float[] ropeCos = new float[1];
     float[] ropeSin = new float[1];
-    /** Adam's first and second moments, laid out like w. */
-    float[] mom1 = new float[1];
-    float[] mom2 = new float[1];
-    /** Small outputs that go back to the host each step: per-token losses, per-step sums, partial norms. */
+
     float[] metrics = new float[1];
     int[] tok = new int[1];
     float[] s0 = new float[1], s1 = new float[1], s2 = new float[1], s3 = new float[1];
@@ -98,44 +116,491 @@ public final class LoopKernel extends Kernel {
     int aSel, aOff, aRs, aCs, bSel, bOff, bRs, bCs, cSel, cOff, cRs, cCs;
     // the other ops: sizes n0, n1, n2, offsets o0..o5 into act (or the buffer named by cSel/aSel), a float
     int n0, n1, n2, n3, o0, o1, o2, o3, o4, o5, o6, o7, o8;
-    /** Parameter segment of the op's tensor (norm weights, the gate bias, AdamW, gradient norms): 0 or 1. */
+    /** Parameter segment of the op's tensor (embedding, norm weights, the gate bias, AdamW, gradient norms, GEMV). */
     int pseg;
     float f0, f1, f2, f3, f4, f5;
 
-    // selectors: 0 w, 1 gw, 2 act, 3 w2, 4 gw2
-    float load(int sel, int idx) {
-        return sel == 0 ? w[idx] : (sel == 1 ? gw[idx] : (sel == 2 ? act[idx] : (sel == 3 ? w2[idx] : gw2[idx])));
-    }
-
+    /** Parameter idx of segment pseg. */
     float pw(int idx) {
-        return pseg == 0 ? w[idx] : w2[idx];
-    }
-
-    void gradAdd(int idx, float v) {
+        float x = 0f;
         if (pseg == 0) {
-            gw[idx] = gw[idx] + v;
+            x = w0[idx];
         }
         if (pseg == 1) {
-            gw2[idx] = gw2[idx] + v;
+            x = w1[idx];
         }
+        if (pseg == 2) {
+            x = w2[idx];
+        }
+        if (pseg == 3) {
+            x = w3[idx];
+        }
+        if (pseg == 4) {
+            x = w4[idx];
+        }
+        if (pseg == 5) {
+            x = w5[idx];
+        }
+        if (pseg == 6) {
+            x = w6[idx];
+        }
+        if (pseg == 7) {
+            x = w7[idx];
+        }
+        return x;
+    }
+
+    /** Sets parameter idx of segment pseg. */
+    void pset(int idx, float v) {
+        if (pseg == 0) {
+            w0[idx] = v;
+        }
+        if (pseg == 1) {
+            w1[idx] = v;
+        }
+        if (pseg == 2) {
+            w2[idx] = v;
+        }
+        if (pseg == 3) {
+            w3[idx] = v;
+        }
+        if (pseg == 4) {
+            w4[idx] = v;
+        }
+        if (pseg == 5) {
+            w5[idx] = v;
+        }
+        if (pseg == 6) {
+            w6[idx] = v;
+        }
+        if (pseg == 7) {
+            w7[idx] = v;
+        }
+    }
+
+    /** Gradient idx of segment pseg. */
+    float gr(int idx) {
+        float x = 0f;
+        if (pseg == 0) {
+            x = g0[idx];
+        }
+        if (pseg == 1) {
+            x = g1[idx];
+        }
+        if (pseg == 2) {
+            x = g2[idx];
+        }
+        if (pseg == 3) {
+            x = g3[idx];
+        }
+        if (pseg == 4) {
+            x = g4[idx];
+        }
+        if (pseg == 5) {
+            x = g5[idx];
+        }
+        if (pseg == 6) {
+            x = g6[idx];
+        }
+        if (pseg == 7) {
+            x = g7[idx];
+        }
+        return x;
+    }
+
+    /** Sets gradient idx of segment pseg. */
+    void gset(int idx, float v) {
+        if (pseg == 0) {
+            g0[idx] = v;
+        }
+        if (pseg == 1) {
+            g1[idx] = v;
+        }
+        if (pseg == 2) {
+            g2[idx] = v;
+        }
+        if (pseg == 3) {
+            g3[idx] = v;
+        }
+        if (pseg == 4) {
+            g4[idx] = v;
+        }
+        if (pseg == 5) {
+            g5[idx] = v;
+        }
+        if (pseg == 6) {
+            g6[idx] = v;
+        }
+        if (pseg == 7) {
+            g7[idx] = v;
+        }
+    }
+
+    /** Adds v to gradient idx of segment pseg. */
+    void gradAdd(int idx, float v) {
+        if (pseg == 0) {
+            g0[idx] = g0[idx] + v;
+        }
+        if (pseg == 1) {
+            g1[idx] = g1[idx] + v;
+        }
+        if (pseg == 2) {
+            g2[idx] = g2[idx] + v;
+        }
+        if (pseg == 3) {
+            g3[idx] = g3[idx] + v;
+        }
+        if (pseg == 4) {
+            g4[idx] = g4[idx] + v;
+        }
+        if (pseg == 5) {
+            g5[idx] = g5[idx] + v;
+        }
+        if (pseg == 6) {
+            g6[idx] = g6[idx] + v;
+        }
+        if (pseg == 7) {
+            g7[idx] = g7[idx] + v;
+        }
+    }
+
+    /** Adam's first moment idx of segment pseg. */
+    float m1r(int idx) {
+        float x = 0f;
+        if (pseg == 0) {
+            x = ma0[idx];
+        }
+        if (pseg == 1) {
+            x = ma1[idx];
+        }
+        if (pseg == 2) {
+            x = ma2[idx];
+        }
+        if (pseg == 3) {
+            x = ma3[idx];
+        }
+        if (pseg == 4) {
+            x = ma4[idx];
+        }
+        if (pseg == 5) {
+            x = ma5[idx];
+        }
+        if (pseg == 6) {
+            x = ma6[idx];
+        }
+        if (pseg == 7) {
+            x = ma7[idx];
+        }
+        return x;
+    }
+
+    /** Sets Adam's first moment idx of segment pseg. */
+    void m1w(int idx, float v) {
+        if (pseg == 0) {
+            ma0[idx] = v;
+        }
+        if (pseg == 1) {
+            ma1[idx] = v;
+        }
+        if (pseg == 2) {
+            ma2[idx] = v;
+        }
+        if (pseg == 3) {
+            ma3[idx] = v;
+        }
+        if (pseg == 4) {
+            ma4[idx] = v;
+        }
+        if (pseg == 5) {
+            ma5[idx] = v;
+        }
+        if (pseg == 6) {
+            ma6[idx] = v;
+        }
+        if (pseg == 7) {
+            ma7[idx] = v;
+        }
+    }
+
+    /** Adam's second moment idx of segment pseg. */
+    float m2r(int idx) {
+        float x = 0f;
+        if (pseg == 0) {
+            x = mb0[idx];
+        }
+        if (pseg == 1) {
+            x = mb1[idx];
+        }
+        if (pseg == 2) {
+            x = mb2[idx];
+        }
+        if (pseg == 3) {
+            x = mb3[idx];
+        }
+        if (pseg == 4) {
+            x = mb4[idx];
+        }
+        if (pseg == 5) {
+            x = mb5[idx];
+        }
+        if (pseg == 6) {
+            x = mb6[idx];
+        }
+        if (pseg == 7) {
+            x = mb7[idx];
+        }
+        return x;
+    }
+
+    /** Sets Adam's second moment idx of segment pseg. */
+    void m2w(int idx, float v) {
+        if (pseg == 0) {
+            mb0[idx] = v;
+        }
+        if (pseg == 1) {
+            mb1[idx] = v;
+        }
+        if (pseg == 2) {
+            mb2[idx] = v;
+        }
+        if (pseg == 3) {
+            mb3[idx] = v;
+        }
+        if (pseg == 4) {
+            mb4[idx] = v;
+        }
+        if (pseg == 5) {
+            mb5[idx] = v;
+        }
+        if (pseg == 6) {
+            mb6[idx] = v;
+        }
+        if (pseg == 7) {
+            mb7[idx] = v;
+        }
+    }
+
+    /** Activation value at global offset g: window g >> ACT_SHIFT, element g & ACT_MASK of it. */
+    float ar(int g) {
+        int b = g >> ACT_SHIFT;
+        int l = g & ACT_MASK;
+        float x = 0f;
+        if (b == 0) {
+            x = act0[l];
+        }
+        if (b == 1) {
+            x = act1[l];
+        }
+        if (b == 2) {
+            x = act2[l];
+        }
+        if (b == 3) {
+            x = act3[l];
+        }
+        if (b == 4) {
+            x = act4[l];
+        }
+        if (b == 5) {
+            x = act5[l];
+        }
+        if (b == 6) {
+            x = act6[l];
+        }
+        if (b == 7) {
+            x = act7[l];
+        }
+        return x;
+    }
+
+    /** Sets the activation value at global offset g. */
+    void aw(int g, float v) {
+        int b = g >> ACT_SHIFT;
+        int l = g & ACT_MASK;
+        if (b == 0) {
+            act0[l] = v;
+        }
+        if (b == 1) {
+            act1[l] = v;
+        }
+        if (b == 2) {
+            act2[l] = v;
+        }
+        if (b == 3) {
+            act3[l] = v;
+        }
+        if (b == 4) {
+            act4[l] = v;
+        }
+        if (b == 5) {
+            act5[l] = v;
+        }
+        if (b == 6) {
+            act6[l] = v;
+        }
+        if (b == 7) {
+            act7[l] = v;
+        }
+    }
+
+    // selectors: SEL_PARAMS + s parameters of segment s, SEL_GRADS + s gradients of segment s, SEL_ACT activations
+    // (a global offset); no call to ar(): Aparapi can emit a helper after the helper that calls it
+    float load(int sel, int idx) {
+        float x = 0f;
+        if (sel == 0) {
+            x = w0[idx];
+        }
+        if (sel == 1) {
+            x = w1[idx];
+        }
+        if (sel == 2) {
+            x = w2[idx];
+        }
+        if (sel == 3) {
+            x = w3[idx];
+        }
+        if (sel == 4) {
+            x = w4[idx];
+        }
+        if (sel == 5) {
+            x = w5[idx];
+        }
+        if (sel == 6) {
+            x = w6[idx];
+        }
+        if (sel == 7) {
+            x = w7[idx];
+        }
+        if (sel == 8) {
+            x = g0[idx];
+        }
+        if (sel == 9) {
+            x = g1[idx];
+        }
+        if (sel == 10) {
+            x = g2[idx];
+        }
+        if (sel == 11) {
+            x = g3[idx];
+        }
+        if (sel == 12) {
+            x = g4[idx];
+        }
+        if (sel == 13) {
+            x = g5[idx];
+        }
+        if (sel == 14) {
+            x = g6[idx];
+        }
+        if (sel == 15) {
+            x = g7[idx];
+        }
+        if (sel == SEL_ACT) {
+            int b = idx >> ACT_SHIFT;
+            int l = idx & ACT_MASK;
+            if (b == 0) {
+                x = act0[l];
+            }
+            if (b == 1) {
+                x = act1[l];
+            }
+            if (b == 2) {
+                x = act2[l];
+            }
+            if (b == 3) {
+                x = act3[l];
+            }
+            if (b == 4) {
+                x = act4[l];
+            }
+            if (b == 5) {
+                x = act5[l];
+            }
+            if (b == 6) {
+                x = act6[l];
+            }
+            if (b == 7) {
+                x = act7[l];
+            }
+        }
+        return x;
     }
 
     void store(int sel, int idx, float v, int add) {
-        // (no call to load(): Aparapi can emit a helper after the helper that calls it)
         if (sel == 0) {
-            w[idx] = add == 1 ? w[idx] + v : v;
+            w0[idx] = add == 1 ? w0[idx] + v : v;
         }
         if (sel == 1) {
-            gw[idx] = add == 1 ? gw[idx] + v : v;
+            w1[idx] = add == 1 ? w1[idx] + v : v;
         }
         if (sel == 2) {
-            act[idx] = add == 1 ? act[idx] + v : v;
-        }
-        if (sel == 3) {
             w2[idx] = add == 1 ? w2[idx] + v : v;
         }
+        if (sel == 3) {
+            w3[idx] = add == 1 ? w3[idx] + v : v;
+        }
         if (sel == 4) {
-            gw2[idx] = add == 1 ? gw2[idx] + v : v;
+            w4[idx] = add == 1 ? w4[idx] + v : v;
+        }
+        if (sel == 5) {
+            w5[idx] = add == 1 ? w5[idx] + v : v;
+        }
+        if (sel == 6) {
+            w6[idx] = add == 1 ? w6[idx] + v : v;
+        }
+        if (sel == 7) {
+            w7[idx] = add == 1 ? w7[idx] + v : v;
+        }
+        if (sel == 8) {
+            g0[idx] = add == 1 ? g0[idx] + v : v;
+        }
+        if (sel == 9) {
+            g1[idx] = add == 1 ? g1[idx] + v : v;
+        }
+        if (sel == 10) {
+            g2[idx] = add == 1 ? g2[idx] + v : v;
+        }
+        if (sel == 11) {
+            g3[idx] = add == 1 ? g3[idx] + v : v;
+        }
+        if (sel == 12) {
+            g4[idx] = add == 1 ? g4[idx] + v : v;
+        }
+        if (sel == 13) {
+            g5[idx] = add == 1 ? g5[idx] + v : v;
+        }
+        if (sel == 14) {
+            g6[idx] = add == 1 ? g6[idx] + v : v;
+        }
+        if (sel == 15) {
+            g7[idx] = add == 1 ? g7[idx] + v : v;
+        }
+        if (sel == SEL_ACT) {
+            int b = idx >> ACT_SHIFT;
+            int l = idx & ACT_MASK;
+            if (b == 0) {
+                act0[l] = add == 1 ? act0[l] + v : v;
+            }
+            if (b == 1) {
+                act1[l] = add == 1 ? act1[l] + v : v;
+            }
+            if (b == 2) {
+                act2[l] = add == 1 ? act2[l] + v : v;
+            }
+            if (b == 3) {
+                act3[l] = add == 1 ? act3[l] + v : v;
+            }
+            if (b == 4) {
+                act4[l] = add == 1 ? act4[l] + v : v;
+            }
+            if (b == 5) {
+                act5[l] = add == 1 ? act5[l] + v : v;
+            }
+            if (b == 6) {
+                act6[l] = add == 1 ? act6[l] + v : v;
+            }
+            if (b == 7) {
+                act7[l] = add == 1 ? act7[l] + v : v;
+            }
         }
     }
 
@@ -191,7 +656,7 @@ public final class LoopKernel extends Kernel {
     float slotLoad(int slot, int idx) {
         float x = 0f;
         if (slot == 0) {
-            x = act[idx];
+            x = ar(idx);
         }
         if (slot == 1) {
             x = s0[idx];
@@ -246,7 +711,7 @@ public final class LoopKernel extends Kernel {
 
     void slotStore(int slot, int idx, float x) {
         if (slot == 0) {
-            act[idx] = x;
+            aw(idx, x);
         }
         if (slot == 1) {
             s0[idx] = x;
@@ -347,24 +812,24 @@ public final class LoopKernel extends Kernel {
         if (op == OP_ADD) {
             // act[o0 + i] += act[o1 + i], i < n0
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                act[o0 + i] = act[o0 + i] + act[o1 + i];
+                aw(o0 + i, ar(o0 + i) + ar(o1 + i));
             }
         }
         if (op == OP_SWIGLU_FWD) {
             // m[o2] = silu(g[o0]) * u[o1], n0 elements
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                float g = act[o0 + i];
-                act[o2 + i] = g * sigmoid(g) * act[o1 + i];
+                float g = ar(o0 + i);
+                aw(o2 + i, g * sigmoid(g) * ar(o1 + i));
             }
         }
         if (op == OP_SWIGLU_BWD) {
             // dm[o2] -> dg[o3] +=, du[o4] += ; g[o0], u[o1]
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                float g = act[o0 + i];
+                float g = ar(o0 + i);
                 float sg = sigmoid(g);
-                float dm = act[o2 + i];
-                act[o4 + i] = act[o4 + i] + dm * g * sg;
-                act[o3 + i] = act[o3 + i] + dm * act[o1 + i] * sg * (1f + g * (1f - sg));
+                float dm = ar(o2 + i);
+                aw(o4 + i, ar(o4 + i) + dm * g * sg);
+                aw(o3 + i, ar(o3 + i) + dm * ar(o1 + i) * sg * (1f + g * (1f - sg)));
             }
         }
         if (op == OP_RMSNORM_FWD) {
@@ -373,13 +838,13 @@ public final class LoopKernel extends Kernel {
                 int row = gx * n1;
                 float ss = 0f;
                 for (int i = 0; i < n1; i++) {
-                    float x = act[o0 + row + i];
+                    float x = ar(o0 + row + i);
                     ss += x * x;
                 }
                 float rs = 1f / sqrt(ss / n1 + f0);
-                act[o2 + gx] = rs;
+                aw(o2 + gx, rs);
                 for (int i = 0; i < n1; i++) {
-                    act[o1 + row + i] = act[o0 + row + i] * rs * pw(o3 + i);
+                    aw(o1 + row + i, ar(o0 + row + i) * rs * pw(o3 + i));
                 }
             }
         }
@@ -387,14 +852,14 @@ public final class LoopKernel extends Kernel {
             // dx[o4] += rs*w*dy - x*rs^3/d*sum(dy*w*x); dy[o1], x[o0], rstd[o2], w[o3]
             if (gx < n0) {
                 int row = gx * n1;
-                float rs = act[o2 + gx];
+                float rs = ar(o2 + gx);
                 float dot = 0f;
                 for (int i = 0; i < n1; i++) {
-                    dot += act[o1 + row + i] * pw(o3 + i) * act[o0 + row + i];
+                    dot += ar(o1 + row + i) * pw(o3 + i) * ar(o0 + row + i);
                 }
                 float c = dot * rs * rs * rs / n1;
                 for (int i = 0; i < n1; i++) {
-                    act[o4 + row + i] = act[o4 + row + i] + rs * pw(o3 + i) * act[o1 + row + i] - c * act[o0 + row + i];
+                    aw(o4 + row + i, ar(o4 + row + i) + rs * pw(o3 + i) * ar(o1 + row + i) - c * ar(o0 + row + i));
                 }
             }
         }
@@ -403,7 +868,7 @@ public final class LoopKernel extends Kernel {
             if (gx < n1) {
                 float s = 0f;
                 for (int r = 0; r < n0; r++) {
-                    s += act[o1 + r * n1 + gx] * act[o0 + r * n1 + gx] * act[o2 + r];
+                    s += ar(o1 + r * n1 + gx) * ar(o0 + r * n1 + gx) * ar(o2 + r);
                 }
                 gradAdd(o3 + gx, s);
             }
@@ -421,10 +886,10 @@ public final class LoopKernel extends Kernel {
                 float c = ropeCos[t];
                 float s = f0 * ropeSin[t];
                 int base = o0 + r * n1 * n2 + h * n2;
-                float a = act[base + i];
-                float b = act[base + pairs + i];
-                act[base + i] = a * c - b * s;
-                act[base + pairs + i] = b * c + a * s;
+                float a = ar(base + i);
+                float b = ar(base + pairs + i);
+                aw(base + i, a * c - b * s);
+                aw(base + pairs + i, b * c + a * s);
             }
         }
 
@@ -432,7 +897,7 @@ public final class LoopKernel extends Kernel {
             // h[o1] (n0 rows, n1 wide) = w[o0 + tok[r] * n1]
             if (gx < n0 * n1) {
                 int r = gx / n1;
-                act[o1 + gx] = w[o0 + tok[r] * n1 + gx % n1];
+                aw(o1 + gx, pw(o0 + tok[r] * n1 + gx % n1));
             }
         }
         if (op == OP_EMBED_BWD) {
@@ -440,7 +905,7 @@ public final class LoopKernel extends Kernel {
             if (gx < n1) {
                 for (int r = 0; r < n0; r++) {
                     int gi = o0 + tok[r] * n1 + gx;
-                    gw[gi] = gw[gi] + act[o1 + r * n1 + gx];
+                    gradAdd(gi, ar(o1 + r * n1 + gx));
                 }
             }
         }
@@ -457,7 +922,7 @@ public final class LoopKernel extends Kernel {
                 int d = n2 * n3;
                 int qi = (b * n1 + s) * d + h * n3;
                 for (int i = 0; i < n3; i++) {
-                    act[o4 + qi + i] = 0f;
+                    aw(o4 + qi + i, 0f);
                 }
                 float mx = -3.0e38f;
                 float l = 0f;
@@ -465,7 +930,7 @@ public final class LoopKernel extends Kernel {
                     int kj = (b * n1 + j) * d + h * n3;
                     float dot = 0f;
                     for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + qi + i] * act[o1 + kj + i];
+                        dot += ar(o0 + qi + i) * ar(o1 + kj + i);
                     }
                     float sc = dot * f0;
                     float mNew = max(mx, sc);
@@ -473,14 +938,14 @@ public final class LoopKernel extends Kernel {
                     float e = exp(sc - mNew);
                     l = l * corr + e;
                     for (int i = 0; i < n3; i++) {
-                        act[o4 + qi + i] = act[o4 + qi + i] * corr + e * act[o2 + kj + i];
+                        aw(o4 + qi + i, ar(o4 + qi + i) * corr + e * ar(o2 + kj + i));
                     }
                     mx = mNew;
                 }
                 for (int i = 0; i < n3; i++) {
-                    act[o4 + qi + i] = act[o4 + qi + i] / l;
+                    aw(o4 + qi + i, ar(o4 + qi + i) / l);
                 }
-                act[o3 + p * n1 + s] = mx + log(l);
+                aw(o3 + p * n1 + s, mx + log(l));
             }
         }
         if (op == OP_ATTN_BWD_Q) {
@@ -493,23 +958,23 @@ public final class LoopKernel extends Kernel {
                 int h = p % n2;
                 int d = n2 * n3;
                 int qi = (b * n1 + s) * d + h * n3;
-                float lse = act[o3 + p * n1 + s];
+                float lse = ar(o3 + p * n1 + s);
                 float dd = 0f;
                 for (int i = 0; i < n3; i++) {
-                    dd += act[o4 + qi + i] * act[o6 + qi + i];
+                    dd += ar(o4 + qi + i) * ar(o6 + qi + i);
                 }
                 for (int j = 0; j <= s; j++) {
                     int kj = (b * n1 + j) * d + h * n3;
                     float dot = 0f;
                     float g = 0f;
                     for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + qi + i] * act[o1 + kj + i];
-                        g += act[o4 + qi + i] * act[o2 + kj + i];
+                        dot += ar(o0 + qi + i) * ar(o1 + kj + i);
+                        g += ar(o4 + qi + i) * ar(o2 + kj + i);
                     }
                     float pj = exp(dot * f0 - lse);
                     float ds = pj * (g - dd) * f0;
                     for (int i = 0; i < n3; i++) {
-                        act[o5 + qi + i] = act[o5 + qi + i] + ds * act[o1 + kj + i];
+                        aw(o5 + qi + i, ar(o5 + qi + i) + ds * ar(o1 + kj + i));
                     }
                 }
             }
@@ -530,15 +995,15 @@ public final class LoopKernel extends Kernel {
                     float g = 0f;
                     float dd = 0f;
                     for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + qi + i] * act[o1 + kj + i];
-                        g += act[o4 + qi + i] * act[o2 + kj + i];
-                        dd += act[o4 + qi + i] * act[o6 + qi + i];
+                        dot += ar(o0 + qi + i) * ar(o1 + kj + i);
+                        g += ar(o4 + qi + i) * ar(o2 + kj + i);
+                        dd += ar(o4 + qi + i) * ar(o6 + qi + i);
                     }
-                    float pj = exp(dot * f0 - act[o3 + p * n1 + s]);
+                    float pj = exp(dot * f0 - ar(o3 + p * n1 + s));
                     float ds = pj * (g - dd) * f0;
                     for (int i = 0; i < n3; i++) {
-                        act[o7 + kj + i] = act[o7 + kj + i] + ds * act[o0 + qi + i];
-                        act[o8 + kj + i] = act[o8 + kj + i] + pj * act[o4 + qi + i];
+                        aw(o7 + kj + i, ar(o7 + kj + i) + ds * ar(o0 + qi + i));
+                        aw(o8 + kj + i, ar(o8 + kj + i) + pj * ar(o4 + qi + i));
                     }
                 }
             }
@@ -549,20 +1014,20 @@ public final class LoopKernel extends Kernel {
                 int row = o0 + gx * n1;
                 float mx = -3.0e38f;
                 for (int j = 0; j < n1; j++) {
-                    mx = max(mx, act[row + j]);
+                    mx = max(mx, ar(row + j));
                 }
                 float sum = 0f;
                 for (int j = 0; j < n1; j++) {
-                    sum += exp(act[row + j] - mx);
+                    sum += exp(ar(row + j) - mx);
                 }
                 float l = mx + log(sum);
                 int t = tgt[n2 + gx];
-                act[o1 + n2 + gx] = l;
+                aw(o1 + n2 + gx, l);
                 float c = 0f;
                 if (t >= 0) {
-                    c = l - act[row + t];
+                    c = l - ar(row + t);
                 }
-                act[o2 + n2 + gx] = c;
+                aw(o2 + n2 + gx, c);
             }
         }
         if (op == OP_CE_BWD) {
@@ -572,20 +1037,20 @@ public final class LoopKernel extends Kernel {
                 int t = tgt[n2 + gx];
                 float g = 0f;
                 if (t >= 0) {
-                    g = act[o3 + n2 + gx];
+                    g = ar(o3 + n2 + gx);
                 }
-                float l = act[o1 + n2 + gx];
+                float l = ar(o1 + n2 + gx);
                 for (int j = 0; j < n1; j++) {
-                    act[row + j] = g * exp(act[row + j] - l);
+                    aw(row + j, g * exp(ar(row + j) - l));
                 }
                 if (t >= 0) {
-                    act[row + t] = act[row + t] - g;
+                    aw(row + t, ar(row + t) - g);
                 }
             }
         }
         if (op == OP_BIAS_ADD) {
             if (gx < n0) {
-                act[o0 + gx] = act[o0 + gx] + pw(o1);
+                aw(o0 + gx, ar(o0 + gx) + pw(o1));
             }
         }
         if (op == OP_SUM_TO_GRAD) {
@@ -593,123 +1058,14 @@ public final class LoopKernel extends Kernel {
             if (gx == 0) {
                 float s = 0f;
                 for (int r = 0; r < n0; r++) {
-                    s += act[o0 + r];
+                    s += ar(o0 + r);
                 }
                 gradAdd(o1, s);
             }
         }
-        if (op == OP_GEMM_DOT) {
-            // GEMM for CPU devices when A is in act and both A and B are k-contiguous (aCs = bCs = 1): each item
-            // computes a 4 x 4 block of C as 16 dot products over k, with no local memory and no barrier, so
-            // the compiler vectorizes the k loop (a reduction: pocl needs -cl-unsafe-math-optimizations).
-            // Rows and columns past the edge are clamped for loading and skipped when storing. The loop is
-            // written once per B buffer: a buffer chosen per load (load()) keeps pocl from vectorizing it.
-            int i0 = gy * 4;
-            int j0 = gx * 4;
-            if (i0 < gm && j0 < gn) {
-                int pa0 = aOff + min(i0, gm - 1) * aRs;
-                int pa1 = aOff + min(i0 + 1, gm - 1) * aRs;
-                int pa2 = aOff + min(i0 + 2, gm - 1) * aRs;
-                int pa3 = aOff + min(i0 + 3, gm - 1) * aRs;
-                int pb0 = bOff + min(j0, gn - 1) * bRs;
-                int pb1 = bOff + min(j0 + 1, gn - 1) * bRs;
-                int pb2 = bOff + min(j0 + 2, gn - 1) * bRs;
-                int pb3 = bOff + min(j0 + 3, gn - 1) * bRs;
-                float s00 = 0f, s01 = 0f, s02 = 0f, s03 = 0f, s10 = 0f, s11 = 0f, s12 = 0f, s13 = 0f;
-                float s20 = 0f, s21 = 0f, s22 = 0f, s23 = 0f, s30 = 0f, s31 = 0f, s32 = 0f, s33 = 0f;
-                if (bSel == 0) {
-                    for (int q = 0; q < gk; q++) {
-                        float x0 = act[pa0 + q];
-                        float x1 = act[pa1 + q];
-                        float x2 = act[pa2 + q];
-                        float x3 = act[pa3 + q];
-                        float y0 = w[pb0 + q];
-                        float y1 = w[pb1 + q];
-                        float y2 = w[pb2 + q];
-                        float y3 = w[pb3 + q];
-                        s00 += x0 * y0;
-                        s01 += x0 * y1;
-                        s02 += x0 * y2;
-                        s03 += x0 * y3;
-                        s10 += x1 * y0;
-                        s11 += x1 * y1;
-                        s12 += x1 * y2;
-                        s13 += x1 * y3;
-                        s20 += x2 * y0;
-                        s21 += x2 * y1;
-                        s22 += x2 * y2;
-                        s23 += x2 * y3;
-                        s30 += x3 * y0;
-                        s31 += x3 * y1;
-                        s32 += x3 * y2;
-                        s33 += x3 * y3;
-                    }
-                }
-                if (bSel == 3) {
-                    for (int q = 0; q < gk; q++) {
-                        float x0 = act[pa0 + q];
-                        float x1 = act[pa1 + q];
-                        float x2 = act[pa2 + q];
-                        float x3 = act[pa3 + q];
-                        float y0 = w2[pb0 + q];
-                        float y1 = w2[pb1 + q];
-                        float y2 = w2[pb2 + q];
-                        float y3 = w2[pb3 + q];
-                        s00 += x0 * y0;
-                        s01 += x0 * y1;
-                        s02 += x0 * y2;
-                        s03 += x0 * y3;
-                        s10 += x1 * y0;
-                        s11 += x1 * y1;
-                        s12 += x1 * y2;
-                        s13 += x1 * y3;
-                        s20 += x2 * y0;
-                        s21 += x2 * y1;
-                        s22 += x2 * y2;
-                        s23 += x2 * y3;
-                        s30 += x3 * y0;
-                        s31 += x3 * y1;
-                        s32 += x3 * y2;
-                        s33 += x3 * y3;
-                    }
-                }
-                if (bSel == 2) {
-                    for (int q = 0; q < gk; q++) {
-                        float x0 = act[pa0 + q];
-                        float x1 = act[pa1 + q];
-                        float x2 = act[pa2 + q];
-                        float x3 = act[pa3 + q];
-                        float y0 = act[pb0 + q];
-                        float y1 = act[pb1 + q];
-                        float y2 = act[pb2 + q];
-                        float y3 = act[pb3 + q];
-                        s00 += x0 * y0;
-                        s01 += x0 * y1;
-                        s02 += x0 * y2;
-                        s03 += x0 * y3;
-                        s10 += x1 * y0;
-                        s11 += x1 * y1;
-                        s12 += x1 * y2;
-                        s13 += x1 * y3;
-                        s20 += x2 * y0;
-                        s21 += x2 * y1;
-                        s22 += x2 * y2;
-                        s23 += x2 * y3;
-                        s30 += x3 * y0;
-                        s31 += x3 * y1;
-                        s32 += x3 * y2;
-                        s33 += x3 * y3;
-                    }
-                }
-                storeRow4(i0, j0, s00, s01, s02, s03);
-                storeRow4(i0 + 1, j0, s10, s11, s12, s13);
-                storeRow4(i0 + 2, j0, s20, s21, s22, s23);
-                storeRow4(i0 + 3, j0, s30, s31, s32, s33);
-            }
-        }
         if (op == OP_COPY) {
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                act[o0 + i] = act[o1 + i];
+                aw(o0 + i, ar(o1 + i));
             }
         }
         if (op == OP_XCOPY) {
@@ -719,32 +1075,16 @@ public final class LoopKernel extends Kernel {
             }
         }
         if (op == OP_TRANSPOSE) {
-            // act[o0 + c * n0 + r] = X[o1 + r * n2 + c] for r < n0, c < n1, X in buffer aSel (PARAMS or ACT),
+            // act[o0 + c * n0 + r] = X[o1 + r * n2 + c] for r < n0, c < n1, X the operand aSel (parameters or act),
             // in 16 x 16 tiles (n3 tiles across c) so that reads and writes both use whole cache lines
             for (int tile = gx * chunk; tile < min(n3 * ((n0 + 15) / 16), gx * chunk + chunk); tile++) {
                 int r0 = (tile / n3) * 16;
                 int c0 = (tile % n3) * 16;
                 int rEnd = min(n0, r0 + 16);
                 int cEnd = min(n1, c0 + 16);
-                if (aSel == 0) {
-                    for (int c = c0; c < cEnd; c++) {
-                        for (int r = r0; r < rEnd; r++) {
-                            act[o0 + c * n0 + r] = w[o1 + r * n2 + c];
-                        }
-                    }
-                }
-                if (aSel == 2) {
-                    for (int c = c0; c < cEnd; c++) {
-                        for (int r = r0; r < rEnd; r++) {
-                            act[o0 + c * n0 + r] = act[o1 + r * n2 + c];
-                        }
-                    }
-                }
-                if (aSel == 3) {
-                    for (int c = c0; c < cEnd; c++) {
-                        for (int r = r0; r < rEnd; r++) {
-                            act[o0 + c * n0 + r] = w2[o1 + r * n2 + c];
-                        }
+                for (int c = c0; c < cEnd; c++) {
+                    for (int r = r0; r < rEnd; r++) {
+                        aw(o0 + c * n0 + r, load(aSel, o1 + r * n2 + c));
                     }
                 }
             }
@@ -759,48 +1099,48 @@ public final class LoopKernel extends Kernel {
                 float loss = 0f;
                 float logS = 0f;
                 for (int t = 0; t < n1 - 1; t++) {
-                    float zt = act[o0 + t * nn + r];
-                    act[o2 + t * nn + r] = logS - softplus(-zt);
+                    float zt = ar(o0 + t * nn + r);
+                    aw(o2 + t * nn + r, logS - softplus(-zt));
                     logS = logS - softplus(zt);
                 }
-                act[o2 + (n1 - 1) * nn + r] = logS;
+                aw(o2 + (n1 - 1) * nn + r, logS);
                 if (tgt[r] < 0) {
                     for (int t = 0; t < n1; t++) {
-                        act[o2 + t * nn + r] = 0f;
-                        act[o3 + t * nn + r] = 0f;
-                        act[o4 + t * nn + r] = 0f;
+                        aw(o2 + t * nn + r, 0f);
+                        aw(o3 + t * nn + r, 0f);
+                        aw(o4 + t * nn + r, 0f);
                     }
                 }
                 if (tgt[r] >= 0) {
                     for (int t = 0; t < n1; t++) {
-                        float lp = act[o2 + t * nn + r];
+                        float lp = ar(o2 + t * nn + r);
                         float pt = exp(lp);
-                        float c = act[o1 + t * nn + r];
-                        act[o2 + t * nn + r] = pt;
+                        float c = ar(o1 + t * nn + r);
+                        aw(o2 + t * nn + r, pt);
                         if (n2 == 1) {
                             loss += pt * c + f1 * pt * lp;
-                            act[o3 + t * nn + r] = (c + f1 * (lp + 1f)) * pt;
-                            act[o4 + t * nn + r] = pt * f0;
+                            aw(o3 + t * nn + r, (c + f1 * (lp + 1f)) * pt);
+                            aw(o4 + t * nn + r, pt * f0);
                         }
                     }
                     if (n2 == 1) {
-                        float tail = act[o3 + (n1 - 1) * nn + r];
-                        act[o3 + (n1 - 1) * nn + r] = 0f;
+                        float tail = ar(o3 + (n1 - 1) * nn + r);
+                        aw(o3 + (n1 - 1) * nn + r, 0f);
                         for (int j = n1 - 2; j >= 0; j--) {
-                            float lam = sigmoid(act[o0 + j * nn + r]);
-                            float gj = act[o3 + j * nn + r];
-                            act[o3 + j * nn + r] = (gj * (1f - lam) - lam * tail) * f0;
+                            float lam = sigmoid(ar(o0 + j * nn + r));
+                            float gj = ar(o3 + j * nn + r);
+                            aw(o3 + j * nn + r, (gj * (1f - lam) - lam * tail) * f0);
                             tail += gj;
                         }
                     }
                     if (n2 == 2) {
-                        act[o3 + r] = 0f;
+                        aw(o3 + r, 0f);
                         for (int t = 1; t < n1; t++) {
-                            float zt = act[o0 + t * nn + r];
-                            float imp = max(0f, act[o1 + (t - 1) * nn + r] - act[o1 + t * nn + r]);
+                            float zt = ar(o0 + t * nn + r);
+                            float imp = max(0f, ar(o1 + (t - 1) * nn + r) - ar(o1 + t * nn + r));
                             float wt = sigmoid(f2 * (imp - f3));
                             loss += wt * softplus(zt) + (1f - wt) * softplus(-zt);
-                            act[o3 + t * nn + r] = (sigmoid(zt) - 1f + wt) * f0;
+                            aw(o3 + t * nn + r, (sigmoid(zt) - 1f + wt) * f0);
                         }
                     }
                 }
@@ -814,8 +1154,8 @@ public final class LoopKernel extends Kernel {
                 float sp = 0f;
                 for (int r = 0; r < n0; r++) {
                     if (tgt[r] >= 0) {
-                        sc += act[o1 + gx * n0 + r];
-                        sp += act[o2 + gx * n0 + r];
+                        sc += ar(o1 + gx * n0 + r);
+                        sp += ar(o2 + gx * n0 + r);
                     }
                 }
                 metrics[n0 + gx] = sc;
@@ -828,7 +1168,7 @@ public final class LoopKernel extends Kernel {
                 float s = 0f;
                 int end = min(n1, (gx + 1) * n2);
                 for (int i = gx * n2; i < end; i++) {
-                    float g = pseg == 0 ? gw[i] : gw2[i];
+                    float g = gr(i);
                     s += g * g;
                 }
                 metrics[o0 + gx] = s;
@@ -837,25 +1177,15 @@ public final class LoopKernel extends Kernel {
         if (op == OP_SCALE) {
             // n1 0: times f0; 1: divided by f0
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                if (pseg == 0) {
-                    gw[i] = n1 == 1 ? gw[i] / f0 : gw[i] * f0;
-                }
-                if (pseg == 1) {
-                    gw2[i] = n1 == 1 ? gw2[i] / f0 : gw2[i] * f0;
-                }
+                float g = gr(i);
+                gset(i, n1 == 1 ? g / f0 : g * f0);
             }
         }
         if (op == OP_RANGE_OUT) {
             // xg[e] = f0 * (n1 == 0 ? parameters : gradients)[o0 + e] of segment pseg, e < n0
             for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
                 int i = o0 + e;
-                float x = 0f;
-                if (pseg == 0) {
-                    x = n1 == 0 ? w[i] : gw[i];
-                }
-                if (pseg == 1) {
-                    x = n1 == 0 ? w2[i] : gw2[i];
-                }
+                float x = n1 == 0 ? pw(i) : gr(i);
                 xg[e] = f0 * x;
             }
         }
@@ -863,47 +1193,26 @@ public final class LoopKernel extends Kernel {
             // (n1 == 0 ? parameters : gradients)[o0 + e] of segment pseg = xg[e], e < n0
             for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
                 int i = o0 + e;
-                if (pseg == 0 && n1 == 0) {
-                    w[i] = xg[e];
+                if (n1 == 0) {
+                    pset(i, xg[e]);
                 }
-                if (pseg == 0 && n1 == 1) {
-                    gw[i] = xg[e];
-                }
-                if (pseg == 1 && n1 == 0) {
-                    w2[i] = xg[e];
-                }
-                if (pseg == 1 && n1 == 1) {
-                    gw2[i] = xg[e];
+                if (n1 == 1) {
+                    gset(i, xg[e]);
                 }
             }
         }
         if (op == OP_ADAMW) {
             // one tensor [o0, o0 + n0), its moments from o1: f0 decay keep factor, f1 beta1, f2 beta2, f3 lr / bc1,
             // f4 sqrt(bc2), f5 eps
-            // (written once per segment, like the GEMM's B operand)
-            if (pseg == 0) {
-                for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
-                    int i = o0 + e;
-                    int j = o1 + e;
-                    float g = gw[i];
-                    float m = f1 * mom1[j] + (1f - f1) * g;
-                    float v = f2 * mom2[j] + (1f - f2) * g * g;
-                    mom1[j] = m;
-                    mom2[j] = v;
-                    w[i] = w[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
-                }
-            }
-            if (pseg == 1) {
-                for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
-                    int i = o0 + e;
-                    int j = o1 + e;
-                    float g = gw2[i];
-                    float m = f1 * mom1b[j] + (1f - f1) * g;
-                    float v = f2 * mom2b[j] + (1f - f2) * g * g;
-                    mom1b[j] = m;
-                    mom2b[j] = v;
-                    w2[i] = w2[i] * f0 - f3 * m / (sqrt(v) / f4 + f5);
-                }
+            for (int e = gx * chunk; e < min(n0, gx * chunk + chunk); e++) {
+                int i = o0 + e;
+                int j = o1 + e;
+                float g = gr(i);
+                float m = f1 * m1r(j) + (1f - f1) * g;
+                float v = f2 * m2r(j) + (1f - f2) * g * g;
+                m1w(j, m);
+                m2w(j, v);
+                pset(i, pw(i) * f0 - f3 * m / (sqrt(v) / f4 + f5));
             }
         }
 
@@ -918,10 +1227,10 @@ public final class LoopKernel extends Kernel {
                 float c = ropeCos[t];
                 float s = ropeSin[t];
                 int base = o0 + h * n2;
-                float a = act[base + i];
-                float b = act[base + pairs + i];
-                act[base + i] = a * c - b * s;
-                act[base + pairs + i] = b * c + a * s;
+                float a = ar(base + i);
+                float b = ar(base + pairs + i);
+                aw(base + i, a * c - b * s);
+                aw(base + pairs + i, b * c + a * s);
             }
         }
         if (op == OP_ATTN_CACHED) {
@@ -941,27 +1250,27 @@ public final class LoopKernel extends Kernel {
                     }
                     float dot = 0f;
                     for (int i = 0; i < n3; i++) {
-                        dot += act[o0 + hq + i] * act[kb + i];
+                        dot += ar(o0 + hq + i) * ar(kb + i);
                     }
-                    act[sb + j] = dot * f0;
-                    mx = max(mx, act[sb + j]);
+                    aw(sb + j, dot * f0);
+                    mx = max(mx, ar(sb + j));
                 }
                 float sum = 0f;
                 for (int j = 0; j <= n0; j++) {
-                    sum += exp(act[sb + j] - mx);
+                    sum += exp(ar(sb + j) - mx);
                 }
                 float inv = 1f / sum;
                 for (int i = 0; i < n3; i++) {
-                    act[o5 + hq + i] = 0f;
+                    aw(o5 + hq + i, 0f);
                 }
                 for (int j = 0; j <= n0; j++) {
                     int vb = o2 + j * d + hq;
                     if (j == n0) {
                         vb = o4 + hq;
                     }
-                    float pj = exp(act[sb + j] - mx) * inv;
+                    float pj = exp(ar(sb + j) - mx) * inv;
                     for (int i = 0; i < n3; i++) {
-                        act[o5 + hq + i] = act[o5 + hq + i] + pj * act[vb + i];
+                        aw(o5 + hq + i, ar(o5 + hq + i) + pj * ar(vb + i));
                     }
                 }
             }
@@ -971,15 +1280,15 @@ public final class LoopKernel extends Kernel {
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
                 float s = 0f;
                 for (int j = 0; j < n1; j++) {
-                    s += act[o1 + j * n2 + i];
+                    s += ar(o1 + j * n2 + i);
                 }
-                act[o0 + i] = s / n1;
+                aw(o0 + i, s / n1);
             }
         }
         if (op == OP_TO_METRICS) {
             // metrics[o0 + i] = act[o1 + i], i < n0
             for (int i = gx * chunk; i < min(n0, gx * chunk + chunk); i++) {
-                metrics[o0 + i] = act[o1 + i];
+                metrics[o0 + i] = ar(o1 + i);
             }
         }
         if (op == OP_RMSNORM_ADD) {
@@ -987,13 +1296,13 @@ public final class LoopKernel extends Kernel {
             if (gx == 0) {
                 float ss = 0f;
                 for (int i = 0; i < n1; i++) {
-                    float x = act[o0 + i];
+                    float x = ar(o0 + i);
                     ss += x * x;
                 }
                 float rs = 1f / sqrt(ss / n1 + f0);
-                act[o2] = rs;
+                aw(o2, rs);
                 for (int i = 0; i < n1; i++) {
-                    act[o1 + i] = act[o0 + i] * rs * pw(o3 + i) + act[o4 + i];
+                    aw(o1 + i, ar(o0 + i) * rs * pw(o3 + i) + ar(o4 + i));
                 }
             }
         }
@@ -1002,17 +1311,10 @@ public final class LoopKernel extends Kernel {
             if (gx < n0) {
                 float s = 0f;
                 int wr = o2 + gx * n1;
-                if (pseg == 0) {
-                    for (int q = 0; q < n1; q++) {
-                        s += act[o1 + q] * w[wr + q];
-                    }
+                for (int q = 0; q < n1; q++) {
+                    s += ar(o1 + q) * pw(wr + q);
                 }
-                if (pseg == 1) {
-                    for (int q = 0; q < n1; q++) {
-                        s += act[o1 + q] * w2[wr + q];
-                    }
-                }
-                act[o0 + gx] = s;
+                aw(o0 + gx, s);
             }
         }
 

@@ -82,10 +82,12 @@ public final class OpenClDecodeOps implements DecodeOps {
         sharedBase = (int) Math.min(at, Integer.MAX_VALUE);
         at += 2L * cfg.layers() * sharedCapacity * d;
         long limit = OpenClStepOps.deviceBufferFloats(device);
-        if (at > limit) {
+        // the decoder's vectors and cache are one window of the activation arena (decode.cl addresses it linearly)
+        long window = Math.min(limit, OpenClOps.ACT_WINDOW);
+        if (at > window) {
             throw new IllegalArgumentException("a KV cache of " + stepCapacity + " tokens per (step, layer) and "
-                    + sharedCapacity + " shared needs " + at + " floats, more than one device buffer holds (" + limit
-                    + "); generate fewer tokens or use --cache last_step");
+                    + sharedCapacity + " shared needs " + at + " floats, more than one activation buffer holds ("
+                    + window + "); generate fewer tokens or use --cache last_step");
         }
         this.segments = OpenClStepOps.paramSegments(layout, limit);
         int[] segs = new int[segments.count()];
@@ -212,10 +214,7 @@ public final class OpenClDecodeOps implements DecodeOps {
     public void embed(int h, int token) {
         ops.hostInts(Buffer.TOKENS)[0] = token;
         ops.upload(Buffer.TOKENS);
-        if (segments.segment(layout.embed()) != 0) {
-            throw new IllegalStateException("the embedding table is not in parameter segment 0");
-        }
-        ops.embedForward(vecOff[h], segments.local(layout.embed()), 1, d);
+        ops.embedForward(vecOff[h], segments.segment(layout.embed()), segments.local(layout.embed()), 1, d);
     }
 
     @Override

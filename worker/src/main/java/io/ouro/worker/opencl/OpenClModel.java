@@ -30,8 +30,8 @@ import java.util.function.Predicate;
  */
 public final class OpenClModel implements AutoCloseable {
 
-    /** The largest activation buffer one model can have: a Java array, mirrored on the device. */
-    public static final long MAX_BUFFER_FLOATS = Integer.MAX_VALUE - 8;
+    /** The largest device buffer (parameter segment, stash buffer) in floats: see {@link HostArrays#MAX_FLOATS}. */
+    public static final long MAX_BUFFER_FLOATS = HostArrays.MAX_FLOATS;
 
     private final LoopConfig cfg;
     private final ParamLayout layout;
@@ -143,9 +143,12 @@ public final class OpenClModel implements AutoCloseable {
         if (!training) {
             return;
         }
-        for (Buffer b : new Buffer[] {Buffer.MOM1, Buffer.MOM2, Buffer.MOM1B, Buffer.MOM2B}) {
-            java.util.Arrays.fill(ops.host(b), 0f);
-            ops.upload(b);
+        for (int seg = 0; seg < segs.count(); seg++) {
+            for (int which = 0; which < 2; which++) {
+                Buffer b = OpenClOps.moments(which, seg);
+                java.util.Arrays.fill(ops.host(b), 0, (int) ops.size(b), 0f);
+                ops.upload(b);
+            }
         }
         adamStep = 0;
     }
@@ -199,7 +202,7 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     private static Buffer moments(int which, int seg) {
-        return which == 0 ? (seg == 0 ? Buffer.MOM1 : Buffer.MOM1B) : (seg == 0 ? Buffer.MOM2 : Buffer.MOM2B);
+        return OpenClOps.moments(which, seg);
     }
 
     public long optimizerStep() {
@@ -226,8 +229,7 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Downloads Adam's moments and update count, laid out like the parameters (zero outside a sharded range). */
     public OptimizerState optimizerState() {
-        return new OptimizerState(adamStep, gatherMoments(Buffer.MOM1, Buffer.MOM1B),
-                gatherMoments(Buffer.MOM2, Buffer.MOM2B));
+        return new OptimizerState(adamStep, gatherMoments(0), gatherMoments(1));
     }
 
     /** Uploads Adam's moments (laid out like the parameters; the kept range is taken) and update count. */
@@ -249,11 +251,11 @@ public final class OpenClModel implements AutoCloseable {
         return (int) Math.max(0, Math.min(momTo, segs.start(i) + segs.size(i)) - momentStart(i));
     }
 
-    private float[] gatherMoments(Buffer first, Buffer second) {
-        requireTraining(first);
+    private float[] gatherMoments(int which) {
+        requireTraining(Buffer.MOM1);
         float[] flat = new float[layout.arraySize()];
         for (int i = 0; i < stepOps.segments().count(); i++) {
-            Buffer b = i == 0 ? first : second;
+            Buffer b = moments(which, i);
             ops.download(b);
             System.arraycopy(ops.read(b), 0, flat, (int) momentStart(i), momentSize(i));
         }
@@ -284,36 +286,36 @@ public final class OpenClModel implements AutoCloseable {
 
     /** Downloads the parameters. */
     public float[] parameters() {
-        return gather(Buffer.PARAMS, Buffer.PARAMS2);
+        return gather(Buffer.Kind.PARAMS);
     }
 
     /** Downloads the gradient buffer (for the all-reduce). */
     public float[] gradients() {
-        return gather(Buffer.GRADS, Buffer.GRADS2);
+        return gather(Buffer.Kind.GRADS);
     }
 
     /** Replaces the device gradients, e.g. with the all-reduced sum. */
     public void setGradients(float[] grads) {
-        scatter(grads, Buffer.GRADS, Buffer.GRADS2);
+        scatter(grads, Buffer.Kind.GRADS);
     }
 
-    // the flat host array <-> the device segments (first, second)
-    private void scatter(float[] flat, Buffer first, Buffer second) {
-        requireTraining(first);
+    // the flat host array <-> the device segments of that kind
+    private void scatter(float[] flat, Buffer.Kind kind) {
+        requireTraining(new Buffer(kind, 0));
         ParamSegments segs = stepOps.segments();
         for (int i = 0; i < segs.count(); i++) {
-            Buffer b = i == 0 ? first : second;
+            Buffer b = new Buffer(kind, i);
             System.arraycopy(flat, (int) segs.start(i), ops.host(b), 0, (int) segs.size(i));
             ops.upload(b);
         }
     }
 
-    private float[] gather(Buffer first, Buffer second) {
-        requireTraining(first);
+    private float[] gather(Buffer.Kind kind) {
+        requireTraining(new Buffer(kind, 0));
         ParamSegments segs = stepOps.segments();
         float[] flat = new float[layout.arraySize()];
         for (int i = 0; i < segs.count(); i++) {
-            Buffer b = i == 0 ? first : second;
+            Buffer b = new Buffer(kind, i);
             ops.download(b);
             System.arraycopy(ops.read(b), 0, flat, (int) segs.start(i), (int) segs.size(i));
         }
@@ -322,7 +324,7 @@ public final class OpenClModel implements AutoCloseable {
 
     // a forward-only model has parameters only
     private void requireTraining(Buffer b) {
-        if (!training && b != Buffer.PARAMS) {
+        if (!training && b.kind() != Buffer.Kind.PARAMS) {
             throw new IllegalStateException("a forward-only model has no " + b + " buffer");
         }
     }

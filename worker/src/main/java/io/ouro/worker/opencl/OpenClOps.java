@@ -12,17 +12,61 @@ import com.aparapi.device.OpenCLDevice;
 public final class OpenClOps implements AutoCloseable {
 
     /**
-     * The device buffers; the first five, in this order, are the GEMM operand selectors. PARAMS2, GRADS2, MOM1B and
-     * MOM2B are the second parameter segment of a model past one Java array.
+     * A device buffer: the parameters, gradients or Adam moments of parameter segment {@code index} (at most
+     * {@link #PARAM_SEGMENTS}); the activation arena (one buffer for residency, however many windows it spans); the
+     * metrics; the token and target ids; the stash buffers (device only); the exchange buffer.
      */
-    public enum Buffer { PARAMS, GRADS, ACT, PARAMS2, GRADS2, MOM1, MOM2, MOM1B, MOM2B, METRICS, TOKENS, TARGETS, STASH, EXCHANGE }
+    public record Buffer(Kind kind, int index) {
+
+        public enum Kind { PARAMS, GRADS, MOM1, MOM2, ACT, METRICS, TOKENS, TARGETS, STASH, EXCHANGE }
+
+        public static final Buffer PARAMS = new Buffer(Kind.PARAMS, 0), GRADS = new Buffer(Kind.GRADS, 0),
+                MOM1 = new Buffer(Kind.MOM1, 0), MOM2 = new Buffer(Kind.MOM2, 0), ACT = new Buffer(Kind.ACT, 0),
+                METRICS = new Buffer(Kind.METRICS, 0), TOKENS = new Buffer(Kind.TOKENS, 0),
+                TARGETS = new Buffer(Kind.TARGETS, 0), STASH = new Buffer(Kind.STASH, 0),
+                EXCHANGE = new Buffer(Kind.EXCHANGE, 0);
+
+        public Buffer {
+            if (index < 0 || index >= (segmented(kind) ? LoopKernel.SEGMENTS : 1)) {
+                throw new IllegalArgumentException(kind + " has no buffer " + index);
+            }
+        }
+
+        private static boolean segmented(Kind k) {
+            return k == Kind.PARAMS || k == Kind.GRADS || k == Kind.MOM1 || k == Kind.MOM2;
+        }
+
+        /** Gradients and moments: absent from a forward-only model. */
+        boolean trainingOnly() {
+            return kind == Kind.GRADS || kind == Kind.MOM1 || kind == Kind.MOM2;
+        }
+
+        /** The operand selector of the GEMM, fill and transpose ({@link LoopKernel#SEL_PARAMS} ...). */
+        int selector() {
+            return switch (kind) {
+                case PARAMS -> LoopKernel.SEL_PARAMS + index;
+                case GRADS -> LoopKernel.SEL_GRADS + index;
+                case ACT -> LoopKernel.SEL_ACT;
+                default -> throw new IllegalArgumentException(this + " is not a GEMM, fill or transpose operand");
+            };
+        }
+
+        @Override
+        public String toString() {
+            return index == 0 ? kind.name() : kind.name() + index;
+        }
+    }
 
     private static final int GROUP = 64;
     /** Work items of an elementwise op on a CPU device: a few per core is enough, more only adds overhead. */
     private static final int CPU_ITEMS = 4096;
 
-    /** Parameter segments the kernel can address (w / w2 and their gradients and moments). */
-    public static final int PARAM_SEGMENTS = 2;
+    /** Parameter segments the kernel can address (w0..w7 and their gradients and moments). */
+    public static final int PARAM_SEGMENTS = LoopKernel.SEGMENTS;
+    /** The activation arena's windows: at most this many floats each, a region never straddling two. */
+    public static final int ACT_WINDOW = LoopKernel.ACT_WINDOW;
+    /** The activation arena's windows at most. */
+    public static final int ACT_PIECES = LoopKernel.ACT_PIECES;
 
     private final LoopKernel k = new LoopKernel();
     /** False for a forward-only model: no gradient or moment buffers. */
@@ -30,7 +74,11 @@ public final class OpenClOps implements AutoCloseable {
     private final int[] segments;
     /** Floats of the buffers as sized (their arrays may be longer: see {@link HostArrays}). */
     private long logicalFloats;
-    private final java.util.Map<Buffer, Integer> sizes = new java.util.EnumMap<>(Buffer.class);
+    private final java.util.Map<Buffer, Long> sizes = new java.util.HashMap<>();
+    /** The host array of every float buffer but the activation arena and the stash. */
+    private final java.util.Map<Buffer, float[]> arrays = new java.util.HashMap<>();
+    /** The activation arena's windows (at most {@link LoopKernel#ACT_PIECES}). */
+    private float[][] act;
     private final OpenCLDevice device;
     private final boolean cpuDevice;
     private final Residency residency = new Residency();
@@ -42,9 +90,11 @@ public final class OpenClOps implements AutoCloseable {
             "rmsnorm fwd", "rmsnorm bwd dx", "rmsnorm bwd dw", "rope", "embedding fwd", "embedding bwd",
             "attention fwd", "attention bwd q", "attention bwd kv", "cross-entropy fwd", "cross-entropy bwd",
             "bias add", "exit objective", "step means", "grad sum squares", "grad scale", "adamw", "bias grad",
-            "copy", "gemm", "transpose", "stash copy", "range out", "range in", "rope at", "attention cached", "mean",
+            "copy", "(unused)", "transpose", "stash copy", "range out", "range in", "rope at", "attention cached", "mean",
             "to metrics", "gemv", "rmsnorm add", "gemm (OpenCL C)"};
     private static final String PACK_NAME = "gemm pack (OpenCL C)";
+    /** Profile name of the CPU GEMM as dot products (the layouts the register-blocked GEMM declines). */
+    public static final String DOT_NAME = "gemm dot (OpenCL C)";
     /** Profile names of the tensor-core GEMM: the instruction, or its emulation (any device without the probe's yes). */
     public static final String TC_NAME = "gemm bf16 tensor cores (OpenCL C)",
             TC_EMULATED_NAME = "gemm bf16 mma emulated (OpenCL C)";
@@ -102,19 +152,22 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     /**
-     * @param paramSegments floats of each parameter segment (one or two), each with its gradient and moments
+     * @param paramSegments floats of each parameter segment (one to {@link #PARAM_SEGMENTS}), each with its gradient
+     *                      and moments
      * @param stashSizes    floats of each stash buffer (at most {@link LoopKernel#STASH_SLOTS}), reached by
      *                      {@link #copyAcross}
      */
-    public OpenClOps(OpenCLDevice device, int[] paramSegments, int actSize, int metricsSize, int rows, int[] stashSizes) {
+    public OpenClOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes) {
         this(device, paramSegments, actSize, metricsSize, rows, stashSizes, true);
     }
 
     /**
+     * @param actSize  floats of the activation arena, at global offsets [0, actSize): windows of
+     *                 {@link #ACT_WINDOW} floats, each its own device buffer
      * @param training false for a forward-only model (evaluation, decoding): no gradient and no Adam moment buffers
      *                 are allocated (one-float placeholders), and an op that would touch them is an error
      */
-    public OpenClOps(OpenCLDevice device, int[] paramSegments, int actSize, int metricsSize, int rows, int[] stashSizes,
+    public OpenClOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
                      boolean training) {
         this.training = training;
         if (stashSizes.length > LoopKernel.STASH_SLOTS) {
@@ -122,7 +175,12 @@ public final class OpenClOps implements AutoCloseable {
         }
         if (paramSegments.length < 1 || paramSegments.length > PARAM_SEGMENTS) {
             throw new IllegalArgumentException(paramSegments.length + " parameter segments, the kernel has 1.."
-                    + PARAM_SEGMENTS + " (at most " + (long) PARAM_SEGMENTS * (Integer.MAX_VALUE - 8) + " parameters)");
+                    + PARAM_SEGMENTS + " (at most " + (long) PARAM_SEGMENTS * HostArrays.MAX_FLOATS + " parameters)");
+        }
+        long actLimit = (long) LoopKernel.ACT_PIECES * ACT_WINDOW;
+        if (actSize < 1 || actSize > actLimit) {
+            throw new IllegalArgumentException("an activation arena of " + actSize + " floats; the kernel addresses 1.."
+                    + actLimit);
         }
         this.device = device;
         this.cpuDevice = device.getType() == com.aparapi.device.Device.TYPE.CPU;
@@ -130,45 +188,45 @@ public final class OpenClOps implements AutoCloseable {
         this.handGemv = cpuDevice;
         this.handCrossEntropy = cpuDevice;
         this.segments = paramSegments.clone();
-        int second = paramSegments.length > 1 ? paramSegments[1] : 1;
+        DeviceMemory.configure(device);
         // every buffer's array, the kernel's one-element placeholders included, is one the collector never moves
-        k.w = HostArrays.floats(paramSegments[0]);
-        int train0 = training ? paramSegments[0] : 1, train1 = training ? second : 1;
-        k.gw = HostArrays.floats(train0);
-        k.mom1 = HostArrays.floats(train0);
-        k.mom2 = HostArrays.floats(train0);
-        k.w2 = HostArrays.floats(second);
-        k.gw2 = HostArrays.floats(train1);
-        k.mom1b = HostArrays.floats(train1);
-        k.mom2b = HostArrays.floats(train1);
-        k.act = HostArrays.floats(actSize);
-        k.metrics = HostArrays.floats(metricsSize);
+        for (int seg = 0; seg < PARAM_SEGMENTS; seg++) {
+            int n = seg < paramSegments.length ? paramSegments[seg] : 1;
+            int t = training ? n : 1;
+            allocate(new Buffer(Buffer.Kind.PARAMS, seg), n);
+            allocate(new Buffer(Buffer.Kind.GRADS, seg), t);
+            allocate(new Buffer(Buffer.Kind.MOM1, seg), t);
+            allocate(new Buffer(Buffer.Kind.MOM2, seg), t);
+        }
+        int pieces = (int) ((actSize + ACT_WINDOW - 1) / ACT_WINDOW);
+        act = new float[LoopKernel.ACT_PIECES][];
+        for (int i = 0; i < act.length; i++) {
+            act[i] = HostArrays.floats(i < pieces ? (int) Math.min(ACT_WINDOW, actSize - (long) i * ACT_WINDOW) : 1);
+            bind("act" + i, act[i]);
+            guard("act" + i, act[i], i < pieces ? (int) Math.min(ACT_WINDOW, actSize - (long) i * ACT_WINDOW) : 1);
+        }
+        sizes.put(Buffer.ACT, actSize);
+        allocate(Buffer.METRICS, metricsSize);
+        allocate(Buffer.EXCHANGE, 1);
         k.tok = HostArrays.ints(rows);
         k.tgt = HostArrays.ints(rows);
-        k.xg = HostArrays.floats(1);
+        guard("tok", k.tok, rows);
+        guard("tgt", k.tgt, rows);
+        sizes.put(Buffer.TOKENS, (long) rows);
+        sizes.put(Buffer.TARGETS, (long) rows);
         k.ropeCos = HostArrays.floats(1);
         k.ropeSin = HostArrays.floats(1);
+        long stash = 0;
         for (int i = 0; i < LoopKernel.STASH_SLOTS; i++) {
-            setStash(i, HostArrays.floats(i < stashSizes.length ? stashSizes[i] : 1));
+            int n = i < stashSizes.length ? stashSizes[i] : 1;
+            setStash(i, HostArrays.floats(n), n);
+            stash += n;
         }
-        sizes.put(Buffer.PARAMS, paramSegments[0]);
-        sizes.put(Buffer.GRADS, train0);
-        sizes.put(Buffer.MOM1, train0);
-        sizes.put(Buffer.MOM2, train0);
-        sizes.put(Buffer.PARAMS2, second);
-        sizes.put(Buffer.GRADS2, train1);
-        sizes.put(Buffer.MOM1B, train1);
-        sizes.put(Buffer.MOM2B, train1);
-        sizes.put(Buffer.ACT, actSize);
-        sizes.put(Buffer.METRICS, metricsSize);
-        sizes.put(Buffer.TOKENS, rows);
-        sizes.put(Buffer.TARGETS, rows);
-        sizes.put(Buffer.EXCHANGE, 1);
-        logicalFloats = paramSegments[0] + 3L * train0 + (paramSegments.length > 1 ? second : 1)
-                + 3L * (paramSegments.length > 1 ? train1 : 1) + actSize + metricsSize
-                + 2L * rows + 3 + LoopKernel.STASH_SLOTS - stashSizes.length;
-        for (int s0 : stashSizes) {
-            logicalFloats += s0;
+        sizes.put(Buffer.STASH, stash);
+        // every buffer as sized, the placeholders of unused windows and the two rope tables included
+        logicalFloats = (LoopKernel.ACT_PIECES - pieces) + 2;
+        for (long n : sizes.values()) {
+            logicalFloats += n;
         }
         k.setExplicit(true);
         // the tensor-core instruction goes into the program only for a device that ran it in the probe
@@ -176,6 +234,82 @@ public final class OpenClOps implements AutoCloseable {
         ClKernels.install(probe);
         this.tensorCores = probe && ClKernels.tensorCorePtx();
         KernelCheck.requireOpenCl(k, device);
+    }
+
+    // a float buffer's host array, bound to its kernel field
+    private void allocate(Buffer b, int n) {
+        float[] a = HostArrays.floats(n);
+        arrays.put(b, a);
+        sizes.put(b, (long) n);
+        bind(field(b), a);
+        guard(field(b), a, n);
+    }
+
+    /** Test-only canary mode ({@link HostArrays#CANARY}): the arrays whose canaries are checked, by kernel field. */
+    private final java.util.Map<String, Object[]> guarded = new java.util.LinkedHashMap<>();
+
+    private void guard(String field, Object array, int n) {
+        guarded.put(field, new Object[]{array, n});
+    }
+
+    /**
+     * In canary mode: fails when a kernel wrote past a buffer's logical end. On a device that aliases host memory the
+     * check runs after every launch; in copy mode after every download, which brings the device's padding back too.
+     */
+    private void checkCanaries(String after) {
+        if (!HostArrays.CANARY) {
+            return;
+        }
+        for (var e : guarded.entrySet()) {
+            Object a = e.getValue()[0];
+            int n = (int) e.getValue()[1];
+            boolean ok = a instanceof float[] f ? HostArrays.canaryIntact(f, n) : HostArrays.canaryIntact((int[]) a, n);
+            if (!ok) {
+                throw new IllegalStateException(after + " wrote past the end of buffer " + e.getKey() + " (" + n
+                        + " elements)");
+            }
+        }
+    }
+
+    /**
+     * Bytes of the buffers the kernel holds, measured from its arrays' canaries (canary mode only): every array field
+     * of LoopKernel but the local-memory tiles.
+     */
+    public long heldBytes() {
+        long bytes = 0;
+        for (java.lang.reflect.Field f : LoopKernel.class.getDeclaredFields()) {
+            if (f.isAnnotationPresent(com.aparapi.Kernel.Local.class) || !f.getType().isArray()) {
+                continue;
+            }
+            try {
+                Object a = f.get(k);
+                bytes += 4L * (a instanceof float[] fa ? HostArrays.logicalLength(fa) : HostArrays.logicalLength((int[]) a));
+            } catch (IllegalAccessException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return bytes;
+    }
+
+    private static String field(Buffer b) {
+        return switch (b.kind()) {
+            case PARAMS -> "w" + b.index();
+            case GRADS -> "g" + b.index();
+            case MOM1 -> "ma" + b.index();
+            case MOM2 -> "mb" + b.index();
+            case METRICS -> "metrics";
+            case EXCHANGE -> "xg";
+            default -> throw new IllegalArgumentException(b + " has no single float array");
+        };
+    }
+
+    // the kernel's field of that name now holds a (at allocation: a field's new array gets a new device buffer)
+    private void bind(String name, float[] a) {
+        try {
+            LoopKernel.class.getDeclaredField(name).set(k, a);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("LoopKernel has no buffer field " + name, e);
+        }
     }
 
     public OpenCLDevice device() {
@@ -196,6 +330,38 @@ public final class OpenClOps implements AutoCloseable {
         return floats(b);
     }
 
+    /** The host copy of act[off, off + count), a range within one window (a region), checked to be current. */
+    public float[] readHostAct(int off, int count) {
+        residency.requireHost(Buffer.ACT);
+        int l = windowOffset(off, count);
+        return java.util.Arrays.copyOfRange(act[off / ACT_WINDOW], l, l + count);
+    }
+
+    /** Writes values into the host copy at act[off, ...) (within one window); upload it after. */
+    public void writeHostAct(int off, float[] values) {
+        int l = windowOffset(off, values.length);
+        System.arraycopy(values, 0, act[off / ACT_WINDOW], l, values.length);
+        residency.set(Buffer.ACT, Residency.Side.HOST);
+    }
+
+    private int windowOffset(int off, int count) {
+        int l = off % ACT_WINDOW;
+        if (off < 0 || (long) l + count > ACT_WINDOW) {
+            throw new IllegalArgumentException("act[" + off + ", +" + count + ") is not inside one activation window");
+        }
+        return l;
+    }
+
+    /** Window {@code i} of the activation arena's host copy: global offsets [i * ACT_WINDOW, + its length). */
+    public float[] actWindow(int i) {
+        return act[i];
+    }
+
+    /** Windows the activation arena spans. */
+    public int actWindows() {
+        return (int) ((sizes.get(Buffer.ACT) + ACT_WINDOW - 1) / ACT_WINDOW);
+    }
+
     /** The host int array of the TOKENS or TARGETS buffer. */
     public int[] hostInts(Buffer b) {
         return ints(b);
@@ -213,20 +379,30 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     public void upload(Buffer b) {
-        if (b == Buffer.TOKENS || b == Buffer.TARGETS) {
+        if (b.equals(Buffer.TOKENS) || b.equals(Buffer.TARGETS)) {
             k.put(ints(b));
-            bytesUp += 4L * sizes.get(b);
+        } else if (b.equals(Buffer.ACT)) {
+            for (int i = 0; i < actWindows(); i++) {
+                k.put(act[i]);
+            }
         } else {
             k.put(floats(b));
-            bytesUp += 4L * sizes.get(b);
         }
+        bytesUp += 4L * sizes.get(b);
         residency.set(b, Residency.Side.BOTH);
     }
 
     public void download(Buffer b) {
-        k.get(floats(b));
+        if (b.equals(Buffer.ACT)) {
+            for (int i = 0; i < actWindows(); i++) {
+                k.get(act[i]);
+            }
+        } else {
+            k.get(floats(b));
+        }
         bytesDown += 4L * sizes.get(b);
         residency.set(b, Residency.Side.BOTH);
+        checkCanaries("a download of " + b + " showed that a kernel");
     }
 
     /**
@@ -249,6 +425,8 @@ public final class OpenClOps implements AutoCloseable {
     public void setRopeTables(float[] cos, float[] sin) {
         k.ropeCos = HostArrays.floats(cos.length);
         k.ropeSin = HostArrays.floats(sin.length);
+        guard("ropeCos", k.ropeCos, cos.length);
+        guard("ropeSin", k.ropeSin, sin.length);
         System.arraycopy(cos, 0, k.ropeCos, 0, cos.length);
         System.arraycopy(sin, 0, k.ropeSin, 0, sin.length);
         k.put(k.ropeCos);
@@ -268,10 +446,12 @@ public final class OpenClOps implements AutoCloseable {
         k.op = LoopKernel.OP_GEMM;
         k.tiles = (kk + LoopKernel.K_TILE - 1) / LoopKernel.K_TILE;
         setGemmFields(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
-        // On a CPU device every layout runs as plain dot products over k (OP_GEMM_DOT), which pocl vectorizes
-        // (about 2.4x the tiled kernel there): operands that are not k-contiguous are first transposed into
-        // the scratch region. GPUs, and products whose operands do not fit the scratch, take the tiled kernel.
-        if (cpuDevice && (aCs != 1 || bCs != 1) && transposeScratch >= 0 && (aCs == 1 || aRs == 1)
+        // On a CPU device the layouts the register-blocked GEMM declines run as plain dot products over k
+        // (gemm.cl's ouro_gemm_dot), which pocl vectorizes (about 2.4x the tiled kernel there): operands that are not
+        // k-contiguous are first transposed into the scratch region. GPUs, products whose operands do not fit the
+        // scratch, and the translated twin (TRANSLATED) take the translated tiled kernel.
+        boolean dot = cpuDevice && gemmKernel != GemmKernel.TRANSLATED;
+        if (dot && (aCs != 1 || bCs != 1) && transposeScratch >= 0 && (aCs == 1 || aRs == 1)
                 && (bCs == 1 || bRs == 1) && readable(a) && readable(b)
                 && (aCs == 1 ? 0L : (long) m * kk) + (bCs == 1 ? 0L : (long) n * kk) <= transposeScratchSize) {
             int at = transposeScratch, bt = transposeScratch + (aCs == 1 ? 0 : m * kk);
@@ -285,10 +465,12 @@ public final class OpenClOps implements AutoCloseable {
                     bCs == 1 ? b : Buffer.ACT, bCs == 1 ? bOff : bt, bCs == 1 ? bRs : kk, 1, m, n, kk, accumulate);
             return;
         }
-        if (cpuDevice && aCs == 1 && bCs == 1 && a == Buffer.ACT && readable(b)) {
-            k.op = LoopKernel.OP_GEMM_DOT;
+        if (dot && aCs == 1 && bCs == 1 && a.equals(Buffer.ACT) && readable(b)) {
+            k.op = LoopKernel.OP_HAND;
+            k.hand = ClKernels.GEMM_DOT;
             k.tiles = 0;
             execute(Range.create2D(device, roundUp((n + 3) / 4, 8), roundUp((m + 3) / 4, 8), 8, 8));
+            k.hand = 0;
             wrote(c);
             return;
         }
@@ -362,9 +544,9 @@ public final class OpenClOps implements AutoCloseable {
             // packing B costs a pass over it per call: worth it when many row tiles reuse it (measured in the step:
             // the LM head's 50257 x 256 weight packed for each block of rows cost more than it saved)
             boolean room = transposeScratch >= 0
-                    && !(c == Buffer.ACT && overlapsScratch(cOff, extent(m, cRs, n, cCs)))
-                    && !(a == Buffer.ACT && overlapsScratch(aOff, extent(m, aRs, kk, aCs)))
-                    && !(b == Buffer.ACT && overlapsScratch(bOff, extent(n, bRs, kk, bCs)));
+                    && !(c.equals(Buffer.ACT) && overlapsScratch(cOff, extent(m, cRs, n, cCs)))
+                    && !(a.equals(Buffer.ACT) && overlapsScratch(aOff, extent(m, aRs, kk, aCs)))
+                    && !(b.equals(Buffer.ACT) && overlapsScratch(bOff, extent(n, bRs, kk, bCs)));
             packB = room && m >= PACK_MIN_ROWS && pb <= transposeScratchSize;
             // A only when its rows are neither contiguous nor i-contiguous (never in the step's layouts)
             packA = packB && aRs != 1 && aCs != 1 && pa + pb <= transposeScratchSize;
@@ -452,7 +634,7 @@ public final class OpenClOps implements AutoCloseable {
         k.op = LoopKernel.OP_HAND;
         k.hand = ClKernels.PACK;
         k.tiles = 0;
-        k.aSel = x.ordinal();
+        k.aSel = x.selector();
         k.aOff = off;
         k.aRs = rs;
         k.aCs = cs;
@@ -480,15 +662,15 @@ public final class OpenClOps implements AutoCloseable {
         k.gn = n;
         k.gk = kk;
         k.accumulate = accumulate ? 1 : 0;
-        k.aSel = a.ordinal();
+        k.aSel = a.selector();
         k.aOff = aOff;
         k.aRs = aRs;
         k.aCs = aCs;
-        k.bSel = b.ordinal();
+        k.bSel = b.selector();
         k.bOff = bOff;
         k.bRs = bRs;
         k.bCs = bCs;
-        k.cSel = c.ordinal();
+        k.cSel = c.selector();
         k.cOff = cOff;
         k.cRs = cRs;
         k.cCs = cCs;
@@ -512,7 +694,7 @@ public final class OpenClOps implements AutoCloseable {
     public void fill(Buffer b, int off, int count, float value) {
         reads(b);
         k.op = LoopKernel.OP_FILL;
-        k.cSel = b.ordinal();
+        k.cSel = b.selector();
         k.o0 = off;
         k.n0 = count;
         k.f0 = value;
@@ -621,7 +803,13 @@ public final class OpenClOps implements AutoCloseable {
 
     // h (N,D) act = embedding rows of TOKENS from params at tableOff
     public void embedForward(int hOff, int tableOff, int n, int d) {
-        reads(Buffer.ACT, Buffer.PARAMS, Buffer.TOKENS);
+        embedForward(hOff, 0, tableOff, n, d);
+    }
+
+    /** The same with the table in parameter segment seg. */
+    public void embedForward(int hOff, int seg, int tableOff, int n, int d) {
+        reads(Buffer.ACT, params(seg), Buffer.TOKENS);
+        k.pseg = seg;
         k.op = LoopKernel.OP_EMBED_FWD;
         k.o0 = tableOff;
         k.o1 = hOff;
@@ -633,14 +821,20 @@ public final class OpenClOps implements AutoCloseable {
 
     // dh (N,D) act -> grads table rows +=, rows summed in order per column
     public void embedBackward(int tableOff, int dhOff, int n, int d) {
-        reads(Buffer.ACT, Buffer.GRADS, Buffer.TOKENS);
+        embedBackward(0, tableOff, dhOff, n, d);
+    }
+
+    /** The same with the table in parameter segment seg. */
+    public void embedBackward(int seg, int tableOff, int dhOff, int n, int d) {
+        reads(Buffer.ACT, grads(seg), Buffer.TOKENS);
+        k.pseg = seg;
         k.op = LoopKernel.OP_EMBED_BWD;
         k.o0 = tableOff;
         k.o1 = dhOff;
         k.n0 = n;
         k.n1 = d;
         launch1D(d);
-        wrote(Buffer.GRADS);
+        wrote(grads(seg));
     }
 
     // q, k, v (B,S,H,hd) act -> out act, probs (B,H,S,S) act
@@ -784,19 +978,24 @@ public final class OpenClOps implements AutoCloseable {
         wrote(grads(seg));
     }
 
-    /** Parameter segments: 1, or 2 for a model past one Java array. */
+    /** Parameter segments: 1, or more for a model past one buffer (see {@link HostArrays#MAX_FLOATS}). */
     public int segments() {
         return segments.length;
     }
 
     /** The parameter buffer of segment seg (also the GEMM selector for it). */
     public static Buffer params(int seg) {
-        return seg == 0 ? Buffer.PARAMS : Buffer.PARAMS2;
+        return new Buffer(Buffer.Kind.PARAMS, seg);
+    }
+
+    /** Adam's moment {@code which} (0 first, 1 second) of segment seg. */
+    public static Buffer moments(int which, int seg) {
+        return new Buffer(which == 0 ? Buffer.Kind.MOM1 : Buffer.Kind.MOM2, seg);
     }
 
     /** The gradient buffer of segment seg. */
     public static Buffer grads(int seg) {
-        return seg == 0 ? Buffer.GRADS : Buffer.GRADS2;
+        return new Buffer(Buffer.Kind.GRADS, seg);
     }
 
     private int transposeScratch = -1, transposeScratchSize;
@@ -823,11 +1022,11 @@ public final class OpenClOps implements AutoCloseable {
     // the same with source rows `stride` apart
     private void transpose(int dstOff, Buffer src, int srcOff, int rows, int cols, int stride) {
         if (!readable(src)) {
-            throw new IllegalArgumentException("transpose reads PARAMS, PARAMS2 or ACT, not " + src);
+            throw new IllegalArgumentException("transpose reads parameters or ACT, not " + src);
         }
         reads(src, Buffer.ACT);
         k.op = LoopKernel.OP_TRANSPOSE;
-        k.aSel = src.ordinal();
+        k.aSel = src.selector();
         k.o0 = dstOff;
         k.o1 = srcOff;
         k.n0 = rows;
@@ -863,7 +1062,8 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.STASH);
     }
 
-    private void setStash(int i, float[] a) {
+    private void setStash(int i, float[] a, int n) {
+        guard("s" + i, a, n);
         switch (i) {
             case 0 -> k.s0 = a;
             case 1 -> k.s1 = a;
@@ -975,7 +1175,7 @@ public final class OpenClOps implements AutoCloseable {
      */
     public void adamw(int seg, int off, int momentOff, int len, float keep, float beta1, float beta2, float stepSize,
                       float sqrtBc2, float eps) {
-        Buffer m1 = seg == 0 ? Buffer.MOM1 : Buffer.MOM1B, m2 = seg == 0 ? Buffer.MOM2 : Buffer.MOM2B;
+        Buffer m1 = moments(0, seg), m2 = moments(1, seg);
         reads(params(seg), grads(seg), m1, m2);
         k.pseg = seg;
         k.op = LoopKernel.OP_ADAMW;
@@ -1005,24 +1205,17 @@ public final class OpenClOps implements AutoCloseable {
         }
         for (int seg = 0; seg < segments.length; seg++) {
             int n = Math.max(1, floatsPerSegment[seg]);
-            Buffer m1 = seg == 0 ? Buffer.MOM1 : Buffer.MOM1B, m2 = seg == 0 ? Buffer.MOM2 : Buffer.MOM2B;
+            Buffer m1 = moments(0, seg), m2 = moments(1, seg);
             logicalFloats += 2L * (n - sizes.get(m1));
-            if (seg == 0) {
-                k.mom1 = HostArrays.floats(n);
-                k.mom2 = HostArrays.floats(n);
-            } else {
-                k.mom1b = HostArrays.floats(n);
-                k.mom2b = HostArrays.floats(n);
-            }
-            sizes.put(m1, n);
-            sizes.put(m2, n);
+            allocate(m1, n);
+            allocate(m2, n);
             upload(m1);
             upload(m2);
         }
     }
 
     /** Floats of a buffer as sized. */
-    public int size(Buffer b) {
+    public long size(Buffer b) {
         return sizes.get(b);
     }
 
@@ -1067,8 +1260,7 @@ public final class OpenClOps implements AutoCloseable {
     private void ensureExchange(int n) {
         if (sizes.get(Buffer.EXCHANGE) < n) {
             logicalFloats += n - sizes.get(Buffer.EXCHANGE);
-            k.xg = HostArrays.floats(n);
-            sizes.put(Buffer.EXCHANGE, n);
+            allocate(Buffer.EXCHANGE, n);
             upload(Buffer.EXCHANGE);
         }
     }
@@ -1269,6 +1461,7 @@ public final class OpenClOps implements AutoCloseable {
         long t0 = profile == null ? 0 : System.nanoTime();
         String name = k.op != LoopKernel.OP_HAND && k.op != LoopKernel.OP_PHASES ? OP_NAMES[k.op]
                 : k.hand == ClKernels.PACK ? PACK_NAME
+                : k.hand == ClKernels.GEMM_DOT ? DOT_NAME
                 : k.hand == ClKernels.ATTN_FWD ? "attention fwd (OpenCL C)"
                 : k.hand == ClKernels.ATTN_BWD_Q ? "attention bwd q (OpenCL C)"
                 : k.hand == ClKernels.ATTN_BWD_KV ? "attention bwd kv (OpenCL C)"
@@ -1279,12 +1472,15 @@ public final class OpenClOps implements AutoCloseable {
                 : k.hand == ClKernels.CE_FWD ? "cross-entropy fwd (OpenCL C)"
                 : k.hand == ClKernels.CE_BWD ? "cross-entropy bwd (OpenCL C)"
                 : k.hand == ClKernels.GEMM_TC ? (tensorCores ? TC_NAME : TC_EMULATED_NAME) : OP_NAMES[k.op];
-        if (profileShapes && (k.op == LoopKernel.OP_GEMM || k.op == LoopKernel.OP_GEMM_DOT
+        if (profileShapes && (k.op == LoopKernel.OP_GEMM || k.hand == ClKernels.GEMM_DOT
                 || k.hand == ClKernels.GEMM_OUTER || k.hand == ClKernels.GEMM_TILED || k.hand == ClKernels.GEMM_TC)) {
             name += String.format(java.util.Locale.ROOT, " %dx%dx%d a%d,%d b%d,%d%s", k.gm, k.gn, k.gk, k.aRs, k.aCs,
                     k.bRs, k.bCs, k.hand == ClKernels.GEMM_OUTER ? (k.o1 == 1 ? " packedB" : "") : "");
         }
         KernelCheck.launch(k, device, range, "op '" + name + "'");
+        if (device.isSharedMemory()) {
+            checkCanaries("op '" + name + "'");
+        }
         if (profile != null) {
             long[] slot = profile.computeIfAbsent(name, nm -> new long[2]);
             slot[0] += System.nanoTime() - t0;
@@ -1310,8 +1506,7 @@ public final class OpenClOps implements AutoCloseable {
 
     private void reads(Buffer... bs) {
         for (Buffer b : bs) {
-            if (!training && (b == Buffer.GRADS || b == Buffer.GRADS2 || b == Buffer.MOM1 || b == Buffer.MOM2
-                    || b == Buffer.MOM1B || b == Buffer.MOM2B)) {
+            if (!training && b.trainingOnly()) {
                 throw new IllegalStateException("a forward-only model has no " + b + " buffer");
             }
             residency.requireDevice(b);
@@ -1323,25 +1518,22 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     private float[] floats(Buffer b) {
-        return switch (b) {
-            case PARAMS -> k.w;
-            case GRADS -> k.gw;
-            case ACT -> k.act;
-            case MOM1 -> k.mom1;
-            case MOM2 -> k.mom2;
-            case PARAMS2 -> k.w2;
-            case GRADS2 -> k.gw2;
-            case MOM1B -> k.mom1b;
-            case MOM2B -> k.mom2b;
-            case METRICS -> k.metrics;
-            case EXCHANGE -> k.xg;
+        return switch (b.kind()) {
             case TOKENS, TARGETS -> throw new IllegalArgumentException(b + " holds ints");
             case STASH -> throw new IllegalArgumentException("the stash buffers stay on the device");
+            case ACT -> {
+                if (actWindows() > 1) {
+                    throw new IllegalArgumentException("the activation arena spans " + actWindows()
+                            + " windows: read it with actWindow(i)");
+                }
+                yield act[0];
+            }
+            default -> arrays.get(b);
         };
     }
 
     private int[] ints(Buffer b) {
-        return switch (b) {
+        return switch (b.kind()) {
             case TOKENS -> k.tok;
             case TARGETS -> k.tgt;
             default -> throw new IllegalArgumentException(b + " holds floats");
@@ -1350,7 +1542,7 @@ public final class OpenClOps implements AutoCloseable {
 
     // the buffers the CPU GEMM's dot-product path and the transpose read
     private static boolean readable(Buffer b) {
-        return b == Buffer.ACT || b == Buffer.PARAMS || b == Buffer.PARAMS2;
+        return b.kind() == Buffer.Kind.ACT || b.kind() == Buffer.Kind.PARAMS;
     }
 
     private static int roundUp(int x, int m) {

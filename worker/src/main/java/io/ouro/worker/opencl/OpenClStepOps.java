@@ -110,13 +110,17 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     }
 
     /**
-     * Where a schedule's regions live on the device: the working regions at offsets in one activation buffer
-     * (followed, on a CPU device, by the GEMM's scratch), the stash regions packed in order into stash buffers of at
+     * Where a schedule's regions live on the device: the working regions at global offsets of the activation arena,
+     * each in the first window of at most {@link OpenClOps#ACT_WINDOW} floats with room for it, so that none straddles
+     * two (then, on a CPU device, the LM head's scratch and the GEMM's), the stash regions packed in order into stash buffers of at
      * most {@code bufferLimit} floats.
+     *
+     * @param actFloats   the arena's extent in global offsets (the last window's end)
+     * @param headScratch the CPU scratch regions' offsets (-1 on other devices)
      */
-    public record BufferLayout(Region[] regions, long actFloats, long[] stashFloats) {
+    public record BufferLayout(Region[] regions, long actFloats, long[] stashFloats, int headScratch, int gemmScratch) {
 
-        /** Floats of every buffer. */
+        /** Floats of every buffer (the windows before the last allocated whole). */
         public long totalFloats() {
             long t = actFloats;
             for (long s : stashFloats) {
@@ -124,12 +128,31 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             }
             return t;
         }
+
+        /** Windows of the activation arena, each its own device buffer. */
+        public int actWindows() {
+            return (int) Math.max(1, (actFloats + OpenClOps.ACT_WINDOW - 1) / OpenClOps.ACT_WINDOW);
+        }
+
+        /** Device buffers of the activations and the stash. */
+        public int buffers() {
+            return actWindows() + stashFloats.length;
+        }
+
+        /** Floats of the largest activation or stash buffer. */
+        public long largestFloats() {
+            long m = actWindows() > 1 ? OpenClOps.ACT_WINDOW : actFloats;
+            for (long s : stashFloats) {
+                m = Math.max(m, s);
+            }
+            return m;
+        }
     }
 
     /**
      * Lays out a schedule's regions ({@link LoopSchedule.Plan}) in device buffers; an error names what does not fit.
      *
-     * @param actLimit    the largest activation buffer (floats)
+     * @param actLimit    the largest buffer the device allocates (floats): caps each activation window
      * @param bufferLimit the largest stash buffer (floats)
      * @param bf16Stash   stash regions of 16-bit values, two per float of their buffer: their offsets count 16-bit
      *                    values, so a stash buffer holds at most 2^31 - 8 of them
@@ -138,13 +161,13 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
                                       long bufferLimit, boolean bf16Stash) {
         // the stash packed in units of its elements (floats, or 16-bit values), each buffer at most `cap` of them
         long cap = bf16Stash ? Math.min(2 * bufferLimit, Integer.MAX_VALUE - 8L) : bufferLimit;
+        long window = Math.min(OpenClOps.ACT_WINDOW, actLimit);
         Region[] out = new Region[sizes.length];
         List<Long> stashBuffers = new ArrayList<>();
-        long at = 0;
+        long[] at = new long[LoopKernel.ACT_PIECES];
         for (int i = 0; i < sizes.length; i++) {
             if (!stash[i]) {
-                out[i] = new Region(0, (int) Math.min(at, Integer.MAX_VALUE));
-                at += sizes[i];
+                out[i] = new Region(0, place(at, sizes[i], window, rows));
                 continue;
             }
             if (sizes[i] > cap) {
@@ -165,14 +188,36 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
                     + cap + (bf16Stash ? " bfloat16 values" : " floats") + ", more than the kernel's "
                     + LoopKernel.STASH_SLOTS + "; use recompute: loop_step or a smaller micro_batch");
         }
-        long total = at + (cpu ? cpuScratchFloats(cfg, rows) : 0);
-        if (total > actLimit) {
-            throw new IllegalArgumentException("the working set of " + rows + " tokens per micro-batch needs " + total
-                    + " floats, more than one device buffer holds (" + actLimit + "); use a smaller micro_batch, "
+        int head = -1, gemm = -1;
+        if (cpu) {
+            head = place(at, headScratchFloats(cfg), window, rows);
+            gemm = place(at, cpuScratchFloats(cfg, rows) - headScratchFloats(cfg), window, rows);
+        }
+        long extent = 0;
+        for (int w = 0; w < at.length; w++) {
+            extent = at[w] > 0 ? (long) w * OpenClOps.ACT_WINDOW + at[w] : extent;
+        }
+        return new BufferLayout(out, Math.max(1, extent),
+                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray(), head, gemm);
+    }
+
+    // the global offset of a region of n floats: the end of the first window (used[w] floats taken) with room for it
+    private static int place(long[] used, long n, long window, int rows) {
+        if (n > window) {
+            throw new IllegalArgumentException("a working region of " + n + " floats (" + rows + " tokens per "
+                    + "micro-batch) exceeds one activation buffer (" + window + " floats); use a smaller micro_batch, "
                     + "recompute: layer or loop_step, or a smaller recompute chunk");
         }
-        return new BufferLayout(out, total,
-                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray());
+        for (int w = 0; w < used.length; w++) {
+            if (used[w] + n <= window) {
+                int off = (int) ((long) w * OpenClOps.ACT_WINDOW + used[w]);
+                used[w] += n;
+                return off;
+            }
+        }
+        throw new IllegalArgumentException("the working set of " + rows + " tokens per micro-batch needs more than "
+                + used.length + " activation buffers of " + window + " floats; use a smaller micro_batch, "
+                + "recompute: layer or loop_step, or a smaller recompute chunk");
     }
 
     // the LM head's weight transposed, and the largest pair of transposed GEMM operands: a layer's weight gradient
@@ -195,8 +240,6 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         }
         this.bf16Stash = bf16Stash;
         buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit, bf16Stash);
-        // the schedule's working regions, then (CPU) the LM head transposed and the GEMM's scratch
-        long work = buffers.actFloats() - (cpu ? cpuScratchFloats(cfg, rows) : 0);
         int[] stashSizes = new int[buffers.stashFloats().length];
         for (int i = 0; i < stashSizes.length; i++) {
             stashSizes[i] = (int) buffers.stashFloats()[i];
@@ -205,12 +248,11 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         for (int i = 0; i < segs.length; i++) {
             segs[i] = (int) segments.size(i);
         }
-        ops = new OpenClOps(device, segs, (int) buffers.actFloats(),
+        ops = new OpenClOps(device, segs, buffers.actFloats(),
                 rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training);
         if (cpu) {
-            headT = (int) work;
-            long gemmT = cpuScratchFloats(cfg, rows) - headScratchFloats(cfg);
-            ops.setTransposeScratch((int) (work + headScratchFloats(cfg)), (int) gemmT);
+            headT = buffers.headScratch();
+            ops.setTransposeScratch(buffers.gemmScratch(), (int) (cpuScratchFloats(cfg, rows) - headScratchFloats(cfg)));
         }
         int hd = cfg.headDim();
         float[] cos = new float[seqLen * hd / 2], sin = new float[seqLen * hd / 2];
@@ -234,8 +276,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         int[] tok = ops.hostInts(Buffer.TOKENS), tgt = ops.hostInts(Buffer.TARGETS);
         System.arraycopy(tokens, 0, tok, 0, tokens.length);
         System.arraycopy(targets, 0, tgt, 0, targets.length);
-        Arrays.fill(tok, tokens.length, tok.length, 0);
-        Arrays.fill(tgt, targets.length, tgt.length, -1);
+        Arrays.fill(tok, tokens.length, rows, 0);
+        Arrays.fill(tgt, targets.length, rows, -1);
         ops.upload(Buffer.TOKENS);
         ops.upload(Buffer.TARGETS);
     }
@@ -243,24 +285,24 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     @Override
     public float[] read(Region r, int count) {
         ops.download(Buffer.ACT);
-        return Arrays.copyOfRange(ops.read(Buffer.ACT), at(r), at(r) + count);
+        return ops.readHostAct(at(r), count);
     }
 
     @Override
     public void write(Region r, float[] values) {
         ops.download(Buffer.ACT);
-        System.arraycopy(values, 0, ops.host(Buffer.ACT), at(r), values.length);
+        ops.writeHostAct(at(r), values);
         ops.upload(Buffer.ACT);
     }
 
     @Override
     public void embedForward(Region h, TensorView table, int n, int d) {
-        ops.embedForward(at(h), local(table, 0), n, d);
+        ops.embedForward(at(h), segments.segment(table), local(table, 0), n, d);
     }
 
     @Override
     public void embedBackward(TensorView table, Region dh, int n, int d) {
-        ops.embedBackward(local(table, 0), at(dh), n, d);
+        ops.embedBackward(segments.segment(table), local(table, 0), at(dh), n, d);
     }
 
     @Override

@@ -1,6 +1,6 @@
 package io.ouro.worker.opencl;
 
-import java.util.EnumMap;
+import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -13,16 +13,13 @@ public final class Residency {
 
     public enum Side { BOTH, HOST, DEVICE }
 
-    private final Map<OpenClOps.Buffer, Side> sides = new EnumMap<>(OpenClOps.Buffer.class);
+    private final Map<OpenClOps.Buffer, Side> sides = new HashMap<>();
 
     Residency() {
-        for (OpenClOps.Buffer b : OpenClOps.Buffer.values()) {
-            sides.put(b, Side.BOTH);
-        }
     }
 
     public Side side(OpenClOps.Buffer b) {
-        return sides.get(b);
+        return sides.getOrDefault(b, Side.BOTH);
     }
 
     void set(OpenClOps.Buffer b, Side s) {
@@ -31,14 +28,14 @@ public final class Residency {
 
     /** A kernel is about to read or write b: the device copy must be current. */
     void requireDevice(OpenClOps.Buffer b) {
-        if (sides.get(b) == Side.HOST) {
+        if (side(b) == Side.HOST) {
             throw new IllegalStateException("buffer " + b + " was changed on the host and not uploaded");
         }
     }
 
     /** The host is about to read b: the host copy must be current. */
     void requireHost(OpenClOps.Buffer b) {
-        if (sides.get(b) == Side.DEVICE) {
+        if (side(b) == Side.DEVICE) {
             throw new IllegalStateException("buffer " + b + " was changed on the device and not downloaded");
         }
     }

@@ -28,13 +28,13 @@ void ouro_stash16_copy(This *this, int gx) {
     const int n = this->n0, c = this->chunk, from = gx * c, to = min(n, from + c);
     if (this->cSel != 0) {
         __global ushort *dst = ouro_stash16(this, this->cSel) + this->o0;
-        __global const float *src = this->act + this->o1;
+        __global const float *src = ouro_act(this, this->o1);
         for (int i = from; i < to; i++) {
             dst[i] = ouro_to_bf16(src[i]);
         }
     } else {
         __global const ushort *src = ouro_stash16(this, this->aSel) + this->o1;
-        __global float *dst = this->act + this->o0;
+        __global float *dst = ouro_act(this, this->o0);
         for (int i = from; i < to; i++) {
             dst[i] = as_float(((uint) src[i]) << 16);
         }

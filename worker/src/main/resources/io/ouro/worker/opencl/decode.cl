@@ -85,9 +85,9 @@ void ouro_gemv(This *this, int gx) {
     /* y[o0 + j] = x[o1 ..] . w[o2 + j * n1 ..], j < n0, w in segment pseg; four rows per work item (global range
      * ceil(n0 / 4)), the last item's leftover rows one at a time */
     const int n = this->n1, rows = this->n0, j0 = gx * 4;
-    __global const float *W = (this->pseg == 0 ? this->w : this->w2) + this->o2;
-    __global const float *x = this->act + this->o1;
-    __global float *y = this->act + this->o0;
+    __global const float *W = ouro_par(this, this->pseg) + this->o2;
+    __global const float *x = ouro_act(this, this->o1);
+    __global float *y = ouro_act(this, this->o0);
     if (j0 + 4 <= rows) {
         ouro_dot4(y, W, x, n, j0);
     } else {
@@ -129,8 +129,8 @@ void ouro_decode_phase(This *this, int p, int lid) {
     const int L = this->n0, d = this->n1, heads = this->n2, ffn = this->n3, hd = d / heads, pairs = hd / 2;
     const int ls = get_local_size(0), len = this->o6, n1 = len + 1;
     const float eps = this->f0;
-    __global float *act = this->act;
-    __global const float *W = this->pseg == 0 ? this->w : this->w2;
+    __global float *act = ouro_act(this, 0); /* the decoder's workspace is one window (OpenClDecodeOps) */
+    __global const float *W = ouro_par(this, this->pseg);
     __global const int *tab = this->tok + this->o0;
     __global const int *vt = tab + L * OURO_LT;
     __global float *H = act + vt[0], *A1 = act + vt[1], *ATT = act + vt[2], *O = act + vt[3], *X1 = act + vt[4];
@@ -238,8 +238,8 @@ void ouro_store_rows(This *this, int gx) {
         const int src = t[2 + kv], stride = t[4], count = t[5];
         float s = 0.0f;
         for (int j = 0; j < count; j++) {
-            s += this->act[src + j * stride + i];
+            s += ouro_act(this, 0)[src + j * stride + i];
         }
-        this->act[t[kv] + i] = s / count;
+        ouro_act(this, 0)[t[kv] + i] = s / count;
     }
 }

@@ -4,7 +4,7 @@
  * these ops read and write the same device buffers as every translated op.
  *
  * The GEMM computes C(i,j) (= or +=) sum_k A(i,k) B(j,k), C (m,n), with element (r,c) of X at
- * xOff + r*xRs + c*xCs in the buffer named by xSel (0 w, 1 gw, 2 act, 3 w2, 4 gw2), as the translated one does.
+ * xOff + r*xRs + c*xCs in the operand named by xSel (buffers.cl), as the translated one does.
  */
 
 #define OURO_GEMM_OUTER 1
@@ -13,6 +13,7 @@
 #define OURO_ATTN_FWD 4
 #define OURO_ATTN_BWD_Q 5
 #define OURO_ATTN_BWD_KV 6
+#define OURO_GEMM_DOT 14
 
 /* attention forward: queries per work item, keys per tile, largest head size */
 #define OURO_AQ 4
@@ -22,10 +23,6 @@
 /* micro-tile of the register-blocked variant: OURO_MR rows x OURO_NR columns of C per work item */
 #define OURO_MR 8
 #define OURO_NR 16
-
-__global float *ouro_buf(This *this, int sel) {
-    return sel == 0 ? this->w : (sel == 1 ? this->gw : (sel == 2 ? this->act : (sel == 3 ? this->w2 : this->gw2)));
-}
 
 /* one row of the micro-tile: C(i, j0 .. j0 + NR) (= or +=) v, the first `cols` of them */
 void ouro_store_row(__global float *c, float16 v, int cols, int add) {
@@ -60,8 +57,8 @@ void ouro_pack(This *this, int gx, int gy) {
     if (k0 >= kk || p * P >= n) {
         return;
     }
-    __global const float *X = ouro_buf(this, this->aSel) + this->aOff;
-    __global float *D = this->act + this->o0 + (size_t) p * P * kk;
+    __global const float *X = ouro_buf(this, this->aSel, this->aOff);
+    __global float *D = ouro_act(this, this->o0) + (size_t) p * P * kk;
     const int rs = this->aRs, cs = this->aCs, k1 = min(kk, k0 + 16);
     for (int k = k0; k < k1; k++) {
         for (int r = 0; r < P; r++) {
@@ -90,9 +87,9 @@ void ouro_gemm_outer(This *this, int gx, int gy) {
     if (i0 >= m || j0 >= n) {
         return;
     }
-    __global const float *A = ouro_buf(this, this->aSel) + this->aOff;
-    __global const float *B = ouro_buf(this, this->bSel) + this->bOff;
-    __global float *C = ouro_buf(this, this->cSel) + this->cOff;
+    __global const float *A = ouro_buf(this, this->aSel, this->aOff);
+    __global const float *B = ouro_buf(this, this->bSel, this->bOff);
+    __global float *C = ouro_buf(this, this->cSel, this->cOff);
     const int aPacked = this->o0 == 1, bPacked = this->o1 == 1;
     const int aRs = aPacked ? 1 : this->aRs, aCs = aPacked ? OURO_MR : this->aCs;
     const int bCs = bPacked ? OURO_NR : this->bCs, cRs = this->cRs;
@@ -156,9 +153,9 @@ void ouro_gemm_outer(This *this, int gx, int gy) {
  */
 void ouro_gemm_tiled(This *this, int gx, int gy, int lx, int ly) {
     const int m = this->gm, n = this->gn, kk = this->gk;
-    __global const float *A = ouro_buf(this, this->aSel) + this->aOff;
-    __global const float *B = ouro_buf(this, this->bSel) + this->bOff;
-    __global float *C = ouro_buf(this, this->cSel) + this->cOff;
+    __global const float *A = ouro_buf(this, this->aSel, this->aOff);
+    __global const float *B = ouro_buf(this, this->bSel, this->bOff);
+    __global float *C = ouro_buf(this, this->cSel, this->cOff);
     const int aRs = this->aRs, aCs = this->aCs, bRs = this->bRs, bCs = this->bCs;
     __local float *As = this->tileA;
     __local float *Bs = this->tileB;
@@ -232,9 +229,9 @@ void ouro_attn_fwd(This *this, int gx) {
     }
     const int p = gx / qBlocks, s0 = (gx % qBlocks) * OURO_AQ, b = p / H, h = p % H, d = H * hd;
     const int rows = min(OURO_AQ, S - s0);
-    __global const float *q = this->act + this->o0 + (b * S + s0) * d + h * hd;
-    __global const float *K = this->act + this->o1 + b * S * d + h * hd;
-    __global const float *V = this->act + this->o2 + b * S * d + h * hd;
+    __global const float *q = ouro_act(this, this->o0) + (b * S + s0) * d + h * hd;
+    __global const float *K = ouro_act(this, this->o1) + b * S * d + h * hd;
+    __global const float *V = ouro_act(this, this->o2) + b * S * d + h * hd;
     const float scale = this->f0;
     float acc[OURO_AQ][OURO_AHD];
     float mx[OURO_AQ], l[OURO_AQ];
@@ -285,8 +282,8 @@ void ouro_attn_fwd(This *this, int gx) {
             mx[r] = tm;
         }
     }
-    __global float *out = this->act + this->o4 + (b * S + s0) * d + h * hd;
-    __global float *lse = this->act + this->o3 + p * S + s0;
+    __global float *out = ouro_act(this, this->o4) + (b * S + s0) * d + h * hd;
+    __global float *lse = ouro_act(this, this->o3) + p * S + s0;
     for (int r = 0; r < rows; r++) {
         float inv = 1.0f / l[r];
         for (int i = 0; i < hd; i++) {
@@ -312,10 +309,10 @@ void ouro_attn_bwd_q(This *this, int gx) {
     const int p = gx / blocks, s0 = (gx % blocks) * OURO_AQ, b = p / H, h = p % H, d = H * hd;
     const int rows = min(OURO_AQ, S - s0);
     const int base = (b * S + s0) * d + h * hd;
-    __global const float *q = this->act + this->o0 + base, *dout = this->act + this->o4 + base;
-    __global const float *out = this->act + this->o6 + base;
-    __global const float *K = this->act + this->o1 + b * S * d + h * hd, *V = this->act + this->o2 + b * S * d + h * hd;
-    __global const float *lse = this->act + this->o3 + p * S + s0;
+    __global const float *q = ouro_act(this, this->o0) + base, *dout = ouro_act(this, this->o4) + base;
+    __global const float *out = ouro_act(this, this->o6) + base;
+    __global const float *K = ouro_act(this, this->o1) + b * S * d + h * hd, *V = ouro_act(this, this->o2) + b * S * d + h * hd;
+    __global const float *lse = ouro_act(this, this->o3) + p * S + s0;
     const float scale = this->f0;
     float acc[OURO_AQ][OURO_AHD], D[OURO_AQ];
     for (int r = 0; r < rows; r++) {
@@ -340,7 +337,7 @@ void ouro_attn_bwd_q(This *this, int gx) {
             }
         }
     }
-    __global float *dq = this->act + this->o5 + base;
+    __global float *dq = ouro_act(this, this->o5) + base;
     for (int r = 0; r < rows; r++) {
         for (int i = 0; i < hd; i++) {
             dq[r * d + i] += acc[r][i];
@@ -357,10 +354,10 @@ void ouro_attn_bwd_kv(This *this, int gx) {
     const int p = gx / blocks, j0 = (gx % blocks) * OURO_AQ, b = p / H, h = p % H, d = H * hd;
     const int keys = min(OURO_AQ, S - j0);
     const int seq = b * S * d + h * hd;
-    __global const float *k = this->act + this->o1 + seq + j0 * d, *v = this->act + this->o2 + seq + j0 * d;
-    __global const float *Q = this->act + this->o0 + seq, *DO = this->act + this->o4 + seq;
-    __global const float *OUT = this->act + this->o6 + seq;
-    __global const float *lse = this->act + this->o3 + p * S;
+    __global const float *k = ouro_act(this, this->o1) + seq + j0 * d, *v = ouro_act(this, this->o2) + seq + j0 * d;
+    __global const float *Q = ouro_act(this, this->o0) + seq, *DO = ouro_act(this, this->o4) + seq;
+    __global const float *OUT = ouro_act(this, this->o6) + seq;
+    __global const float *lse = ouro_act(this, this->o3) + p * S;
     const float scale = this->f0;
     float accK[OURO_AQ][OURO_AHD], accV[OURO_AQ][OURO_AHD];
     for (int t = 0; t < keys; t++) {
@@ -391,11 +388,53 @@ void ouro_attn_bwd_kv(This *this, int gx) {
             }
         }
     }
-    __global float *dk = this->act + this->o7 + seq + j0 * d, *dv = this->act + this->o8 + seq + j0 * d;
+    __global float *dk = ouro_act(this, this->o7) + seq + j0 * d, *dv = ouro_act(this, this->o8) + seq + j0 * d;
     for (int t = 0; t < keys; t++) {
         for (int i = 0; i < hd; i++) {
             dk[t * d + i] += accK[t][i];
             dv[t * d + i] += accV[t][i];
+        }
+    }
+}
+
+/*
+ * The GEMM as dot products for CPU devices, when A and B are both k-contiguous (aCs = bCs = 1): each work item
+ * computes a 4 x 4 block of C as 16 dot products over k, with no local memory and no barrier, so the compiler
+ * vectorizes the k loop (a reduction: pocl needs -cl-unsafe-math-optimizations). The operands are pointers taken once
+ * (buffers.cl), so the same loop runs whichever segment or window they are in. Rows and columns past the edge are
+ * clamped for loading and skipped when storing. Global range (ceil(n/4), ceil(m/4)).
+ */
+void ouro_gemm_dot(This *this, int gx, int gy) {
+    const int m = this->gm, n = this->gn, kk = this->gk, i0 = gy * 4, j0 = gx * 4;
+    if (i0 >= m || j0 >= n) {
+        return;
+    }
+    __global const float *A = ouro_buf(this, this->aSel, this->aOff);
+    __global const float *B = ouro_buf(this, this->bSel, this->bOff);
+    __global float *C = ouro_buf(this, this->cSel, this->cOff);
+    const int ars = this->aRs, brs = this->bRs;
+    __global const float *a0 = A + min(i0, m - 1) * ars, *a1 = A + min(i0 + 1, m - 1) * ars;
+    __global const float *a2 = A + min(i0 + 2, m - 1) * ars, *a3 = A + min(i0 + 3, m - 1) * ars;
+    __global const float *b0 = B + min(j0, n - 1) * brs, *b1 = B + min(j0 + 1, n - 1) * brs;
+    __global const float *b2 = B + min(j0 + 2, n - 1) * brs, *b3 = B + min(j0 + 3, n - 1) * brs;
+    float s[16];
+    for (int e = 0; e < 16; e++) {
+        s[e] = 0.0f;
+    }
+    for (int q = 0; q < kk; q++) {
+        const float x0 = a0[q], x1 = a1[q], x2 = a2[q], x3 = a3[q], y0 = b0[q], y1 = b1[q], y2 = b2[q], y3 = b3[q];
+        s[0] += x0 * y0; s[1] += x0 * y1; s[2] += x0 * y2; s[3] += x0 * y3;
+        s[4] += x1 * y0; s[5] += x1 * y1; s[6] += x1 * y2; s[7] += x1 * y3;
+        s[8] += x2 * y0; s[9] += x2 * y1; s[10] += x2 * y2; s[11] += x2 * y3;
+        s[12] += x3 * y0; s[13] += x3 * y1; s[14] += x3 * y2; s[15] += x3 * y3;
+    }
+    const int crs = this->cRs, ccs = this->cCs, add = this->accumulate;
+    for (int r = 0; r < 4; r++) {
+        for (int c = 0; c < 4; c++) {
+            if (i0 + r < m && j0 + c < n) {
+                __global float *p = C + (i0 + r) * crs + (j0 + c) * ccs;
+                *p = add ? *p + s[r * 4 + c] : s[r * 4 + c];
+            }
         }
     }
 }

@@ -71,9 +71,9 @@ void ouro_tc_mma_emulated(float *d, __global const float *A, __global const floa
 
 void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
     const int m = this->gm, n = this->gn, kk = this->gk;
-    __global const float *A = ouro_buf(this, this->aSel) + this->aOff;
-    __global const float *B = ouro_buf(this, this->bSel) + this->bOff;
-    __global float *C = ouro_buf(this, this->cSel) + this->cOff;
+    __global const float *A = ouro_buf(this, this->aSel, this->aOff);
+    __global const float *B = ouro_buf(this, this->bSel, this->bOff);
+    __global float *C = ouro_buf(this, this->cSel, this->cOff);
     const int aRs = this->aRs, aCs = this->aCs, bRs = this->bRs, bCs = this->bCs;
     const int g = lx >> 2, t = lx & 3;
     const int i0 = gy * 16, j0 = gx - lx; /* this warp's rows, the group's columns */

@@ -10,6 +10,8 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_attn_bwd_q(this, gx);
     } else if (this->hand == OURO_ATTN_BWD_KV) {
         ouro_attn_bwd_kv(this, gx);
+    } else if (this->hand == OURO_GEMM_DOT) {
+        ouro_gemm_dot(this, gx, gy);
     } else if (this->hand == OURO_GEMM_TILED) {
         ouro_gemm_tiled(this, gx, gy, lx, ly);
     } else if (this->hand == OURO_GEMM_TC) {

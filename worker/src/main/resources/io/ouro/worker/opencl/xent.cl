@@ -29,7 +29,7 @@ void ouro_ce_fwd(This *this, int gx) {
     if (gx >= rows) {
         return;
     }
-    __global const float *x = this->act + this->o0 + (size_t) gx * V;
+    __global const float *x = ouro_act(this, this->o0) + (size_t) gx * V;
     const int full = V & ~15;
     float16 m16 = (float16) (-3.0e38f);
     for (int j = 0; j < full; j += 16) {
@@ -49,8 +49,8 @@ void ouro_ce_fwd(This *this, int gx) {
     }
     const float l = mx + log(sum);
     const int t = this->tgt[first + gx];
-    this->act[this->o1 + first + gx] = l;
-    this->act[this->o2 + first + gx] = t >= 0 ? l - x[t] : 0.0f;
+    ouro_act(this, this->o1)[first + gx] = l;
+    ouro_act(this, this->o2)[first + gx] = t >= 0 ? l - x[t] : 0.0f;
 }
 
 void ouro_ce_bwd(This *this, int gx) {
@@ -58,10 +58,10 @@ void ouro_ce_bwd(This *this, int gx) {
     if (gx >= rows) {
         return;
     }
-    __global float *x = this->act + this->o0 + (size_t) gx * V;
+    __global float *x = ouro_act(this, this->o0) + (size_t) gx * V;
     const int t = this->tgt[first + gx];
-    const float g = t >= 0 ? this->act[this->o3 + first + gx] : 0.0f;
-    const float l = this->act[this->o1 + first + gx];
+    const float g = t >= 0 ? ouro_act(this, this->o3)[first + gx] : 0.0f;
+    const float l = ouro_act(this, this->o1)[first + gx];
     const int full = V & ~15;
     for (int j = 0; j < full; j += 16) {
         vstore16(g * exp(vload16(0, x + j) - l), 0, x + j);

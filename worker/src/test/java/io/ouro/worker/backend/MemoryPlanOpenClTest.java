@@ -17,8 +17,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The plan's arithmetic is what the OpenCL backend allocates: for shapes with every activation kept, with a split
  * stash and two parameter segments, and with micro-batches and chunks, the device bytes {@link MemoryPlan} predicts
- * equal the bytes of every buffer the kernel holds, to the byte. And the plan's choice: the least recomputation, then
- * the largest micro-batch that fits.
+ * equal the bytes of every buffer the kernel holds, to the byte, measured from the kernel's own arrays (their canaries
+ * mark each one's logical end) rather than from a counter kept beside them. And the plan's choice: the least
+ * recomputation, then the largest micro-batch that fits.
  */
 class MemoryPlanOpenClTest {
 
@@ -41,9 +42,10 @@ class MemoryPlanOpenClTest {
             StepShape shape = (StepShape) c[1];
             MemoryPlan plan = MemoryPlan.of(cfg, shape, cpu, OpenClStepOps.deviceBufferFloats(dev));
             try (OpenClModel m = new OpenClModel(cfg, dev, shape, false)) {
-                System.out.println(shape + ": allocated " + m.ops().deviceBytes() + " bytes, planned "
-                        + plan.deviceBytes());
-                assertEquals(plan.deviceBytes(), m.ops().deviceBytes(), shape.toString());
+                long held = m.ops().heldBytes();
+                System.out.println(shape + ": the kernel holds " + held + " bytes, planned " + plan.deviceBytes());
+                assertEquals(plan.deviceBytes(), held, shape.toString());
+                assertEquals(held, m.ops().deviceBytes(), "the backend's own count");
             }
         }
     }
@@ -54,10 +56,11 @@ class MemoryPlanOpenClTest {
         long gib = 1L << 30;
         MemoryPlan p = MemoryPlan.choose(cfg, 32, 4096, 0, null, 4096, 0, 141 * gib, OpenClModel.MAX_BUFFER_FLOATS);
         assertEquals(Recompute.LAYER, p.shape().recompute(), "keeping every activation fits no 4K micro-batch");
-        assertEquals(16, p.shape().micro());
+        // 8, not 16: the bf16 stash of 16 x 4K tokens would need more than the kernel's 16 stash buffers of < 2 GiB
+        assertEquals(8, p.shape().micro());
         assertTrue(p.fits(141 * gib));
         MemoryPlan small = MemoryPlan.choose(cfg, 32, 4096, 0, null, 4096, 0, 60 * gib, OpenClModel.MAX_BUFFER_FLOATS);
-        assertTrue(small.shape().micro() < 16 && small.fits(60 * gib), small.describe(60 * gib));
+        assertTrue(small.shape().micro() <= 8 && small.fits(60 * gib), small.describe(60 * gib));
         System.out.println(small.describe(60 * gib));
         MemoryPlan none = MemoryPlan.choose(cfg, 32, 4096, 0, Recompute.NONE, 4096, 0, 141 * gib,
                 OpenClModel.MAX_BUFFER_FLOATS);

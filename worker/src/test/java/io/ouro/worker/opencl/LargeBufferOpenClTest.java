@@ -1,0 +1,100 @@
+package io.ouro.worker.opencl;
+
+import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.TestDevice;
+import io.ouro.worker.opencl.OpenClOps.Buffer;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Device memory past 2 GiB on a device that does not alias host memory. Aparapi 3.0.2 sizes a buffer in a 32-bit int
+ * of bytes, so one Java array of 2^29 floats or more wraps: the launch fails, or on a GPU the buffer is undersized and
+ * written out of bounds. The backend never asks for such a buffer: an activation arena of 2^29 + 1024 floats lives in
+ * three windows (2^28, 2^28 and 1024 floats), each its own device buffer, addressed by global offsets. Here the device
+ * runs in copy mode (as a GPU does, {@link DeviceMemory}), ops write the last elements, read across the windows and
+ * straddle a window boundary, and what comes back equals the same arithmetic in Java.
+ */
+class LargeBufferOpenClTest {
+
+    private static final int N = (1 << 29) + 1024, W = OpenClOps.ACT_WINDOW;
+
+    @Test
+    void anActivationArenaPastTwoGibWorksInCopyMode() {
+        String before = System.getProperty(DeviceMemory.FORCE_PROPERTY);
+        System.setProperty(DeviceMemory.FORCE_PROPERTY, "true");
+        OpenCLDevice device = OpenClDevices.select(DeviceSpec.parse(TestDevice.spec()));
+        try (OpenClOps ops = new OpenClOps(device, new int[]{64}, N, 1, 1, new int[0], false)) {
+            assertFalse(device.isSharedMemory(), "the device runs in copy mode: its buffers are separate allocations");
+            assertEquals(3, ops.actWindows());
+            for (int w = 0; w < 3; w++) {
+                assertTrue(ops.actWindow(w).length <= HostArrays.MAX_FLOATS, "window " + w + " below Aparapi's limit");
+            }
+            // host values: the first window counts up, the others hold their global offset modulo 1000
+            float[][] expected = new float[3][];
+            for (int w = 0; w < 3; w++) {
+                float[] a = ops.actWindow(w);
+                int len = w < 2 ? W : 1024;
+                for (int i = 0; i < len; i++) {
+                    a[i] = w == 0 ? i % 4096 : (float) (((long) w * W + i) % 1000);
+                }
+                expected[w] = java.util.Arrays.copyOf(a, len);
+            }
+            ops.upload(Buffer.ACT);
+            int last = 2 * W;
+            // the last window += the first 1024 values of the first (a read from window 0, a write to window 2)
+            ops.add(last, 0, 1024);
+            for (int i = 0; i < 1024; i++) {
+                expected[2][i] += expected[0][i];
+            }
+            // the last 10 elements = -1
+            ops.fill(Buffer.ACT, N - 10, 10, -1f);
+            for (int i = 1014; i < 1024; i++) {
+                expected[2][i] = -1f;
+            }
+            // an elementwise op straddling the boundary between the first two windows
+            ops.add(W - 512, last, 1024);
+            for (int i = 0; i < 1024; i++) {
+                int g = W - 512 + i;
+                if (g < W) {
+                    expected[0][g] += expected[2][i];
+                } else {
+                    expected[1][g - W] += expected[2][i];
+                }
+            }
+            // in copy mode the host copy is stale until the download (on pocl's shared mode the kernel wrote it)
+            float hostBefore = ops.actWindow(2)[1023];
+            ops.download(Buffer.ACT);
+            assertEquals((float) ((2L * W + 1023) % 1000), hostBefore, "the host copy changed only by the download");
+            for (int w = 0; w < 3; w++) {
+                float[] got = ops.actWindow(w);
+                int len = w < 2 ? W : 1024;
+                for (int i = 0; i < len; i++) {
+                    if (Float.compare(got[i], expected[w][i]) != 0) {
+                        throw new AssertionError("act[" + ((long) w * W + i) + "] (window " + w + ", element " + i
+                                + "): expected " + expected[w][i] + ", got " + got[i]);
+                    }
+                }
+            }
+            assertEquals(-1f, ops.readHostAct(N - 1, 1)[0], "the arena's last element");
+        } finally {
+            if (before == null) {
+                System.clearProperty(DeviceMemory.FORCE_PROPERTY);
+            } else {
+                System.setProperty(DeviceMemory.FORCE_PROPERTY, before);
+            }
+        }
+    }
+
+    @Test
+    void noBufferOfTwoGibIsEverAskedFor() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> HostArrays.floats(HostArrays.MAX_FLOATS + 1));
+        assertTrue(e.getMessage().contains("Aparapi 3.0.2"), e.getMessage());
+        assertTrue(4L * HostArrays.MAX_FLOATS < (1L << 31), "the largest buffer's byte size is a positive int");
+        assertTrue((long) OpenClOps.ACT_WINDOW <= HostArrays.MAX_FLOATS);
+    }
+}
