@@ -63,20 +63,25 @@ run() {
     echo "== GEMM benchmark on $device: the hand-written OpenCL C kernel and the translated twin, GFLOP/s per layout"
     timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.GemmBench "$device" 4096 no-torch \
       || echo "BENCH FAILED (exit $?)"
-    echo "== tensor cores: the probe (mma.sync bf16 as inline PTX, built and run through Aparapi's binding)"
+    echo "== tensor cores: the probe (mma.sync bf16 as inline PTX in a one-warp program of its own, released after)"
     timeout 120 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.opencl.TensorCores "$device" || echo "PROBE FAILED (exit $?)"
     echo "== GEMM benchmark on $device: the tensor-core kernel (bf16 operands, fp32 sums), GFLOP/s per layout"
-    OURO_TENSOR_CORES=1 timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.GemmBench "$device" 4096 \
-      no-torch TENSOR || echo "BENCH FAILED (exit $?)"
+    timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.GemmBench "$device" 4096 no-torch TENSOR \
+      || echo "BENCH FAILED (exit $?)"
+    echo "== tensor-core GEMM parity on $device in a process of its own (train.matmul bf16_tensor comes first there)"
+    timeout 300 "$java" "${opts[@]}" -Douro.test.matmul=bf16_tensor \
+      -jar "$bundle"/lib/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
+      --select-method 'io.ouro.worker.reference.GemmOpenClTest#tensorCoreKernelMatchesTheBf16RoundedReference' \
+      --details=summary --disable-banner || echo "TESTS FAILED (exit $?)"
     echo "== memory and recomputation benchmark on $device"
     timeout 600 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.MemoryBench "$device" 3 0 \
       || echo "BENCH FAILED (exit $?)"
     echo "== step benchmark on $device"
     timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.StepBench "$device" 4 128 3 no-torch \
       || echo "BENCH FAILED (exit $?)"
-    echo "== step benchmark on $device with the tensor-core GEMM (OURO_TENSOR_CORES=1; MFU against the bf16 peak)"
-    OURO_TENSOR_CORES=1 timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.StepBench "$device" 4 128 3 \
-      no-torch || echo "BENCH FAILED (exit $?)"
+    echo "== step benchmark on $device with train.matmul bf16_tensor (the tensor-core GEMM; MFU against the bf16 peak)"
+    timeout 300 "$java" "${opts[@]}" -cp "$cp" io.ouro.worker.bench.StepBench "$device" 4 128 3 no-torch bf16_tensor \
+      || echo "BENCH FAILED (exit $?)"
   } 2>&1 | grep -v "^WARNING: Using incubator" | tee "$results"
   echo "figures written to $results"
 }

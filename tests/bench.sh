@@ -5,9 +5,11 @@
 #   reference   one training step of the Java reference backend vs PyTorch (DJL, CPU) on the same
 #               model and batch; args: [timed iterations, default 3]
 #   step        one training step of our OpenCL backend, the Java backend and PyTorch on the bench
-#               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2]
+#               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2] [torch|no-torch]
+#               [fp32|bf16_tensor: train.matmul of the OpenCL backend]
 #   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
-#               args: [device, default opencl:0] [size 1024] [no-torch]
+#               args: [device, default opencl:0] [size 1024] [no-torch] [kernel AUTO|OUTER|TILED|TENSOR; TENSOR
+#               opens the ops with train.matmul bf16_tensor]
 #   binding     Aparapi's OpenCL binding (OpenCLDevice.bind): a bound kernel touching one element on a small and
 #               a large array (whole-array copies per call), what its put/get do; args: [device] [MiB 64]
 #   tokenizer   single-thread encoding throughput of our BPE vs HF tokenizers (DJL) vs jtokkit on the

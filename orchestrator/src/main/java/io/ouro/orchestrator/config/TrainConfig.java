@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.ouro.worker.backend.MemoryPlan;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.opencl.DeviceSpec;
@@ -43,13 +44,13 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
                         long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
                         Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                         long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
-                        boolean bf16Stash)
+                        boolean bf16Stash, MatmulPrecision matmul)
             implements Serializable {
 
         Train withCheckpointEvery(long every) {
             return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                     maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                    maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash);
+                    maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul);
         }
 
         /** The largest gradient bucket of the exchange, in floats. */
@@ -139,10 +140,15 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
          * otherwise the plan's choice for the device memory (one rule for the driver's plan and every executor).
          */
         public MemoryPlan plan(int batch, Train train) {
-            return MemoryPlan.choose(model, batch, seqLen, microBatch, recompute, recomputeChunk,
-                    train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS,
-                    train.shardOptimizer() ? train.workers() : 1, train.workers() > 1 ? train.bucketFloats() : 0,
+            int shards = train.shardOptimizer() ? train.workers() : 1;
+            long exchange = train.workers() > 1 ? train.bucketFloats() : 0;
+            MemoryPlan p = MemoryPlan.choose(model, batch, seqLen, microBatch, recompute, recomputeChunk,
+                    train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS, shards, exchange,
                     train.bf16Stash());
+            // the products' precision changes no buffer: the chosen shape, carrying it to the worker's backend
+            return train.matmul() == MatmulPrecision.FP32 ? p
+                    : MemoryPlan.of(model, p.shape().withMatmul(train.matmul()), false, OpenClModel.MAX_BUFFER_FLOATS,
+                            shards, exchange);
         }
 
         /** Sequences per worker at global step {@code s} (the batch ramp, in whole sequences). */
@@ -223,7 +229,8 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
      * global batch of every step counts, not how it is split over workers, so a run may resume with another
      * W when W times the batch per worker stays the same. For the same reason the micro-batch, the
      * recomputation and the device sizes are left out: they change memory and the order of float sums, not
-     * what is trained.
+     * what is trained. The precision of the stash and of the products ({@code stash_dtype}, {@code matmul}) counts
+     * when it is not fp32: it changes the gradients.
      */
     public String hash() {
         StringBuilder key = new StringBuilder("ouro-run-identity-2|model ").append(model)
@@ -258,6 +265,10 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (train.bf16Stash()) {
             // unlike the micro-batch or the recomputation, it changes the gradients by more than the order of sums
             key.append("|stash bf16");
+        }
+        if (train.matmul() != MatmulPrecision.FP32) {
+            // bfloat16 operands change every product (fp32 stays out of the key: earlier runs keep their hash)
+            key.append("|matmul ").append(train.matmul().yamlName());
         }
         try {
             byte[] d = java.security.MessageDigest.getInstance("SHA-256")
@@ -349,9 +360,17 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (!stashDtype.equals("fp32") && !stashDtype.equals("bf16")) {
             throw t.error("stash_dtype", "expected fp32 or bf16, got '" + stashDtype + "'");
         }
+        String matmulName = t.string("matmul", "fp32");
+        MatmulPrecision matmul;
+        try {
+            matmul = MatmulPrecision.parse(matmulName);
+        } catch (IllegalArgumentException e) {
+            throw t.error("matmul", "expected fp32 or bf16_tensor, got '" + matmulName + "'");
+        }
         t.noOthers();
         Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
-                injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"));
+                injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
+                matmul);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

@@ -3,6 +3,9 @@ package io.ouro.orchestrator.train;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.MemoryPlan;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
+import io.ouro.worker.opencl.DevicePeaks;
+import io.ouro.worker.opencl.TensorCores;
 import io.ouro.worker.model.ParamLayout;
 
 import java.util.ArrayList;
@@ -42,10 +45,34 @@ public final class Plan {
                     mixture(s.mixture()), s.onExhausted(), s.stageTwo() ? "Stage II (exit gate only, LM frozen)"
                             : "Stage I", flops, memory(cfg, s)));
         }
-        out.add(String.format(Locale.ROOT, "total: %s tokens, %.3g FLOP; checkpoints %s", human(totalTokens), totalFlops,
-                cfg.train().checkpointEvery() > 0 ? "every " + cfg.train().checkpointEvery() + " steps and at each stage end"
-                        + " under " + cfg.run().out() + ", last " + cfg.train().keepCheckpoints() + " kept" : "off"));
+        out.add(String.format(Locale.ROOT, "total: %s tokens, %.3g FLOP, %s; checkpoints %s", human(totalTokens),
+                totalFlops, matmul(cfg.train()), cfg.train().checkpointEvery() > 0 ? "every "
+                        + cfg.train().checkpointEvery() + " steps and at each stage end under " + cfg.run().out()
+                        + ", last " + cfg.train().keepCheckpoints() + " kept" : "off"));
         return out;
+    }
+
+    /**
+     * The products' precision ({@code train.matmul}) and the peak the step line's MFU is measured against (see
+     * {@link #mfuPeakGflops}).
+     */
+    static String matmul(TrainConfig.Train train) {
+        boolean tensor = train.matmul() == MatmulPrecision.BF16_TENSOR;
+        String peak = train.peakGflops() > 0 ? "train.peak_gflops " + num(train.peakGflops())
+                : tensor ? "the device's bf16 tensor-core peak where it runs tensor cores, its fp32 peak elsewhere"
+                : "the device's fp32 peak";
+        return "matmul " + train.matmul().yamlName() + (tensor ? " (bfloat16 operands, fp32 sums, on NVIDIA tensor "
+                + "cores where the device passes the probe; fp32 products elsewhere)" : "") + ", MFU against " + peak;
+    }
+
+    /**
+     * The peak (GFLOP/s) the step line's MFU is measured against on a backend that describes itself as
+     * {@code described}: {@code train.peak_gflops} when set, else the bf16 tensor-core peak of a known device when
+     * {@code train.matmul} is bf16_tensor and its GEMMs run on tensor cores, else its fp32 peak (0: unknown, no MFU).
+     */
+    public static double mfuPeakGflops(TrainConfig.Train train, String described) {
+        return train.peakGflops() > 0 ? train.peakGflops()
+                : DevicePeaks.mfuPeakGflops(train.matmul() == MatmulPrecision.BF16_TENSOR, described);
     }
 
     /**
@@ -76,6 +103,7 @@ public final class Plan {
         long mem = dev.getGlobalMemSize();
         out.add(String.format(Locale.ROOT, "this machine's %s: %s of global memory (the plan above is sized for %s)",
                 io.ouro.worker.opencl.OpenClDevices.describe(dev), bytes(mem), bytes(cfg.train().deviceBytes())));
+        out.add("  " + matmulHere(cfg.train(), dev));
         List<MemoryPlan> plans = memoryPlans(cfg);
         for (int i = 0; i < plans.size(); i++) {
             MemoryPlan p = plans.get(i);
@@ -83,6 +111,22 @@ public final class Plan {
                     bytes(p.deviceBytes()), bytes(mem), p.fits(mem) ? "fits" : "DOES NOT FIT this device"));
         }
         return out;
+    }
+
+    /** Whether the products run on tensor cores on {@code dev}, and the peak the step line's MFU then uses. */
+    static String matmulHere(TrainConfig.Train train, com.aparapi.device.OpenCLDevice dev) {
+        String described = io.ouro.worker.opencl.OpenClDevices.describe(dev);
+        String how = "matmul fp32";
+        if (train.matmul() == MatmulPrecision.BF16_TENSOR) {
+            // the rule ClKernels.install applies: a GPU that passed the probe (probed only when bf16_tensor asks)
+            String why = dev.getType() == com.aparapi.device.Device.TYPE.CPU ? "a CPU device" : TensorCores.why(dev);
+            how = why == null ? "matmul bf16_tensor on tensor cores here (the probe passed)"
+                    : "matmul bf16_tensor: no tensor cores here (" + why + "), the products run in fp32";
+            described += why == null ? ", " + DevicePeaks.ON_TENSOR_CORES : "";
+        }
+        double peak = mfuPeakGflops(train, described);
+        return how + "; MFU against " + (peak > 0 ? String.format(Locale.ROOT, "%.0f GFLOP/s", peak)
+                : "no known peak (set train.peak_gflops)");
     }
 
     /** The plan of each stage at its largest batch. */

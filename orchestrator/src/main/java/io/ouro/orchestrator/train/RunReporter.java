@@ -2,7 +2,6 @@ package io.ouro.orchestrator.train;
 
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.MemoryPlan;
-import io.ouro.worker.opencl.DevicePeaks;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.ChecksumFileSystem;
 import org.apache.hadoop.fs.FSDataOutputStream;
@@ -120,8 +119,7 @@ final class RunReporter implements AutoCloseable {
         }
         lastLogged = m.step();
         steps.add(m);
-        // MFU against the config's peak, else the fp32 peak of a known device (none for CPUs and unknown devices)
-        double peak = cfg.train().peakGflops() > 0 ? cfg.train().peakGflops() : DevicePeaks.fp32Gflops(device);
+        double peak = Plan.mfuPeakGflops(cfg.train(), device);
         log.accept(m.line(stage.name(), peak, MemoryPlan.modelFlopsPerToken(stage.model(), stage.seqLen())));
         ProgressPlugin.show(stage.name(), m.step(), m.loss(), m.tokens() / (m.wallMs() / 1e3), first, last - 1,
                 m.exchangeMs(), m.hidden());

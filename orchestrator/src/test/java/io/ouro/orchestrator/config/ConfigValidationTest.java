@@ -1,6 +1,8 @@
 package io.ouro.orchestrator.config;
 
 import io.ouro.orchestrator.train.Plan;
+import io.ouro.worker.model.MatmulPrecision;
+import io.ouro.worker.opencl.DevicePeaks;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -66,6 +68,47 @@ class ConfigValidationTest {
                 "train: {workers: 1, stash_dtype: fp32}")).hash());
         assertEquals("bad.yaml: train.stash_dtype: expected fp32 or bf16, got 'fp16'",
                 error(OK.replace("train: {workers: 1}", "train: {workers: 1, stash_dtype: fp16}")));
+    }
+
+    @Test
+    void theMatmulIsValidatedPlannedAndPartOfTheRunIdentity() {
+        TrainConfig fp32 = TrainConfig.parse("ok.yaml", OK);
+        TrainConfig tc = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, matmul: bf16_tensor}"));
+        assertEquals(MatmulPrecision.FP32, fp32.train().matmul(), "fp32 by default");
+        assertEquals(MatmulPrecision.BF16_TENSOR, tc.train().matmul());
+        assertEquals(MatmulPrecision.BF16_TENSOR, tc.stages().get(0).plan(1, tc.train()).shape().matmul(),
+                "the plan's shape carries it to the worker's backend");
+        assertEquals(MatmulPrecision.FP32, fp32.stages().get(0).plan(1, fp32.train()).shape().matmul());
+        assertEquals(fp32.stages().get(0).plan(1, fp32.train()).deviceBytes(),
+                tc.stages().get(0).plan(1, tc.train()).deviceBytes(), "no buffer changes with it");
+        assertNotEquals(fp32.hash(), tc.hash(), "bfloat16 operands change the gradients: another run");
+        assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, matmul: fp32}")).hash(), "fp32 written out is the default");
+        assertEquals("bad.yaml: train.matmul: expected fp32 or bf16_tensor, got 'tf32'",
+                error(OK.replace("train: {workers: 1}", "train: {workers: 1, matmul: tf32}")));
+        // the plan names it and the peak the MFU is measured against
+        List<String> plan = Plan.describe(tc);
+        String total = plan.get(plan.size() - 1);
+        assertTrue(total.contains("FLOP, matmul bf16_tensor (") && total.contains("MFU against the device's bf16 "
+                + "tensor-core peak where it runs tensor cores, its fp32 peak elsewhere"), total);
+        total = Plan.describe(fp32).get(plan.size() - 1);
+        assertTrue(total.contains("FLOP, matmul fp32, MFU against the device's fp32 peak;"), total);
+        String h100 = "OpenCL NVIDIA H100 80GB HBM3 (GPU, OpenCL 3.0 CUDA)";
+        assertEquals(989400, Plan.mfuPeakGflops(tc.train(), h100 + ", " + DevicePeaks.ON_TENSOR_CORES));
+        assertEquals(66900, Plan.mfuPeakGflops(tc.train(), h100), "bf16_tensor without tensor cores: the fp32 peak");
+        assertEquals(66900, Plan.mfuPeakGflops(fp32.train(), h100 + ", " + DevicePeaks.ON_TENSOR_CORES));
+        TrainConfig peak = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, matmul: bf16_tensor, peak_gflops: 500}"));
+        assertEquals(500, Plan.mfuPeakGflops(peak.train(), h100 + ", " + DevicePeaks.ON_TENSOR_CORES),
+                "the config's peak wins");
+        // on this machine's CPU device (pocl in CI): no tensor cores, and the line says so
+        List<String> here = Plan.onThisDevice(TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, device: cpu, matmul: bf16_tensor}")));
+        if (!here.isEmpty()) {
+            assertEquals("  matmul bf16_tensor: no tensor cores here (a CPU device), the products run in fp32; MFU "
+                    + "against no known peak (set train.peak_gflops)", here.get(1));
+        }
     }
 
     @Test

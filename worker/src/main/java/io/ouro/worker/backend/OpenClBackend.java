@@ -3,6 +3,7 @@ package io.ouro.worker.backend;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.hf.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
@@ -10,6 +11,7 @@ import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.opencl.DevicePeaks;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClModel;
 
@@ -25,7 +27,11 @@ public final class OpenClBackend implements TrainingBackend {
     public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, StepShape shape) {
         this.model = new OpenClModel(cfg, device, shape, false);
         this.adam = adam;
-        this.description = "OpenCL " + OpenClDevices.describe(device);
+        // the driver reads the MFU's peak off this (DevicePeaks.mfuPeakGflops)
+        this.description = "OpenCL " + OpenClDevices.describe(device)
+                + (shape.matmul() != MatmulPrecision.BF16_TENSOR ? ""
+                : model.ops().usesTensorCores() ? ", " + DevicePeaks.ON_TENSOR_CORES
+                : ", GEMM in fp32 (train.matmul bf16_tensor: no tensor cores here)");
     }
 
     public OpenClModel model() {

@@ -6,10 +6,17 @@ import java.io.Serializable;
  * How a worker runs its batch: {@code batch} sequences of {@code seqLen} tokens per step, as micro-batches of
  * {@code micro} sequences, keeping what {@link Recompute} says, with a layer's row-wise ops in chunks of
  * {@code chunk} rows when recomputing (0: the whole micro-batch), and stash buffers of at most {@code bufferLimit}
- * floats on a device backend (0: the device's limit), the stash in float32 or bfloat16 ({@link #withBf16Stash}).
+ * floats on a device backend (0: the device's limit), the stash in float32 or bfloat16 ({@link #withBf16Stash}), the
+ * matrix products in the precision {@link MatmulPrecision} says ({@link #withMatmul}).
  */
 public record StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit,
-                        boolean bf16Stash) implements Serializable {
+                        boolean bf16Stash, MatmulPrecision matmul) implements Serializable {
+
+    /** With the products in fp32. */
+    public StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit,
+                     boolean bf16Stash) {
+        this(batch, seqLen, micro, recompute, chunk, bufferLimit, bf16Stash, MatmulPrecision.FP32);
+    }
 
     /** With the stash in float32. */
     public StepShape(int batch, int seqLen, int micro, Recompute recompute, int chunk, long bufferLimit) {
@@ -26,6 +33,9 @@ public record StepShape(int batch, int seqLen, int micro, Recompute recompute, i
         if (recompute == null) {
             throw new IllegalArgumentException("StepShape.recompute: expected none, layer or loop_step");
         }
+        if (matmul == null) {
+            throw new IllegalArgumentException("StepShape.matmul: expected fp32 or bf16_tensor");
+        }
         if (chunk < 0 || bufferLimit < 0) {
             throw new IllegalArgumentException("StepShape: chunk " + chunk + ", buffer limit " + bufferLimit
                     + ": expected values >= 0");
@@ -38,19 +48,19 @@ public record StepShape(int batch, int seqLen, int micro, Recompute recompute, i
     }
 
     public StepShape withMicro(int m) {
-        return new StepShape(batch, seqLen, m, recompute, chunk, bufferLimit, bf16Stash);
+        return new StepShape(batch, seqLen, m, recompute, chunk, bufferLimit, bf16Stash, matmul);
     }
 
     public StepShape withRecompute(Recompute r) {
-        return new StepShape(batch, seqLen, micro, r, chunk, bufferLimit, bf16Stash);
+        return new StepShape(batch, seqLen, micro, r, chunk, bufferLimit, bf16Stash, matmul);
     }
 
     public StepShape withChunk(int c) {
-        return new StepShape(batch, seqLen, micro, recompute, c, bufferLimit, bf16Stash);
+        return new StepShape(batch, seqLen, micro, recompute, c, bufferLimit, bf16Stash, matmul);
     }
 
     public StepShape withBufferLimit(long floats) {
-        return new StepShape(batch, seqLen, micro, recompute, chunk, floats, bf16Stash);
+        return new StepShape(batch, seqLen, micro, recompute, chunk, floats, bf16Stash, matmul);
     }
 
     /**
@@ -59,6 +69,11 @@ public record StepShape(int batch, int seqLen, int micro, Recompute recompute, i
      * rounded states.
      */
     public StepShape withBf16Stash(boolean on) {
-        return new StepShape(batch, seqLen, micro, recompute, chunk, bufferLimit, on);
+        return new StepShape(batch, seqLen, micro, recompute, chunk, bufferLimit, on, matmul);
+    }
+
+    /** The matrix products in the precision {@code m} says ({@link MatmulPrecision}; the OpenCL backend reads it). */
+    public StepShape withMatmul(MatmulPrecision m) {
+        return new StepShape(batch, seqLen, micro, recompute, chunk, bufferLimit, bf16Stash, m);
     }
 }

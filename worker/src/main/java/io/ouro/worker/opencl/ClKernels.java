@@ -1,9 +1,12 @@
 package io.ouro.worker.opencl;
 
 import com.aparapi.Kernel;
+import com.aparapi.device.Device;
+import com.aparapi.device.OpenCLDevice;
 import com.aparapi.internal.kernel.KernelRunner;
 import com.aparapi.internal.model.ClassModel;
 import com.aparapi.internal.writer.KernelWriter;
+import io.ouro.worker.model.MatmulPrecision;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -59,23 +62,97 @@ public final class ClKernels {
     private static final String[] RESOURCES = {"buffers.cl", "gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
+    private static final System.Logger LOG = System.getLogger(ClKernels.class.getName());
+    /** Devices whose fallback from bf16_tensor to fp32 was logged (once per device and process). */
+    private static final java.util.Set<String> WARNED = new java.util.HashSet<>();
     private static String source;
     private static boolean tensorCorePtx;
 
     private ClKernels() {
     }
 
-    /** Makes LoopKernel's program the translation plus the hand-written ops; idempotent. */
+    /** Makes LoopKernel's program the translation plus the hand-written ops (fp32 unless installed already). */
     static synchronized void install() {
-        install(false);
+        if (source == null) {
+            install(false);
+        }
     }
 
     /**
-     * As {@link #install()}; with {@code ptx} (the first device passed {@link TensorCores#probe}) the program defines
-     * OURO_TC_PTX, so that on NVIDIA's compiler gemm_tc.cl issues the tensor-core instruction. The first install
-     * decides for the process (one program per kernel class); {@link #tensorCorePtx()} says what it decided.
+     * Installs LoopKernel's program for an OpenClOps of {@code matmul} on {@code device} (before its kernel is
+     * compiled) and says whether gemm_tc.cl issues the tensor-core instruction there.
+     *
+     * <p>The program defines OURO_TC_PTX only when {@code matmul} is {@link MatmulPrecision#BF16_TENSOR} and the
+     * device passed {@link TensorCores#probe} ({@link #definesPtx}); the probe runs only then (a GPU, bf16_tensor
+     * asked). Otherwise the program is the fp32 one, and the default path never depends on the instruction compiling.
+     *
+     * <p>The program is one per process (Aparapi keeps one source per kernel class, and reuses the binary it built
+     * for a class on a device), so the first install decides, and a later one with the other setting
+     * ({@link #resolve}):
+     * <ul>
+     *   <li>fp32 after bf16_tensor: runs on the tensor-core program. That is the right program: the define changes only
+     *       the body of gemm_tc.cl, which an fp32 OpenClOps never launches unless forced ({@code useGemm(TENSOR)}), so
+     *       its products are the fp32 ones. On an NVIDIA device that did not pass the probe the instruction would not
+     *       build: an {@link OpenClException} says so.</li>
+     *   <li>bf16_tensor after fp32 (on a device that passed the probe): an {@link OpenClException}: the program has no
+     *       instruction, and the process cannot build another; start a new process (executor JVM).</li>
+     * </ul>
+     * bf16_tensor on a device without the instruction (a CPU, not NVIDIA, failed probe) runs the fp32 GEMMs and logs
+     * why (once per device); it is never an error.
+     *
+     * @return whether {@code GemmKernel.TENSOR} runs the instruction on this device (else its emulation)
      */
-    static synchronized void install(boolean ptx) {
+    public static synchronized boolean install(MatmulPrecision matmul, OpenCLDevice device) {
+        boolean gpu = device.getType() != Device.TYPE.CPU;
+        boolean asked = matmul == MatmulPrecision.BF16_TENSOR;
+        boolean want = definesPtx(matmul, asked && gpu && TensorCores.probe(device));
+        if (asked && !want && WARNED.add(OpenClDevices.describe(device))) {
+            LOG.log(System.Logger.Level.WARNING, "train.matmul bf16_tensor: " + OpenClDevices.describe(device)
+                    + " does not run the tensor-core instruction (" + (gpu ? TensorCores.why(device) : "a CPU device")
+                    + "); its products run in fp32");
+        }
+        boolean ptx = resolve(source == null ? null : tensorCorePtx, want,
+                () -> !gpu || !TensorCores.nvidia(device) || TensorCores.probe(device), OpenClDevices.describe(device));
+        install(ptx);
+        return ptx && gpu && TensorCores.nvidia(device) && TensorCores.probe(device);
+    }
+
+    /** Whether LoopKernel's program defines OURO_TC_PTX: bf16_tensor asked, and the device passed the probe. */
+    static boolean definesPtx(MatmulPrecision matmul, boolean probePassed) {
+        return matmul == MatmulPrecision.BF16_TENSOR && probePassed;
+    }
+
+    /**
+     * Whether the program defines OURO_TC_PTX after a request that wants {@code want} in a process whose program was
+     * installed with {@code installed} (null: none yet); an {@link OpenClException} when the installed program does
+     * not serve the request (see {@link #install(MatmulPrecision, OpenCLDevice)}).
+     *
+     * @param buildsPtx whether the requesting device compiles the define (not NVIDIA, or passed the probe); asked only
+     *                  when the program has it and the request does not
+     */
+    static boolean resolve(Boolean installed, boolean want, java.util.function.BooleanSupplier buildsPtx,
+                           String device) {
+        if (installed == null || installed == want) {
+            return want;
+        }
+        if (want) {
+            throw new OpenClException("train.matmul bf16_tensor on " + device + ": LoopKernel's program in this "
+                    + "process was built for fp32, without the tensor-core instruction (an fp32 model came first), and "
+                    + "a process has one such program; run bf16_tensor in a process of its own");
+        }
+        if (!buildsPtx.getAsBoolean()) {
+            throw new OpenClException("train.matmul fp32 on " + device + ": LoopKernel's program in this process "
+                    + "holds the tensor-core instruction (a bf16_tensor model came first), which this device does not "
+                    + "build; run it in a process of its own");
+        }
+        return true;
+    }
+
+    /**
+     * Installs the program, with OURO_TC_PTX defined when {@code ptx}, so that on NVIDIA's compiler gemm_tc.cl issues
+     * the tensor-core instruction; a program installed already stays (callers decide through {@link #resolve}).
+     */
+    private static synchronized void install(boolean ptx) {
         if (source != null) {
             return;
         }

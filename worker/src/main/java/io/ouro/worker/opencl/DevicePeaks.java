@@ -3,8 +3,9 @@ package io.ouro.worker.opencl;
 import java.util.Locale;
 
 /**
- * The fp32 peak of known devices (non-tensor-core FP32, vendor data sheets, GFLOP/s), for the step line's MFU when
- * the config does not give {@code train.peak_gflops}. Matched by a substring of the OpenCL device name.
+ * The fp32 peak of known devices (non-tensor-core FP32, vendor data sheets, GFLOP/s), and their dense bf16
+ * tensor-core peak, for the step line's MFU when the config does not give {@code train.peak_gflops}
+ * ({@link #mfuPeakGflops}). Matched by a substring of the OpenCL device name.
  */
 public final class DevicePeaks {
 
@@ -21,6 +22,22 @@ public final class DevicePeaks {
     };
 
     private DevicePeaks() {
+    }
+
+    /**
+     * What a backend's description ({@code OpenClBackend.describe}) says when its GEMMs run on bf16 tensor cores
+     * ({@code train.matmul: bf16_tensor} on a device that passed {@link TensorCores#probe}).
+     */
+    public static final String ON_TENSOR_CORES = "GEMM on bf16 tensor cores";
+
+    /**
+     * The peak the step line's MFU is measured against when the config gives no {@code train.peak_gflops}: the dense
+     * bf16 tensor-core peak when {@code bf16Tensor} (the setting) and the backend's description says its GEMMs run on
+     * tensor cores ({@link #ON_TENSOR_CORES}), else the fp32 peak; 0 for an unknown device (no MFU).
+     */
+    public static double mfuPeakGflops(boolean bf16Tensor, String described) {
+        return bf16Tensor && described != null && described.contains(ON_TENSOR_CORES) ? bf16TensorGflops(described)
+                : fp32Gflops(described);
     }
 
     /** The dense bf16 tensor-core peak in GFLOP/s of a known device, or 0 when unknown. */

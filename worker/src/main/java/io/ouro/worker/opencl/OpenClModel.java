@@ -65,7 +65,8 @@ public final class OpenClModel implements AutoCloseable {
         this.batch = shape.batch();
         this.seqLen = shape.seqLen();
         this.training = training;
-        this.stepOps = new OpenClStepOps(cfg, device, shape.micro(), seqLen, shape.bufferLimit());
+        this.stepOps = new OpenClStepOps(cfg, device, shape.micro(), seqLen, shape.bufferLimit())
+                .matmul(shape.matmul());
         if (!training) {
             stepOps.forwardOnly();
         }

@@ -2,6 +2,7 @@ package io.ouro.worker.opencl;
 
 import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.model.MatmulPrecision;
 
 /**
  * The device side of the OpenCL backend: one {@link LoopKernel} in explicit-buffer mode over the
@@ -102,7 +103,7 @@ public final class OpenClOps implements AutoCloseable {
     /**
      * Which kernel {@link #gemm} runs: AUTO picks the hand-written OpenCL C ({@link ClKernels}) for the device (the
      * register-blocked one on a CPU, the tiled one elsewhere, the tensor-core one where the device passed
-     * {@link TensorCores#probe} and OURO_TENSOR_CORES=1); OUTER, TILED and TENSOR force one (parity tests, benchmarks;
+     * {@link TensorCores#probe} under bf16_tensor); OUTER, TILED and TENSOR force one (parity tests, benchmarks;
      * TENSOR without the probe's yes runs the instruction's emulation, gemm_tc.cl); TRANSLATED is the Java kernel
      * Aparapi translates, the reference twin.
      */
@@ -131,12 +132,8 @@ public final class OpenClOps implements AutoCloseable {
     private boolean outerSwap = true;
     /** Whether this device runs gemm_tc.cl with the tensor-core instruction (TensorCores' probe passed). */
     private final boolean tensorCores;
-    /**
-     * Opt-in to the tensor-core GEMM (bf16 operands, fp32 sums) on devices that pass the probe: environment variable
-     * OURO_TENSOR_CORES=1 or -Douro.tensorCores=true. Off by default: it changes the products' precision.
-     */
-    private static final boolean TENSOR_CORES_ON = "1".equals(System.getenv("OURO_TENSOR_CORES"))
-            || Boolean.getBoolean("ouro.tensorCores");
+    /** The products' precision ({@code train.matmul}): AUTO runs the tensor-core GEMM only for BF16_TENSOR. */
+    private final MatmulPrecision matmul;
 
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
@@ -169,6 +166,12 @@ public final class OpenClOps implements AutoCloseable {
      */
     public OpenClOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
                      boolean training) {
+        this(device, paramSegments, actSize, metricsSize, rows, stashSizes, training, MatmulPrecision.FP32);
+    }
+
+    /** @param matmul the products' precision (see {@link ClKernels#install(MatmulPrecision, OpenCLDevice)}) */
+    public OpenClOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
+                     boolean training, MatmulPrecision matmul) {
         this.training = training;
         if (stashSizes.length > LoopKernel.STASH_SLOTS) {
             throw new IllegalArgumentException(stashSizes.length + " stash buffers, at most " + LoopKernel.STASH_SLOTS);
@@ -229,10 +232,9 @@ public final class OpenClOps implements AutoCloseable {
             logicalFloats += n;
         }
         k.setExplicit(true);
-        // the tensor-core instruction goes into the program only for a device that ran it in the probe
-        boolean probe = !cpuDevice && TensorCores.nvidia(device) && TensorCores.probe(device);
-        ClKernels.install(probe);
-        this.tensorCores = probe && ClKernels.tensorCorePtx();
+        // the tensor-core instruction goes into the program only for bf16_tensor on a device that ran it in the probe
+        this.matmul = matmul;
+        this.tensorCores = ClKernels.install(matmul, device);
         KernelCheck.requireOpenCl(k, device);
     }
 
@@ -509,7 +511,7 @@ public final class OpenClOps implements AutoCloseable {
     /** The variant {@link #gemm} runs as set now: {@link GemmKernel#AUTO} resolved for this device. */
     public GemmKernel effectiveGemm() {
         return gemmKernel != GemmKernel.AUTO ? gemmKernel : cpuDevice ? GemmKernel.OUTER
-                : tensorCores && TENSOR_CORES_ON ? GemmKernel.TENSOR : GemmKernel.TILED;
+                : tensorCores && matmul == MatmulPrecision.BF16_TENSOR ? GemmKernel.TENSOR : GemmKernel.TILED;
     }
 
     public GemmKernel gemmKernel() {

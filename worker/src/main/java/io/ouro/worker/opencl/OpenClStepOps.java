@@ -2,6 +2,7 @@ package io.ouro.worker.opencl;
 
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.ParamSegments;
@@ -46,6 +47,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private int headForm;
     /** False: forward only (no gradient or moment buffers; see {@link #forwardOnly}). */
     private boolean training = true;
+    /** The products' precision ({@link #matmul(MatmulPrecision)}). */
+    private MatmulPrecision matmul = MatmulPrecision.FP32;
 
     /**
      * @param micro       sequences per micro-batch, of {@code seqLen} tokens
@@ -73,6 +76,15 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             throw new IllegalStateException("forwardOnly() must come before the device buffers are allocated");
         }
         training = false;
+        return this;
+    }
+
+    /** The products' precision ({@code train.matmul}; default fp32). Call before {@link #allocate}. */
+    public OpenClStepOps matmul(MatmulPrecision m) {
+        if (ops != null) {
+            throw new IllegalStateException("matmul() must come before the device buffers are allocated");
+        }
+        matmul = m;
         return this;
     }
 
@@ -249,7 +261,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             segs[i] = (int) segments.size(i);
         }
         ops = new OpenClOps(device, segs, buffers.actFloats(),
-                rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training);
+                rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training, matmul);
         if (cpu) {
             headT = buffers.headScratch();
             ops.setTransposeScratch(buffers.gemmScratch(), (int) (cpuScratchFloats(cfg, rows) - headScratchFloats(cfg)));

@@ -2,8 +2,11 @@ package io.ouro.worker.opencl;
 
 import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
+import com.aparapi.internal.opencl.OpenCLKernel;
+import com.aparapi.internal.opencl.OpenCLProgram;
 import com.aparapi.opencl.OpenCL;
 
+import java.lang.reflect.Method;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
@@ -13,13 +16,22 @@ import java.util.concurrent.ConcurrentHashMap;
  * Whether a device runs the bfloat16 tensor-core instruction of {@code gemm_tc.cl}
  * ({@code mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32}, NVIDIA sm_80 and later): it does when a one-warp
  * program holding that instruction as inline PTX builds on it (NVIDIA's compiler rejects the instruction for an older
- * GPU) and computes a known product. Built and run through Aparapi's OpenCL binding ({@code OpenCLDevice.bind}),
- * once per device, before LoopKernel's program is built; any failure means no. A device that is not NVIDIA's is not
- * probed. {@link OpenClOps} runs {@code GemmKernel.TENSOR} with the instruction only where this said yes.
+ * GPU) and computes a known product. Built and run through Aparapi's OpenCL program and kernel classes in a context of
+ * its own, released afterwards ({@link #execute}), once per device per process ({@link #probe}), before LoopKernel's
+ * program is built, and only when {@code train.matmul: bf16_tensor} asks for the instruction
+ * ({@link ClKernels#install(io.ouro.worker.model.MatmulPrecision, OpenCLDevice)}); any failure means no. A device
+ * that is not NVIDIA's is not probed. {@link OpenClOps} runs {@code GemmKernel.TENSOR} with the instruction only where
+ * this said yes.
  */
 public final class TensorCores {
 
-    /** One warp: A all 1, B all 2 (bfloat16), so every fp32 accumulator of the 16 x 8 product is 16 * 2 = 32. */
+    /** The probe's output: four accumulators for each of a warp's 32 lanes. */
+    static final int OUT = 128;
+
+    /**
+     * One warp: A all 1, B all 2 (bfloat16), so every fp32 accumulator of the 16 x 8 product is 16 * 2 = 32. Only the
+     * signature is used: {@link #execute} takes the kernel's argument descriptors from it.
+     */
     public interface Probe extends OpenCL<Probe> {
         @Kernel("ouro_tc_probe")
         Probe probe(Range range, @GlobalReadWrite("out") float[] out);
@@ -63,32 +75,81 @@ public final class TensorCores {
         return d.contains("NVIDIA") || d.contains("CUDA") || d.contains("GEFORCE") || d.contains("TESLA") || d.contains("QUADRO");
     }
 
-    /** Verdicts by device description: every OpenClOps on a device asks, the probe builds and runs once. */
-    private static final Map<String, Boolean> VERDICTS = new ConcurrentHashMap<>();
+    /** Verdicts by device description ("" when the device runs the instruction, else why not): one probe each. */
+    private static final Map<String, String> VERDICTS = new ConcurrentHashMap<>();
 
-    /** The probe's verdict: true only when the instruction built and gave the known product on every lane. */
+    /**
+     * The probe's verdict: true only when the instruction built and gave the known product on every lane. Probes the
+     * device the first time only; every later call in the process answers from that.
+     */
     public static boolean probe(OpenCLDevice device) {
-        return VERDICTS.computeIfAbsent(OpenClDevices.describe(device), d -> run(device) == null);
+        return why(device) == null;
     }
 
-    /** Why the device does not run the instruction, or null when it does. */
+    /** The probe's verdict as {@link #run} says it (null: the device runs the instruction), probed once per device. */
+    public static String why(OpenCLDevice device) {
+        String v = VERDICTS.computeIfAbsent(OpenClDevices.describe(device), d -> {
+            String r = run(device);
+            return r == null ? "" : r;
+        });
+        return v.isEmpty() ? null : v;
+    }
+
+    /** Why the device does not run the instruction, or null when it does (probes every time: see {@link #probe}). */
     public static String run(OpenCLDevice device) {
         if (!nvidia(device)) {
             return "not an NVIDIA device";
         }
-        float[] out = HostArrays.floats(128);
-        Arrays.fill(out, Float.NaN);
+        float[] out;
         try {
-            Probe p = device.bind(Probe.class, SOURCE);
-            p.probe(Range.create(device, 32, 32), out);
+            out = execute(device);
         } catch (RuntimeException | LinkageError e) {
             return "the probe did not build or run: " + e;
         }
-        for (int i = 0; i < out.length; i++) {
+        // the first 4 per lane: the array is longer (HostArrays), and its tail stays NaN
+        for (int i = 0; i < OUT; i++) {
             if (out[i] != 32.0f) {
                 return "the probe computed " + out[i] + " at " + i + ", expected 32";
             }
         }
         return null;
+    }
+
+    /**
+     * Builds {@link #SOURCE} on the device in a context of its own, runs {@code ouro_tc_probe} on one warp and
+     * returns its output ({@link #OUT} floats and a tail, NaN where it wrote nothing), then releases what it made
+     * whether or not it ran: the kernel and its buffer ({@code OpenCLKernel.dispose}: clReleaseMemObject,
+     * clReleaseKernel) and the program with its queue and context ({@code OpenCLProgram.dispose}: clReleaseProgram,
+     * clReleaseCommandQueue, clReleaseContext). Not through {@code OpenCLDevice.bind}: a bound interface names each
+     * kernel after its Java method (here {@code probe}, which the source does not define, so the probe never passed),
+     * and when the build fails it throws before handing back anything to dispose (the context would stay).
+     */
+    static float[] execute(OpenCLDevice device) {
+        float[] out = HostArrays.floats(OUT);
+        Arrays.fill(out, Float.NaN);
+        OpenCLProgram program = null;
+        OpenCLKernel kernel = null;
+        try {
+            program = new OpenCLProgram(device, SOURCE).createProgram(device);
+            if (program == null) {
+                throw new OpenClException("the probe's program was not created");
+            }
+            Method m = Probe.class.getMethod("probe", Range.class, float[].class);
+            kernel = OpenCLKernel.createKernel(program, "ouro_tc_probe", device.getArgs(m));
+            if (kernel == null) {
+                throw new OpenClException("the probe's program did not build (no kernel ouro_tc_probe)");
+            }
+            kernel.invoke(new Object[] {Range.create(device, 32, 32), out});
+            return out;
+        } catch (NoSuchMethodException e) {
+            throw new IllegalStateException(e);
+        } finally {
+            if (kernel != null) {
+                kernel.dispose();
+            }
+            if (program != null) {
+                program.dispose();
+            }
+        }
     }
 }

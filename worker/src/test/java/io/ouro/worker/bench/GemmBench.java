@@ -1,5 +1,6 @@
 package io.ouro.worker.bench;
 
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.DevicePeaks;
 import io.ouro.worker.opencl.DeviceSpec;
 import io.ouro.worker.opencl.TensorCores;
@@ -13,7 +14,8 @@ import java.util.Locale;
  * The OpenCL GEMM alone, in the three layouts the training step uses (forward, input gradient, weight gradient):
  * the hand-written OpenCL C kernel the step runs (the device's variant) and the translated twin, against PyTorch's
  * sgemm on the same CPU in the same run. {@code tests/bench.sh gemm [device] [size] [no-torch] [kernel]}; the ratio
- * is the hand-written kernel's mean over the layouts / sgemm.
+ * is the hand-written kernel's mean over the layouts / sgemm. The kernel TENSOR opens the ops with
+ * {@code train.matmul: bf16_tensor}, so that on a device that passes the probe it runs the tensor-core instruction.
  */
 public final class GemmBench {
     public static void main(String[] args) {
@@ -25,7 +27,8 @@ public final class GemmBench {
         int s = size;
         double[] hand = new double[3], translated = new double[3];
         boolean tensor;
-        try (OpenClOps ops = new OpenClOps(device, s * s, 5 * s * s)) {
+        MatmulPrecision matmul = handKernel == GemmKernel.TENSOR ? MatmulPrecision.BF16_TENSOR : MatmulPrecision.FP32;
+        try (OpenClOps ops = new OpenClOps(device, new int[] {s * s}, 5 * s * s, 1, 1, new int[0], true, matmul)) {
             // as in the model: room to transpose operands, which the CPU kernels use (timed with them)
             ops.setTransposeScratch(3 * s * s, 2 * s * s);
             // the two kernels alternate, best of 3 rounds each: the CPU is shared, and a load spike then hits both

@@ -6,9 +6,11 @@ import io.ouro.worker.backend.OpenClBackend;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamInit;
 import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.opencl.OpenClOps;
 
 import java.util.Locale;
@@ -17,7 +19,8 @@ import java.util.Map;
 /**
  * The full training step (forward, backward, clip, AdamW) of the OpenCL backend, the Java backend and
  * the PyTorch implementation of the parity tests, on the same model and batch, in one process. Run with
- * {@code tests/bench.sh step [device] [batch] [seqLen] [iterations] [no-torch]}; the last line is
+ * {@code tests/bench.sh step [device] [batch] [seqLen] [iterations] [no-torch|torch] [fp32|bf16_tensor]} (the last:
+ * {@code train.matmul} of the OpenCL backend, default fp32); the last line is
  * {@code RESULT step ours_tok_s=<x> java_tok_s=<y> torch_tok_s=<z> ratio=<x/z>}.
  */
 public final class StepBench {
@@ -32,6 +35,7 @@ public final class StepBench {
         int iters = args.length > 3 ? Integer.parseInt(args[3]) : 2;
         // a GPU machine for deploy/gpu-check.sh has no PyTorch: "no-torch" skips that column
         boolean withTorch = args.length <= 4 || !args[4].equals("no-torch");
+        MatmulPrecision matmul = args.length > 5 ? MatmulPrecision.parse(args[5]) : MatmulPrecision.FP32;
         LoopConfig cfg = LoopConfig.bench();
         ParamLayout layout = new ParamLayout(cfg);
         int n = batch * seqLen;
@@ -49,12 +53,14 @@ public final class StepBench {
 
         double ours, translated = Double.NaN, java, torch = Double.NaN;
         double peak = torchPeak;
-        try (TrainingBackend cl = Backends.open(device, cfg, AdamWConfig.ouro(), batch, seqLen)) {
+        try (TrainingBackend cl = Backends.open(device, cfg, AdamWConfig.ouro(),
+                StepShape.whole(batch, seqLen).withMatmul(matmul))) {
             System.out.println("device: " + cl.describe() + ", POCL_EXTRA_BUILD_FLAGS=" + System.getenv("POCL_EXTRA_BUILD_FLAGS")
                     + "; load " + LoadAverage.line());
             if (cl instanceof OpenClBackend ocl) {
-                double gemm = openClGemmGflops(ocl.model().ops().device(), 1024, OpenClOps.GemmKernel.AUTO);
-                double twin = openClGemmGflops(ocl.model().ops().device(), 1024, OpenClOps.GemmKernel.TRANSLATED);
+                double gemm = openClGemmGflops(ocl.model().ops().device(), 1024, OpenClOps.GemmKernel.AUTO, matmul);
+                double twin = openClGemmGflops(ocl.model().ops().device(), 1024, OpenClOps.GemmKernel.TRANSLATED,
+                        MatmulPrecision.FP32);
                 System.out.printf(Locale.ROOT, "our OpenCL GEMM, forward 1024^3: OpenCL C %.1f GFLOP/s (%.0f%% of the sgemm "
                         + "peak), translated %.1f GFLOP/s (%.0f%%)%n", gemm, 100 * gemm / torchPeak, twin, 100 * twin / torchPeak);
                 if (!withTorch) {
@@ -132,8 +138,10 @@ public final class StepBench {
                 tokens / sec, gflops, 100 * gflops / peak);
     }
 
-    static double openClGemmGflops(com.aparapi.device.OpenCLDevice device, int size, OpenClOps.GemmKernel kernel) {
-        try (OpenClOps ops = new OpenClOps(device, size * size, 4 * size * size)) {
+    static double openClGemmGflops(com.aparapi.device.OpenCLDevice device, int size, OpenClOps.GemmKernel kernel,
+                                   MatmulPrecision matmul) {
+        try (OpenClOps ops = new OpenClOps(device, new int[] {size * size}, 4 * size * size, 1, 1, new int[0], true,
+                matmul)) {
             ops.setTransposeScratch(2 * size * size, 2 * size * size); // room to pack operands, as in the model
             ops.useGemm(kernel);
             ops.linearForward(0, size * size, OpenClOps.Buffer.PARAMS, 0, size, size, size);

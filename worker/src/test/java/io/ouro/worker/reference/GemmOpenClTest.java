@@ -1,6 +1,7 @@
 package io.ouro.worker.reference;
 
 import io.ouro.worker.TestDevice;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.opencl.OpenClOps.GemmKernel;
 import io.ouro.worker.opencl.ClKernels;
@@ -32,9 +33,14 @@ class GemmOpenClTest {
     static OpenClOps ops;
     final SplittableRandom rng = new SplittableRandom(23);
 
+    /**
+     * The ops' {@code train.matmul}: fp32 unless {@code -Douro.test.matmul=bf16_tensor} (deploy/gpu-check.sh runs the
+     * tensor-core test so, in a process of its own, where on an NVIDIA GPU that passes the probe the instruction runs).
+     */
     @BeforeAll
     static void open() {
-        ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), PARAMS, ACT);
+        ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), new int[] {PARAMS}, ACT, 1, 1,
+                new int[0], true, MatmulPrecision.parse(System.getProperty("ouro.test.matmul", "fp32")));
     }
 
     @AfterAll
@@ -57,8 +63,8 @@ class GemmOpenClTest {
     /**
      * The tensor-core GEMM (gemm_tc.cl) in the three layouts against the Java reference on the operands rounded to
      * bfloat16: on a device without the instruction (pocl here) its emulation, which places every fragment element
-     * where the PTX ISA does, so a wrong fragment index is off by O(1); on an NVIDIA GPU that passed the probe, the
-     * instruction itself.
+     * where the PTX ISA does, so a wrong fragment index is off by O(1); on an NVIDIA GPU that passed the probe, with
+     * the ops opened for bf16_tensor (see {@link #open}), the instruction itself.
      */
     @Test
     void tensorCoreKernelMatchesTheBf16RoundedReference() {
