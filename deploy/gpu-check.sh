@@ -249,7 +249,7 @@ stage_step() {
 
 junit() { # the JUnit console over the bundle's test classes, the classes whose names match $1
   jrun -jar "$CONSOLE" execute --class-path "$CP" --scan-class-path "$BUNDLE/tests" --include-classname "$1" \
-    --fail-if-no-tests --details=tree --disable-banner --disable-ansi-colors
+    --fail-if-no-tests --details=testfeed --disable-banner --disable-ansi-colors
   local rc=$?
   return $rc
 }
@@ -324,6 +324,8 @@ run() {
 
   local limits=("${FULL_LIMITS[@]}")
   [ "$quick" = 1 ] && limits=("${QUICK_LIMITS[@]}")
+  # GPU_CHECK_LIMITS="s1 s2 ...": other per-stage limits (in the order of STAGES; the 480 s total still holds)
+  [ -n "${GPU_CHECK_LIMITS:-}" ] && read -r -a limits <<< "$GPU_CHECK_LIMITS"
   local start=$SECONDS failed=()
   {
     echo "== gpu-check $(date -u +%FT%TZ) device=$device quick=$quick bundle=$bundle results=${results[*]}"
@@ -360,8 +362,17 @@ run() {
     if [ "$rc" -ne 0 ] && ! grep -q "^FAILED $name:" "$log"; then
       if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         why="timed out after $limit s"
+        # JUnit's test feed: the test that was running
+        local running
+        running=$(grep ' :: STARTED$' "$log" | tail -1 | sed 's/^JUnit [A-Za-z]* > //; s/ :: STARTED$//')
+        [ -n "$running" ] && why+=" (last test started: $running)"
+      elif grep ' :: FAILED$' "$log" >/dev/null; then
+        # JUnit's test feed: how many failed (tests and classes), the first and what it threw
+        why="$(grep -c ' :: FAILED$' "$log") failed, first $(grep -m1 -A1 ' :: FAILED$' "$log" \
+          | sed 's/^JUnit [A-Za-z]* > //; s/ :: FAILED$/:/; s/^[[:space:]]*//' | tr '\n' ' ')"
+        why=$(echo "$why" | cut -c1-300)
       else
-        why=$(grep -E '(Exception|Error)(:|$)|tests failed|^\[ERROR\]' "$log" | grep -v '^\s*at ' | tail -1 \
+        why=$(grep -E '(Exception|Error)(:|$)|^\[ERROR\]' "$log" | grep -v '^\s*at ' | tail -1 \
           | sed 's/^[[:space:]]*//' | cut -c1-200)
         why="exit $rc${why:+: $why}"
       fi

@@ -30,7 +30,8 @@ import java.util.Map;
  *
  * <pre>ShapeStepBench device [key=value ...]</pre>
  * keys (defaults: the recipe's block): {@code width=2048 heads=16 seq=4096 batch=1 layers=1 steps=4 vocab=49152
- * ffn=5632 iters=2 stash=bf16|fp32 recompute=none|layer|loop_step chunk=0}. Last line:
+ * ffn=5632 iters=2 stash=bf16|fp32 recompute=none|layer|loop_step chunk=0 budget_s=30} (fewer timed steps when the
+ * warm-up step says that {@code iters} of them would take longer than {@code budget_s}; 0: no limit). Last line:
  * {@code RESULT step ms=<per step> tok_s=... gflops=... mfu=<fraction of the peak, or nan> peak_gflops=... <kind>_ms=...}
  * with the op kinds gemm, attention, cross_entropy, norm, other.
  */
@@ -45,6 +46,7 @@ public final class ShapeStepBench {
                 "layers", "1", "steps", "4", "vocab", "49152", "ffn", "5632", "iters", "2", "stash", "bf16"));
         a.put("recompute", "layer");
         a.put("chunk", "0");
+        a.put("budget_s", "30");
         for (int i = 1; i < args.length; i++) {
             int eq = args[i].indexOf('=');
             if (eq < 0 || !a.containsKey(args[i].substring(0, eq))) {
@@ -87,7 +89,13 @@ public final class ShapeStepBench {
             OpenClOps ops = m.ops();
             t0 = System.nanoTime();
             step(m, tokens, targets, obj);
-            System.out.printf(Locale.ROOT, "first step (warm-up) %.1f ms%n", (System.nanoTime() - t0) / 1e6);
+            double warm = (System.nanoTime() - t0) / 1e9;
+            // fewer timed steps when one is slow, so that the figures come within the check's time
+            int budget = num(a, "budget_s");
+            if (budget > 0 && iters > 1 && warm * iters > budget) {
+                iters = Math.max(1, (int) (budget / warm));
+            }
+            System.out.printf(Locale.ROOT, "first step (warm-up) %.1f ms; timing %d step(s)%n", warm * 1e3, iters);
             ops.startProfile();
             t0 = System.nanoTime();
             for (int i = 0; i < iters; i++) {
@@ -120,8 +128,8 @@ public final class ShapeStepBench {
                     ops.effectiveGemm(), peak > 0 ? String.format(Locale.ROOT, ", MFU %.2f%% of the %s peak %.0f GFLOP/s",
                             100 * gflops / peak, tc ? "bf16 tensor-core" : "fp32", peak) : ", MFU: no data-sheet peak for this device");
             StringBuilder r = new StringBuilder(String.format(Locale.ROOT,
-                    "RESULT step width=%d heads=%d seq=%d steps=%d layers=%d ms=%.1f tok_s=%.1f gflops=%.1f mfu=%s "
-                            + "peak_gflops=%.0f gemm=%s", width, heads, seq, cfg.steps(), cfg.layers(), sec * 1e3, n / sec,
+                    "RESULT step width=%d heads=%d seq=%d steps=%d layers=%d timed=%d ms=%.1f tok_s=%.1f gflops=%.1f mfu=%s "
+                            + "peak_gflops=%.0f gemm=%s", width, heads, seq, cfg.steps(), cfg.layers(), iters, sec * 1e3, n / sec,
                     gflops, peak > 0 ? String.format(Locale.ROOT, "%.4f", gflops / peak) : "nan", peak, ops.effectiveGemm()));
             for (Map.Entry<String, Double> e : kinds.entrySet()) {
                 r.append(String.format(Locale.ROOT, " %s_ms=%.1f", e.getKey(), e.getValue()));
