@@ -22,7 +22,7 @@ cmd=${1:-}
 STAGES=(facts probe compile bigbuffer parity gemm step)
 LIMIT=480 # seconds, all stages together
 # per-stage limits (seconds), in the order of STAGES; each sum stays under LIMIT
-FULL_LIMITS=(25 35 150 60 80 50 70)
+FULL_LIMITS=(25 35 150 50 80 50 80)
 QUICK_LIMITS=(20 20 240 40 80 30 40)
 # the parity tests: GEMM, attention, kernel and step parity, accumulation, recomputation, buffer splits, streaming
 PARITY_FULL='.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest|OpenCl.*GenerateTest|OpenCl.*EvalTest)'
@@ -156,7 +156,7 @@ jrun() { # java with the bundle's runtime, classpath and options
 
 stage_facts() {
   JOPTS=($JOPTS_S)
-  echo "host=$(hostname) kernel=$(uname -r) glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}') cpus=$(nproc)"
+  echo "host=$(cat /proc/sys/kernel/hostname 2>/dev/null) kernel=$(uname -r) glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}') cpus=$(nproc)"
   echo "icd_loader=$ICD_LOADER icd_vendors=$ICD_VENDORS"
   local gpu="none" driver="unknown" gmem="unknown"
   if command -v nvidia-smi >/dev/null 2>&1; then
@@ -246,13 +246,24 @@ stage_gemm() {
 
 stage_step() {
   JOPTS=($JOPTS_S)
+  local shape rc
   if [ "$QUICK" = 1 ]; then
-    jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" width=64 heads=2 seq=64 vocab=256 ffn=176 iters=2
+    shape=(width=64 heads=2 seq=64 vocab=256 ffn=176 iters=2)
   else
     # the recipe's block: width 2048, 16 heads, sequence 4096, one layer, T = 4, bf16 stash, layer recomputation
-    jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" width=2048 heads=16 seq=4096 layers=1 steps=4 vocab=49152 \
-      ffn=5632 stash=bf16 recompute=layer iters=2
+    shape=(width=2048 heads=16 seq=4096 layers=1 steps=4 vocab=49152 ffn=5632 stash=bf16 recompute=layer iters=2
+      budget_s=20)
   fi
+  jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}"
+  rc=$?
+  if [ "$TENSOR_CORES_FOUND" = 1 ]; then
+    # HOOK (tensor cores): the step with the tensor-core GEMM (OURO_TENSOR_CORES=1 today; "train.matmul:
+    # bf16_tensor" once it is a setting), one timed step, MFU against the bf16 tensor-core peak; keys prefixed tc_
+    echo "-- the step with the tensor-core GEMM (OURO_TENSOR_CORES=1)"
+    OURO_TENSOR_CORES=1 jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}" iters=1 | tc_prefix
+    [ $rc -eq 0 ] && rc=${PIPESTATUS[0]}
+  fi
+  return $rc
 }
 
 junit() { # the JUnit console over the bundle's test classes whose names match $1 (more console options may follow)
@@ -323,7 +334,7 @@ run() {
   unset CUDA_CACHE_DISABLE
   export POCL_EXTRA_BUILD_FLAGS="${POCL_EXTRA_BUILD_FLAGS:--cl-unsafe-math-optimizations}" # only read by pocl
 
-  export QUICK=$quick DEVICE=$device BUNDLE=$bundle ICD_LOADER=$icd_loader ICD_VENDORS=$icd_vendors
+  export TENSOR_CORES_FOUND=0 QUICK=$quick DEVICE=$device BUNDLE=$bundle ICD_LOADER=$icd_loader ICD_VENDORS=$icd_vendors
   export JAVA="$bundle/runtime/bin/java" CONSOLE
   CONSOLE=$(ls "$bundle"/lib/junit-platform-console-standalone-*.jar)
   export CP="$bundle/tests:$(ls "$bundle"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
@@ -398,6 +409,10 @@ run() {
       pairs+=" tests_failed=$(sed -nE 's/^\[ +([0-9]+) tests failed +\]/\1/p' "$log" | awk '{n += $1} END {print n}')"
     fi
     [ "$rc" -eq 0 ] || failed+=("$name")
+    # later stages run the tensor-core variants only where the probe said yes
+    if [ "$name" = probe ] && grep '^RESULT probe tensor_cores=yes' "$log" >/dev/null; then
+      export TENSOR_CORES_FOUND=1
+    fi
     echo "RESULT gpucheck stage=$name ok=$([ "$rc" -eq 0 ] && echo 1 || echo 0) seconds=$secs $pairs" \
       | tr -s " " | sed "s/ *$//" | tee -a "${results[@]}"
   done
