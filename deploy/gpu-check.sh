@@ -26,7 +26,7 @@ LIMIT=480 # seconds, all stages together
 # up to under LIMIT. The quick ones are caps for pocl, where each new work-group size of the kernel program is a
 # compile of its own (tens of seconds each on 2 cores with a cold cache; a warm cache makes the whole run seconds).
 FULL_LIMITS=(25 35 150 50 80 50 80)
-QUICK_LIMITS=(15 15 330 60 300 120 120)
+QUICK_LIMITS=(15 15 330 60 380 120 120)
 FLOORS=(5 5 30 10 20 10 10)
 # the parity tests: GEMM, attention, kernel and step parity, accumulation, recomputation, buffer splits, streaming
 PARITY_FULL='.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest|OpenCl.*GenerateTest|OpenCl.*EvalTest)'
@@ -365,7 +365,7 @@ run() {
   export JAVA="$bundle/runtime/bin/java" CONSOLE
   CONSOLE=$(ls "$bundle"/lib/junit-platform-console-standalone-*.jar)
   export CP="$bundle/tests:$(ls "$bundle"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-  export JOPTS_S="--add-modules=jdk.incubator.vector -XX:MaxRAMPercentage=75 -Xss8m -Djava.io.tmpdir=$scratch -Douro.test.device=$device -Douro.gpucheck.quick=$([ "$quick" = 1 ] && echo true || echo false)"
+  export JOPTS_S="--add-modules=jdk.incubator.vector -XX:+UseG1GC -XX:MaxRAMPercentage=75 -Xss8m -Djava.io.tmpdir=$scratch -Douro.test.device=$device -Douro.gpucheck.quick=$([ "$quick" = 1 ] && echo true || echo false)"
   export PARITY_FULL PARITY_QUICK BIGBUFFER
   export -f jrun second junit tc_prefix "${STAGES[@]/#/stage_}"
 
