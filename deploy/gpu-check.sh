@@ -263,13 +263,12 @@ stage_gemm() {
   JOPTS=($JOPTS_S)
   local size=4096 rc
   [ "$QUICK" = 1 ] && size=256
-  jrun io.ouro.worker.bench.GemmBench "$DEVICE" $size no-torch; rc=$?
+  jrun io.ouro.worker.bench.GemmBench "$DEVICE" $size no-torch || return $?
   # the tensor-core kernel (emulated where the probe said no: at 4096 only worth it with the instruction)
   if [ "$TENSOR_CORES_FOUND" = 1 ] || [ "$QUICK" = 1 ]; then
     second gemm "the tensor-core kernel (bf16 operands, fp32 sums)" OURO_TENSOR_CORES=1 -- \
-      io.ouro.worker.bench.GemmBench "$DEVICE" $size no-torch TENSOR || { [ $rc -eq 0 ] && rc=1; }
+      io.ouro.worker.bench.GemmBench "$DEVICE" $size no-torch TENSOR
   fi
-  return $rc
 }
 
 stage_step() {
@@ -282,13 +281,13 @@ stage_step() {
     shape=(width=2048 heads=16 seq=4096 layers=1 steps=4 vocab=49152 ffn=5632 stash=bf16 recompute=layer iters=2
       budget_s=20)
   fi
-  jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}"
-  rc=$?
+  jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}" || return $?
+  rc=0
   if [ "$TENSOR_CORES_FOUND" = 1 ]; then
     # HOOK (tensor cores): the step with the tensor-core GEMM (OURO_TENSOR_CORES=1 today; "train.matmul:
     # bf16_tensor" once it is a setting), one timed step, MFU against the bf16 tensor-core peak; keys prefixed tc_
     second step "the step with the tensor-core GEMM (OURO_TENSOR_CORES=1)" OURO_TENSOR_CORES=1 -- \
-      io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}" iters=1 || { [ $rc -eq 0 ] && rc=1; }
+      io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}" iters=1 || rc=$?
   fi
   return $rc
 }
@@ -305,12 +304,27 @@ tc_prefix() { # the RESULT lines of the tensor-core run, their keys prefixed tc_
   sed -E '/^RESULT /{s/^RESULT ([^ ]+)/RESULT \1-tc/; s/ ([A-Za-z0-9_.]+)=/ tc_\1=/g}'
 }
 
+system_lib() { # whether the dynamic linker finds library $1 without help (ldconfig's cache, else the usual folders)
+  local ldc
+  ldc=$(command -v ldconfig || ls /sbin/ldconfig /usr/sbin/ldconfig 2>/dev/null | head -1)
+  # (grep without -q: with pipefail, -q's early exit can fail the pipeline by SIGPIPE)
+  if [ -n "$ldc" ]; then
+    "$ldc" -p 2>/dev/null | grep -E "^[[:space:]]+${1//./\\.} " >/dev/null
+  else
+    ls /lib/x86_64-linux-gnu/"$1" /usr/lib/x86_64-linux-gnu/"$1" /usr/lib64/"$1" /lib64/"$1" /usr/lib/"$1" \
+      >/dev/null 2>&1
+  fi
+}
+
 run() {
-  local quick=0 args=()
+  # [--quick] [OUT] [DEVICE], in any order: a device spec (gpu, gpu:<i>, cpu, cpu:<i>, opencl:<i>) is the DEVICE
+  local quick=0 args=() device=gpu
   for a in "$@"; do
-    if [ "$a" = --quick ]; then quick=1; else args+=("$a"); fi
+    if [ "$a" = --quick ]; then quick=1
+    elif [[ "$a" =~ ^(gpu|cpu)(:[0-9]+)?$|^opencl:[0-9]+$ ]]; then device=$a
+    else args+=("$a"); fi
   done
-  local file=${args[0]:-gpu-check-results.txt} device=${args[1]:-gpu} bundle
+  local file=${args[0]:-gpu-check-results.txt} bundle
   if [ -d "$here/runtime" ]; then bundle="$here"; elif [ -d "$root/target/gpu-bundle/runtime" ]; then
     bundle="$root/target/gpu-bundle"
   else
@@ -326,12 +340,12 @@ run() {
   fi
   for r in "${results[@]}"; do mkdir -p "$(dirname "$r")" && : > "$r" || return 2; done
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
+  trap "rm -rf '$scratch'" EXIT
 
   # OpenCL: the bundle's ICD loader only where the machine has none; NVIDIA's ICD file added where no vendor file
   # names it (the machine's own vendors, pocl here, are kept)
   local icd_loader=system icd_vendors=system
-  # (grep without -q: with pipefail, -q's early exit can fail the pipeline by SIGPIPE)
-  if ! ldconfig -p 2>/dev/null | grep 'libOpenCL\.so\.1 ' >/dev/null; then
+  if ! system_lib libOpenCL.so.1; then
     export LD_LIBRARY_PATH="$bundle/lib/native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     icd_loader=bundle
   fi
@@ -452,7 +466,6 @@ run() {
   echo "RESULT gpucheck stage=total ok=$([ ${#failed[@]} -eq 0 ] && echo 1 || echo 0) seconds=$((SECONDS - start)) failed=$(IFS=,; echo "${failed[*]:-none}")" \
     | tee -a "${results[@]}"
   echo "figures written to ${results[*]}"
-  rm -rf "$scratch"
   [ ${#failed[@]} -eq 0 ]
 }
 
