@@ -188,14 +188,16 @@ stage_facts() {
   JOPTS=($JOPTS_S)
   echo "host=$(cat /proc/sys/kernel/hostname 2>/dev/null) kernel=$(uname -r) glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}') cpus=$(nproc)"
   echo "icd_loader=$ICD_LOADER icd_vendors=$ICD_VENDORS"
-  local gpu="none" driver="unknown" gmem="unknown"
+  local gpu="none" driver="unknown" gmem="unknown" cc="unknown"
   if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || true
     local q
-    q=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader,nounits 2>/dev/null | head -1)
+    q=$(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader,nounits 2>/dev/null \
+      | head -1)
     gpu=$(echo "$q" | cut -d, -f1 | sed 's/^ *//; s/ /_/g')
     driver=$(echo "$q" | cut -d, -f2 | tr -d ' ')
     gmem=$(echo "$q" | cut -d, -f3 | tr -d ' ')
+    cc=$(echo "$q" | cut -d, -f4 | tr -d ' ')
   else
     echo "nvidia-smi: not installed"
   fi
@@ -211,16 +213,25 @@ stage_facts() {
   missing=$(ldd "$BUNDLE"/runtime/bin/java "$BUNDLE"/runtime/lib/*.so "$BUNDLE"/runtime/lib/server/libjvm.so \
     "$BUNDLE"/lib/native/libOpenCL.so.1 2>/dev/null | grep 'not found' | grep -v -E 'libjvm|libjava|libjli' \
     | awk '{print $1}' | sort -u | tr '\n' ',' | sed 's/,$//')
+  local l
+  for l in libstdc++.so.6 libgcc_s.so.1; do # Aparapi's JNI library (unpacked from its jar at run time)
+    system_lib "$l" || missing="${missing:+$missing,}$l"
+  done
   echo "missing_libs=${missing:-none}"
-  echo "RESULT facts-sh nvidia_smi_gpu=$gpu driver=${driver:-unknown} nvidia_smi_mem_mib=$gmem icd_loader=$ICD_LOADER icd_vendors=$ICD_VENDORS missing_libs=${missing:-none}"
+  # the NVIDIA driver's OpenCL library, which NVIDIA's ICD file names (a container needs the compute capability)
+  local nvcl=absent
+  system_lib libnvidia-opencl.so.1 && nvcl=present
+  echo "RESULT facts-sh nvidia_smi_gpu=$gpu driver=${driver:-unknown} nvidia_smi_mem_mib=$gmem compute_cap=$cc libnvidia_opencl=$nvcl icd_loader=$ICD_LOADER icd_vendors=$ICD_VENDORS missing_libs=${missing:-none}"
   jrun io.ouro.worker.opencl.GpuFacts devices
 }
 
 stage_probe() {
   JOPTS=($JOPTS_S)
   local out rc
-  out=$(jrun io.ouro.worker.opencl.TensorCores "$DEVICE" 2>&1); rc=$?
-  echo "$out"
+  # streamed as it comes (a hang still shows the build log so far), then read back
+  jrun io.ouro.worker.opencl.TensorCores "$DEVICE" 2>&1 | tee "$SCRATCH/probe.out"
+  rc=${PIPESTATUS[0]}
+  out=$(cat "$SCRATCH/probe.out")
   [ $rc -eq 0 ] || return $rc
   if echo "$out" | grep '^tensor cores on .*: yes' >/dev/null; then
     echo "RESULT probe tensor_cores=yes"
@@ -309,9 +320,9 @@ tc_prefix() { # the RESULT lines of the tensor-core run, their keys prefixed tc_
 system_lib() { # whether the dynamic linker finds library $1 without help (ldconfig's cache, else the usual folders)
   local ldc
   ldc=$(command -v ldconfig || ls /sbin/ldconfig /usr/sbin/ldconfig 2>/dev/null | head -1)
-  # (grep without -q: with pipefail, -q's early exit can fail the pipeline by SIGPIPE)
+  # (awk reads it all: with pipefail, grep -q's early exit could fail the pipeline by SIGPIPE)
   if [ -n "$ldc" ]; then
-    "$ldc" -p 2>/dev/null | grep -E "^[[:space:]]+${1//./\\.} " >/dev/null
+    "$ldc" -p 2>/dev/null | awk -v lib="$1" '$1 == lib {found = 1} END {exit !found}'
   else
     ls /lib/x86_64-linux-gnu/"$1" /usr/lib/x86_64-linux-gnu/"$1" /usr/lib64/"$1" /lib64/"$1" /usr/lib/"$1" \
       >/dev/null 2>&1
@@ -383,7 +394,8 @@ run() {
   export CP="$bundle/tests:$(ls "$bundle"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
   export JOPTS_S="--add-modules=jdk.incubator.vector -XX:+UseG1GC -XX:MaxRAMPercentage=75 -Xss8m -Djava.io.tmpdir=$scratch -Douro.test.device=$device -Douro.gpucheck.quick=$([ "$quick" = 1 ] && echo true || echo false)"
   export PARITY_FULL PARITY_QUICK BIGBUFFER
-  export -f jrun second junit tc_prefix "${STAGES[@]/#/stage_}"
+  export SCRATCH=$scratch
+  export -f jrun second junit tc_prefix system_lib "${STAGES[@]/#/stage_}"
 
   local limits=("${FULL_LIMITS[@]}")
   [ "$quick" = 1 ] && limits=("${QUICK_LIMITS[@]}")
