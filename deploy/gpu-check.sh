@@ -74,7 +74,7 @@ build() (
     # needs, optional ones included (Jackson's "requires static java.desktop"), instead of what the classes use
     local j
     for j in "$cache"/deps/*.jar; do
-      if [ -n "$(unzip -Z1 "$j" | grep -E '^(META-INF/versions/[0-9]+/)?module-info\.class$')" ]; then
+      if [ -n "$(jar tf "$j" | grep -E '^(META-INF/versions/[0-9]+/)?module-info\.class$')" ]; then
         strip_jar "$j" module-info.class 'META-INF/versions/*/module-info.class'
       fi
     done
@@ -142,11 +142,12 @@ build() (
   fi
 )
 
-strip_jar() { # strip_jar JAR PATH...: the jar without the entries (files, folders or globs) named
+strip_jar() { # strip_jar JAR PATH...: the jar without the entries (files, folders or globs) named (the JDK's jar tool)
   local jar=$1 tmp
   shift
   tmp=$(mktemp -d)
-  (cd "$tmp" && unzip -q "$jar" && for p in "$@"; do eval "rm -rf $p"; done && rm -f "$jar" && zip -q -r "$jar" .)
+  (cd "$tmp" && jar xf "$jar" && for p in "$@"; do eval "rm -rf $p"; done && rm -f "$jar" \
+    && jar --create --no-manifest --file "$jar" -C "$tmp" .)
   rm -rf "$tmp"
 }
 
