@@ -462,7 +462,7 @@ run() {
       fi
       echo "FAILED $name: $why" | tee -a "${results[@]}"
     fi
-    # the pairs of the stage's own RESULT lines (a later key wins), then the JUnit summary
+    # the pairs of the stage's own RESULT lines, in order, then the JUnit summary
     local pairs
     pairs=$(grep -E '^RESULT ' "$log" | grep -v '^RESULT gpucheck' | sed -E 's/^RESULT [^ ]+ ?//' | tr '\n' ' ')
     if grep -qE '^\[ +[0-9]+ tests (successful|failed) +\]' "$log"; then
