@@ -318,6 +318,11 @@ public final class OpenClOps implements AutoCloseable {
         return device;
     }
 
+    /** The kernel behind the ops, for {@link GpuFacts}' queries of the compiled program (work-group, memory). */
+    LoopKernel kernel() {
+        return k;
+    }
+
     /** True when the last launch ran as OpenCL on the device (never on Aparapi's Java thread pool). */
     public boolean isRunningOpenCl() {
         return k.isRunningCL();

@@ -68,10 +68,12 @@ public final class GemmBench {
                     100 * hand[2] / sheet);
         }
         double mean = (hand[0] + hand[1] + hand[2]) / 3, meanT = (translated[0] + translated[1] + translated[2]) / 3;
-        System.out.printf(Locale.ROOT, "RESULT gemm size=%d fwd_gflops=%.1f dx_gflops=%.1f dw_gflops=%.1f "
-                        + "translated_fwd_gflops=%.1f translated_dx_gflops=%.1f translated_dw_gflops=%.1f torch_gflops=%.1f "
-                        + "translated_ratio=%.3f ratio=%.3f%n",
-                size, hand[0], hand[1], hand[2], translated[0], translated[1], translated[2], torch, meanT / torch, mean / torch);
+        // peak: the data sheet's for the precision the products ran in (0 when the device is not in DevicePeaks)
+        System.out.printf(Locale.ROOT, "RESULT gemm size=%d kernel=%s tensor_cores=%b fwd_gflops=%.1f dx_gflops=%.1f "
+                        + "dw_gflops=%.1f translated_fwd_gflops=%.1f translated_dx_gflops=%.1f translated_dw_gflops=%.1f "
+                        + "torch_gflops=%.1f translated_ratio=%.3f ratio=%.3f peak_gflops=%.0f peak_fraction=%.4f%n",
+                size, handKernel, tensor, hand[0], hand[1], hand[2], translated[0], translated[1], translated[2], torch,
+                meanT / torch, mean / torch, sheet, sheet > 0 ? mean / sheet : Double.NaN);
     }
 
     static void run(OpenClOps ops, int layout, int s) {
