@@ -267,7 +267,7 @@ stage_parity() {
   local rc=$?
   [ "$QUICK" = 1 ] && return $rc
   echo "-- the other parity tests (accumulation, recomputation, buffer splits, streaming, model, generation, eval)"
-  junit "$PARITY_FULL" --exclude-classname "$PARITY_QUICK"
+  junit "$PARITY_FULL" --exclude-classname "$PARITY_QUICK|$BIGBUFFER"
   local rc2=$?
   [ $rc -ne 0 ] && return $rc
   return $rc2
@@ -392,7 +392,7 @@ run() {
   export JAVA="$bundle/runtime/bin/java" CONSOLE
   CONSOLE=$(ls "$bundle"/lib/junit-platform-console-standalone-*.jar)
   export CP="$bundle/tests:$(ls "$bundle"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-  export JOPTS_S="--add-modules=jdk.incubator.vector -XX:+UseG1GC -XX:MaxRAMPercentage=75 -Xss8m -Djava.io.tmpdir=$scratch -Douro.test.device=$device -Douro.gpucheck.quick=$([ "$quick" = 1 ] && echo true || echo false)"
+  export JOPTS_S="--add-modules=jdk.incubator.vector -XX:+UseG1GC -XX:MaxRAMPercentage=75 -Xss8m -Djava.io.tmpdir=$scratch -Douro.test.device=$device -Douro.test.canary=true -Douro.gpucheck.quick=$([ "$quick" = 1 ] && echo true || echo false)"
   export PARITY_FULL PARITY_QUICK BIGBUFFER
   export SCRATCH=$scratch
   export -f jrun second junit tc_prefix system_lib "${STAGES[@]/#/stage_}"

@@ -47,7 +47,7 @@ class AttentionOpenClTest {
         int q = 0, k = size, v = 2 * size, out = 3 * size, lse = 4 * size, dout = 5 * size, dq = 6 * size,
                 dk = 7 * size, dv = 8 * size;
         float[] a = ops.host(Buffer.ACT);
-        for (int i = 0; i < a.length; i++) {
+        for (int i = 0; i < ops.size(Buffer.ACT); i++) {
             a[i] = (float) rng.nextGaussian();
         }
         ops.upload(Buffer.ACT);

@@ -154,7 +154,7 @@ class GemmOpenClTest {
     void randomizeAll() {
         for (Buffer b : new Buffer[]{Buffer.PARAMS, Buffer.GRADS, Buffer.ACT}) {
             float[] a = ops.host(b);
-            for (int i = 0; i < a.length; i++) {
+            for (int i = 0; i < ops.size(b); i++) {
                 a[i] = (float) rng.nextGaussian();
             }
             ops.upload(b);

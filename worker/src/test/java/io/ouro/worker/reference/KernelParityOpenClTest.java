@@ -36,7 +36,7 @@ class KernelParityOpenClTest {
 
     void randomize(Buffer b) {
         float[] a = ops.host(b);
-        for (int i = 0; i < a.length; i++) {
+        for (int i = 0; i < ops.size(b); i++) {
             a[i] = (float) rng.nextGaussian();
         }
         ops.upload(b);
