@@ -104,10 +104,12 @@ public final class OpenClOps implements AutoCloseable {
      * Which kernel {@link #gemm} runs: AUTO picks the hand-written OpenCL C ({@link ClKernels}) for the device (the
      * register-blocked one on a CPU, the tiled one elsewhere, the tensor-core one where the device passed
      * {@link TensorCores#probe} under bf16_tensor); OUTER, TILED and TENSOR force one (parity tests, benchmarks;
-     * TENSOR without the probe's yes runs the instruction's emulation, gemm_tc.cl); TRANSLATED is the Java kernel
-     * Aparapi translates, the reference twin.
+     * TENSOR without the probe's yes runs the instruction's emulation, gemm_tc.cl); DOT forces, on a CPU device, the
+     * dot-product kernel that AUTO uses for the layouts the register-blocked one declines (operands that are not
+     * k-contiguous transposed into the scratch first); TRANSLATED is the Java kernel Aparapi translates, the
+     * reference twin.
      */
-    public enum GemmKernel { AUTO, OUTER, TILED, TRANSLATED, TENSOR }
+    public enum GemmKernel { AUTO, OUTER, TILED, TRANSLATED, TENSOR, DOT }
 
     private GemmKernel gemmKernel = GemmKernel.AUTO;
     /**
@@ -446,7 +448,7 @@ public final class OpenClOps implements AutoCloseable {
     public void gemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
                      Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
         reads(a, b, c);
-        if (gemmKernel != GemmKernel.TRANSLATED
+        if (gemmKernel != GemmKernel.TRANSLATED && gemmKernel != GemmKernel.DOT
                 && handGemm(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate)) {
             return;
         }

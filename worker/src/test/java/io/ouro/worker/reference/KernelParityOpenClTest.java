@@ -70,16 +70,17 @@ class KernelParityOpenClTest {
 
     @Test
     void linearWithTransposedOperandsOnCpuDevices() {
-        // with scratch, the translated kernel on a CPU device transposes the operands that are not k-contiguous and
-        // runs dot products (the hand-written GEMM, which packs its operands there instead, is GemmOpenClTest's)
+        // with scratch, the dot-product kernel on a CPU device transposes the operands that are not k-contiguous
+        // (the register-blocked GEMM, which packs its operands there instead, is GemmOpenClTest's)
         ops.setTransposeScratch(80_000, 40_000);
-        ops.useGemm(OpenClOps.GemmKernel.TRANSLATED);
+        ops.useGemm(OpenClOps.GemmKernel.DOT);
         try {
             ops.startProfile();
             linear(37, 45, 29, 5, 3000, 5000, 8000, 11, 700);
             linear(130, 70, 150, 1, 9200, 29000, 49000, 3, 10000);
             assertEquals(ops.cpuDevice(), ops.profile().containsKey("transpose"),
                     "a CPU device takes the transposing path, a GPU the tiled kernel");
+            assertEquals(ops.cpuDevice(), ops.profile().containsKey(OpenClOps.DOT_NAME), "and then the dot products");
         } finally {
             ops.setTransposeScratch(-1, 0);
             ops.useGemm(OpenClOps.GemmKernel.AUTO);
