@@ -387,7 +387,16 @@ public final class OpenClOps implements AutoCloseable {
         residency.set(b, Residency.Side.HOST);
     }
 
+    /**
+     * Buffers uploaded since the last launch. Aparapi's explicit {@code put} only marks an array: the copy to the device
+     * happens at the next launch, while {@code get} copies at once. So until a launch, the host copy of these is the
+     * truth and the device's is stale, and a download would overwrite the host with it (invisible where the device
+     * aliases host memory; on a GPU the upload is lost: found by the copy-mode tests).
+     */
+    private final java.util.Set<Buffer> pendingUploads = new java.util.HashSet<>();
+
     public void upload(Buffer b) {
+        pendingUploads.add(b);
         if (b.equals(Buffer.TOKENS) || b.equals(Buffer.TARGETS)) {
             k.put(ints(b));
         } else if (b.equals(Buffer.ACT)) {
@@ -402,6 +411,11 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     public void download(Buffer b) {
+        if (pendingUploads.contains(b)) {
+            // the host copy is newer than the device's until the next launch carries it over
+            residency.set(b, Residency.Side.BOTH);
+            return;
+        }
         if (b.equals(Buffer.ACT)) {
             for (int i = 0; i < actWindows(); i++) {
                 k.get(act[i]);
@@ -1487,6 +1501,7 @@ public final class OpenClOps implements AutoCloseable {
                     k.bRs, k.bCs, k.hand == ClKernels.GEMM_OUTER ? (k.o1 == 1 ? " packedB" : "") : "");
         }
         KernelCheck.launch(k, device, range, "op '" + name + "'");
+        pendingUploads.clear();
         if (device.isSharedMemory()) {
             checkCanaries("op '" + name + "'");
         }
