@@ -49,12 +49,12 @@ public final class DemoApp {
                           int modulus, Mano.Form form) {
     }
 
-    /** The demo's field unless --modulus says another: small enough to learn in minutes (see the README). */
+    /** The demo's field unless --modulus says another: small enough to learn in minutes (see docs/demo.md). */
     static final int DEFAULT_MODULUS = 7;
 
     /**
      * The demo's expressions unless --form says another: chains, computed left to right, where each operator is one
-     * more step of the same computation, so the loop's later steps have something to add (see the README).
+     * more step of the same computation, so the loop's later steps have something to add (see docs/demo.md).
      */
     static final String DEFAULT_FORM = "chain";
 
@@ -325,7 +325,7 @@ public final class DemoApp {
         if (!all.isEmpty()) {
             log.accept("device: java, the Java backend: no OpenCL GPU here, and at the demo's tiny shapes the CPU OpenCL"
                     + " device (" + OpenClDevices.describe(all.get(0)) + ") is no faster and compiles its kernels"
-                    + " first (README, \"Why the demo learns\"); --device opencl:0 runs the kernels there");
+                    + " first (docs/demo.md, \"Why the demo learns\"); --device opencl:0 runs the kernels there");
             return "java";
         }
         log.accept("device: java. No OpenCL device was found (no OpenCL runtime or ICD), so the demo uses the Java"

@@ -35,7 +35,7 @@ class DemoTest {
     void theDemoRunsEndToEndLearnsTheTableAndItsReportComesFromTheTrainedWeights() throws Exception {
         List<String> log = new ArrayList<>();
         // the shipped demo with its second stage cut to 20 steps: the table stage (300 steps at T = 1) in full. The
-        // loop's gain on two-operator chains needs the loops stage's 600-800 steps (README, "Why the demo learns"),
+        // loop's gain on two-operator chains needs the loops stage's 600-800 steps (docs/demo.md, "Why the demo learns"),
         // more than this test's budget: it asserts what holds here, the table learned
         String yaml = Files.readString(Path.of("../pipeline-configs/mano-demo.yaml"));
         String loops = "    steps: 800\n    seq_len: 8\n    batch_per_worker: 64\n    recurrent_steps: 4";

@@ -22,8 +22,8 @@ import java.util.regex.Pattern;
  * <p>Why not Aparapi's OpenCL binding ({@code OpenCLDevice.bind}): its program gets a context of its own
  * ({@code createProgram} calls {@code clCreateContextFromType}), no buffer of a translated kernel can be passed to
  * it, and every call copies each array argument whole to the device before the launch and back after it
- * ({@code put}/{@code get} of the bound interface only print "not implemented"). See the README, "OpenCL C
- * kernels".
+ * ({@code put}/{@code get} of the bound interface only print "not implemented"). See docs/opencl.md, "Why not Aparapi's
+ * OpenCL binding".
  *
  * <p>How instead: Aparapi keeps one generated OpenCL source per Kernel class ({@code KernelRunner.openCLCache}) and
  * compiles what it finds there. Before the first LoopKernel is compiled, {@link #install()} puts there Aparapi's own

@@ -121,7 +121,7 @@ public final class OpenClOps implements AutoCloseable {
     private boolean handGemv;
     /** Cross-entropy on the hand-written OpenCL C kernels (xent.cl): the CPU default. */
     private boolean handCrossEntropy;
-    /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see README). */
+    /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see docs/opencl.md). */
     private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
     /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
     private static final int PACK_MIN_ROWS = 512;
@@ -644,7 +644,7 @@ public final class OpenClOps implements AutoCloseable {
         k.o1 = packedB ? 1 : 0;
         int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
         // neighbouring work-groups share A's rows (and stream B) or, for C wider than tall, B's panels (streaming
-        // A): the larger operand is read from memory once, the smaller re-read from cache (measured: README)
+        // A): the larger operand is read from memory once, the smaller re-read from cache (measured: docs/opencl.md)
         boolean swap = outerSwap && n > m;
         k.o2 = swap ? 1 : 0;
         execute(swap ? Range.create2D(device, roundUp(ty, OUTER_GROUP_Y), roundUp(tx, OUTER_GROUP_X), OUTER_GROUP_Y,
