@@ -13,7 +13,8 @@ import java.lang.management.ManagementFactory;
  * with a busy data path allocating on 16 threads, crashed the JVM in unrelated code three runs out of three, and ran
  * through with no collector at all (Epsilon) or with one reading thread. G1 never moves humongous objects (those of at
  * least half a region), so every array here is at least that large; the few megabytes this costs per model are
- * small against any real model. Other collectors move large arrays too: the OpenCL backend warns under them.
+ * small against any real model. Other collectors (Serial, Parallel, ZGC, Shenandoah) move large arrays too: opening
+ * an OpenCL backend under one of them is an error ({@link #requireCollector()}).
  */
 public final class HostArrays {
 
@@ -125,9 +126,7 @@ public final class HostArrays {
         try {
             HotSpotDiagnosticMXBean vm = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
             if (!Boolean.parseBoolean(vm.getVMOption("UseG1GC").getValue())) {
-                LOG.log(System.Logger.Level.WARNING, "the OpenCL backend keeps device buffers in Java arrays that must "
-                        + "not move; it relies on G1 (the JDK's default collector), which this JVM does not use");
-                return 1;
+                return 1; // Epsilon moves nothing; under any other collector requireCollector() refuses the device
             }
             long region = Long.parseLong(vm.getVMOption("G1HeapRegionSize").getValue());
             return (int) (region / 2 / 4) + 1;
@@ -135,5 +134,52 @@ public final class HostArrays {
             LOG.log(System.Logger.Level.WARNING, "cannot read the G1 region size (" + e + "); device buffers may move");
             return 1;
         }
+    }
+
+    /** The collectors HotSpot selects with {@code -XX:+Use<name>GC}, in the order they are looked up. */
+    private static final String[] COLLECTORS = {"G1", "Serial", "Parallel", "Z", "Shenandoah", "Epsilon"};
+
+    /**
+     * The garbage collector this JVM runs ({@code G1}, {@code Serial}, {@code Parallel}, {@code Z}, {@code Shenandoah},
+     * {@code Epsilon}), or a description of why it is unknown.
+     */
+    public static String collectorInUse() {
+        try {
+            HotSpotDiagnosticMXBean vm = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+            for (String c : COLLECTORS) {
+                try {
+                    if (Boolean.parseBoolean(vm.getVMOption("Use" + c + "GC").getValue())) {
+                        return c;
+                    }
+                } catch (IllegalArgumentException absent) {
+                    // this JVM has no such collector (Shenandoah in some builds; Epsilon without the experimental flag)
+                }
+            }
+            return "unknown (none of -XX:+Use{G1,Serial,Parallel,Z,Shenandoah,Epsilon}GC is set)";
+        } catch (RuntimeException e) {
+            return "unknown (" + e + ")";
+        }
+    }
+
+    /**
+     * Refuses to put device buffers in Java arrays under a collector that moves large arrays: Aparapi hands the
+     * arrays' addresses to the OpenCL driver, and a moved array would be read and written at its old address (see the
+     * class comment). The OpenCL backend calls this before it allocates anything.
+     */
+    public static void requireCollector() {
+        requireCollector(collectorInUse());
+    }
+
+    /** {@link #requireCollector()} for a JVM whose collector is {@code collector} (as {@link #collectorInUse()} says). */
+    static void requireCollector(String collector) {
+        if (collector.equals("G1") || collector.equals("Epsilon")) {
+            return; // G1 never moves humongous arrays (every array here is one); Epsilon moves nothing
+        }
+        String name = collector.startsWith("unknown") ? "an unknown garbage collector: " + collector
+                : "the " + collector + " garbage collector (-XX:+Use" + collector + "GC)";
+        throw new IllegalStateException("the OpenCL backend keeps device buffers in Java arrays whose addresses the "
+                + "OpenCL driver holds, so they must never move; this JVM runs " + name + ", which moves large arrays. "
+                + "Run it with -XX:+UseG1GC (on a cluster: spark.executor.extraJavaOptions, which `ouro plan --config F"
+                + " --spark-conf` prints; a JVM that sees one CPU picks Serial unless told)");
     }
 }

@@ -174,6 +174,7 @@ public final class OpenClOps implements AutoCloseable {
     /** @param matmul the products' precision (see {@link ClKernels#install(MatmulPrecision, OpenCLDevice)}) */
     public OpenClOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
                      boolean training, MatmulPrecision matmul) {
+        HostArrays.requireCollector(); // before any array is handed to the driver
         this.training = training;
         if (stashSizes.length > LoopKernel.STASH_SLOTS) {
             throw new IllegalArgumentException(stashSizes.length + " stash buffers, at most " + LoopKernel.STASH_SLOTS);
