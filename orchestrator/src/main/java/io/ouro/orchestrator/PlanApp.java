@@ -3,22 +3,63 @@ package io.ouro.orchestrator;
 import io.ouro.orchestrator.config.ConfigException;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.orchestrator.train.Plan;
+import io.ouro.orchestrator.train.SparkSettings;
 
-import java.nio.file.Path;
-
-/** {@code ouro plan --config FILE}: validates a pipeline config and prints the resolved plan. */
+/**
+ * {@code ouro plan --config FILE [--workers W] [--spark-conf]}: validates a pipeline config and prints the resolved
+ * plan; with {@code --spark-conf}, only the Spark settings the run needs, as a {@code spark-defaults.conf} fragment.
+ * {@code --workers} plans the run at W workers instead of the config's {@code train.workers}. FILE is a path or any
+ * Hadoop file system URI ({@code hdfs://...}).
+ */
 public final class PlanApp {
 
     private PlanApp() {
     }
 
+    static final String USAGE = "usage: ouro plan --config FILE [--workers W] [--spark-conf]";
+
     public static void main(String[] args) {
-        if (args.length != 2 || !args[0].equals("--config")) {
-            System.err.println("usage: ouro plan --config FILE");
+        String config = null;
+        int workers = 0;
+        boolean spark = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--config" -> config = i + 1 < args.length ? args[++i] : null;
+                case "--workers" -> {
+                    try {
+                        workers = i + 1 < args.length ? Integer.parseInt(args[++i]) : -1;
+                    } catch (NumberFormatException e) {
+                        workers = -1;
+                    }
+                    if (workers < 1) {
+                        System.err.println("--workers: expected a positive integer\n" + USAGE);
+                        System.exit(2);
+                    }
+                }
+                case "--spark-conf" -> spark = true;
+                default -> {
+                    System.err.println("unknown argument " + args[i] + "\n" + USAGE);
+                    System.exit(2);
+                }
+            }
+        }
+        if (config == null) {
+            System.err.println(USAGE);
             System.exit(2);
         }
         try {
-            TrainConfig cfg = TrainConfig.load(Path.of(args[1]));
+            TrainConfig cfg = load(config, workers);
+            if (spark) {
+                int own = workers > 0 ? TrainConfig.parse(config, TrainConfig.read(config,
+                        new org.apache.hadoop.conf.Configuration())).train().workers() : cfg.train().workers();
+                if (own != cfg.train().workers()) {
+                    System.out.println("# NOTE: planned at --workers " + cfg.train().workers() + "; the config says"
+                            + " train.workers " + own + ", which the driver uses: set train.workers: "
+                            + cfg.train().workers() + " in the config you launch");
+                }
+                SparkSettings.fragment(cfg).forEach(System.out::println);
+                return;
+            }
             for (String line : Plan.describe(cfg)) {
                 System.out.println(line);
             }
@@ -36,5 +77,14 @@ public final class PlanApp {
             System.err.println("config error: " + e.getMessage());
             System.exit(2);
         }
+    }
+
+    /** The config at {@code uri}, at {@code workers} workers when positive (else its own train.workers). */
+    static TrainConfig load(String uri, int workers) {
+        org.apache.hadoop.conf.Configuration conf = new org.apache.hadoop.conf.Configuration();
+        if (workers <= 0) {
+            return TrainConfig.load(uri, conf);
+        }
+        return TrainConfig.parseWithWorkers(uri, TrainConfig.read(uri, conf), workers);
     }
 }

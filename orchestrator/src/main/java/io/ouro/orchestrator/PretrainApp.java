@@ -6,7 +6,6 @@ import io.ouro.orchestrator.train.Trainer;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 
-import java.nio.file.Path;
 import java.util.Locale;
 
 /**
@@ -57,7 +56,7 @@ public final class PretrainApp {
         }
         TrainConfig cfg;
         try {
-            cfg = TrainConfig.load(Path.of(config));
+            cfg = TrainConfig.load(config, hadoopConf(new SparkConf()));
             cfg = withOverrides(cfg, data, out);
         } catch (ConfigException e) {
             System.err.println("config error: " + e.getMessage());
@@ -69,6 +68,12 @@ public final class PretrainApp {
             conf.setMaster(master);
         } else if (!conf.contains("spark.master")) {
             conf.setMaster("local[" + cfg.train().workers() + "]");
+        }
+        String refused = refusal(conf);
+        if (refused != null) {
+            System.err.println("spark settings error: " + refused);
+            System.exit(2);
+            return;
         }
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
             log("Spark UI: " + jsc.sc().uiWebUrl().getOrElse(() -> "(disabled)") + ", application " + jsc.sc().applicationId());
@@ -90,6 +95,29 @@ public final class PretrainApp {
                 .set("spark.plugins", io.ouro.orchestrator.train.ProgressPlugin.class.getName())
                 // barrier stages need all W slots at once; fail fast instead of waiting forever
                 .set("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "10");
+    }
+
+    /**
+     * Why a training run cannot start under these Spark settings, or null. Each segment is a barrier stage, which Spark
+     * refuses under dynamic allocation (at the first segment, after the executors are up); this says so before.
+     */
+    static String refusal(SparkConf conf) {
+        if (conf.getBoolean("spark.dynamicAllocation.enabled", false)) {
+            return "spark.dynamicAllocation.enabled is true, but every training segment is a barrier stage of"
+                    + " train.workers tasks, which Spark does not run under dynamic allocation; set"
+                    + " spark.dynamicAllocation.enabled=false and spark.executor.instances to train.workers"
+                    + " (`ouro plan --config F --spark-conf` prints the settings a run needs)";
+        }
+        return null;
+    }
+
+    /** The Hadoop settings of the cluster (core-site.xml and friends on the class path) with Spark's spark.hadoop.*. */
+    static org.apache.hadoop.conf.Configuration hadoopConf(SparkConf conf) {
+        org.apache.hadoop.conf.Configuration h = new org.apache.hadoop.conf.Configuration();
+        for (scala.Tuple2<String, String> kv : conf.getAllWithPrefix("spark.hadoop.")) {
+            h.set(kv._1(), kv._2());
+        }
+        return h;
     }
 
     static TrainConfig withOverrides(TrainConfig cfg, String data, String out) {

@@ -13,7 +13,6 @@ import io.ouro.worker.opencl.DeviceSpec;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -279,14 +278,38 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         }
     }
 
+    /** The config at a local path (read through Hadoop's local file system, as {@link #load(String)} reads any URI). */
     public static TrainConfig load(Path path) {
-        String text;
+        return parse(path.toString(), read(path.toUri().toString(), path.toString(), new org.apache.hadoop.conf.Configuration()));
+    }
+
+    /**
+     * The config at {@code uri}: a path or any URI a Hadoop file system serves ({@code hdfs://}, {@code file://}, object
+     * stores), as the rest of the product opens its inputs; {@code conf} carries the cluster's settings.
+     */
+    public static TrainConfig load(String uri, org.apache.hadoop.conf.Configuration conf) {
+        return parse(uri, read(uri, conf));
+    }
+
+    /** {@link #load(String, org.apache.hadoop.conf.Configuration)} with the Hadoop settings found on the class path. */
+    public static TrainConfig load(String uri) {
+        return load(uri, new org.apache.hadoop.conf.Configuration());
+    }
+
+    /** The text of the config file at {@code uri} (a path or a Hadoop file system URI). */
+    public static String read(String uri, org.apache.hadoop.conf.Configuration conf) {
+        return read(uri, uri, conf);
+    }
+
+    private static String read(String uri, String label, org.apache.hadoop.conf.Configuration conf) {
         try {
-            text = Files.readString(path, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new ConfigException(path + ": cannot read: " + e.getMessage(), e);
+            org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(uri);
+            try (java.io.InputStream in = p.getFileSystem(conf).open(p)) {
+                return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            }
+        } catch (IOException | IllegalArgumentException e) {
+            throw new ConfigException(label + ": cannot read: " + e.getMessage(), e);
         }
-        return parse(path.toString(), text);
     }
 
     public static TrainConfig parse(String file, String yaml) {
@@ -638,6 +661,36 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         } catch (IllegalArgumentException e) {
             String msg = e.getMessage().replaceFirst("^LoopConfig\\.", "");
             throw new ConfigException(m.file() + ": model." + msg.replaceFirst("^steps:", "recurrent_steps:"), e);
+        }
+    }
+
+    // --- another worker count (ouro plan --workers) --------------------------------------------------------------
+
+    /**
+     * The config {@code yaml} describes with {@code train.workers} set to {@code workers}: parsed again, so that
+     * everything that depends on W is recomputed from the file (a stage's steps when it gives tokens, the ZeRO-1 moment
+     * slice of {@code shard_optimizer}).
+     */
+    public static TrainConfig parseWithWorkers(String file, String yaml, int workers) {
+        ObjectMapper m = new ObjectMapper(new YAMLFactory());
+        JsonNode root;
+        try {
+            root = m.readTree(yaml);
+        } catch (IOException e) {
+            throw new ConfigException(file + ": not valid YAML: " + e.getMessage(), e);
+        }
+        if (!(root instanceof com.fasterxml.jackson.databind.node.ObjectNode top)) {
+            return parse(file, yaml); // parse names what is wrong
+        }
+        JsonNode train = top.get("train");
+        if (train != null && !train.isObject()) {
+            return parse(file, yaml);
+        }
+        top.withObject("/train").put("workers", workers);
+        try {
+            return parse(file, m.writeValueAsString(top));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
         }
     }
 }

@@ -6,7 +6,6 @@ import io.ouro.worker.model.LoopConfig;
 import org.apache.hadoop.conf.Configuration;
 
 import java.io.IOException;
-import java.nio.file.Paths;
 
 /**
  * Where the tools ({@code ouro generate}, {@code ouro eval}, {@code ouro export}) take a model from: an HF model
@@ -34,7 +33,7 @@ public final class ModelSource {
             HfModelDir.Model m = HfModelDir.read(new HadoopDir(model, conf), HF_DEFAULTS);
             return new Loaded(m.config(), m.params(), model);
         }
-        TrainConfig cfg = TrainConfig.load(Paths.get(config));
+        TrainConfig cfg = TrainConfig.load(config, conf);
         RunCheckpoint.Weights w = RunCheckpoint.load(cfg, checkpoint, conf);
         return new Loaded(w.config(), w.params(), w.path());
     }
