@@ -66,7 +66,7 @@ class LauncherTest {
     @Test
     void submitBuildsTheSparkSubmitLineOfEachClusterManager() throws Exception {
         String conf = props("spark.executor.cores 1\n").toString();
-        Out yarn = submit("yarn", "train", "--properties-file", conf, "--jar", "/x/app.jar", "--dry-run", "--",
+        Out yarn = submit("yarn", "train", "--properties-file", conf, "--jar", "/x/app.jar", "--no-plan", "--dry-run", "--",
                 "--config", "hdfs:///r.yaml", "--resume", "auto");
         assertEquals(0, yarn.code(), yarn.text());
         String y = yarn.text().trim();
@@ -123,10 +123,47 @@ class LauncherTest {
         Files.setPosixFilePermissions(fake, PosixFilePermissions.fromString("rwxr-xr-x"));
         String conf = props("spark.executor.cores 1\n").toString();
         Out o = run(Map.of("SPARK_SUBMIT", fake.toString()), "/bin/bash", ROOT.resolve("deploy/bin/ouro-submit").toString(),
-                "yarn", "train", "--properties-file", conf, "--jar", "/x/app.jar", "--", "--config", "my run.yaml");
+                "yarn", "train", "--properties-file", conf, "--jar", "/x/app.jar", "--no-plan", "--", "--config", "my run.yaml");
         assertEquals(0, o.code(), o.text());
         assertTrue(o.text().contains("[--name]\n[ouro train]\n"), o.text());
         assertTrue(o.text().endsWith("[/x/app.jar]\n[--config]\n[my run.yaml]\n"), "an argument with a space stays one: " + o.text());
+    }
+
+    @Test
+    void submitPassesThePlansSettingsUnderTheOperatorsFileAndFlags() throws Exception {
+        Path fake = tmp.resolve("spark-submit");
+        // prints its arguments, then the properties file it was given
+        Files.writeString(fake, "#!/bin/bash\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done\n"
+                + "while [ $# -gt 0 ]; do [ \"$1\" != --properties-file ] || cat \"$2\"; shift; done\n");
+        Files.setPosixFilePermissions(fake, PosixFilePermissions.fromString("rwxr-xr-x"));
+        String conf = props("spark.executor.memory 100g\nspark.eventLog.enabled true\n").toString();
+        Map<String, String> env = Map.of("SPARK_SUBMIT", fake.toString(),
+                "OURO_PLAN_CLASSPATH", System.getProperty("java.class.path"), "TMPDIR", tmp.toString());
+        String config = ROOT.resolve("pipeline-configs/ouro-1.4b.yaml").toString();
+        String submit = ROOT.resolve("deploy/bin/ouro-submit").toString();
+        Out o = run(env, "/bin/bash", submit, "yarn", "train", "--properties-file", conf, "--jar", "/x/app.jar",
+                "--conf", "spark.executor.cores=12", "--", "--config", config, "--resume", "auto");
+        assertEquals(0, o.code(), o.text());
+        String t = o.text();
+        assertTrue(t.contains("[--load-spark-defaults]\n"), "the cluster's defaults still apply beneath: " + t);
+        assertTrue(t.contains("[--conf]\n[spark.executor.cores=12]\n"), "--conf wins over both files: " + t);
+        assertTrue(t.matches("(?s).*spark\\.executor\\.instances +64\n.*"), t);
+        assertTrue(t.matches("(?s).*spark\\.dynamicAllocation\\.enabled +false\n.*"), t);
+        assertTrue(t.matches("(?s).*spark\\.executor\\.extraJavaOptions +-XX:\\+UseG1GC.*"), t);
+        int plan = t.indexOf("spark.executor.memory    "), operator = t.indexOf("spark.executor.memory 100g");
+        assertTrue(plan > 0 && operator > plan, "the operator's file comes after the plan's settings, so it wins: " + t);
+        try (var left = Files.list(tmp)) {
+            assertTrue(left.noneMatch(f -> f.getFileName().toString().startsWith("ouro-submit-")), "the merged file is removed");
+        }
+
+        Out unreadable = run(env, "/bin/bash", submit, "yarn", "train", "--properties-file", conf, "--jar", "/x/app.jar",
+                "--", "--config", "hdfs:///nowhere/run.yaml");
+        assertEquals(2, unreadable.code(), unreadable.text());
+        assertTrue(unreadable.text().contains("--plan-config FILE, or --no-plan"), unreadable.text());
+        Out local = run(env, "/bin/bash", submit, "k8s", "train", "--master", "k8s://https://a:1", "--image", "r/o:1",
+                "--plan-config", config, "--dry-run", "--", "--config", "/opt/ouro/pipeline-configs/ouro-1.4b.yaml");
+        assertEquals(0, local.code(), local.text());
+        assertTrue(local.text().contains("--properties-file " + tmp.resolve("ouro-submit-")), local.text());
     }
 
     @Test
