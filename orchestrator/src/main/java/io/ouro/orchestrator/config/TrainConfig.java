@@ -40,7 +40,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
 
     /** Settings of the whole run (not per stage). */
     public record Train(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
-                        long checkpointEvery, int keepCheckpoints, int maxAttempts, long injectFailureAtStep,
+                        long checkpointEvery, int keepCheckpoints, Recovery recovery, long injectFailureAtStep,
                         Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                         long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
                         boolean bf16Stash, MatmulPrecision matmul)
@@ -48,7 +48,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
 
         Train withCheckpointEvery(long every) {
             return new Train(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
-                    maxAttempts, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
+                    recovery, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
                     maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul);
         }
 
@@ -81,6 +81,16 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
      * after {@code maxConsecutive} skips in a row the next step is accepted as a new level.
      */
     public record Spike(int window, int minHistory, double sigma, int maxConsecutive) implements Serializable {
+    }
+
+    /**
+     * How a run rides out lost nodes: at most {@code maxFailures} failed segments per {@code windowSteps} steps of
+     * committed progress (a sliding window: progress renews the budget), a back-off before each retry that doubles
+     * from {@code backoffSeconds} up to {@code backoffMaxSeconds} and starts again after progress, and checkpoints
+     * every {@code checkpointEveryMinutes} of wall time as well as every {@code checkpoint_every} steps (0: off).
+     */
+    public record Recovery(int maxFailures, long windowSteps, double backoffSeconds, double backoffMaxSeconds,
+                           double checkpointEveryMinutes) implements Serializable {
     }
 
     /** This config with checkpoints every {@code every} steps. */
@@ -363,7 +373,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
             throw t.error("checkpoint_every", "checkpoints need run.out (a directory URI) or --out");
         }
         int keep = (int) t.integer("keep_checkpoints", 3L, 1, 10_000);
-        int attempts = (int) t.integer("max_attempts", 3L, 1, 100);
+        Recovery recovery = recovery(t, every);
         long inject = t.integer("inject_failure_at_step", -1L, -1, Long.MAX_VALUE / 4);
         long injectNan = t.integer("inject_nonfinite_at_step", -1L, -1, Long.MAX_VALUE / 4);
         Node sp = t.child("spike");
@@ -391,7 +401,7 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
             throw t.error("matmul", "expected fp32 or bf16_tensor, got '" + matmulName + "'");
         }
         t.noOthers();
-        Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, attempts, inject, spike,
+        Train train = new Train(workers, device, segment, clip, peak, timeout, every, keep, recovery, inject, spike,
                 injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
                 matmul);
 
@@ -431,6 +441,27 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         }
         top.noOthers();
         return new TrainConfig(file, run, model, sources, train, List.copyOf(stages), initFrom);
+    }
+
+    /** {@code train.retry} and {@code train.checkpoint_every_minutes} (see {@link Recovery}). */
+    static Recovery recovery(Node t, long checkpointEvery) {
+        if (t.has("max_attempts")) {
+            throw t.error("max_attempts", "replaced by train.retry: {max_failures: N, window_steps: K} (at most N failed"
+                    + " segments per K committed steps, default 8 per 1000; progress renews the budget) and"
+                    + " {backoff_s, backoff_max_s} (the wait before a retry, default 10 doubling to 600)");
+        }
+        Node r = t.child("retry");
+        int failures = (int) r.integer("max_failures", 8L, 0, 1_000_000);
+        long window = r.integer("window_steps", 1000L, 1, Long.MAX_VALUE / 4);
+        double base = r.number("backoff_s", 10.0, 0, 86_400);
+        double max = r.number("backoff_max_s", Math.max(base, 600.0), base, 86_400);
+        r.noOthers();
+        double minutes = t.number("checkpoint_every_minutes", 0.0, 0, 1e7);
+        if (minutes > 0 && checkpointEvery == 0) {
+            throw t.error("checkpoint_every_minutes", "checkpoints need run.out (a directory URI) or --out, and"
+                    + " checkpoint_every > 0");
+        }
+        return new Recovery(failures, window, base, max, minutes);
     }
 
     static List<Source> sources(Node d, Run run) {

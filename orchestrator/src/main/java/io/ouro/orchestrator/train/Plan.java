@@ -47,9 +47,25 @@ public final class Plan {
         }
         out.add(String.format(Locale.ROOT, "total: %s tokens, %.3g FLOP, %s; checkpoints %s", human(totalTokens),
                 totalFlops, matmul(cfg.train()), cfg.train().checkpointEvery() > 0 ? "every "
-                        + cfg.train().checkpointEvery() + " steps and at each stage end under " + cfg.run().out()
-                        + ", last " + cfg.train().keepCheckpoints() + " kept" : "off"));
+                        + cfg.train().checkpointEvery() + " steps" + minutes(cfg.train().recovery())
+                        + " and at each stage end under " + cfg.run().out()
+                        + ", last " + cfg.train().keepCheckpoints() + " kept" + retries(cfg.train().recovery())
+                        : "off (a failed segment ends the run)"));
         return out;
+    }
+
+    /** The wall-time cadence of checkpoints, as the plan's total line says it. */
+    static String minutes(TrainConfig.Recovery r) {
+        return r.checkpointEveryMinutes() > 0 ? " or " + num(r.checkpointEveryMinutes()) + " minutes of wall time"
+                + " (whichever comes first)" : "";
+    }
+
+    /** The retry budget and back-off ({@code train.retry}). */
+    static String retries(TrainConfig.Recovery r) {
+        return String.format(Locale.ROOT, "; a failed segment is re-run from the last checkpoint, at most %d failures"
+                + " per %d committed steps, %s", r.maxFailures(), r.windowSteps(), r.backoffSeconds() == 0
+                ? "at once" : "after a back-off of " + num(r.backoffSeconds()) + " s doubling to "
+                + num(r.backoffMaxSeconds()) + " s");
     }
 
     /**

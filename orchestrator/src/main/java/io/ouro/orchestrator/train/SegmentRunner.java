@@ -67,13 +67,14 @@ final class SegmentRunner {
         ranks = jsc.parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
     }
 
-    Done run(long first, long last, boolean returnParameters, long injectFailureAt) throws Failed {
+    /** Runs steps {@code [first, last)}, each rank writing its checkpoint shard at the end when {@code checkpoint}. */
+    Done run(long first, long last, boolean checkpoint, boolean returnParameters, long injectFailureAt) throws Failed {
         SparkContext sc = jsc.sc();
         String attempt = Long.toHexString(System.nanoTime());
         String group = "ouro-" + runId + "-" + first;
         sc.setJobGroup(group, report.segmentStarts(first, last, attempt), false);
-        SegmentTask task = new SegmentTask(cfg, runId, cfg.stageAt(first).name(), secret, first, last, returnParameters,
-                tokens, steps, injectFailureAt, skipped, attempt);
+        SegmentTask task = new SegmentTask(cfg, runId, cfg.stageAt(first).name(), secret, first, last, checkpoint,
+                returnParameters, tokens, steps, injectFailureAt, skipped, attempt);
         ClassTag<SegmentResult> tag = ClassTag$.MODULE$.apply(SegmentResult.class);
         long s0 = System.nanoTime(), polled = s0;
         JavaFutureAction<List<SegmentResult>> job = new JavaRDD<>(ranks.barrier().mapPartitions(task, false, tag), tag)
@@ -83,7 +84,7 @@ final class SegmentRunner {
                 try {
                     List<SegmentResult> res = job.get(100, TimeUnit.MILLISECONDS);
                     report.live(ProgressPlugin.take());
-                    if (committer != null && cfg.checkpointAt(last)) {
+                    if (committer != null && checkpoint) {
                         committer.expect(last, store.pendingDir(last, attempt), cfg.train().workers());
                     }
                     return new Done(res.toArray(new SegmentResult[0]), (System.nanoTime() - s0) / 1e6);

@@ -30,8 +30,8 @@ import java.util.Map;
  * One worker's part of a segment (steps {@code [first, last)}), run as a task of a Spark barrier stage:
  * takes the resident model state (or initialises it at step 0), joins the ring of the stage's W tasks,
  * and for each step reads its slice of the global batch (prefetched) and runs a {@link DataParallelStep};
- * rank 0 sends each step's metrics to the driver as it ends ({@link ProgressPlugin}). At a checkpoint step
- * each rank snapshots its shard and writes it in the background. Every rank ends the segment with the same
+ * rank 0 sends each step's metrics to the driver as it ends ({@link ProgressPlugin}). When the segment ends
+ * with a checkpoint (the driver says so) each rank snapshots its shard and writes it in the background. Every rank ends the segment with the same
  * parameters.
  */
 public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iterator<SegmentResult>>
@@ -44,6 +44,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
     private final String stage;
     private final byte[] secret;
     private final long first, last;
+    private final boolean checkpoint;
     private final boolean returnParameters;
     private final LongAccumulator tokensAcc, stepsAcc;
     private final long injectFailureAt;
@@ -51,7 +52,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
     private final LongAccumulator skippedAcc;
 
     public SegmentTask(TrainConfig cfg, String runId, String stage, byte[] secret, long first, long last,
-                       boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc,
+                       boolean checkpoint, boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc,
                        long injectFailureAt, LongAccumulator skippedAcc, String attempt) {
         this.attempt = attempt;
         this.skippedAcc = skippedAcc;
@@ -62,6 +63,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         this.secret = secret.clone();
         this.first = first;
         this.last = last;
+        this.checkpoint = checkpoint;
         this.returnParameters = returnParameters;
         this.tokensAcc = tokensAcc;
         this.stepsAcc = stepsAcc;
@@ -130,11 +132,11 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                 payload = ring.stats().payloadBytesSent();
             }
             float[] params = returnParameters && rank == 0 ? st.backend.parameters() : null;
-            String checkpoint = cfg.checkpointAt(last) ? writeCheckpoint(st, rank, world, st0, timeout) : null;
+            String written = checkpoint ? writeCheckpoint(st, rank, world, st0, timeout) : null;
             completed = true;
             return CollectionConverters.asScala(List.of(new SegmentResult(rank, executorId(), host,
                     ProcessHandle.current().pid(), st.backend.describe(), lease.source(), sent, payload, metrics,
-                    params, checkpoint, validation)).iterator());
+                    params, written, validation)).iterator());
         } finally {
             st.release(completed);
         }

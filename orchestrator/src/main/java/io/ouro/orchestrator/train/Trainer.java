@@ -13,7 +13,8 @@ import java.util.function.Consumer;
 
 /**
  * The driver's training loop. It follows the curriculum as segments (never across a checkpoint step, a
- * stage end or a batch-ramp change), each run by the {@link SegmentRunner} as one Spark barrier stage;
+ * stage end or a batch-ramp change; cut short by the {@link CheckpointCadence} when checkpoints are due by
+ * wall time), each run by the {@link SegmentRunner} as one Spark barrier stage;
  * a failed segment goes back to where the {@link RetryPolicy} says; the {@link RunReporter} says what
  * happens; checkpoints are committed by the {@link CheckpointCommitter} as their shards land.
  */
@@ -42,7 +43,7 @@ public final class Trainer {
      * Runs the curriculum. With {@code resume}, starts after the newest valid checkpoint under
      * {@code run.out} (corrupt or half-written ones are skipped with a warning; one from another config is
      * an error). A failed segment (lost task or executor, peer timeout) is re-run from the newest valid
-     * checkpoint, up to {@code train.max_attempts} times.
+     * checkpoint, after a back-off, while {@code train.retry} allows (a budget that committed progress renews).
      */
     public Result run(boolean returnParameters, boolean resume) {
         String runId = cfg.run().name() + "-" + Long.toHexString(System.nanoTime());
@@ -56,17 +57,21 @@ public final class Trainer {
             long step = resume ? retry.resumeStep() : 0;
             long inject = cfg.train().injectFailureAtStep();
             float[] params = null;
+            CheckpointCadence cadence = new CheckpointCadence(cfg);
             while (step < cfg.totalSteps()) {
-                long last = cfg.segmentEnd(step);
+                CheckpointCadence.Segment seg = cadence.next(step);
+                long last = seg.last();
                 boolean wantParams = returnParameters && last == cfg.totalSteps();
                 try {
-                    SegmentRunner.Done done = runner.run(step, last, wantParams, inject);
+                    SegmentRunner.Done done = runner.run(step, last, seg.checkpoint(), wantParams, inject);
                     report.segmentDone(done.results(), done.millis());
+                    cadence.done(seg, done.millis());
                     params = wantParams ? RunReporter.rank0(done.results()).parameters() : params;
                     step = last;
                 } catch (SegmentRunner.Failed e) {
                     inject = -1; // an injected failure happens once
                     step = retry.afterFailure(step, last, e.getCause());
+                    cadence.rewind();
                     report.rewind(step);
                 }
             }

@@ -87,7 +87,7 @@ class TrainingClusterTest {
                             - {name: en, manifest: "%s/shards-en/manifest.json"}
                             - {name: de, manifest: "%s/shards-de/manifest.json"}
                         train: {workers: 2, device: java, segment_steps: 20, checkpoint_every: 20, timeout_s: 120,
-                                max_attempts: 3}
+                                retry: {max_failures: 2, backoff_s: 1}}
                         stages:
                           - {name: main, steps: 40, seq_len: 16, batch_per_worker: 2, lr: {peak: 0.003},
                              mixture: {en: 0.6, de: 0.4}}

@@ -25,6 +25,10 @@ class ResumeTest {
     Path tmp;
 
     static TrainConfig config(Path out, long injectAt) {
+        return config(out, injectAt, "");
+    }
+
+    static TrainConfig config(Path out, long injectAt, String extra) {
         return TrainConfig.parse("resume.yaml", """
                 run: {name: resume-test, seed: 5, out: "%s"}
                 model: {preset: small, vocab: 61, hidden: 16, layers: 1, heads: 2, ffn: 24, recurrent_steps: 2}
@@ -41,7 +45,8 @@ class ResumeTest {
                   lr: 0.003
                   timeout_s: 30
                   inject_failure_at_step: %d
-                """.formatted(out.toUri(), injectAt));
+                  retry: {backoff_s: 0}
+                %s""".formatted(out.toUri(), injectAt, extra));
     }
 
     static Trainer.Result train(TrainConfig cfg, boolean resume, Consumer<String> log) {
@@ -63,7 +68,7 @@ class ResumeTest {
             System.out.println(l);
             log.append(l).append('\n');
         });
-        assertTrue(log.toString().contains("segment 4–7 failed (attempt 1 of 3)"), "the failure happened: " + log);
+        assertTrue(log.toString().contains("segment 4–7 failed (failure 1 of at most 8 per 1000 committed steps)"), "the failure happened: " + log);
         assertTrue(log.toString().contains("re-running from step 4 (checkpoint)"), log.toString());
         assertArrayEquals(expected, retried.parameters(), "weights after a re-run segment");
         assertEquals(10, retried.steps().size());
@@ -87,6 +92,30 @@ class ResumeTest {
         assertArrayEquals(expected, resumed.parameters(), "weights after the driver was restarted");
         System.out.println("resume: weights bit-identical to the uninterrupted run after a task failure and after"
                 + " a driver restart (" + expected.length + " parameters)");
+    }
+
+    /**
+     * Checkpoints by wall time: with {@code checkpoint_every_minutes} so small that every interval is over after a
+     * step, the driver runs one step to measure it, then one-step segments each ending with a checkpoint, at steps
+     * that are no multiple of {@code checkpoint_every}; a failure goes back to the newest of them, and the weights end
+     * bit-identical to the uninterrupted run with the planned segments.
+     */
+    @Test
+    @Timeout(300)
+    void wallTimeCheckpointsKeepTheRunBitIdentical() {
+        float[] expected = train(config(tmp.resolve("a"), -1), false, System.out::println).parameters();
+        StringBuilder log = new StringBuilder();
+        Trainer.Result timed = train(config(tmp.resolve("t"), 6, "  checkpoint_every_minutes: 0.000001\n"), false,
+                l -> {
+                    System.out.println(l);
+                    log.append(l).append('\n');
+                });
+        String text = log.toString();
+        assertTrue(text.contains("checkpoint of step 3 committed"), "a checkpoint by time at step 3: " + text);
+        assertTrue(text.contains("segment 6–6 failed"), text);
+        assertTrue(text.contains("re-running from step 6 (checkpoint)"), text);
+        assertEquals(10, timed.steps().size());
+        assertArrayEquals(expected, timed.parameters(), "weights with checkpoints by wall time and a re-run");
     }
 
     static final class DriverKilled extends RuntimeException {
