@@ -3,6 +3,7 @@ package io.ouro.worker.opencl;
 import com.sun.management.HotSpotDiagnosticMXBean;
 
 import java.lang.management.ManagementFactory;
+import java.util.function.IntUnaryOperator;
 
 /**
  * The Java arrays behind device buffers, allocated so that the garbage collector never moves them.
@@ -64,19 +65,14 @@ public final class HostArrays {
         return a;
     }
 
-    /** Whether the canary after the first {@code n} elements is unchanged (always true outside canary mode). */
-    static boolean canaryIntact(float[] a, int n) {
-        for (int i = n; CANARY && i < Math.min(a.length, n + CANARY_LENGTH); i++) {
-            if (Float.floatToRawIntBits(a[i]) != CANARY_BITS) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    static boolean canaryIntact(int[] a, int n) {
-        for (int i = n; CANARY && i < Math.min(a.length, n + CANARY_LENGTH); i++) {
-            if (a[i] != CANARY_BITS) {
+    /**
+     * Whether the canary after the first {@code n} elements of a float[] or int[] allocated here is unchanged (always
+     * true outside canary mode).
+     */
+    static boolean canaryIntact(Object array, int n) {
+        IntUnaryOperator bits = bits(array);
+        for (int i = n; CANARY && i < Math.min(length(array), n + CANARY_LENGTH); i++) {
+            if (bits.applyAsInt(i) != CANARY_BITS) {
                 return false;
             }
         }
@@ -84,34 +80,28 @@ public final class HostArrays {
     }
 
     /**
-     * The logical length of an array allocated here, found from its canary (canary mode only): what a buffer holds,
-     * measured rather than counted.
+     * The logical length of a float[] or int[] allocated here, found from its canary (canary mode only): what a buffer
+     * holds, measured rather than counted.
      */
-    static int logicalLength(float[] a) {
+    static int logicalLength(Object array) {
         if (!CANARY) {
             throw new IllegalStateException("logical lengths are measured in canary mode (-Douro.test.canary=true)");
         }
-        int bits = CANARY_BITS;
-        for (int i = 0; i < a.length; i++) {
-            if (Float.floatToRawIntBits(a[i]) == bits) {
-                int j = i;
-                while (j < a.length && j < i + CANARY_LENGTH && Float.floatToRawIntBits(a[j]) == bits) {
-                    j++;
-                }
-                if (j == Math.min(a.length, i + CANARY_LENGTH)) {
-                    return i;
-                }
+        int len = length(array);
+        for (int i = 0; i < len; i++) {
+            if (canaryIntact(array, i) && i + CANARY_LENGTH <= len) {
+                return i;
             }
         }
-        return a.length;
+        return len;
     }
 
-    static int logicalLength(int[] a) {
-        float[] f = new float[a.length];
-        for (int i = 0; i < a.length; i++) {
-            f[i] = Float.intBitsToFloat(a[i]);
-        }
-        return logicalLength(f);
+    private static IntUnaryOperator bits(Object array) {
+        return array instanceof float[] f ? i -> Float.floatToRawIntBits(f[i]) : i -> ((int[]) array)[i];
+    }
+
+    private static int length(Object array) {
+        return array instanceof float[] f ? f.length : ((int[]) array).length;
     }
 
     private static int padded(int n) {
@@ -119,7 +109,8 @@ public final class HostArrays {
             throw new IllegalArgumentException("a device buffer of " + n + " elements: Aparapi 3.0.2 creates at most "
                     + MAX_FLOATS + " (its byte sizes are 32-bit ints)");
         }
-        return Math.min(MAX_FLOATS, Math.max(n, MIN_ELEMENTS));
+        // in canary mode every array has room for its canary, however large (the device buffer carries it too)
+        return Math.min(MAX_FLOATS, Math.max(n + (CANARY ? CANARY_LENGTH : 0), MIN_ELEMENTS));
     }
 
     private static int minimumElements() {

@@ -193,17 +193,13 @@ public final class OpenClModel implements AutoCloseable {
         ParamSegments segs = stepOps.segments();
         return (t, start, dst, off, len) -> {
             int seg = segs.segment(t);
-            Buffer b = moments(which, seg);
+            Buffer b = OpenClOps.moments(which, seg);
             int at = AdamW.momentIndex(t, start, len, momFrom, momTo) + (int) (momFrom - momentStart(seg));
             if (ops.residency().side(b) == Residency.Side.DEVICE) {
                 ops.download(b);
             }
             System.arraycopy(ops.read(b), at, dst, off, len);
         };
-    }
-
-    private static Buffer moments(int which, int seg) {
-        return OpenClOps.moments(which, seg);
     }
 
     public long optimizerStep() {
@@ -218,12 +214,12 @@ public final class OpenClModel implements AutoCloseable {
             int seg = segs.segment(sl.tensor());
             int at = (int) (sl.at() - momentStart(seg));
             long start = sl.at() - sl.tensor().offset();
-            first.read(sl.tensor(), start, ops.host(moments(0, seg)), at, sl.len());
-            second.read(sl.tensor(), start, ops.host(moments(1, seg)), at, sl.len());
+            first.read(sl.tensor(), start, ops.host(OpenClOps.moments(0, seg)), at, sl.len());
+            second.read(sl.tensor(), start, ops.host(OpenClOps.moments(1, seg)), at, sl.len());
         }
         for (int seg = 0; seg < segs.count(); seg++) {
-            ops.upload(moments(0, seg));
-            ops.upload(moments(1, seg));
+            ops.upload(OpenClOps.moments(0, seg));
+            ops.upload(OpenClOps.moments(1, seg));
         }
         adamStep = step;
     }
@@ -256,7 +252,7 @@ public final class OpenClModel implements AutoCloseable {
         requireTraining(Buffer.MOM1);
         float[] flat = new float[layout.arraySize()];
         for (int i = 0; i < stepOps.segments().count(); i++) {
-            Buffer b = moments(which, i);
+            Buffer b = OpenClOps.moments(which, i);
             ops.download(b);
             System.arraycopy(ops.read(b), 0, flat, (int) momentStart(i), momentSize(i));
         }

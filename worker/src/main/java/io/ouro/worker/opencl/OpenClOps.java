@@ -207,9 +207,10 @@ public final class OpenClOps implements AutoCloseable {
         int pieces = (int) ((actSize + ACT_WINDOW - 1) / ACT_WINDOW);
         act = new float[LoopKernel.ACT_PIECES][];
         for (int i = 0; i < act.length; i++) {
-            act[i] = HostArrays.floats(i < pieces ? (int) Math.min(ACT_WINDOW, actSize - (long) i * ACT_WINDOW) : 1);
+            int n = i < pieces ? (int) Math.min(ACT_WINDOW, actSize - (long) i * ACT_WINDOW) : 1;
+            act[i] = HostArrays.floats(n);
             bind("act" + i, act[i]);
-            guard("act" + i, act[i], i < pieces ? (int) Math.min(ACT_WINDOW, actSize - (long) i * ACT_WINDOW) : 1);
+            guard("act" + i, act[i], n);
         }
         sizes.put(Buffer.ACT, actSize);
         allocate(Buffer.METRICS, metricsSize);
@@ -268,8 +269,7 @@ public final class OpenClOps implements AutoCloseable {
         for (var e : guarded.entrySet()) {
             Object a = e.getValue()[0];
             int n = (int) e.getValue()[1];
-            boolean ok = a instanceof float[] f ? HostArrays.canaryIntact(f, n) : HostArrays.canaryIntact((int[]) a, n);
-            if (!ok) {
+            if (!HostArrays.canaryIntact(a, n)) {
                 throw new IllegalStateException(after + " wrote past the end of buffer " + e.getKey() + " (" + n
                         + " elements)");
             }
@@ -287,8 +287,7 @@ public final class OpenClOps implements AutoCloseable {
                 continue;
             }
             try {
-                Object a = f.get(k);
-                bytes += 4L * (a instanceof float[] fa ? HostArrays.logicalLength(fa) : HostArrays.logicalLength((int[]) a));
+                bytes += 4L * HostArrays.logicalLength(f.get(k));
             } catch (IllegalAccessException e) {
                 throw new IllegalStateException(e);
             }
@@ -825,12 +824,7 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.ACT);
     }
 
-    // h (N,D) act = embedding rows of TOKENS from params at tableOff
-    public void embedForward(int hOff, int tableOff, int n, int d) {
-        embedForward(hOff, 0, tableOff, n, d);
-    }
-
-    /** The same with the table in parameter segment seg. */
+    // h (N,D) act = embedding rows of TOKENS from the table at tableOff in parameter segment seg
     public void embedForward(int hOff, int seg, int tableOff, int n, int d) {
         reads(Buffer.ACT, params(seg), Buffer.TOKENS);
         k.pseg = seg;
@@ -843,12 +837,7 @@ public final class OpenClOps implements AutoCloseable {
         wrote(Buffer.ACT);
     }
 
-    // dh (N,D) act -> grads table rows +=, rows summed in order per column
-    public void embedBackward(int tableOff, int dhOff, int n, int d) {
-        embedBackward(0, tableOff, dhOff, n, d);
-    }
-
-    /** The same with the table in parameter segment seg. */
+    // dh (N,D) act -> the table's gradient rows in segment seg +=, rows summed in order per column
     public void embedBackward(int seg, int tableOff, int dhOff, int n, int d) {
         reads(Buffer.ACT, grads(seg), Buffer.TOKENS);
         k.pseg = seg;
@@ -1087,25 +1076,8 @@ public final class OpenClOps implements AutoCloseable {
     }
 
     private void setStash(int i, float[] a, int n) {
+        bind("s" + i, a);
         guard("s" + i, a, n);
-        switch (i) {
-            case 0 -> k.s0 = a;
-            case 1 -> k.s1 = a;
-            case 2 -> k.s2 = a;
-            case 3 -> k.s3 = a;
-            case 4 -> k.s4 = a;
-            case 5 -> k.s5 = a;
-            case 6 -> k.s6 = a;
-            case 7 -> k.s7 = a;
-            case 8 -> k.s8 = a;
-            case 9 -> k.s9 = a;
-            case 10 -> k.s10 = a;
-            case 11 -> k.s11 = a;
-            case 12 -> k.s12 = a;
-            case 13 -> k.s13 = a;
-            case 14 -> k.s14 = a;
-            default -> k.s15 = a;
-        }
     }
 
     public void copy(int dstOff, int srcOff, int count) {

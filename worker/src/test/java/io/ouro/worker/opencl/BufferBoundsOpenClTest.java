@@ -40,4 +40,19 @@ class BufferBoundsOpenClTest {
             assertTrue(e.getMessage().contains("past the end of buffer w0 (64 elements)"), e.getMessage());
         }
     }
+
+    @Test
+    void aBufferPastG1sPaddingHasItsCanaryToo() {
+        // arrays of at least half a G1 region get no padding of their own: canary mode still gives them room
+        assertTrue(HostArrays.CANARY, "run with -Douro.test.canary=true (the worker's build does)");
+        int n = HostArrays.MIN_ELEMENTS + 1000;
+        OpenCLDevice device = OpenClDevices.select(DeviceSpec.parse(TestDevice.spec()));
+        try (OpenClOps ops = new OpenClOps(device, 64, n)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> {
+                ops.fill(Buffer.ACT, n - 4, 8, 1f);
+                ops.download(Buffer.ACT);
+            });
+            assertTrue(e.getMessage().contains("past the end of buffer act0 (" + n + " elements)"), e.getMessage());
+        }
+    }
 }
