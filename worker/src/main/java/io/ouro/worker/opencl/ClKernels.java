@@ -35,27 +35,15 @@ import java.util.regex.Pattern;
  */
 public final class ClKernels {
 
-    /** Values of {@link LoopKernel#hand}: the variants in {@code gemm.cl}. */
-    static final int GEMM_OUTER = 1, GEMM_TILED = 2, PACK = 3, ATTN_FWD = 4, ATTN_BWD_Q = 5, ATTN_BWD_KV = 6;
-    /** Values of {@link LoopKernel#hand}: the decoding ops in {@code decode.cl}. */
-    static final int DECODE_STEP = 7, STORE_ROWS = 8, GEMV = 9;
-    /** Value of {@link LoopKernel#hand}: the bfloat16 stash copy in {@code bf16.cl}. */
-    static final int STASH16 = 10;
-    /** Value of {@link LoopKernel#hand}: the tensor-core GEMM in {@code gemm_tc.cl}. */
-    static final int GEMM_TC = 11;
-    /** Values of {@link LoopKernel#hand}: cross-entropy forward and backward in {@code xent.cl}. */
-    static final int CE_FWD = 12, CE_BWD = 13;
-    /** Value of {@link LoopKernel#hand}: the CPU GEMM as dot products over k in {@code gemm.cl}. */
-    static final int GEMM_DOT = 14;
-    /** Ints per layer in the decode step's table, and after the layers (as in decode.cl). */
+    /** Ints per layer in the decode step's table, and after the layers (decode.cl's OURO_LT and OURO_VT). */
     static final int DECODE_LAYER_INTS = 11, DECODE_TAIL_INTS = 14;
-    /** Phases per layer of the decode step (as in decode.cl). */
+    /** Phases per layer of the decode step (decode.cl's OURO_PHASES). */
     static final int DECODE_PHASES = 11;
 
-    /** Queries per work item and the largest head size of {@link #ATTN_FWD}, as in gemm.cl. */
+    /** Queries per work item and the largest head size of the hand-written attention (gemm.cl's OURO_AQ, OURO_AHD). */
     static final int ATTN_QUERIES = 4, ATTN_MAX_HEAD = 128;
 
-    /** Micro-tile of {@link #GEMM_OUTER} (rows x columns of C per work item), as in gemm.cl. */
+    /** Micro-tile of the register-blocked GEMM: rows x columns of C per work item (gemm.cl's OURO_MR, OURO_NR). */
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
@@ -188,15 +176,15 @@ public final class ClKernels {
         String out = translated;
         int first = Integer.MAX_VALUE;
         for (String[] marker : MARKERS) {
-            Matcher m = Pattern.compile("void io_ouro_worker_opencl_LoopKernel__" + marker[0]
+            Matcher m = Pattern.compile("void (io_ouro_worker_opencl_\\w+?)__" + marker[0]
                     + "\\(This \\*this, int gx, int (\\w+), int lx, int ly\\)\\{\\n(?:.*\\n)*?\\}\\n").matcher(out);
             if (!m.find()) {
                 throw new OpenClException("Aparapi's translation of LoopKernel has no " + marker[0]
                         + " function to replace");
             }
             int start = m.start(), end = m.end();
-            String y = m.group(1);
-            String call = "void io_ouro_worker_opencl_LoopKernel__" + marker[0] + "(This *this, int gx, int " + y
+            String y = m.group(2);
+            String call = "void " + m.group(1) + "__" + marker[0] + "(This *this, int gx, int " + y
                     + ", int lx, int ly){\n   " + marker[1] + "(this, gx, " + y + ", lx, ly);\n}\n";
             if (m.find()) {
                 throw new OpenClException("Aparapi's translation of LoopKernel has two " + marker[0] + " functions");
@@ -238,14 +226,16 @@ public final class ClKernels {
                 {"float", "load", "int sel, int idx", "return *" + operand() + ";"},
                 {"void", "store", "int sel, int idx, float v, int add", "__global float *p = " + operand()
                         + ";\n   *p = add == 1 ? *p + v : v;"},
+                {"float", "slotLoad", "int slot, int idx", "return *" + slot() + ";"},
+                {"void", "slotStore", "int slot, int idx, float x", "*" + slot() + " = x;"},
         };
         for (String[] b : bodies) {
-            Matcher m = Pattern.compile(b[0] + " io_ouro_worker_opencl_LoopKernel__" + b[1]
+            Matcher m = Pattern.compile(b[0] + " (io_ouro_worker_opencl_\\w+?)__" + b[1]
                     + "\\(This \\*this, [^)]*\\)\\{\\n(?:.*\\n)*?\\}\\n").matcher(out);
             if (!m.find()) {
                 throw new OpenClException("Aparapi's translation of LoopKernel has no " + b[1] + " function to replace");
             }
-            out = out.substring(0, m.start()) + b[0] + " io_ouro_worker_opencl_LoopKernel__" + b[1] + "(This *this, "
+            out = out.substring(0, m.start()) + b[0] + " " + m.group(1) + "__" + b[1] + "(This *this, "
                     + b[2] + "){\n   " + b[3].replace("\\n", "\n") + "\n}\n" + out.substring(m.end());
         }
         return out;
@@ -253,11 +243,23 @@ public final class ClKernels {
 
     // one of the eight buffers prefix0..prefix7, by the int variable v
     private static String pick(String v, String prefix) {
+        return pick(v, prefix, 8);
+    }
+
+    // one of the n buffers prefix0..prefix{n-1}, by the int expression v
+    private static String pick(String v, String prefix, int n) {
         StringBuilder s = new StringBuilder();
-        for (int i = 0; i < 7; i++) {
+        for (int i = 0; i < n - 1; i++) {
             s.append(v).append(" == ").append(i).append(" ? ").append(prefix).append(i).append(" : ");
         }
-        return s.append(prefix).append(7).toString();
+        return s.append(prefix).append(n - 1).toString();
+    }
+
+    // element idx of a slot: 0 the activations (a global offset), 1 + i stash buffer i, as a pointer expression
+    private static String slot() {
+        return "(slot == 0 ? (" + pick("(idx >> " + LoopKernel.ACT_SHIFT + ")", "this->act") + ") + (idx & "
+                + LoopKernel.ACT_MASK + ") : (" + pick("(slot - 1)", "this->s", LoopKernel.STASH_SLOTS) + ") + idx)";
+        // the same select as ouro_stash (constants()), inline: the accessors come before the hand-written source
     }
 
     // the element idx of the operand sel names (LoopKernel.SEL_*), as a pointer expression
@@ -276,10 +278,36 @@ public final class ClKernels {
         }
     }
 
-    /** LoopKernel's buffer constants as the hand-written source reads them (buffers.cl): defined once, in Java. */
+    /**
+     * What the hand-written source shares with Java, defined into the program here so that each value is written once,
+     * in Java: the buffer constants (buffers.cl), the hand-written ops' ids ({@link DeviceOp#define()}), and the
+     * shapes the host sizes launches and tables by.
+     */
     static String constants() {
-        return "#define OURO_ACT_SHIFT " + LoopKernel.ACT_SHIFT + "\n#define OURO_ACT_MASK " + LoopKernel.ACT_MASK
-                + "\n#define OURO_SEL_GRADS " + LoopKernel.SEL_GRADS + "\n#define OURO_SEL_ACT " + LoopKernel.SEL_ACT + "\n";
+        StringBuilder s = new StringBuilder();
+        define(s, "OURO_ACT_SHIFT", LoopKernel.ACT_SHIFT);
+        define(s, "OURO_ACT_MASK", LoopKernel.ACT_MASK);
+        define(s, "OURO_SEL_GRADS", LoopKernel.SEL_GRADS);
+        define(s, "OURO_SEL_ACT", LoopKernel.SEL_ACT);
+        for (DeviceOp op : DeviceOp.values()) {
+            if (op.handWritten()) {
+                define(s, op.define(), op.hand);
+            }
+        }
+        define(s, "OURO_AQ", ATTN_QUERIES);
+        define(s, "OURO_AHD", ATTN_MAX_HEAD);
+        define(s, "OURO_MR", OUTER_MR);
+        define(s, "OURO_NR", OUTER_NR);
+        define(s, "OURO_PHASES", DECODE_PHASES);
+        define(s, "OURO_LT", DECODE_LAYER_INTS);
+        define(s, "OURO_VT", DECODE_TAIL_INTS);
+        s.append("/* stash buffer i (LoopKernel's s0 ..) */\n__global float *ouro_stash(This *this, int i) {\n    return ")
+                .append(pick("i", "this->s", LoopKernel.STASH_SLOTS)).append(";\n}\n");
+        return s.toString();
+    }
+
+    private static void define(StringBuilder s, String name, int value) {
+        s.append("#define ").append(name).append(' ').append(value).append('\n');
     }
 
     private static String handWritten() {

@@ -1,5 +1,6 @@
 package io.ouro.worker.opencl;
 
+import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.infer.DecodeOps;
 import io.ouro.worker.model.LoopConfig;
@@ -41,8 +42,12 @@ public final class OpenClDecodeOps implements DecodeOps {
     /** In TOKENS: the token at 0, the fused step's table from {@link #TABLE_AT}, then the cache-row entries. */
     private static final int TABLE_AT = 1;
     private final int storeAt;
-    /** Whether a loop step runs as one launch ({@link OpenClOps#decodeStep}); see {@link #fuseSteps}. */
+    /** Whether a loop step runs as one launch of one work-group (decode.cl); see {@link #fuseSteps}. */
     private boolean fused;
+    /** Work items of the one work-group of the fused loop step (a power of two). */
+    static final int DECODE_GROUP = 256;
+    /** Whether the GEMV runs the hand-written OpenCL C (default on CPU devices) or the translated twin. */
+    private boolean handGemv;
     private final boolean fusable;
 
     /**
@@ -121,7 +126,8 @@ public final class OpenClDecodeOps implements DecodeOps {
             tok[tail + 12] = (int) segments.local(layout.gateWeight());
             tok[tail + 13] = (int) segments.local(layout.gateBias());
             this.fusable = one && (d / cfg.heads()) % 2 == 0;
-            this.fused = fusable && device.getType() == com.aparapi.device.Device.TYPE.CPU;
+            this.fused = fusable && ops.cpuDevice();
+            this.handGemv = ops.cpuDevice();
             for (int i = 0; i < segs.length; i++) {
                 Buffer b = OpenClOps.params(i);
                 System.arraycopy(params, (int) segments.start(i), ops.host(b), 0, segs[i]);
@@ -138,7 +144,7 @@ public final class OpenClDecodeOps implements DecodeOps {
     }
 
     /**
-     * Whether each loop step runs as one launch of one work-group ({@link OpenClOps#decodeStep}; default on CPU
+     * Whether each loop step runs as one launch of one work-group (decode.cl's OURO_DECODE_STEP; default on CPU
      * devices, where decoding is bound by launches) or as one launch per op (default elsewhere: one work-group would
      * leave a GPU's other compute units idle). Both are tested to agree.
      */
@@ -167,9 +173,16 @@ public final class OpenClDecodeOps implements DecodeOps {
                 throw new IllegalArgumentException("the fused step needs the layers' slots evenly spaced");
             }
         }
-        ops.decodeStep(TABLE_AT, segments.segment(layout.layer(0)[0]), cfg.layers(), d, cfg.heads(), cfg.ffn(),
-                vecOff[DecodeOps.query(cfg, t, 0)], keys(slots[0]), stride, values(slots[0]) - keys(slots[0]),
-                vecOff[DecodeOps.gate(t)], pos, (float) cfg.normEps());
+        // one launch of one work-group (decode.cl): every layer, the final norm and the exit gate's logit, from the
+        // table at TABLE_AT; the query of (t, layer 0) with its key and value after it (layer l's at + 3 d l), layer
+        // 0's cached keys (layer l's at + l * stride), values at a fixed distance from the keys; pos cached rows
+        int seg = segments.segment(layout.layer(0)[0]);
+        ops.reads(Buffer.ACT, OpenClOps.params(seg), Buffer.TOKENS);
+        ops.k.setDecodeStep(TABLE_AT, seg, cfg.layers(), d, cfg.heads(), cfg.ffn(), vecOff[DecodeOps.query(cfg, t, 0)],
+                keys(slots[0]), stride, values(slots[0]) - keys(slots[0]), vecOff[DecodeOps.gate(t)], pos,
+                (float) cfg.normEps());
+        ops.execute(Range.create(ops.device(), DECODE_GROUP, DECODE_GROUP));
+        ops.wrote(Buffer.ACT);
         return true;
     }
 
@@ -187,7 +200,11 @@ public final class OpenClDecodeOps implements DecodeOps {
             tok[e + 5] = t1[i] - t0[i];
         }
         ops.upload(Buffer.TOKENS);
-        ops.storeRows(storeAt, slots.length, d);
+        // every row in one launch (decode.cl), each destination row the mean of its sources in step order, as mean()
+        ops.reads(Buffer.ACT, Buffer.TOKENS);
+        ops.k.setStoreRows(storeAt, slots.length, d);
+        ops.launch1D(slots.length * 2 * d);
+        ops.wrote(Buffer.ACT);
     }
 
     /** The device side. */
@@ -225,7 +242,20 @@ public final class OpenClDecodeOps implements DecodeOps {
 
     @Override
     public void linear(int y, int x, TensorView w, int in, int out) {
-        ops.gemv(vecOff[y], vecOff[x], segments.segment(w), segments.local(w), in, out);
+        gemv(vecOff[y], vecOff[x], segments.segment(w), segments.local(w), in, out);
+    }
+
+    // y (out) = x (in) . w (out, in)^T for one row, w in parameter segment seg
+    private void gemv(int y, int x, int seg, int wOff, int in, int out) {
+        ops.reads(Buffer.ACT, OpenClOps.params(seg));
+        ops.k.setGemv(y, x, seg, wOff, in, out, handGemv);
+        ops.launch1D(handGemv ? (out + 3) / 4 : out);
+        ops.wrote(Buffer.ACT);
+    }
+
+    /** Runs the GEMV as the hand-written OpenCL C (vector loads; default on CPU devices) or the translated twin. */
+    public void useHandGemv(boolean hand) {
+        handGemv = hand;
     }
 
     @Override
@@ -240,13 +270,16 @@ public final class OpenClDecodeOps implements DecodeOps {
             return;
         }
         // the products' weights follow each other in the parameters and their outputs in act: one launch
-        ops.gemv(vecOff[ys[0]], vecOff[x], segments.segment(ws[0]), segments.local(ws[0]), in, out * ys.length);
+        gemv(vecOff[ys[0]], vecOff[x], segments.segment(ws[0]), segments.local(ws[0]), in, out * ys.length);
     }
 
     @Override
     public void rmsnormAdd(int y, int x, TensorView w, int r, int count) {
-        ops.rmsnormAddForward(vecOff[y], rstd, vecOff[x], segments.segment(w), segments.local(w), vecOff[r], d,
-                (float) cfg.normEps());
+        int seg = segments.segment(w);
+        ops.reads(Buffer.ACT, OpenClOps.params(seg));
+        ops.k.setRmsnormAdd(vecOff[y], rstd, vecOff[x], seg, segments.local(w), vecOff[r], d, (float) cfg.normEps());
+        ops.launch1D(1);
+        ops.wrote(Buffer.ACT);
     }
 
     @Override
@@ -258,7 +291,10 @@ public final class OpenClDecodeOps implements DecodeOps {
     public void rope(int first, int count, int pos) {
         checkPosition(pos);
         // consecutive vectors of one size are consecutive in act
-        ops.ropeAt(vecOff[first], pos, cfg.heads() * count, cfg.headDim());
+        ops.reads(Buffer.ACT);
+        ops.k.setRopeAt(vecOff[first], pos, cfg.heads() * count, cfg.headDim());
+        ops.launch1D(cfg.heads() * count * (cfg.headDim() / 2));
+        ops.wrote(Buffer.ACT);
     }
 
     @Override
@@ -273,16 +309,19 @@ public final class OpenClDecodeOps implements DecodeOps {
 
     @Override
     public void attend(int out, int q, int slot, int len, int selfKey, int selfValue) {
-        ops.attendCached(vecOff[out], vecOff[q], keys(slot), values(slot), len, vecOff[selfKey], vecOff[selfValue],
+        ops.reads(Buffer.ACT);
+        ops.k.setAttendCached(vecOff[out], vecOff[q], keys(slot), values(slot), len, vecOff[selfKey], vecOff[selfValue],
                 cfg.heads(), cfg.headDim(), scores);
+        ops.launch1D(cfg.heads());
+        ops.wrote(Buffer.ACT);
     }
 
     @Override
     public void storeRow(int slot, int row, int l, int t0, int t1) {
         int k0 = DecodeOps.key(cfg, t0, l), v0 = DecodeOps.value(cfg, t0, l);
         int stride = t1 - t0 > 1 ? vecOff[DecodeOps.key(cfg, t0 + 1, l)] - vecOff[k0] : 0;
-        ops.mean(keys(slot) + row * d, vecOff[k0], stride, t1 - t0, d);
-        ops.mean(values(slot) + row * d, vecOff[v0], stride, t1 - t0, d);
+        mean(keys(slot) + row * d, vecOff[k0], stride, t1 - t0, d);
+        mean(values(slot) + row * d, vecOff[v0], stride, t1 - t0, d);
     }
 
     @Override
@@ -291,8 +330,16 @@ public final class OpenClDecodeOps implements DecodeOps {
             throw new IllegalArgumentException("merging reads per-step slots only");
         }
         int between = count > 1 ? keys(first + stride) - keys(first) : 0;
-        ops.mean(keys(dst), keys(first), between, count, rows * d);
-        ops.mean(values(dst), values(first), between, count, rows * d);
+        mean(keys(dst), keys(first), between, count, rows * d);
+        mean(values(dst), values(first), between, count, rows * d);
+    }
+
+    // act[dst + i] = mean over j < sources of act[src + j * stride + i], i < count
+    private void mean(int dst, int src, int stride, int sources, int count) {
+        ops.reads(Buffer.ACT);
+        ops.k.setMean(dst, src, stride, sources, count);
+        ops.launchElementwise(count);
+        ops.wrote(Buffer.ACT);
     }
 
     @Override
@@ -302,7 +349,24 @@ public final class OpenClDecodeOps implements DecodeOps {
 
     @Override
     public float[] read(int v, int count) {
-        return ops.readAct(vecOff[v], count);
+        return readAct(vecOff[v], count);
+    }
+
+    /**
+     * {@code count} floats of act at {@code off}, through the metrics buffer (which must hold them): the whole
+     * activation buffer (the KV cache) is never downloaded.
+     */
+    private float[] readAct(int off, int count) {
+        if (count > ops.size(Buffer.METRICS)) {
+            throw new IllegalArgumentException(count + " floats do not fit the metrics buffer of "
+                    + ops.size(Buffer.METRICS));
+        }
+        ops.reads(Buffer.ACT, Buffer.METRICS);
+        ops.k.setToMetrics(0, off, count);
+        ops.launchElementwise(count);
+        ops.wrote(Buffer.METRICS);
+        ops.download(Buffer.METRICS);
+        return java.util.Arrays.copyOf(ops.read(Buffer.METRICS), count);
     }
 
     @Override
@@ -311,14 +375,14 @@ public final class OpenClDecodeOps implements DecodeOps {
         float[] out = new float[n];
         for (int i = 0; i < n; i += chunk) {
             int c = Math.min(chunk, n - i);
-            System.arraycopy(ops.readAct(off + i, c), 0, out, i, c);
+            System.arraycopy(readAct(off + i, c), 0, out, i, c);
         }
         return out;
     }
 
     @Override
     public float[] readGates(int count) {
-        return ops.readAct(vecOff[DecodeOps.gate(0)], count);
+        return readAct(vecOff[DecodeOps.gate(0)], count);
     }
 
     private void checkPosition(int pos) {

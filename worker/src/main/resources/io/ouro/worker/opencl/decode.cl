@@ -2,7 +2,7 @@
  * Hand-written OpenCL C ops of decoding (OpenClDecodeOps), spliced into LoopKernel's program after gemm.cl.
  *
  * OURO_GEMV: one row of a linear layer, y = x W^T, four outputs per work item, each reading its weight rows with
- * 8-wide vector loads (the translated OP_GEMV reads them one float at a time).
+ * 8-wide vector loads (the translated GEMV (DeviceOp.GEMV) reads them one float at a time).
  *
  * OURO_DECODE_STEP: one whole loop step of one token (the L layers, the final norm and the exit gate) in ONE launch
  * of ONE work-group, in the order of infer/Decoder: phases separated by barriers, each spread over the group's items.
@@ -16,15 +16,10 @@
  * what each row holds; the table says it).
  */
 
-#define OURO_DECODE_STEP 7
-#define OURO_STORE_ROWS 8
-#define OURO_GEMV 9
-
-/* phases per layer of the decode step */
-#define OURO_PHASES 11
-
-/* ints per layer in the decode table: the offsets of its tensors, in ParamLayout's order */
-#define OURO_LT 11
+/* Defined from Java (ClKernels.constants): OURO_PHASES, the phases per layer of the decode step; OURO_LT, the ints per
+ * layer in the decode table; OURO_VT, the ints after the layers (offsets in act of H A1 ATT O X1 F1 G U M F, of which
+ * the fused step does not use G and U, the score scratch, then the final norm, the exit gate's weight and bias in the
+ * parameters). Within a layer's ints, the offsets of its tensors in ParamLayout's order: */
 #define OURO_IN_NORM 0
 #define OURO_Q 1
 #define OURO_O 4
@@ -33,9 +28,6 @@
 #define OURO_GATE 7
 #define OURO_DOWN 9
 #define OURO_POST_NORM_2 10
-/* after the layers: offsets in act of H A1 ATT O X1 F1 G U M F (G and U are not used by the fused step), the score scratch, then the final norm, the exit
- * gate's weight and bias in the parameters */
-#define OURO_VT 14
 
 /* the 8 lanes of a summed pairwise */
 float ouro_sum8(float8 a) {

@@ -5,24 +5,14 @@
  *
  * The GEMM computes C(i,j) (= or +=) sum_k A(i,k) B(j,k), C (m,n), with element (r,c) of X at
  * xOff + r*xRs + c*xCs in the operand named by xSel (buffers.cl), as the translated one does.
+ *
+ * Defined into the program from Java (ClKernels.constants): the op ids (OURO_GEMM_OUTER ...), OURO_AQ / OURO_AHD
+ * (attention forward: queries per work item, largest head size) and OURO_MR / OURO_NR (the register-blocked variant's
+ * micro-tile: rows x columns of C per work item).
  */
 
-#define OURO_GEMM_OUTER 1
-#define OURO_GEMM_TILED 2
-#define OURO_PACK 3
-#define OURO_ATTN_FWD 4
-#define OURO_ATTN_BWD_Q 5
-#define OURO_ATTN_BWD_KV 6
-#define OURO_GEMM_DOT 14
-
-/* attention forward: queries per work item, keys per tile, largest head size */
-#define OURO_AQ 4
+/* attention forward: keys per tile */
 #define OURO_AK 16
-#define OURO_AHD 128
-
-/* micro-tile of the register-blocked variant: OURO_MR rows x OURO_NR columns of C per work item */
-#define OURO_MR 8
-#define OURO_NR 16
 
 /* one row of the micro-tile: C(i, j0 .. j0 + NR) (= or +=) v, the first `cols` of them */
 void ouro_store_row(__global float *c, float16 v, int cols, int add) {

@@ -20,8 +20,6 @@
  * c0, c1 = (g, 2t), (g, 2t+1), c2, c3 = (g+8, 2t), (g+8, 2t+1).
  */
 
-#define OURO_GEMM_TC 11
-
 /* X(r, c) of an operand, zero outside rows x cols */
 float ouro_tc_at(__global const float *x, int r, int c, int rows, int cols, int rs, int cs) {
     return r < rows && c < cols ? x[r * rs + c * cs] : 0.0f;

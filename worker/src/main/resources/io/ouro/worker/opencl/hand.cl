@@ -29,7 +29,7 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     }
 }
 
-/* Phase p of a phased op (LoopKernel.OP_PHASES: no barrier in here, LoopKernel puts one after each phase). */
+/* Phase p of a phased op (DeviceOp.Code.PHASES: no barrier in here, LoopKernel puts one after each phase). */
 void ouro_phase(This *this, int gx, int p, int lx, int ly) {
     if (this->hand == OURO_DECODE_STEP) {
         ouro_decode_phase(this, p, lx);

@@ -1,14 +1,11 @@
 /*
- * Cross-entropy over blocks of logit rows for a CPU device (OpenClOps.useHandCrossEntropy; the translated OP_CE_FWD /
- * OP_CE_BWD are the reference twins and what GPUs run): one work item per row, the vocabulary walked in 16-wide
+ * Cross-entropy over blocks of logit rows for a CPU device (OpenClOps.useHandCrossEntropy; the translated CE_FWD /
+ * CE_BWD (DeviceOp) are the reference twins and what GPUs run): one work item per row, the vocabulary walked in 16-wide
  * vectors (max, then sum of exp; the exp vectorized), instead of the translation's scalar loops. Fields as the
  * translated ops: rows n0 of a block whose first row is n2, vocabulary n1, logits at o0 (block, V) in act; forward
  * lse -> act[o1 + row], ce -> act[o2 + row]; backward in place: logits -> dce[o3 + row] * (softmax - onehot), lse at
  * o1. Targets below 0 are ignored rows (ce 0, gradient 0).
  */
-
-#define OURO_CE_FWD 12
-#define OURO_CE_BWD 13
 
 float ouro_max16(float16 v) {
     float8 a = fmax(v.lo, v.hi);

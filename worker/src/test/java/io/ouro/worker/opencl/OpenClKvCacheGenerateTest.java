@@ -54,7 +54,7 @@ class OpenClKvCacheGenerateTest {
         OpenClDecodeOps cl = new OpenClDecodeOps(CFG, OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), params,
                 stepCap, sharedCap);
         cl.fuseSteps(path == Path.FUSED);
-        cl.device().useHandGemv(path != Path.TRANSLATED);
+        cl.useHandGemv(path != Path.TRANSLATED);
         return cl;
     }
 

@@ -1,0 +1,153 @@
+package io.ouro.worker.opencl;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Every op the device runs, with its code and the name it is profiled under: the one place both are written.
+ *
+ * <p>An op the kernel runs from Java (Aparapi's translation) has its {@link Code} in {@link KernelFields#op}; a
+ * hand-written OpenCL C op (the {@code CL_} ones) runs under {@link Code#HAND} or {@link Code#PHASES} and is told
+ * apart by {@link KernelFields#hand}. The {@code .cl} files name the hand-written ops by the macros
+ * {@link #define()} gives ({@code OURO_GEMM_OUTER} ...), which {@link ClKernels#constants()} defines into the
+ * program from here; no {@code .cl} file defines them itself (checked by DeviceOpTest).
+ */
+public enum DeviceOp {
+    GEMM(Code.GEMM, "gemm"),
+    FILL(Code.FILL, "fill"),
+    ADD(Code.ADD, "residual add"),
+    SWIGLU_FWD(Code.SWIGLU_FWD, "swiglu fwd"),
+    SWIGLU_BWD(Code.SWIGLU_BWD, "swiglu bwd"),
+    RMSNORM_FWD(Code.RMSNORM_FWD, "rmsnorm fwd"),
+    RMSNORM_BWD_DX(Code.RMSNORM_BWD_DX, "rmsnorm bwd dx"),
+    RMSNORM_BWD_DW(Code.RMSNORM_BWD_DW, "rmsnorm bwd dw"),
+    ROPE(Code.ROPE, "rope"),
+    EMBED_FWD(Code.EMBED_FWD, "embedding fwd"),
+    EMBED_BWD(Code.EMBED_BWD, "embedding bwd"),
+    ATTN_FWD(Code.ATTN_FWD, "attention fwd"),
+    ATTN_BWD_Q(Code.ATTN_BWD_Q, "attention bwd q"),
+    ATTN_BWD_KV(Code.ATTN_BWD_KV, "attention bwd kv"),
+    CE_FWD(Code.CE_FWD, "cross-entropy fwd"),
+    CE_BWD(Code.CE_BWD, "cross-entropy bwd"),
+    BIAS_ADD(Code.BIAS_ADD, "bias add"),
+    EXIT(Code.EXIT, "exit objective"),
+    STEP_MEANS(Code.STEP_MEANS, "step means"),
+    SUMSQ(Code.SUMSQ, "grad sum squares"),
+    SCALE(Code.SCALE, "grad scale"),
+    ADAMW(Code.ADAMW, "adamw"),
+    SUM_TO_GRAD(Code.SUM_TO_GRAD, "bias grad"),
+    COPY(Code.COPY, "copy"),
+    TRANSPOSE(Code.TRANSPOSE, "transpose"),
+    XCOPY(Code.XCOPY, "stash copy"),
+    RANGE_OUT(Code.RANGE_OUT, "range out"),
+    RANGE_IN(Code.RANGE_IN, "range in"),
+    ROPE_AT(Code.ROPE_AT, "rope at"),
+    ATTN_CACHED(Code.ATTN_CACHED, "attention cached"),
+    MEAN(Code.MEAN, "mean"),
+    TO_METRICS(Code.TO_METRICS, "to metrics"),
+    GEMV(Code.GEMV, "gemv"),
+    RMSNORM_ADD(Code.RMSNORM_ADD, "rmsnorm add"),
+
+    CL_GEMM_OUTER(Code.HAND, 1, "gemm (OpenCL C)"),
+    CL_GEMM_TILED(Code.HAND, 2, "gemm tiled (OpenCL C)"),
+    CL_PACK(Code.HAND, 3, "gemm pack (OpenCL C)"),
+    CL_ATTN_FWD(Code.HAND, 4, "attention fwd (OpenCL C)"),
+    CL_ATTN_BWD_Q(Code.HAND, 5, "attention bwd q (OpenCL C)"),
+    CL_ATTN_BWD_KV(Code.HAND, 6, "attention bwd kv (OpenCL C)"),
+    CL_DECODE_STEP(Code.PHASES, 7, "decode step (OpenCL C)"),
+    CL_STORE_ROWS(Code.HAND, 8, "store rows (OpenCL C)"),
+    CL_GEMV(Code.HAND, 9, "gemv (OpenCL C)"),
+    CL_STASH16(Code.HAND, 10, "stash copy bf16 (OpenCL C)"),
+    /** Profiled as {@link #TC_EMULATED_NAME} on a device that runs the instruction's emulation. */
+    CL_GEMM_TC(Code.HAND, 11, "gemm bf16 tensor cores (OpenCL C)"),
+    CL_CE_FWD(Code.HAND, 12, "cross-entropy fwd (OpenCL C)"),
+    CL_CE_BWD(Code.HAND, 13, "cross-entropy bwd (OpenCL C)"),
+    CL_GEMM_DOT(Code.HAND, 14, "gemm dot (OpenCL C)");
+
+    /** Profile name of {@link #CL_GEMM_TC} where the device runs its emulation (no tensor-core instruction). */
+    public static final String TC_EMULATED_NAME = "gemm bf16 mma emulated (OpenCL C)";
+
+    /**
+     * The values of {@link KernelFields#op}. Compile-time constants, because Aparapi translates {@code op == Code.FILL}
+     * only with the literal in the bytecode; each is written here once and named by its enum constant.
+     */
+    static final class Code {
+        static final int GEMM = 1, FILL = 2, ADD = 3, SWIGLU_FWD = 4, SWIGLU_BWD = 5, RMSNORM_FWD = 6,
+                RMSNORM_BWD_DX = 7, RMSNORM_BWD_DW = 8, ROPE = 9, EMBED_FWD = 10, EMBED_BWD = 11, ATTN_FWD = 12,
+                ATTN_BWD_Q = 13, ATTN_BWD_KV = 14, CE_FWD = 15, CE_BWD = 16, BIAS_ADD = 17, EXIT = 18,
+                STEP_MEANS = 19, SUMSQ = 20, SCALE = 21, ADAMW = 22, SUM_TO_GRAD = 23, COPY = 24, TRANSPOSE = 26,
+                XCOPY = 27, RANGE_OUT = 28, RANGE_IN = 29;
+        /** Decoding one token over a KV cache ({@link OpenClDecodeOps}). */
+        static final int ROPE_AT = 30, ATTN_CACHED = 31, MEAN = 32, TO_METRICS = 33, GEMV = 34, RMSNORM_ADD = 35;
+        /** A hand-written OpenCL C op, {@link KernelFields#hand} says which. */
+        static final int HAND = 36;
+        /** A hand-written op run in phases, a barrier after each ({@link KernelFields#phases}). */
+        static final int PHASES = 37;
+
+        private Code() {
+        }
+    }
+
+    private static final Map<Long, DeviceOp> BY_CODE = new HashMap<>();
+
+    static {
+        for (DeviceOp o : values()) {
+            if (BY_CODE.put(key(o.code, o.hand), o) != null) {
+                throw new ExceptionInInitializerError("two device ops with code " + o.code + ", hand " + o.hand);
+            }
+        }
+    }
+
+    /** The value of {@link KernelFields#op} that runs it. */
+    final int code;
+    /** The value of {@link KernelFields#hand} (a hand-written op), 0 for a translated one. */
+    final int hand;
+    private final String profileName;
+
+    DeviceOp(int code, String profileName) {
+        this(code, 0, profileName);
+    }
+
+    DeviceOp(int code, int hand, String profileName) {
+        this.code = code;
+        this.hand = hand;
+        this.profileName = profileName;
+    }
+
+    /** The name launches of this op are profiled under ({@link OpenClOps#profile()}). */
+    public String profileName() {
+        return profileName;
+    }
+
+    /** Whether this op is hand-written OpenCL C (as opposed to Java that Aparapi translates). */
+    public boolean handWritten() {
+        return hand != 0;
+    }
+
+    /** The macro the {@code .cl} files name a hand-written op by, defined by {@link ClKernels#constants()}. */
+    public String define() {
+        if (!handWritten()) {
+            throw new IllegalStateException(this + " is translated from Java and has no OpenCL C macro");
+        }
+        return "OURO_" + name().substring("CL_".length());
+    }
+
+    /** Whether this is one of the GEMM kernels (profiled by shape where asked). */
+    boolean gemm() {
+        return this == GEMM || this == CL_GEMM_OUTER || this == CL_GEMM_TILED || this == CL_GEMM_TC
+                || this == CL_GEMM_DOT;
+    }
+
+    /** The op the kernel's {@code op} and {@code hand} fields select. */
+    static DeviceOp of(int code, int hand) {
+        DeviceOp o = BY_CODE.get(key(code, code == Code.HAND || code == Code.PHASES ? hand : 0));
+        if (o == null) {
+            throw new IllegalStateException("no device op has code " + code + " and hand " + hand);
+        }
+        return o;
+    }
+
+    private static long key(int code, int hand) {
+        return (long) code << 32 | hand;
+    }
+}

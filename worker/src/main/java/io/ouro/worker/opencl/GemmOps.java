@@ -1,0 +1,286 @@
+package io.ouro.worker.opencl;
+
+import com.aparapi.Range;
+import com.aparapi.device.OpenCLDevice;
+import io.ouro.worker.model.MatmulPrecision;
+import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.opencl.OpenClOps.GemmKernel;
+
+/**
+ * The GEMM of an {@link OpenClOps}, C (= or +=) A B^T over any strides: which kernel runs it on this device
+ * ({@link GemmKernel}), the packing of operands into panels and the transposes that let the fast kernels take every
+ * layout, and the scratch region they use.
+ */
+abstract class GemmOps extends KernelLaunches {
+
+    /** Work-group of the register-blocked GEMM on a CPU device, in micro-tiles (tuned on pocl: see docs/opencl.md). */
+    private static final int OUTER_GROUP_X = 4, OUTER_GROUP_Y = 4;
+
+    /** Rows of C from which the register-blocked GEMM packs B (below, B is read in place or the twin runs). */
+    private static final int PACK_MIN_ROWS = 512;
+
+    /**
+     * Longest k the register-blocked GEMM walks in one launch when it reads its operands in place: a longer product
+     * (the LM head's input gradient, k = vocab) runs as launches over k-slices accumulating into C, so each slice of
+     * A and B stays in the last-level cache while every micro-tile walks it (see README, OpenCL C kernels).
+     */
+    private int outerKChunk = 4096;
+
+    private boolean outerSwap = true;
+
+    /** Whether this device runs gemm_tc.cl with the tensor-core instruction (TensorCores' probe passed). */
+    private final boolean tensorCores;
+
+    /** The products' precision ({@code train.matmul}): AUTO runs the tensor-core GEMM only for BF16_TENSOR. */
+    private final MatmulPrecision matmul;
+
+    private GemmKernel gemmKernel = GemmKernel.AUTO;
+
+    private int transposeScratch = -1, transposeScratchSize;
+
+    /** Compiles the kernel's program with the GEMM {@code matmul} asks for on this device. */
+    GemmOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
+            boolean training, MatmulPrecision matmul) {
+        super(device, paramSegments, actSize, metricsSize, rows, stashSizes, training);
+        // the tensor-core instruction goes into the program only for bf16_tensor on a device that ran it in the probe
+        this.matmul = matmul;
+        this.tensorCores = ClKernels.install(matmul, device);
+        KernelCheck.requireOpenCl(k, device);
+    }
+
+    // C(i,j) (= or +=) sum_k A(i,k) B(j,k), C (m,n), with element (r,c) of X at xOff + r*xRs + c*xCs
+    public void gemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
+                     Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
+        reads(a, b, c);
+        if (gemmKernel != GemmKernel.TRANSLATED && gemmKernel != GemmKernel.DOT
+                && handGemm(c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate)) {
+            return;
+        }
+        // On a CPU device the layouts the register-blocked GEMM declines run as plain dot products over k
+        // (gemm.cl's ouro_gemm_dot), which pocl vectorizes (about 2.4x the tiled kernel there): operands that are not
+        // k-contiguous are first transposed into the scratch region. GPUs, products whose operands do not fit the
+        // scratch, and the translated twin (TRANSLATED) take the translated tiled kernel.
+        boolean dot = cpuDevice && gemmKernel != GemmKernel.TRANSLATED;
+        if (dot && (aCs != 1 || bCs != 1) && transposeScratch >= 0 && (aCs == 1 || aRs == 1)
+                && (bCs == 1 || bRs == 1) && readable(a) && readable(b)
+                && (aCs == 1 ? 0L : (long) m * kk) + (bCs == 1 ? 0L : (long) n * kk) <= transposeScratchSize) {
+            int at = transposeScratch, bt = transposeScratch + (aCs == 1 ? 0 : m * kk);
+            if (aCs != 1) {
+                transpose(at, a, aOff, kk, m, aCs);
+            }
+            if (bCs != 1) {
+                transpose(bt, b, bOff, kk, n, bCs);
+            }
+            gemm(c, cOff, cRs, cCs, aCs == 1 ? a : Buffer.ACT, aCs == 1 ? aOff : at, aCs == 1 ? aRs : kk, 1,
+                    bCs == 1 ? b : Buffer.ACT, bCs == 1 ? bOff : bt, bCs == 1 ? bRs : kk, 1, m, n, kk, accumulate);
+            return;
+        }
+        if (dot && aCs == 1 && bCs == 1 && a.equals(Buffer.ACT) && readable(b)) {
+            setGemm(DeviceOp.CL_GEMM_DOT, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
+            execute(Range.create2D(device, roundUp((n + 3) / 4, 8), roundUp((m + 3) / 4, 8), 8, 8));
+            wrote(c);
+            return;
+        }
+        setGemm(DeviceOp.GEMM, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
+        int tx = LoopKernel.TILE_X, ty = LoopKernel.TILE_Y;
+        // each work-group covers a 64 x 64 block of C
+        execute(Range.create2D(device, (n + 63) / 64 * tx, (m + 63) / 64 * ty, tx, ty));
+        wrote(c);
+    }
+
+    /** Sets the longest k-slice of the register-blocked GEMM on operands read in place (benchmarks; default 4096). */
+    public void setOuterKChunk(int chunk) {
+        outerKChunk = Math.max(16, chunk);
+    }
+
+    /** Whether the register-blocked GEMM walks the rows first for C wider than tall (benchmarks; default true). */
+    public void setOuterSwap(boolean swap) {
+        outerSwap = swap;
+    }
+
+    /** Selects the GEMM kernel (see {@link GemmKernel}). */
+    public void useGemm(GemmKernel g) {
+        gemmKernel = g;
+    }
+
+    /** Whether this device passed {@link TensorCores#probe} and the program issues the tensor-core instruction. */
+    public boolean tensorCores() {
+        return tensorCores;
+    }
+
+    /** Whether {@link #gemm} runs the tensor-core kernel with the instruction (bf16 operands) as set now. */
+    public boolean usesTensorCores() {
+        return tensorCores && effectiveGemm() == GemmKernel.TENSOR;
+    }
+
+    /** The variant {@link #gemm} runs as set now: {@link GemmKernel#AUTO} resolved for this device. */
+    public GemmKernel effectiveGemm() {
+        return gemmKernel != GemmKernel.AUTO ? gemmKernel : cpuDevice ? GemmKernel.OUTER
+                : tensorCores && matmul == MatmulPrecision.BF16_TENSOR ? GemmKernel.TENSOR : GemmKernel.TILED;
+    }
+
+    public GemmKernel gemmKernel() {
+        return gemmKernel;
+    }
+
+    /**
+     * The GEMM in hand-written OpenCL C; false when the chosen variant does not take this layout and the translated
+     * kernel runs it. The register-blocked one needs C with j contiguous; it packs B (and A, when both fit) into the
+     * scratch region in panels of its micro-tile, so that each work item streams contiguous memory, and without room
+     * there it reads a B with j contiguous in place.
+     */
+    private boolean handGemm(Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
+                             Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
+        GemmKernel g = effectiveGemm();
+        boolean packA = false, packB = false;
+        if (g == GemmKernel.OUTER) {
+            if (cCs != 1) {
+                return false;
+            }
+            long pb = (long) roundUp(n, ClKernels.OUTER_NR) * kk, pa = (long) roundUp(m, ClKernels.OUTER_MR) * kk;
+            // packing B costs a pass over it per call: worth it when many row tiles reuse it (measured in the step:
+            // the LM head's 50257 x 256 weight packed for each block of rows cost more than it saved)
+            boolean room = transposeScratch >= 0
+                    && !(c.equals(Buffer.ACT) && overlapsScratch(cOff, extent(m, cRs, n, cCs)))
+                    && !(a.equals(Buffer.ACT) && overlapsScratch(aOff, extent(m, aRs, kk, aCs)))
+                    && !(b.equals(Buffer.ACT) && overlapsScratch(bOff, extent(n, bRs, kk, bCs)));
+            packB = room && m >= PACK_MIN_ROWS && pb <= transposeScratchSize;
+            // A only when its rows are neither contiguous nor i-contiguous (never in the step's layouts)
+            packA = packB && aRs != 1 && aCs != 1 && pa + pb <= transposeScratchSize;
+            if (!packB && bRs != 1) {
+                return false;
+            }
+            if (packB) {
+                pack(transposeScratch, b, bOff, bRs, bCs, n, kk, ClKernels.OUTER_NR);
+                b = Buffer.ACT;
+                bOff = transposeScratch;
+            }
+            if (packA) {
+                pack(transposeScratch + (int) pb, a, aOff, aRs, aCs, m, kk, ClKernels.OUTER_MR);
+                a = Buffer.ACT;
+                aOff = transposeScratch + (int) pb;
+            }
+        }
+        if (g == GemmKernel.OUTER) {
+            // packed panels are laid out for the whole k; operands read in place can be walked in k-slices
+            int chunk = packA || packB || kk <= outerKChunk ? kk : outerKChunk;
+            for (int k0 = 0; k0 < kk; k0 += chunk) {
+                setGemm(DeviceOp.CL_GEMM_OUTER, c, cOff, cRs, cCs, a, aOff + k0 * aCs, aRs, aCs, b, bOff + k0 * bCs,
+                        bRs, bCs, m, n, Math.min(chunk, kk - k0), accumulate || k0 > 0);
+                launchOuter(packA, packB, m, n);
+            }
+        } else if (g == GemmKernel.TENSOR) {
+            // work-groups of 4 warps: 64 rows x 32 columns of C
+            setGemm(DeviceOp.CL_GEMM_TC, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
+            execute(Range.create2D(device, (n + 31) / 32 * 32, (m + 63) / 64 * 4, 32, 4));
+        } else {
+            setGemm(DeviceOp.CL_GEMM_TILED, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk,
+                    accumulate);
+            execute(Range.create2D(device, (n + 63) / 64 * 16, (m + 63) / 64 * 16, 16, 16));
+        }
+        wrote(c);
+        return true;
+    }
+
+    /**
+     * Packs X (rows, kk), element (r, k) at {@code off + r*rs + k*cs} in {@code x}, into act at {@code dst} as the
+     * register-blocked GEMM's B panels (roundUp(rows, 16) * kk floats), for {@link #gemmPackedB}.
+     */
+    public void packPanels(int dst, Buffer x, int off, int rs, int cs, int rows, int kk) {
+        reads(x, Buffer.ACT);
+        pack(dst, x, off, rs, cs, rows, kk, ClKernels.OUTER_NR);
+    }
+
+    /**
+     * C (m, n) (= or +=) A B^T on the register-blocked GEMM (CPU devices), B given as {@link #packPanels}' panels
+     * at act[{@code bPanels}]: for a B used by many products between two changes (the LM head's weight).
+     */
+    public void gemmPackedB(Buffer c, int cOff, int cRs, Buffer a, int aOff, int aRs, int aCs, int bPanels, int m,
+                            int n, int kk, boolean accumulate) {
+        reads(a, c, Buffer.ACT);
+        setGemm(DeviceOp.CL_GEMM_OUTER, c, cOff, cRs, 1, a, aOff, aRs, aCs, Buffer.ACT, bPanels, 1, ClKernels.OUTER_NR,
+                m, n, kk, accumulate);
+        launchOuter(false, true, m, n);
+        wrote(c);
+    }
+
+    // the register-blocked GEMM over C (m, n), set by setGemm, with A and/or B in packed panels
+    private void launchOuter(boolean packedA, boolean packedB, int m, int n) {
+        int tx = (n + ClKernels.OUTER_NR - 1) / ClKernels.OUTER_NR, ty = (m + ClKernels.OUTER_MR - 1) / ClKernels.OUTER_MR;
+        // neighbouring work-groups share A's rows (and stream B) or, for C wider than tall, B's panels (streaming
+        // A): the larger operand is read from memory once, the smaller re-read from cache (measured: docs/opencl.md)
+        boolean swap = outerSwap && n > m;
+        k.setOuterPanels(packedA, packedB, swap);
+        execute(swap ? Range.create2D(device, roundUp(ty, OUTER_GROUP_Y), roundUp(tx, OUTER_GROUP_X), OUTER_GROUP_Y,
+                OUTER_GROUP_X) : Range.create2D(device, roundUp(tx, OUTER_GROUP_X), roundUp(ty, OUTER_GROUP_Y),
+                OUTER_GROUP_X, OUTER_GROUP_Y));
+    }
+
+    // act[dst + p*P*kk + k*P + r] = X(pP + r, k), X (rows, kk) at off + j*rs + k*cs in x; zero past rows
+    private void pack(int dst, Buffer x, int off, int rs, int cs, int rows, int kk, int panel) {
+        k.setPack(dst, x.selector(), off, rs, cs, rows, kk, panel);
+        int gx = (kk + 15) / 16, gy = (rows + panel - 1) / panel;
+        execute(Range.create2D(device, roundUp(gx, 4), roundUp(gy, 4), 4, 4));
+        wrote(Buffer.ACT);
+    }
+
+    private boolean overlapsScratch(int off, long extent) {
+        return off < transposeScratch + (long) transposeScratchSize && off + extent > transposeScratch;
+    }
+
+    // floats from a matrix's first element to past its last
+    private static long extent(int rows, int rs, int cols, int cs) {
+        return (long) (rows - 1) * rs + (long) (cols - 1) * cs + 1;
+    }
+
+    private void setGemm(DeviceOp variant, Buffer c, int cOff, int cRs, int cCs, Buffer a, int aOff, int aRs, int aCs,
+                         Buffer b, int bOff, int bRs, int bCs, int m, int n, int kk, boolean accumulate) {
+        k.setGemm(variant, c.selector(), cOff, cRs, cCs, a.selector(), aOff, aRs, aCs, b.selector(), bOff, bRs, bCs, m,
+                n, kk, accumulate);
+    }
+
+    // out (N,O) act = x (N,I) act . w (O,I)^T from buffer wBuf
+    public void linearForward(int outOff, int xOff, Buffer wBuf, int wOff, int n, int in, int o) {
+        gemm(Buffer.ACT, outOff, o, 1, Buffer.ACT, xOff, in, 1, wBuf, wOff, in, 1, n, o, in, false);
+    }
+
+    // dx (N,I) act += dout (N,O) act . w (O,I)
+    public void linearBackwardInput(int dxOff, int doutOff, Buffer wBuf, int wOff, int n, int in, int o) {
+        gemm(Buffer.ACT, dxOff, in, 1, Buffer.ACT, doutOff, o, 1, wBuf, wOff, 1, in, n, in, o, true);
+    }
+
+    // dw (O,I) in dwBuf += dout (N,O)^T act . x (N,I) act
+    public void linearBackwardWeight(Buffer dwBuf, int dwOff, int doutOff, int xOff, int n, int in, int o) {
+        gemm(dwBuf, dwOff, in, 1, Buffer.ACT, doutOff, 1, o, Buffer.ACT, xOff, 1, in, o, in, n, true);
+    }
+
+    /**
+     * A region of act where {@link #gemm} may transpose operands that are not k-contiguous on a CPU device, so
+     * that every layout runs as dot products; a product whose operands do not fit uses the tiled kernel.
+     */
+    public void setTransposeScratch(int off, int size) {
+        transposeScratch = off;
+        transposeScratchSize = size;
+    }
+
+    /** Whether this is a CPU device, where some layouts take other kernels. */
+    public boolean cpuDevice() {
+        return cpuDevice;
+    }
+
+    // act[dst + c*rows + r] = src[srcOff + r*cols + c]: the (rows, cols) matrix in src (PARAMS or ACT), transposed
+    public void transpose(int dstOff, Buffer src, int srcOff, int rows, int cols) {
+        transpose(dstOff, src, srcOff, rows, cols, cols);
+    }
+
+    // the same with source rows `stride` apart
+    private void transpose(int dstOff, Buffer src, int srcOff, int rows, int cols, int stride) {
+        if (!readable(src)) {
+            throw new IllegalArgumentException("transpose reads parameters or ACT, not " + src);
+        }
+        reads(src, Buffer.ACT);
+        k.setTranspose(dstOff, src.selector(), srcOff, rows, cols, stride);
+        launchElementwise(k.transposeTiles());
+        wrote(Buffer.ACT);
+    }
+}
