@@ -621,9 +621,9 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (m.has("preset")) {
             throw m.error("preset", "init_from takes the model from " + dir + "/config.json; leave preset out");
         }
-        io.ouro.orchestrator.hf.HadoopDir d;
+        io.ouro.orchestrator.fs.HadoopModelDir d;
         try {
-            d = new io.ouro.orchestrator.hf.HadoopDir(dir, new org.apache.hadoop.conf.Configuration());
+            d = new io.ouro.orchestrator.fs.HadoopModelDir(dir, new org.apache.hadoop.conf.Configuration());
             try (var in = d.open(io.ouro.worker.hf.HfModelDir.CONFIG)) {
                 return io.ouro.worker.hf.HfConfig.parse(d.describe(io.ouro.worker.hf.HfModelDir.CONFIG),
                         in.readAllBytes(), new LoopConfig(512, 64, 2, 4, 176, 4, 10_000, 1e-6, 0.1, 0.02, 1));

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.demo;
 
+import io.ouro.tokenizer.fs.HadoopFiles;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.hadoop.conf.Configuration;
@@ -203,9 +204,8 @@ public final class SynthApp {
         meta.put("task", "mano").put("form", o.form().name().toLowerCase(Locale.ROOT)).put("modulus", o.modulus()).put("seed", o.seed()).put("min_ops", o.minOps())
                 .put("max_ops", o.maxOps()).put("documents", o.documents()).put("heldout", held.size())
                 .put("heldout_duplicates_skipped", rejected).put("train_bytes", bytes).put("files", o.files());
-        try (var out = fs.create(new Path(root, "mano.json"), true)) {
-            out.write(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(meta));
-        }
+        HadoopFiles.write(fs, new Path(root, ".mano.json.tmp"), new Path(root, "mano.json"), true,
+                out -> out.write(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(meta)));
         return new Corpus(trainDir.toString(), heldDir.toString(), o.documents(), held.size(), rejected, bytes);
     }
 
@@ -217,8 +217,6 @@ public final class SynthApp {
     private static void commit(FileSystem fs, Path dir, String name) throws IOException {
         Path fin = new Path(dir, name);
         fs.delete(fin, false);
-        if (!fs.rename(new Path(dir, "." + name + ".tmp"), fin)) {
-            throw new IOException("could not rename " + new Path(dir, "." + name + ".tmp") + " to " + fin);
-        }
+        HadoopFiles.rename(fs, new Path(dir, "." + name + ".tmp"), fin);
     }
 }

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.hf;
 
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.backend.Backends;
@@ -100,7 +101,7 @@ public final class GenerateApp {
             throw new IllegalArgumentException("--tokenizer FILE is required with --config (a run's checkpoint holds no"
                     + " tokenizer; an HF directory given with --model may)");
         }
-        HadoopDir dir = new HadoopDir(modelDir, conf);
+        HadoopModelDir dir = new HadoopModelDir(modelDir, conf);
         if (!dir.exists(HfModelDir.TOKENIZER)) {
             throw new IllegalArgumentException(dir.describe(HfModelDir.TOKENIZER) + " does not exist; pass --tokenizer FILE");
         }

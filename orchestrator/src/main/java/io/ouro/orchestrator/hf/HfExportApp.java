@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.hf;
 
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.hf.Safetensors;
@@ -44,7 +45,7 @@ public final class HfExportApp {
             }
             tok = new HfModelDir.Tokenizer(json, t.decode(new int[] {t.eosId()}), t.eosId());
         }
-        HfModelDir.write(new HadoopDir(out, conf), m.config(), m.params(), dtype, maxPositions, tok,
+        HfModelDir.write(new HadoopModelDir(out, conf), m.config(), m.params(), dtype, maxPositions, tok,
                 Map.of("format", "pt", "source", m.origin()));
         return "exported " + m.origin() + " (" + m.config() + ") to " + out + " as " + dtype
                 + (tok == null ? "" : " with the tokenizer");

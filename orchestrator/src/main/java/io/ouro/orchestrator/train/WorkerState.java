@@ -5,7 +5,7 @@ import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.checkpoint.StateKind;
 import io.ouro.worker.hf.FlatTensors;
 import io.ouro.worker.hf.TensorSource;
-import io.ouro.orchestrator.hf.HadoopDir;
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
@@ -132,7 +132,7 @@ final class WorkerState implements AutoCloseable {
                 moveFrom.close();
                 source = "moved from " + moveFrom.shape;
             } else if (step == 0 && !cfg.initFrom().isEmpty()) {
-                HfModelDir.Model m = HfModelDir.read(new HadoopDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
+                HfModelDir.Model m = HfModelDir.read(new HadoopModelDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
                         st.model());
                 TensorSource zeros = (t, start, dst, off, len) -> Arrays.fill(dst, off, off + len, 0f);
                 carry(new ParamLayout(m.config()), FlatTensors.source(m.params()), 0, zeros, zeros, b, st);

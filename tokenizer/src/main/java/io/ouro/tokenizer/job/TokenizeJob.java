@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.tokenizer.fs.HadoopFiles;
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;
 import io.ouro.tokenizer.shard.ShardTable;
@@ -257,47 +258,11 @@ public final class TokenizeJob {
 
     static void writeAtomically(FileSystem fs, Path dst, byte[] content) throws IOException {
         Path tmp = new Path(dst.getParent(), "_tmp/" + dst.getName() + "." + Long.toHexString(System.nanoTime()));
-        try (FSDataOutputStream o = fs.create(tmp, true)) {
-            o.write(content);
-        }
+        HadoopFiles.writeTemp(fs, tmp, out -> out.write(content));
         if (fs.exists(dst)) {
             fs.delete(dst, false);
         }
-        commit(fs, tmp, dst);
-    }
-
-    /**
-     * Renames {@code tmp} to {@code dst}. When another attempt of the same unit committed {@code dst} first
-     * (a task of a killed job that is still running, or a speculative copy), its bytes must equal ours, since
-     * the output is a function of the input: ours are dropped. Different bytes are an error.
-     */
-    static void commit(FileSystem fs, Path tmp, Path dst) throws IOException {
-        if (fs.rename(tmp, dst)) {
-            return;
-        }
-        if (!fs.exists(dst)) {
-            throw new IOException("could not rename " + tmp + " to " + dst);
-        }
-        if (!sameBytes(fs, tmp, dst)) {
-            throw new IOException("could not rename " + tmp + " to " + dst + ": another attempt wrote " + dst
-                    + " with other content (did the input change while the job ran?)");
-        }
-        fs.delete(tmp, false);
-    }
-
-    static boolean sameBytes(FileSystem fs, Path a, Path b) throws IOException {
-        if (fs.getFileStatus(a).getLen() != fs.getFileStatus(b).getLen()) {
-            return false;
-        }
-        try (InputStream x = new java.io.BufferedInputStream(fs.open(a), 1 << 16);
-             InputStream y = new java.io.BufferedInputStream(fs.open(b), 1 << 16)) {
-            for (int c; (c = x.read()) >= 0; ) {
-                if (c != y.read()) {
-                    return false;
-                }
-            }
-            return y.read() < 0;
-        }
+        HadoopFiles.commit(fs, tmp, dst);
     }
 
     /** One tokenizer per executor JVM, built from the broadcast file. */
@@ -557,7 +522,7 @@ public final class TokenizeJob {
             }
             ShardWriter.Info w = writer.finish();
             Path dst = new Path(out, shardName);
-            commit(fs, tmp, dst);
+            HadoopFiles.commit(fs, tmp, dst);
             shards.add(new UnitResult.ShardInfo(shardName, w.documents(), w.tokens(), w.bytes(), w.sha256(),
                     w.indexOffset(), crcKey));
             writer = null;
