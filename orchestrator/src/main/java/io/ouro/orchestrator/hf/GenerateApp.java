@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.hf;
 
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
@@ -37,7 +38,7 @@ public final class GenerateApp {
     }
 
     public static void main(String[] args) throws IOException {
-        Args a = Args.parse(args, USAGE);
+        Args a = Args.orExit(args, USAGE);
         Configuration conf = new Configuration();
         ModelSource.Loaded m = ModelSource.load(a.get("model", null), a.get("config", null), a.get("checkpoint", null), conf);
         BpeTokenizer tok = tokenizer(a.get("tokenizer", null), a.get("model", null), conf);

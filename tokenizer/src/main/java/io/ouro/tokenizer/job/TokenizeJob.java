@@ -1,5 +1,6 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.cli.Args;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -76,16 +77,19 @@ public final class TokenizeJob {
                           Map<String, Long> bad, double seconds, String manifest) {
     }
 
+    static final String USAGE = "tokenize --input URI --format text|jsonl|parquet [--field text] [--separator LINE]"
+            + " --tokenizer FILE --output URI --source NAME [--master URL] [--shard-tokens N] [--batch-tokens N]"
+            + " [--max-doc-bytes N]";
+
     public static void main(String[] args) throws Exception {
-        Map<String, String> a = parse(args);
-        Options o = new Options(req(a, "input"), a.getOrDefault("format", "text"), a.getOrDefault("field", "text"),
-                a.get("separator"), req(a, "tokenizer"), req(a, "output"), req(a, "source"),
-                Long.parseLong(a.getOrDefault("shard-tokens", "16777216")),
-                Integer.parseInt(a.getOrDefault("max-doc-bytes", "16777216")), -1,
-                Integer.parseInt(a.getOrDefault("batch-tokens", Integer.toString(ShardFormat.DEFAULT_BATCH_TOKENS))));
+        Args a = Args.orExit(args, USAGE);
+        Options o = new Options(a.required("input"), a.get("format", "text"), a.get("field", "text"),
+                a.get("separator", null), a.required("tokenizer"), a.required("output"), a.required("source"),
+                a.longValue("shard-tokens", 16777216L), a.integer("max-doc-bytes", 16777216), -1,
+                a.integer("batch-tokens", ShardFormat.DEFAULT_BATCH_TOKENS));
         SparkConf conf = new SparkConf().setAppName("ouro tokenize · " + o.source());
-        if (a.containsKey("master")) {
-            conf.setMaster(a.get("master"));
+        if (a.has("master")) {
+            conf.setMaster(a.get("master", null));
         } else if (!conf.contains("spark.master")) {
             conf.setMaster("local[*]");
         }
@@ -93,27 +97,6 @@ public final class TokenizeJob {
             Summary s = run(jsc, o, System.out::println);
             System.exit(s.documents() > 0 || s.units() > 0 ? 0 : 1);
         }
-    }
-
-    static Map<String, String> parse(String[] args) {
-        Map<String, String> m = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            if (!args[i].startsWith("--") || i + 1 >= args.length) {
-                throw new IllegalArgumentException("usage: tokenize --input URI --format text|jsonl|parquet [--field text]"
-                        + " [--separator LINE] --tokenizer FILE --output URI --source NAME [--master URL]"
-                        + " [--shard-tokens N] [--batch-tokens N] [--max-doc-bytes N]; bad argument: " + args[i]);
-            }
-            m.put(args[i].substring(2), args[++i]);
-        }
-        return m;
-    }
-
-    static String req(Map<String, String> a, String k) {
-        String v = a.get(k);
-        if (v == null) {
-            throw new IllegalArgumentException("tokenize: --" + k + " is required");
-        }
-        return v;
     }
 
     public static Summary run(JavaSparkContext jsc, Options o, java.util.function.Consumer<String> log)
