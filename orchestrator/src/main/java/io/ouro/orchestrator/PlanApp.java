@@ -1,5 +1,6 @@
 package io.ouro.orchestrator;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.config.ConfigException;
 import io.ouro.orchestrator.config.TrainConfig;
@@ -50,8 +51,8 @@ public final class PlanApp {
             for (String line : Plan.describe(cfg)) {
                 System.out.println(line);
             }
-            TrainConfig.Stage prev = null;
-            for (TrainConfig.Stage s : cfg.stages()) {
+            Stage prev = null;
+            for (Stage s : cfg.stages()) {
                 if (prev != null) {
                     System.out.println(Plan.transition(prev, s));
                 }

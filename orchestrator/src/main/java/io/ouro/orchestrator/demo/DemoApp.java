@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.demo;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.tokenizer.cli.Args;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -250,7 +251,7 @@ public final class DemoApp {
             AnswerEval.Result ans = null;
             if (!heldout.isEmpty()) {
                 long s4 = System.nanoTime();
-                TrainConfig.Stage lastStage = cfg.stages().get(cfg.stages().size() - 1);
+                Stage lastStage = cfg.stages().get(cfg.stages().size() - 1);
                 ans = AnswerEval.run(tok, lastStage.model(), r.parameters(), heldout, 128, 8, o.modulus());
                 log.accept(String.format(Locale.ROOT, "[5/5] evaluated %d held-out expressions at T = %d in %.1f s",
                         ans.expressions(), lastStage.model().steps(), (System.nanoTime() - s4) / 1e9));
@@ -365,7 +366,7 @@ public final class DemoApp {
                 return;
             }
             long step = Long.parseLong(m.group(2));
-            TrainConfig.Stage st = cfg.stageAt(step);
+            Stage st = cfg.stageAt(step);
             long now = System.nanoTime();
             if (!st.name().equals(stage)) {
                 stage = st.name();
@@ -383,7 +384,7 @@ public final class DemoApp {
             double stageEta = perStep * (st.endStep() - 1 - step);
             double eta = stageEta;
             double cost = (double) st.model().steps() * st.seqLen() * st.batchPerWorker();
-            for (TrainConfig.Stage later : cfg.stages()) {
+            for (Stage later : cfg.stages()) {
                 if (later.index() > st.index()) {
                     eta += perStep * later.steps() * later.model().steps() * later.seqLen() * later.batchPerWorker() / cost;
                 }
