@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.tokenizer.IntList;
 import io.ouro.tokenizer.fs.HadoopFiles;
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;
@@ -341,7 +342,7 @@ public final class TokenizeJob {
         final Map<String, List<String>> samples = new TreeMap<>();
         final CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        final BpeTokenizer.IntList ids = new BpeTokenizer.IntList(1 << 16);
+        final IntList ids = new IntList(1 << 16);
         long docs, tokens, bytesIn;
         ShardWriter writer;
         Path tmp;
