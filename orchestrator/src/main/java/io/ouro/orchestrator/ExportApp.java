@@ -1,5 +1,6 @@
 package io.ouro.orchestrator;
 
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.checkpoint.CheckpointReader;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import org.apache.hadoop.conf.Configuration;
@@ -21,18 +22,16 @@ public final class ExportApp {
     }
 
     public static void main(String[] args) throws IOException {
+        Args a = Args.orExit(args, "ouro export --run URI [--step N] --to URI");
         String run = null, to = null;
         long step = -1;
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            switch (args[i]) {
-                case "--run" -> run = args[i + 1];
-                case "--to" -> to = args[i + 1];
-                case "--step" -> step = Long.parseLong(args[i + 1]);
-                default -> usage("unknown argument " + args[i]);
-            }
-        }
-        if (run == null || to == null || args.length % 2 != 0) {
-            usage("--run and --to are required");
+        try {
+            run = a.required("run");
+            to = a.required("to");
+            step = a.longValue("step", -1);
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
+            System.exit(2);
         }
         System.out.println(export(run, step, to, new Configuration()));
     }
@@ -52,8 +51,4 @@ public final class ExportApp {
         }
     }
 
-    private static void usage(String why) {
-        System.err.println(why + "\nusage: ouro export --run URI [--step N] --to URI");
-        System.exit(2);
-    }
 }

@@ -1,5 +1,7 @@
 package io.ouro.orchestrator;
 
+import io.ouro.orchestrator.config.Stage;
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.config.ConfigException;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.orchestrator.train.Plan;
@@ -16,35 +18,21 @@ public final class PlanApp {
     private PlanApp() {
     }
 
-    static final String USAGE = "usage: ouro plan --config FILE [--workers W] [--spark-conf]";
+    static final String USAGE = "ouro plan --config FILE [--workers W] [--spark-conf]";
 
     public static void main(String[] args) {
-        String config = null;
+        Args a = Args.orExit(args, USAGE);
+        String config = a.get("config", null);
         int workers = 0;
-        boolean spark = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--config" -> config = i + 1 < args.length ? args[++i] : null;
-                case "--workers" -> {
-                    try {
-                        workers = i + 1 < args.length ? Integer.parseInt(args[++i]) : -1;
-                    } catch (NumberFormatException e) {
-                        workers = -1;
-                    }
-                    if (workers < 1) {
-                        System.err.println("--workers: expected a positive integer\n" + USAGE);
-                        System.exit(2);
-                    }
-                }
-                case "--spark-conf" -> spark = true;
-                default -> {
-                    System.err.println("unknown argument " + args[i] + "\n" + USAGE);
-                    System.exit(2);
-                }
+        boolean spark = a.has("spark-conf");
+        try {
+            workers = a.integer("workers", 0);
+            if (a.has("workers") && workers < 1) {
+                throw a.error("--workers: expected a positive integer, got " + workers);
             }
-        }
-        if (config == null) {
-            System.err.println(USAGE);
+            a.required("config");
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
             System.exit(2);
         }
         try {
@@ -63,8 +51,8 @@ public final class PlanApp {
             for (String line : Plan.describe(cfg)) {
                 System.out.println(line);
             }
-            TrainConfig.Stage prev = null;
-            for (TrainConfig.Stage s : cfg.stages()) {
+            Stage prev = null;
+            for (Stage s : cfg.stages()) {
                 if (prev != null) {
                     System.out.println(Plan.transition(prev, s));
                 }

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator;
 
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.config.ConfigException;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.orchestrator.train.Trainer;
@@ -18,40 +19,24 @@ public final class PretrainApp {
     private PretrainApp() {
     }
 
+    static final String USAGE = "PretrainApp --config FILE [--master URL] [--data URI] [--out URI] [--resume auto|no]"
+            + " [--linger-ui-s N]";
+
     public static void main(String[] args) throws Exception {
-        String config = null, master = null, data = null, out = null;
+        Args a = Args.orExit(args, USAGE);
+        String config = null, master = a.get("master", null), data = a.get("data", null), out = a.get("out", null);
         int linger = 0;
         boolean resume = false;
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            String v = i + 1 < args.length ? args[i + 1] : null;
-            switch (a) {
-                case "--config" -> config = need(a, v);
-                case "--master" -> master = need(a, v);
-                case "--data" -> data = need(a, v);
-                case "--out" -> out = need(a, v);
-                case "--linger-ui-s" -> linger = Integer.parseInt(need(a, v));
-                case "--resume" -> {
-                    String mode = need(a, v);
-                    if (!mode.equals("auto") && !mode.equals("no")) {
-                        throw new IllegalArgumentException("--resume: expected auto or no, got " + mode);
-                    }
-                    resume = mode.equals("auto");
-                }
-                case "-h", "--help" -> {
-                    usage();
-                    return;
-                }
-                default -> {
-                    System.err.println("unknown argument " + a);
-                    usage();
-                    System.exit(2);
-                }
+        try {
+            config = a.required("config");
+            linger = a.integer("linger-ui-s", 0);
+            String mode = a.get("resume", "no");
+            if (!mode.equals("auto") && !mode.equals("no")) {
+                throw a.error("--resume: expected auto or no, got " + mode);
             }
-            i++;
-        }
-        if (config == null) {
-            usage();
+            resume = mode.equals("auto");
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
             System.exit(2);
         }
         TrainConfig cfg;
@@ -134,17 +119,6 @@ public final class PretrainApp {
         return out != null && c.train().checkpointEvery() == 0 ? c.withCheckpointEvery(c.train().segmentSteps()) : c;
     }
 
-    static String need(String flag, String v) {
-        if (v == null) {
-            throw new IllegalArgumentException(flag + " needs a value");
-        }
-        return v;
-    }
-
-    static void usage() {
-        System.err.println("usage: PretrainApp --config FILE [--master URL] [--data URI] [--out URI] [--resume auto|no]"
-                + " [--linger-ui-s N]");
-    }
 
     static void log(String line) {
         System.out.println(String.format(Locale.ROOT, "%tT ouro %s", System.currentTimeMillis(), line));

@@ -1,5 +1,6 @@
 package io.ouro.tokenizer;
 
+import io.ouro.tokenizer.cli.Args;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -14,7 +15,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -39,23 +39,17 @@ public final class BpeTrainer {
     }
 
     public static void main(String[] args) throws Exception {
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            a.put(args[i].replaceFirst("^--", ""), args[i + 1]);
-        }
-        if (!a.containsKey("input") || !a.containsKey("vocab-size") || !a.containsKey("output")) {
-            System.err.println("usage: train-tokenizer --input URI --vocab-size N --output FILE [--special TOKEN,...]"
-                    + " [--min-frequency N] [--master URL]");
-            System.exit(2);
-        }
+        Args a = Args.orExit(args, "train-tokenizer --input URI --vocab-size N --output FILE [--special TOKEN,...]"
+                + " [--min-frequency N] [--master URL]");
+        String input = a.required("input"), output = a.required("output");
+        int vocab = a.integer("vocab-size"), minFrequency = a.integer("min-frequency", 2);
         SparkConf conf = new SparkConf().setAppName("ouro train-tokenizer");
-        conf.setMaster(a.getOrDefault("master", conf.get("spark.master", "local[*]")));
+        conf.setMaster(a.get("master", conf.get("spark.master", "local[*]")));
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
-            List<String> specials = List.of(a.getOrDefault("special", "<|endoftext|>").split(","));
+            List<String> specials = List.of(a.get("special", "<|endoftext|>").split(","));
             long t0 = System.nanoTime();
-            byte[] json = train(jsc, a.get("input"), Integer.parseInt(a.get("vocab-size")), specials,
-                    Integer.parseInt(a.getOrDefault("min-frequency", "2")));
-            org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(a.get("output"));
+            byte[] json = train(jsc, input, vocab, specials, minFrequency);
+            org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(output);
             try (var o = out.getFileSystem(jsc.hadoopConfiguration()).create(out, true)) {
                 o.write(json);
             }

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.checkpoint;
 
+import io.ouro.tokenizer.fs.HadoopFiles;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
@@ -79,7 +80,7 @@ public final class BackgroundWrites {
         e.printStackTrace(new PrintWriter(w));
         System.err.println("ouro: writing shard " + rank + " of " + world + " into " + dir + " failed: " + w);
         try {
-            ShardWriter.writeSmall(fs, new Path(dir, ".tmp-" + CheckpointStore.errorName(rank, world)),
+            HadoopFiles.write(fs, new Path(dir, ".tmp-" + CheckpointStore.errorName(rank, world)),
                     new Path(dir, CheckpointStore.errorName(rank, world)),
                     (e.getClass().getSimpleName() + ": " + e.getMessage()).getBytes(StandardCharsets.UTF_8));
         } catch (IOException io) {

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.checkpoint;
 
+import io.ouro.tokenizer.fs.HadoopFiles;
 import io.ouro.worker.hf.FlatTensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -138,13 +139,13 @@ public final class CheckpointStore {
             shards.addObject().put("file", m.path("file").asText()).put("bytes", m.path("bytes").asLong())
                     .set("range", m.path("range"));
         }
-        ShardWriter.writeSmall(fs, new Path(pending, ".tmp-" + META), new Path(pending, META),
+        HadoopFiles.write(fs, new Path(pending, ".tmp-" + META), new Path(pending, META),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(meta));
         Path dst = new Path(root, dirName(step));
         if (fs.exists(dst)) {
             fs.delete(pending, true); // another attempt committed this step first; runs are deterministic
         } else {
-            ShardWriter.rename(fs, pending, dst);
+            HadoopFiles.rename(fs, pending, dst);
         }
         prune();
         return Optional.of(dst.toString());
@@ -310,7 +311,7 @@ public final class CheckpointStore {
         Path dir = new Path(root, dirName(step));
         try {
             if (fs.exists(dir) && !fs.exists(new Path(dir, CORRUPT))) {
-                ShardWriter.writeSmall(fs, new Path(dir, ".tmp-" + CORRUPT + "-" + System.nanoTime()),
+                HadoopFiles.write(fs, new Path(dir, ".tmp-" + CORRUPT + "-" + System.nanoTime()),
                         new Path(dir, CORRUPT), why.getBytes(StandardCharsets.UTF_8));
             }
         } catch (IOException e) {

@@ -1,12 +1,12 @@
 package io.ouro.orchestrator.checkpoint;
 
+import io.ouro.tokenizer.fs.HadoopFiles;
 import io.ouro.worker.hf.TensorSource;
 import io.ouro.worker.hf.Safetensors;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ouro.worker.model.TensorView;
-import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
@@ -60,20 +60,21 @@ public final class ShardWriter {
                 "range", range[0] + ":" + range[1]));
         String name = CheckpointStore.shardName(rank, world);
         Path tmp = new Path(dir, ".tmp-" + name), file = new Path(dir, name);
-        BlockCrcStream crc;
-        try (FSDataOutputStream raw = fs.create(tmp, true);
-             BlockCrcStream c = new BlockCrcStream(new BufferedOutputStream(raw, 1 << 20), BLOCK)) {
-            crc = c;
-            c.write(Safetensors.header(entries, meta));
-            Safetensors.Transfer x = new Safetensors.Transfer();
-            for (StateKind k : StateKind.values()) {
-                TensorSource src = state.get(k);
-                for (FlatIndex.Piece p : pieces) {
-                    x.copyOut(src, index.tensors().get(p.tensor()), p.start(), p.length(), c);
+        BlockCrcStream[] written = new BlockCrcStream[1];
+        HadoopFiles.write(fs, tmp, file, false, raw -> {
+            try (BlockCrcStream c = new BlockCrcStream(new BufferedOutputStream(raw, 1 << 20), BLOCK)) {
+                written[0] = c;
+                c.write(Safetensors.header(entries, meta));
+                Safetensors.Transfer x = new Safetensors.Transfer();
+                for (StateKind k : StateKind.values()) {
+                    TensorSource src = state.get(k);
+                    for (FlatIndex.Piece p : pieces) {
+                        x.copyOut(src, index.tensors().get(p.tensor()), p.start(), p.length(), c);
+                    }
                 }
             }
-        }
-        rename(fs, tmp, file);
+        });
+        BlockCrcStream crc = written[0];
 
         ObjectNode m = JSON.createObjectNode();
         m.put("format", CheckpointStore.FORMAT);
@@ -97,27 +98,13 @@ public final class ShardWriter {
             }
         }
         Path marker = new Path(dir, CheckpointStore.markerName(rank, world));
-        writeSmall(fs, new Path(dir, ".tmp-" + marker.getName()), marker,
+        HadoopFiles.write(fs, new Path(dir, ".tmp-" + marker.getName()), marker,
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(m));
         return crc.count;
     }
 
     static String pieceName(StateKind k, TensorView t, long start) {
         return k.label + "/" + t.name() + "@" + start;
-    }
-
-    /** A small file written under {@code tmp} and renamed to {@code dst}. */
-    static void writeSmall(FileSystem fs, Path tmp, Path dst, byte[] bytes) throws IOException {
-        try (FSDataOutputStream out = fs.create(tmp, true)) {
-            out.write(bytes);
-        }
-        rename(fs, tmp, dst);
-    }
-
-    static void rename(FileSystem fs, Path from, Path to) throws IOException {
-        if (!fs.rename(from, to)) {
-            throw new IOException("could not rename " + from + " to " + to);
-        }
     }
 
     /** Counts the bytes written and keeps a CRC32C of every {@code block} bytes. */

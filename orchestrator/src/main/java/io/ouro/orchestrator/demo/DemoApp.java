@@ -1,5 +1,7 @@
 package io.ouro.orchestrator.demo;
 
+import io.ouro.orchestrator.config.Stage;
+import io.ouro.tokenizer.cli.Args;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -27,10 +29,8 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -65,35 +65,15 @@ public final class DemoApp {
     }
 
     public static void main(String[] args) throws Exception {
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("-h") || args[i].equals("--help")) {
-                usage();
-            }
-            if (!args[i].startsWith("--") || i + 1 >= args.length) {
-                System.err.println("demo: bad argument " + args[i]);
-                usage();
-            }
-            a.put(args[i].substring(2), args[++i]);
-        }
+        Args a = Args.orExit(args, USAGE);
         Options o;
         try {
-            o = new Options(a.getOrDefault("out", "/tmp/ouro-demo"), a.get("corpus"),
-                    a.getOrDefault("config", "pipeline-configs/mano-demo.yaml"), a.getOrDefault("device", "auto"),
-                    Double.parseDouble(a.getOrDefault("scale", "1")),
-                    Long.parseLong(a.getOrDefault("documents", "60000")),
-                    Integer.parseInt(a.getOrDefault("heldout", "300")), Integer.parseInt(a.getOrDefault("min-ops", "1")),
-                    Integer.parseInt(a.getOrDefault("max-ops", "2")), a.getOrDefault("master", "local[2]"),
-                    Integer.parseInt(a.getOrDefault("linger-ui-s", "0")), Integer.parseInt(a.getOrDefault("eval", "1000")),
-                    Integer.parseInt(a.getOrDefault("modulus", String.valueOf(DEFAULT_MODULUS))),
-                    Mano.Form.parse(a.getOrDefault("form", DEFAULT_FORM)));
-            for (String k : new String[] {"out", "corpus", "config", "device", "scale", "documents", "heldout", "min-ops",
-                    "max-ops", "master", "linger-ui-s", "eval", "modulus", "form"}) {
-                a.remove(k);
-            }
-            if (!a.isEmpty()) {
-                throw new IllegalArgumentException("unknown option(s) " + a.keySet());
-            }
+            o = new Options(a.get("out", "/tmp/ouro-demo"), a.get("corpus", null),
+                    a.get("config", "pipeline-configs/mano-demo.yaml"), a.get("device", "auto"), a.number("scale", 1),
+                    a.longValue("documents", 60000), a.integer("heldout", 300), a.integer("min-ops", 1),
+                    a.integer("max-ops", 2), a.get("master", "local[2]"), a.integer("linger-ui-s", 0),
+                    a.integer("eval", 1000), a.integer("modulus", DEFAULT_MODULUS),
+                    Mano.Form.parse(a.get("form", DEFAULT_FORM)));
             Mano.checkModulus(o.modulus());
             if (!(o.scale() > 0)) {
                 throw new IllegalArgumentException("--scale: expected a positive number, got " + o.scale());
@@ -106,13 +86,9 @@ public final class DemoApp {
         run(o, DemoApp::log);
     }
 
-    private static void usage() {
-        System.err.println("usage: ouro demo [--out DIR|URI] [--corpus URI] [--device auto|java|cpu|gpu|opencl:<i>]"
-                + " [--scale F] [--documents N] [--heldout N] [--min-ops A] [--max-ops B] [--modulus P] [--form chain|prefix]"
-                + " [--eval N]"
-                + " [--config FILE] [--master URL] [--linger-ui-s N]");
-        System.exit(2);
-    }
+    static final String USAGE = "ouro demo [--out DIR|URI] [--corpus URI] [--device auto|java|cpu|gpu|opencl:<i>]"
+            + " [--scale F] [--documents N] [--heldout N] [--min-ops A] [--max-ops B] [--modulus P] [--form chain|prefix]"
+            + " [--eval N] [--config FILE] [--master URL] [--linger-ui-s N]";
 
     /** Runs the demo and returns its report's facts. */
     public static DemoReport.Facts run(Options o, Consumer<String> log) throws Exception {
@@ -275,7 +251,7 @@ public final class DemoApp {
             AnswerEval.Result ans = null;
             if (!heldout.isEmpty()) {
                 long s4 = System.nanoTime();
-                TrainConfig.Stage lastStage = cfg.stages().get(cfg.stages().size() - 1);
+                Stage lastStage = cfg.stages().get(cfg.stages().size() - 1);
                 ans = AnswerEval.run(tok, lastStage.model(), r.parameters(), heldout, 128, 8, o.modulus());
                 log.accept(String.format(Locale.ROOT, "[5/5] evaluated %d held-out expressions at T = %d in %.1f s",
                         ans.expressions(), lastStage.model().steps(), (System.nanoTime() - s4) / 1e9));
@@ -390,7 +366,7 @@ public final class DemoApp {
                 return;
             }
             long step = Long.parseLong(m.group(2));
-            TrainConfig.Stage st = cfg.stageAt(step);
+            Stage st = cfg.stageAt(step);
             long now = System.nanoTime();
             if (!st.name().equals(stage)) {
                 stage = st.name();
@@ -408,7 +384,7 @@ public final class DemoApp {
             double stageEta = perStep * (st.endStep() - 1 - step);
             double eta = stageEta;
             double cost = (double) st.model().steps() * st.seqLen() * st.batchPerWorker();
-            for (TrainConfig.Stage later : cfg.stages()) {
+            for (Stage later : cfg.stages()) {
                 if (later.index() > st.index()) {
                     eta += perStep * later.steps() * later.model().steps() * later.seqLen() * later.batchPerWorker() / cost;
                 }

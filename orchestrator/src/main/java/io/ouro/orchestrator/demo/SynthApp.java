@@ -1,5 +1,7 @@
 package io.ouro.orchestrator.demo;
 
+import io.ouro.tokenizer.cli.Args;
+import io.ouro.tokenizer.fs.HadoopFiles;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.hadoop.conf.Configuration;
@@ -11,9 +13,7 @@ import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -76,34 +76,15 @@ public final class SynthApp {
     }
 
     public static void main(String[] args) throws IOException {
-        if (args.length < 1 || !args[0].equals("mano")) {
-            usage();
-        }
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 1; i < args.length; i++) {
-            if (!args[i].startsWith("--") || i + 1 >= args.length) {
-                System.err.println("synth: bad argument " + args[i]);
-                usage();
-            }
-            a.put(args[i].substring(2), args[++i]);
-        }
-        if (!a.containsKey("out")) {
-            usage();
-        }
+        Args a = Args.orExit(args, USAGE, 1);
         Options o;
         try {
-            o = new Options(a.remove("out"), Long.parseLong(a.getOrDefault("documents", "100000")),
-                    Integer.parseInt(a.getOrDefault("heldout", "1000")), Long.parseLong(a.getOrDefault("seed", "1")),
-                    Integer.parseInt(a.getOrDefault("min-ops", "1")), Integer.parseInt(a.getOrDefault("max-ops", "3")),
-                    Integer.parseInt(a.getOrDefault("files", "2")), Integer.parseInt(a.getOrDefault("modulus", "23")),
-                    Mano.Form.parse(a.getOrDefault("form", "prefix")));
-            for (String k : new String[] {"documents", "heldout", "seed", "min-ops", "max-ops", "files", "modulus",
-                    "form"}) {
-                a.remove(k);
+            if (!a.positional().equals(java.util.List.of("mano"))) {
+                throw a.error("expected the generator: mano");
             }
-            if (!a.isEmpty()) {
-                throw new IllegalArgumentException("unknown option(s) " + a.keySet());
-            }
+            o = new Options(a.required("out"), a.longValue("documents", 100000), a.integer("heldout", 1000),
+                    a.longValue("seed", 1), a.integer("min-ops", 1), a.integer("max-ops", 3), a.integer("files", 2),
+                    a.integer("modulus", 23), Mano.Form.parse(a.get("form", "prefix")));
         } catch (IllegalArgumentException e) {
             System.err.println("synth mano: " + e.getMessage());
             System.exit(2);
@@ -117,11 +98,8 @@ public final class SynthApp {
                 (System.nanoTime() - t0) / 1e9);
     }
 
-    private static void usage() {
-        System.err.println("usage: ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A]"
-                + " [--max-ops B] [--files K] [--modulus P] [--form prefix|chain]");
-        System.exit(2);
-    }
+    static final String USAGE = "ouro synth mano --out URI [--documents N] [--heldout N] [--seed S] [--min-ops A]"
+            + " [--max-ops B] [--files K] [--modulus P] [--form prefix|chain]";
 
     /** The seed of the held-out stream: another stream than the training one, so the two sets differ. */
     static long heldoutSeed(long seed) {
@@ -203,9 +181,8 @@ public final class SynthApp {
         meta.put("task", "mano").put("form", o.form().name().toLowerCase(Locale.ROOT)).put("modulus", o.modulus()).put("seed", o.seed()).put("min_ops", o.minOps())
                 .put("max_ops", o.maxOps()).put("documents", o.documents()).put("heldout", held.size())
                 .put("heldout_duplicates_skipped", rejected).put("train_bytes", bytes).put("files", o.files());
-        try (var out = fs.create(new Path(root, "mano.json"), true)) {
-            out.write(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(meta));
-        }
+        HadoopFiles.write(fs, new Path(root, ".mano.json.tmp"), new Path(root, "mano.json"), true,
+                out -> out.write(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(meta)));
         return new Corpus(trainDir.toString(), heldDir.toString(), o.documents(), held.size(), rejected, bytes);
     }
 
@@ -217,8 +194,6 @@ public final class SynthApp {
     private static void commit(FileSystem fs, Path dir, String name) throws IOException {
         Path fin = new Path(dir, name);
         fs.delete(fin, false);
-        if (!fs.rename(new Path(dir, "." + name + ".tmp"), fin)) {
-            throw new IOException("could not rename " + new Path(dir, "." + name + ".tmp") + " to " + fin);
-        }
+        HadoopFiles.rename(fs, new Path(dir, "." + name + ".tmp"), fin);
     }
 }

@@ -3,7 +3,7 @@ package io.ouro.orchestrator.eval;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.ouro.orchestrator.hf.Args;
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.hf.GenerateApp;
 import io.ouro.orchestrator.hf.ModelSource;
 import io.ouro.orchestrator.train.ManifestSource;
@@ -55,7 +55,7 @@ public final class EvalApp {
     }
 
     public static void main(String[] args) throws IOException {
-        Args a = Args.parse(args, USAGE);
+        Args a = Args.orExit(args, USAGE);
         Configuration conf = new Configuration();
         ModelSource.Loaded m = ModelSource.load(a.get("model", null), a.get("config", null), a.get("checkpoint", null), conf);
         String data = a.get("data", null), text = a.get("text", null), tasks = a.get("tasks", null);

@@ -1,5 +1,7 @@
 package io.ouro.orchestrator.hf;
 
+import io.ouro.tokenizer.cli.Args;
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.backend.Backends;
@@ -36,7 +38,7 @@ public final class GenerateApp {
     }
 
     public static void main(String[] args) throws IOException {
-        Args a = Args.parse(args, USAGE);
+        Args a = Args.orExit(args, USAGE);
         Configuration conf = new Configuration();
         ModelSource.Loaded m = ModelSource.load(a.get("model", null), a.get("config", null), a.get("checkpoint", null), conf);
         BpeTokenizer tok = tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
@@ -100,7 +102,7 @@ public final class GenerateApp {
             throw new IllegalArgumentException("--tokenizer FILE is required with --config (a run's checkpoint holds no"
                     + " tokenizer; an HF directory given with --model may)");
         }
-        HadoopDir dir = new HadoopDir(modelDir, conf);
+        HadoopModelDir dir = new HadoopModelDir(modelDir, conf);
         if (!dir.exists(HfModelDir.TOKENIZER)) {
             throw new IllegalArgumentException(dir.describe(HfModelDir.TOKENIZER) + " does not exist; pass --tokenizer FILE");
         }

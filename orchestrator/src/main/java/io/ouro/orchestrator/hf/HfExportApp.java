@@ -1,5 +1,7 @@
 package io.ouro.orchestrator.hf;
 
+import io.ouro.tokenizer.cli.Args;
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.hf.Safetensors;
@@ -20,7 +22,7 @@ public final class HfExportApp {
     }
 
     public static void main(String[] args) throws IOException {
-        Args a = Args.parse(args, "ouro export --config FILE [--checkpoint DIR] --out DIR [--dtype bf16|fp32]"
+        Args a = Args.orExit(args, "ouro export --config FILE [--checkpoint DIR] --out DIR [--dtype bf16|fp32]"
                 + " [--tokenizer tokenizer.json] [--max-positions N]");
         System.out.println(export(a.get("config", null), a.get("checkpoint", null), a.required("out"),
                 Safetensors.Dtype.parse(a.get("dtype", "bf16")), a.get("tokenizer", null),
@@ -44,7 +46,7 @@ public final class HfExportApp {
             }
             tok = new HfModelDir.Tokenizer(json, t.decode(new int[] {t.eosId()}), t.eosId());
         }
-        HfModelDir.write(new HadoopDir(out, conf), m.config(), m.params(), dtype, maxPositions, tok,
+        HfModelDir.write(new HadoopModelDir(out, conf), m.config(), m.params(), dtype, maxPositions, tok,
                 Map.of("format", "pt", "source", m.origin()));
         return "exported " + m.origin() + " (" + m.config() + ") to " + out + " as " + dtype
                 + (tok == null ? "" : " with the tokenizer");

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.hf;
 
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.model.LoopConfig;
@@ -30,7 +31,7 @@ public final class ModelSource {
                     + " or --config FILE [--checkpoint DIR] (a training run's checkpoint)");
         }
         if (model != null) {
-            HfModelDir.Model m = HfModelDir.read(new HadoopDir(model, conf), HF_DEFAULTS);
+            HfModelDir.Model m = HfModelDir.read(new HadoopModelDir(model, conf), HF_DEFAULTS);
             return new Loaded(m.config(), m.params(), model);
         }
         TrainConfig cfg = TrainConfig.load(config, conf);

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.TrainingBackend;
 import io.ouro.orchestrator.checkpoint.FlatIndex;
@@ -24,7 +25,7 @@ final class DataParallelStep {
 
     private final TrainingBackend b;
     private final RingGroup rings;
-    private final TrainConfig.Stage stage;
+    private final Stage stage;
     private final double clip;
     private final SpikeGuard guard;
     private final long injectNonFiniteAt;
@@ -37,7 +38,7 @@ final class DataParallelStep {
      * @param shardOptimizer    ZeRO-1: this rank keeps (and updates) the moments of its range of the flat layout
      *                          only ({@link #owners}); the backend must have been sharded alike
      */
-    DataParallelStep(TrainingBackend b, RingGroup rings, TrainConfig.Stage stage, double clip, SpikeGuard guard,
+    DataParallelStep(TrainingBackend b, RingGroup rings, Stage stage, double clip, SpikeGuard guard,
                      long injectNonFiniteAt, int bucketFloats, boolean shardOptimizer, long timeoutMillis) {
         this.b = b;
         this.rings = rings;
@@ -160,7 +161,7 @@ final class DataParallelStep {
         return new Validation(acc.stepCe(), acc.meanExit(), (long) acc.tokens());
     }
 
-    static Objective objective(TrainConfig.Stage stage) {
+    static Objective objective(Stage stage) {
         return stage.stageTwo() ? Objective.stageTwo() : Objective.stageOne(stage.model().beta());
     }
 }

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.data.Sampler;
 import io.ouro.worker.data.SyntheticCorpus;
@@ -68,12 +69,12 @@ final class DataSources {
     }
 
     /** The sampler of a stage: its mixture over the run's sources, its sequence length. */
-    static Sampler sampler(TrainConfig cfg, TrainConfig.Stage st) {
+    static Sampler sampler(TrainConfig cfg, Stage st) {
         return sampler(cfg, st, false);
     }
 
     /** The sampler of a stage over the training side, or over the held-out side. */
-    static Sampler sampler(TrainConfig cfg, TrainConfig.Stage st, boolean heldOut) {
+    static Sampler sampler(TrainConfig cfg, Stage st, boolean heldOut) {
         List<TokenSource> list = new ArrayList<>();
         List<String> names = new ArrayList<>();
         double[] w = new double[cfg.sources().size()];
@@ -96,7 +97,7 @@ final class DataSources {
     }
 
     /** The stage's index of the first sample of global step {@code step} (the batch may ramp). */
-    static long firstSample(TrainConfig cfg, TrainConfig.Stage st, long step) {
+    static long firstSample(TrainConfig cfg, Stage st, long step) {
         long n = 0;
         for (long s = st.firstStep(); s < step; s++) {
             n += (long) cfg.train().workers() * st.batchAt(s);

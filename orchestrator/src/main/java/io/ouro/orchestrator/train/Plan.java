@@ -1,10 +1,14 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.ConfigException;
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.orchestrator.config.TrainSettings;
 import io.ouro.worker.backend.MemoryPlan;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.DevicePeaks;
+import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.opencl.TensorCores;
 import io.ouro.worker.model.ParamLayout;
 
@@ -26,12 +30,12 @@ public final class Plan {
         long totalTokens = 0;
         out.add(String.format(Locale.ROOT, "%s: %d stage(s), %d steps, %d workers, sources %s", cfg.file(),
                 cfg.stages().size(), cfg.totalSteps(), w, sources(cfg)));
-        for (TrainConfig.Stage s : cfg.stages()) {
+        for (Stage s : cfg.stages()) {
             long tokens = 0;
             for (long k = s.firstStep(); k < s.endStep(); k++) {
                 tokens += (long) w * s.batchAt(k) * s.seqLen();
             }
-            double flops = tokens * s.plan(Math.max(s.batchPerWorker(), s.batchStart()), cfg.train()).flopsPerToken();
+            double flops = tokens * memory(s, Math.max(s.batchPerWorker(), s.batchStart()), cfg.train()).flopsPerToken();
             totalFlops += flops;
             totalTokens += tokens;
             LoopConfig m = s.model();
@@ -55,13 +59,13 @@ public final class Plan {
     }
 
     /** The wall-time cadence of checkpoints, as the plan's total line says it. */
-    static String minutes(TrainConfig.Recovery r) {
+    static String minutes(TrainSettings.Recovery r) {
         return r.checkpointEveryMinutes() > 0 ? " or " + num(r.checkpointEveryMinutes()) + " minutes of wall time"
                 + " (whichever comes first)" : "";
     }
 
     /** The retry budget and back-off ({@code train.retry}). */
-    static String retries(TrainConfig.Recovery r) {
+    static String retries(TrainSettings.Recovery r) {
         return String.format(Locale.ROOT, "; a failed segment is re-run from the last checkpoint, at most %d failures"
                 + " per %d committed steps, %s", r.maxFailures(), r.windowSteps(), r.backoffSeconds() == 0
                 ? "at once" : "after a back-off of " + num(r.backoffSeconds()) + " s doubling to "
@@ -72,7 +76,7 @@ public final class Plan {
      * The products' precision ({@code train.matmul}) and the peak the step line's MFU is measured against (see
      * {@link #mfuPeakGflops}).
      */
-    static String matmul(TrainConfig.Train train) {
+    static String matmul(TrainSettings train) {
         boolean tensor = train.matmul() == MatmulPrecision.BF16_TENSOR;
         String peak = train.peakGflops() > 0 ? "train.peak_gflops " + num(train.peakGflops())
                 : tensor ? "the device's bf16 tensor-core peak where it runs tensor cores, its fp32 peak elsewhere"
@@ -86,7 +90,7 @@ public final class Plan {
      * {@code described}: {@code train.peak_gflops} when set, else the bf16 tensor-core peak of a known device when
      * {@code train.matmul} is bf16_tensor and its GEMMs run on tensor cores, else its fp32 peak (0: unknown, no MFU).
      */
-    public static double mfuPeakGflops(TrainConfig.Train train, String described) {
+    public static double mfuPeakGflops(TrainSettings train, String described) {
         return train.peakGflops() > 0 ? train.peakGflops()
                 : DevicePeaks.mfuPeakGflops(train.matmul() == MatmulPrecision.BF16_TENSOR, described);
     }
@@ -96,9 +100,9 @@ public final class Plan {
      * the micro-batch and recomputation it runs with (the config's, or the plan's choice), device bytes by kind,
      * executor heap, FLOPs per token, and whether it fits.
      */
-    static String memory(TrainConfig cfg, TrainConfig.Stage s) {
+    static String memory(TrainConfig cfg, Stage s) {
         int b = Math.max(s.batchPerWorker(), s.batchStart());
-        return s.plan(b, cfg.train()).describe(cfg.train().deviceBytes());
+        return memory(s, b, cfg.train()).describe(cfg.train().deviceBytes());
     }
 
     /**
@@ -130,7 +134,7 @@ public final class Plan {
     }
 
     /** Whether the products run on tensor cores on {@code dev}, and the peak the step line's MFU then uses. */
-    static String matmulHere(TrainConfig.Train train, com.aparapi.device.OpenCLDevice dev) {
+    static String matmulHere(TrainSettings train, com.aparapi.device.OpenCLDevice dev) {
         String described = io.ouro.worker.opencl.OpenClDevices.describe(dev);
         String how = "matmul fp32";
         if (train.matmul() == MatmulPrecision.BF16_TENSOR) {
@@ -145,11 +149,33 @@ public final class Plan {
                 : "no known peak (set train.peak_gflops)");
     }
 
+    /**
+     * How a worker runs {@code batch} sequences of stage {@code s}: the config's micro_batch and recompute where set,
+     * otherwise the plan's choice for the device memory (one rule for the driver's plan and every executor). A
+     * {@code train.max_buffer_mib} past the device's largest buffer is an error naming the field.
+     */
+    public static MemoryPlan memory(Stage s, int batch, TrainSettings train) {
+        long maxMib = OpenClModel.MAX_BUFFER_FLOATS * 4 / (1 << 20);
+        if (train.maxBufferMib() > maxMib) {
+            throw new ConfigException("train.max_buffer_mib: expected an integer in [0, " + maxMib
+                    + "] (the device's largest buffer), got '" + train.maxBufferMib() + "'");
+        }
+        int shards = train.shardOptimizer() ? train.workers() : 1;
+        long exchange = train.workers() > 1 ? train.bucketFloats() : 0;
+        MemoryPlan p = MemoryPlan.choose(s.model(), batch, s.seqLen(), s.microBatch(), s.recompute(),
+                s.recomputeChunk(), train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS,
+                shards, exchange, train.bf16Stash());
+        // the products' precision changes no buffer: the chosen shape, carrying it to the worker's backend
+        return train.matmul() == MatmulPrecision.FP32 ? p
+                : MemoryPlan.of(s.model(), p.shape().withMatmul(train.matmul()), false, OpenClModel.MAX_BUFFER_FLOATS,
+                        shards, exchange);
+    }
+
     /** The plan of each stage at its largest batch. */
     public static List<MemoryPlan> memoryPlans(TrainConfig cfg) {
         List<MemoryPlan> out = new ArrayList<>();
-        for (TrainConfig.Stage s : cfg.stages()) {
-            out.add(s.plan(Math.max(s.batchPerWorker(), s.batchStart()), cfg.train()));
+        for (Stage s : cfg.stages()) {
+            out.add(memory(s, Math.max(s.batchPerWorker(), s.batchStart()), cfg.train()));
         }
         return out;
     }
@@ -160,7 +186,7 @@ public final class Plan {
     }
 
     /** What changes when {@code next} begins after {@code prev} (null at the start of the run). */
-    public static String transition(TrainConfig.Stage prev, TrainConfig.Stage next) {
+    public static String transition(Stage prev, Stage next) {
         if (prev == null) {
             return "stage " + next.name() + " begins at step " + next.firstStep();
         }
@@ -199,12 +225,12 @@ public final class Plan {
                 + (changes.isEmpty() ? "no change" : String.join("; ", changes));
     }
 
-    static String batch(TrainConfig.Stage s) {
+    static String batch(Stage s) {
         return s.batchStart() == s.batchPerWorker() || s.rampSteps() == 0 ? Integer.toString(s.batchPerWorker())
                 : s.batchStart() + "->" + s.batchPerWorker() + " over " + s.rampSteps() + " steps";
     }
 
-    static String lr(TrainConfig.Lr l) {
+    static String lr(Stage.Lr l) {
         return String.format(Locale.ROOT, "%s %.3g%s%s", l.schedule(), l.peak(),
                 l.warmupSteps() > 0 ? " after " + l.warmupSteps() + " warm-up steps" : "",
                 l.schedule().equals("constant") ? "" : String.format(Locale.ROOT, " to %.3g", l.peak() * l.minRatio()));

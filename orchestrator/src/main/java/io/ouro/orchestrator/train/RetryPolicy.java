@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.TrainSettings;
 import io.ouro.orchestrator.checkpoint.CheckpointCommitter;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
@@ -111,13 +112,13 @@ final class RetryPolicy {
      */
     static final class Budget {
 
-        final TrainConfig.Recovery r;
+        final TrainSettings.Recovery r;
         /** The committed step at each failure still in the window, oldest first. */
         private final ArrayDeque<Long> marks = new ArrayDeque<>();
         private long progress = -1;
         private int streak;
 
-        Budget(TrainConfig.Recovery r) {
+        Budget(TrainSettings.Recovery r) {
             this.r = r;
         }
 

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.MemoryPlan;
 import org.apache.hadoop.conf.Configuration;
@@ -38,7 +39,7 @@ final class RunReporter implements AutoCloseable {
     private final List<SegmentResult[]> segments = new ArrayList<>();
     private final List<double[][]> validations = new ArrayList<>();
     private final Map<String, Long> epochsLogged = new HashMap<>();
-    private TrainConfig.Stage stage;
+    private Stage stage;
     private String attempt;
     private long first, last, lastLogged = -1;
     private String lossText = "–", speedText = "–";
@@ -85,9 +86,9 @@ final class RunReporter implements AutoCloseable {
 
     /** The attempt {@code attempt} of segment {@code [first, last)} starts; returns its job description. */
     String segmentStarts(long first, long last, String attempt) {
-        TrainConfig.Stage st = cfg.stageAt(first);
+        Stage st = cfg.stageAt(first);
         if (stage == null || stage.index() != st.index()) {
-            TrainConfig.Stage prev = first > 0 ? cfg.stageAt(first - 1) : null;
+            Stage prev = first > 0 ? cfg.stageAt(first - 1) : null;
             if (prev == null || prev.index() != st.index() || first == st.firstStep()) {
                 log.accept(Plan.transition(prev == null || prev.index() == st.index() ? null : prev, st));
             }

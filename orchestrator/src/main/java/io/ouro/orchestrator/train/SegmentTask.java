@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.checkpoint.BackgroundWrites;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.checkpoint.FlatIndex;
@@ -84,7 +85,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         int world = cfg.train().workers();
         String device = deviceFor(cfg.train().device(), ctx);
         String host = hostOf(ctx, rank);
-        TrainConfig.Stage st0 = cfg.stageAt(first);
+        Stage st0 = cfg.stageAt(first);
         int batch = st0.batchAt(first);
         WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg, st0, batch, rank, world);
         WorkerState st = lease.state();
@@ -146,7 +147,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
      * Snapshots this rank's shard of the state on the host and writes it in the background into the
      * checkpoint's pending directory, which the driver commits once every rank's shard is there.
      */
-    private String writeCheckpoint(WorkerState st, int rank, int world, TrainConfig.Stage stage, Duration timeout)
+    private String writeCheckpoint(WorkerState st, int rank, int world, Stage stage, Duration timeout)
             throws java.io.IOException {
         CheckpointStore store = new CheckpointStore(cfg.run().out(), cfg.train().keepCheckpoints(),
                 new org.apache.hadoop.conf.Configuration());

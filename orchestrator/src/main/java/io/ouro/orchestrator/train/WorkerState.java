@@ -1,11 +1,12 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.checkpoint.FlatIndex;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.checkpoint.StateKind;
 import io.ouro.worker.hf.FlatTensors;
 import io.ouro.worker.hf.TensorSource;
-import io.ouro.orchestrator.hf.HadoopDir;
+import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
@@ -60,13 +61,13 @@ final class WorkerState implements AutoCloseable {
     record Lease(WorkerState state, String source) {
     }
 
-    static String shape(TrainConfig.Stage st, StepShape s) {
+    static String shape(Stage st, StepShape s) {
         return st.name() + "/" + st.model() + "/" + s;
     }
 
-    static Lease acquire(String runId, long step, String device, TrainConfig cfg, TrainConfig.Stage st, int batch,
+    static Lease acquire(String runId, long step, String device, TrainConfig cfg, Stage st, int batch,
                          int rank, int world) {
-        StepShape stepShape = st.plan(batch, cfg.train()).shape();
+        StepShape stepShape = Plan.memory(st, batch, cfg.train()).shape();
         boolean shard = cfg.train().shardOptimizer() && world > 1;
         String shape = shape(st, stepShape) + (shard ? "/zero-1 rank " + rank + " of " + world : "");
         WorkerState moveFrom = null;
@@ -109,7 +110,7 @@ final class WorkerState implements AutoCloseable {
             moveFrom.close();
             moveFrom = null;
         }
-        long planned = st.plan(batch, cfg.train()).deviceBytes(), has = b.deviceMemoryBytes();
+        long planned = Plan.memory(st, batch, cfg.train()).deviceBytes(), has = b.deviceMemoryBytes();
         if (has > 0 && planned > has) {
             b.close();
             throw new IllegalStateException("stage " + st.name() + " is planned for " + planned + " bytes per worker "
@@ -132,7 +133,7 @@ final class WorkerState implements AutoCloseable {
                 moveFrom.close();
                 source = "moved from " + moveFrom.shape;
             } else if (step == 0 && !cfg.initFrom().isEmpty()) {
-                HfModelDir.Model m = HfModelDir.read(new HadoopDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
+                HfModelDir.Model m = HfModelDir.read(new HadoopModelDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
                         st.model());
                 TensorSource zeros = (t, start, dst, off, len) -> Arrays.fill(dst, off, off + len, 0f);
                 carry(new ParamLayout(m.config()), FlatTensors.source(m.params()), 0, zeros, zeros, b, st);
@@ -175,7 +176,7 @@ final class WorkerState implements AutoCloseable {
 
     /** Parameters and optimizer state into {@code b}, upcycled when the stage has more layers. */
     private static void carry(ParamLayout from, TensorSource params, long optimizerStep, TensorSource m, TensorSource v,
-                              TrainingBackend b, TrainConfig.Stage st) {
+                              TrainingBackend b, Stage st) {
         ParamLayout to = b.layout();
         if (from.config().layers() != to.config().layers()) {
             String mode = st.upcycle() == null ? "tile" : st.upcycle().mode();

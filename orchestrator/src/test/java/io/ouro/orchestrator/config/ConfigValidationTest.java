@@ -62,7 +62,7 @@ class ConfigValidationTest {
                 "train: {workers: 1, stash_dtype: bf16}"));
         assertFalse(fp32.train().bf16Stash(), "float32 by default");
         assertTrue(bf16.train().bf16Stash());
-        assertTrue(bf16.stages().get(0).plan(1, bf16.train()).shape().bf16Stash(), "the plan's shape carries it");
+        assertTrue(Plan.memory(bf16.stages().get(0), 1, bf16.train()).shape().bf16Stash(), "the plan's shape carries it");
         assertNotEquals(fp32.hash(), bf16.hash(), "it changes the gradients, so a checkpoint of one is not the other's");
         assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
                 "train: {workers: 1, stash_dtype: fp32}")).hash());
@@ -77,11 +77,11 @@ class ConfigValidationTest {
                 "train: {workers: 1, matmul: bf16_tensor}"));
         assertEquals(MatmulPrecision.FP32, fp32.train().matmul(), "fp32 by default");
         assertEquals(MatmulPrecision.BF16_TENSOR, tc.train().matmul());
-        assertEquals(MatmulPrecision.BF16_TENSOR, tc.stages().get(0).plan(1, tc.train()).shape().matmul(),
+        assertEquals(MatmulPrecision.BF16_TENSOR, Plan.memory(tc.stages().get(0), 1, tc.train()).shape().matmul(),
                 "the plan's shape carries it to the worker's backend");
-        assertEquals(MatmulPrecision.FP32, fp32.stages().get(0).plan(1, fp32.train()).shape().matmul());
-        assertEquals(fp32.stages().get(0).plan(1, fp32.train()).deviceBytes(),
-                tc.stages().get(0).plan(1, tc.train()).deviceBytes(), "no buffer changes with it");
+        assertEquals(MatmulPrecision.FP32, Plan.memory(fp32.stages().get(0), 1, fp32.train()).shape().matmul());
+        assertEquals(Plan.memory(fp32.stages().get(0), 1, fp32.train()).deviceBytes(),
+                Plan.memory(tc.stages().get(0), 1, tc.train()).deviceBytes(), "no buffer changes with it");
         assertNotEquals(fp32.hash(), tc.hash(), "bfloat16 operands change the gradients: another run");
         assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
                 "train: {workers: 1, matmul: fp32}")).hash(), "fp32 written out is the default");
@@ -129,13 +129,13 @@ class ConfigValidationTest {
 
     @Test
     void theRetryBudgetAndTheWallTimeCadenceAreValidatedAndPlanned() throws Exception {
-        TrainConfig.Recovery d = TrainConfig.parse("ok.yaml", OK).train().recovery();
-        assertEquals(new TrainConfig.Recovery(8, 1000, 10, 600, 0), d, "defaults: 8 failures per 1000 steps, 10-600 s");
+        TrainSettings.Recovery d = TrainConfig.parse("ok.yaml", OK).train().recovery();
+        assertEquals(new TrainSettings.Recovery(8, 1000, 10, 600, 0), d, "defaults: 8 failures per 1000 steps, 10-600 s");
         String out = OK.replace("run: {name: t}", "run: {name: t, out: \"file:///tmp/t\"}");
         TrainConfig c = TrainConfig.parse("ok.yaml", out.replace("train: {workers: 1}", "train: {workers: 1,"
                 + " checkpoint_every_minutes: 2.5, retry: {max_failures: 4, window_steps: 200, backoff_s: 1,"
                 + " backoff_max_s: 8}}"));
-        assertEquals(new TrainConfig.Recovery(4, 200, 1, 8, 2.5), c.train().recovery());
+        assertEquals(new TrainSettings.Recovery(4, 200, 1, 8, 2.5), c.train().recovery());
         assertTrue(Plan.describe(c).get(2).contains("checkpoints every 50 steps or 2.5 minutes of wall time (whichever"
                 + " comes first) and at each stage end"), Plan.describe(c).get(2));
         assertTrue(Plan.describe(c).get(2).contains("at most 4 failures per 200 committed steps, after a back-off of"
@@ -153,7 +153,7 @@ class ConfigValidationTest {
                 + " backoff_max_s: 30}}")).startsWith("bad.yaml: train.retry.backoff_max_s: expected a number in [60.0"));
         for (String recipe : List.of("ouro-1.4b.yaml", "ouro-2.6b.yaml")) {
             TrainConfig r = TrainConfig.load(Path.of("..", "pipeline-configs", recipe));
-            assertEquals(new TrainConfig.Recovery(8, 1000, 10, 600, 30), r.train().recovery(), recipe);
+            assertEquals(new TrainSettings.Recovery(8, 1000, 10, 600, 30), r.train().recovery(), recipe);
         }
     }
 
@@ -173,7 +173,7 @@ class ConfigValidationTest {
         }
         TrainConfig big = TrainConfig.load(dir.resolve("ouro-2.6b.yaml"));
         assertEquals(List.of("1a", "1a-t4", "1b", "ct-anneal", "longct", "mid-train"),
-                big.stages().stream().map(TrainConfig.Stage::name).limit(6).toList());
+                big.stages().stream().map(Stage::name).limit(6).toList());
         assertEquals(48, big.stages().get(2).model().layers());
         assertEquals(24, big.stages().get(1).model().layers());
         assertEquals(8, big.stages().get(0).model().steps());

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.demo;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.tokenizer.BpeTokenizer;
@@ -60,7 +61,7 @@ class DemoTest {
         assertFalse(all.contains("stage table step 5 loss"), "the step lines stay in the metrics file, off the console");
 
         TrainConfig cfg = TrainConfig.load(tmp.resolve("config.yaml"));
-        assertEquals(List.of(300L, 20L), cfg.stages().stream().map(TrainConfig.Stage::steps).toList());
+        assertEquals(List.of(300L, 20L), cfg.stages().stream().map(Stage::steps).toList());
         assertEquals(List.of(1, 4), cfg.stages().stream().map(s -> s.model().steps()).toList(), "T = 1, then 4");
         assertEquals(new io.ouro.worker.data.Sampler.Layout(true, true), cfg.stages().get(1).layout());
         assertEquals(320, f.steps().size());

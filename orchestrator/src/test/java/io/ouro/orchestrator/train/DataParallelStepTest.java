@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.backend.TrainingBackend;
@@ -41,7 +42,7 @@ class DataParallelStepTest {
             train: {workers: 2, device: java, batch_per_worker: 2, seq_len: 8, steps: 4, lr: 0.01, clip: 1.0,
                     inject_nonfinite_at_step: 2}
             """);
-    static final TrainConfig.Stage STAGE = CFG.stages().get(0);
+    static final Stage STAGE = CFG.stages().get(0);
 
     /** Rows {@code [from, from + rows)} of step {@code s}'s global batch of 4 random sequences. */
     static Sampler.Batch batch(long s, int from, int rows) {
@@ -89,7 +90,7 @@ class DataParallelStepTest {
      * {@code bucketFloats}, the optimizer replicated or sharded (ZeRO-1); rank 0's metrics, every rank's final
      * weights, then every rank's optimizer state.
      */
-    static List<Object> train(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int connections,
+    static List<Object> train(TrainConfig cfg, Stage stage, int world, String device, int connections,
                               int bucketFloats, boolean shard) throws Exception {
         return train(cfg, stage, world, device, connections, bucketFloats, shard, 4 / world, 4,
                 (s, rank, rows) -> batch(s, rank * rows, rows), Duration.ofSeconds(30));
@@ -101,7 +102,7 @@ class DataParallelStepTest {
     }
 
     /** As above with {@code rows} sequences per rank, {@code steps} steps, the batches given, the ring's timeout. */
-    static List<Object> train(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int connections,
+    static List<Object> train(TrainConfig cfg, Stage stage, int world, String device, int connections,
                               int bucketFloats, boolean shard, int rows, int steps, Batches batches, Duration t)
             throws Exception {
         byte[] secret = RingAllReduce.newSecret();

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.data.Sampler;
 
@@ -39,7 +40,7 @@ public final class OverlapBench {
                 stages:
                   - {name: main, steps: 1000, seq_len: %d, batch_per_worker: 1, lr: {peak: 0.0001, schedule: constant}}
                 """.formatted(d, layers, d * 8 / 3 / 64 * 64, loops, device, connections, bucketMib, shard, seq));
-        TrainConfig.Stage stage = cfg.stages().get(0);
+        Stage stage = cfg.stages().get(0);
         long params = new io.ouro.worker.model.ParamLayout(stage.model()).totalSize();
         System.out.printf(Locale.ROOT, "overlap bench: d %d, %d layers, T %d, seq %d, 1 sequence per rank, %d parameters "
                         + "(%.0f MB of gradient), %s, %d connection(s) per neighbour, buckets of %d MiB, %s optimizer%n",
@@ -65,7 +66,7 @@ public final class OverlapBench {
 
     /** {@code steps} timed steps (after one untimed) with {@code world} ranks; rank 0's metrics. */
     @SuppressWarnings("unchecked")
-    static List<StepMetrics> run(TrainConfig cfg, TrainConfig.Stage stage, int world, String device, int steps)
+    static List<StepMetrics> run(TrainConfig cfg, Stage stage, int world, String device, int steps)
             throws Exception {
         List<Object> out = DataParallelStepTest.train(cfg, stage, world, device, cfg.train().ringConnections(),
                 cfg.train().bucketFloats(), cfg.train().shardOptimizer(), 1, steps + 1,
@@ -74,7 +75,7 @@ public final class OverlapBench {
         return m.subList(1, m.size());
     }
 
-    static Sampler.Batch batch(TrainConfig.Stage stage, long s, int rank) {
+    static Sampler.Batch batch(Stage stage, long s, int rank) {
         int len = stage.seqLen(), vocab = stage.model().vocab();
         SplittableRandom r = new SplittableRandom(s * 7919 + rank);
         int[] tok = new int[len], tgt = new int[len];

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.train;
 
+import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamInit;
@@ -37,7 +38,7 @@ class ShardedOptimizerZeroTest {
     @Test
     @Timeout(600)
     void shardedEqualsReplicatedOnTheJavaBackend() throws Exception {
-        for (TrainConfig.Stage stage : CFG.stages()) {
+        for (Stage stage : CFG.stages()) {
             for (int world : new int[] {2, 4}) {
                 compare(stage, world, "java");
             }
@@ -53,7 +54,7 @@ class ShardedOptimizerZeroTest {
     }
 
     @SuppressWarnings("unchecked")
-    private static void compare(TrainConfig.Stage stage, int world, String device) throws Exception {
+    private static void compare(Stage stage, int world, String device) throws Exception {
         String what = stage.name() + ", W = " + world + ", " + device;
         List<Object> rep = DataParallelStepTest.train(CFG, stage, world, device, 2, 300, false);
         List<Object> zero = DataParallelStepTest.train(CFG, stage, world, device, 2, 300, true);

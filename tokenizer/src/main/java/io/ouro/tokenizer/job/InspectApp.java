@@ -1,5 +1,6 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;
@@ -26,11 +27,13 @@ public final class InspectApp {
     private InspectApp() {
     }
 
+    static final String USAGE = "ouro inspect --manifest URI [--tokenizer FILE] [--docs N] [--verify]";
+
     public static void main(String[] args) throws Exception {
-        boolean verify = Arrays.asList(args).contains("--verify");
-        var a = TokenizeJob.parse(Arrays.stream(args).filter(x -> !x.equals("--verify")).toArray(String[]::new));
-        String manifest = TokenizeJob.req(a, "manifest");
-        int docs = Integer.parseInt(a.getOrDefault("docs", "3"));
+        Args a = Args.orExit(args, USAGE);
+        boolean verify = a.has("verify");
+        String manifest = a.required("manifest");
+        int docs = a.integer("docs", 3);
         Configuration conf = new Configuration();
         Path mp = new Path(manifest);
         FileSystem fs = mp.getFileSystem(conf);
@@ -58,7 +61,7 @@ public final class InspectApp {
         if (t.size() == 0 || t.totalTokens() == 0) {
             return;
         }
-        String tokPath = a.getOrDefault("tokenizer", m.tokenizer());
+        String tokPath = a.get("tokenizer", m.tokenizer());
         byte[] tokJson;
         try (InputStream in = new Path(tokPath).getFileSystem(conf).open(new Path(tokPath))) {
             tokJson = in.readAllBytes();

@@ -1,5 +1,6 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.cli.Args;
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;
 import io.ouro.tokenizer.shard.Shards;
@@ -19,9 +20,9 @@ public final class ReshardApp {
     }
 
     public static void main(String[] args) throws Exception {
-        var a = TokenizeJob.parse(args);
-        Path in = new Path(TokenizeJob.req(a, "manifest")), out = new Path(TokenizeJob.req(a, "output"));
-        int batch = Integer.parseInt(a.getOrDefault("batch-tokens", Integer.toString(ShardFormat.DEFAULT_BATCH_TOKENS)));
+        Args a = Args.orExit(args, "ouro reshard --manifest URI --output URI [--batch-tokens N]");
+        Path in = new Path(a.required("manifest")), out = new Path(a.required("output"));
+        int batch = a.integer("batch-tokens", ShardFormat.DEFAULT_BATCH_TOKENS);
         Configuration conf = new Configuration();
         Manifest m = Shards.rewrite(in.getFileSystem(conf), in, out.getFileSystem(conf), out, batch, System.out::println);
         System.out.printf(Locale.ROOT, "reshard: %d shards, %,d tokens -> %s%n", m.shards().size(), m.tokens(),

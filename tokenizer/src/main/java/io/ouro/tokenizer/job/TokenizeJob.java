@@ -1,10 +1,13 @@
 package io.ouro.tokenizer.job;
 
+import io.ouro.tokenizer.cli.Args;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.tokenizer.IntList;
+import io.ouro.tokenizer.fs.HadoopFiles;
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;
 import io.ouro.tokenizer.shard.ShardTable;
@@ -75,16 +78,19 @@ public final class TokenizeJob {
                           Map<String, Long> bad, double seconds, String manifest) {
     }
 
+    static final String USAGE = "tokenize --input URI --format text|jsonl|parquet [--field text] [--separator LINE]"
+            + " --tokenizer FILE --output URI --source NAME [--master URL] [--shard-tokens N] [--batch-tokens N]"
+            + " [--max-doc-bytes N]";
+
     public static void main(String[] args) throws Exception {
-        Map<String, String> a = parse(args);
-        Options o = new Options(req(a, "input"), a.getOrDefault("format", "text"), a.getOrDefault("field", "text"),
-                a.get("separator"), req(a, "tokenizer"), req(a, "output"), req(a, "source"),
-                Long.parseLong(a.getOrDefault("shard-tokens", "16777216")),
-                Integer.parseInt(a.getOrDefault("max-doc-bytes", "16777216")), -1,
-                Integer.parseInt(a.getOrDefault("batch-tokens", Integer.toString(ShardFormat.DEFAULT_BATCH_TOKENS))));
+        Args a = Args.orExit(args, USAGE);
+        Options o = new Options(a.required("input"), a.get("format", "text"), a.get("field", "text"),
+                a.get("separator", null), a.required("tokenizer"), a.required("output"), a.required("source"),
+                a.longValue("shard-tokens", 16777216L), a.integer("max-doc-bytes", 16777216), -1,
+                a.integer("batch-tokens", ShardFormat.DEFAULT_BATCH_TOKENS));
         SparkConf conf = new SparkConf().setAppName("ouro tokenize · " + o.source());
-        if (a.containsKey("master")) {
-            conf.setMaster(a.get("master"));
+        if (a.has("master")) {
+            conf.setMaster(a.get("master", null));
         } else if (!conf.contains("spark.master")) {
             conf.setMaster("local[*]");
         }
@@ -92,27 +98,6 @@ public final class TokenizeJob {
             Summary s = run(jsc, o, System.out::println);
             System.exit(s.documents() > 0 || s.units() > 0 ? 0 : 1);
         }
-    }
-
-    static Map<String, String> parse(String[] args) {
-        Map<String, String> m = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            if (!args[i].startsWith("--") || i + 1 >= args.length) {
-                throw new IllegalArgumentException("usage: tokenize --input URI --format text|jsonl|parquet [--field text]"
-                        + " [--separator LINE] --tokenizer FILE --output URI --source NAME [--master URL]"
-                        + " [--shard-tokens N] [--batch-tokens N] [--max-doc-bytes N]; bad argument: " + args[i]);
-            }
-            m.put(args[i].substring(2), args[++i]);
-        }
-        return m;
-    }
-
-    static String req(Map<String, String> a, String k) {
-        String v = a.get(k);
-        if (v == null) {
-            throw new IllegalArgumentException("tokenize: --" + k + " is required");
-        }
-        return v;
     }
 
     public static Summary run(JavaSparkContext jsc, Options o, java.util.function.Consumer<String> log)
@@ -257,47 +242,11 @@ public final class TokenizeJob {
 
     static void writeAtomically(FileSystem fs, Path dst, byte[] content) throws IOException {
         Path tmp = new Path(dst.getParent(), "_tmp/" + dst.getName() + "." + Long.toHexString(System.nanoTime()));
-        try (FSDataOutputStream o = fs.create(tmp, true)) {
-            o.write(content);
-        }
+        HadoopFiles.writeTemp(fs, tmp, out -> out.write(content));
         if (fs.exists(dst)) {
             fs.delete(dst, false);
         }
-        commit(fs, tmp, dst);
-    }
-
-    /**
-     * Renames {@code tmp} to {@code dst}. When another attempt of the same unit committed {@code dst} first
-     * (a task of a killed job that is still running, or a speculative copy), its bytes must equal ours, since
-     * the output is a function of the input: ours are dropped. Different bytes are an error.
-     */
-    static void commit(FileSystem fs, Path tmp, Path dst) throws IOException {
-        if (fs.rename(tmp, dst)) {
-            return;
-        }
-        if (!fs.exists(dst)) {
-            throw new IOException("could not rename " + tmp + " to " + dst);
-        }
-        if (!sameBytes(fs, tmp, dst)) {
-            throw new IOException("could not rename " + tmp + " to " + dst + ": another attempt wrote " + dst
-                    + " with other content (did the input change while the job ran?)");
-        }
-        fs.delete(tmp, false);
-    }
-
-    static boolean sameBytes(FileSystem fs, Path a, Path b) throws IOException {
-        if (fs.getFileStatus(a).getLen() != fs.getFileStatus(b).getLen()) {
-            return false;
-        }
-        try (InputStream x = new java.io.BufferedInputStream(fs.open(a), 1 << 16);
-             InputStream y = new java.io.BufferedInputStream(fs.open(b), 1 << 16)) {
-            for (int c; (c = x.read()) >= 0; ) {
-                if (c != y.read()) {
-                    return false;
-                }
-            }
-            return y.read() < 0;
-        }
+        HadoopFiles.commit(fs, tmp, dst);
     }
 
     /** One tokenizer per executor JVM, built from the broadcast file. */
@@ -393,7 +342,7 @@ public final class TokenizeJob {
         final Map<String, List<String>> samples = new TreeMap<>();
         final CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        final BpeTokenizer.IntList ids = new BpeTokenizer.IntList(1 << 16);
+        final IntList ids = new IntList(1 << 16);
         long docs, tokens, bytesIn;
         ShardWriter writer;
         Path tmp;
@@ -557,7 +506,7 @@ public final class TokenizeJob {
             }
             ShardWriter.Info w = writer.finish();
             Path dst = new Path(out, shardName);
-            commit(fs, tmp, dst);
+            HadoopFiles.commit(fs, tmp, dst);
             shards.add(new UnitResult.ShardInfo(shardName, w.documents(), w.tokens(), w.bytes(), w.sha256(),
                     w.indexOffset(), crcKey));
             writer = null;

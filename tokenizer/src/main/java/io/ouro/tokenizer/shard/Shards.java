@@ -1,6 +1,6 @@
 package io.ouro.tokenizer.shard;
 
-import org.apache.hadoop.fs.FSDataOutputStream;
+import io.ouro.tokenizer.fs.HadoopFiles;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
@@ -74,36 +74,36 @@ public final class Shards {
             String name = t.path(i);
             Path src = new Path(manifestPath.getParent(), name), tmp = new Path(out, "_tmp/" + name);
             long key = ShardFormat.crcKey(m.source(), name, m.tokenizerSha256(), src.toUri().getPath());
-            ShardWriter.Info info;
-            try (FSDataOutputStream o = outFs.create(tmp, true);
-                 ShardWriter w = new ShardWriter(new java.io.BufferedOutputStream(o, 1 << 20), m.uint16(), m.source(),
-                         m.tokenizerSha256(), m.eosId(), batchTokens, key)) {
-                int[][] doc = {new int[1 << 12]};
-                int[] len = {0};
-                ShardReader.forEachRow(fs, src, (ids, n, ends) -> {
-                    if (len[0] + n > doc[0].length) {
-                        doc[0] = java.util.Arrays.copyOf(doc[0], Math.max(doc[0].length * 2, len[0] + n));
+            ShardWriter.Info[] written = new ShardWriter.Info[1];
+            HadoopFiles.writeTemp(outFs, tmp, o -> {
+                try (ShardWriter w = new ShardWriter(new java.io.BufferedOutputStream(o, 1 << 20), m.uint16(),
+                        m.source(), m.tokenizerSha256(), m.eosId(), batchTokens, key)) {
+                    int[][] doc = {new int[1 << 12]};
+                    int[] len = {0};
+                    ShardReader.forEachRow(fs, src, (ids, n, ends) -> {
+                        if (len[0] + n > doc[0].length) {
+                            doc[0] = java.util.Arrays.copyOf(doc[0], Math.max(doc[0].length * 2, len[0] + n));
+                        }
+                        System.arraycopy(ids, 0, doc[0], len[0], n);
+                        len[0] += n;
+                        if (ends) {
+                            w.add(doc[0], len[0] - 1); // the writer appends the EOS again
+                            len[0] = 0;
+                        }
+                    });
+                    if (len[0] > 0) {
+                        throw new ShardException(src + ": ends inside a document (no EOS after its last row)");
                     }
-                    System.arraycopy(ids, 0, doc[0], len[0], n);
-                    len[0] += n;
-                    if (ends) {
-                        w.add(doc[0], len[0] - 1); // the writer appends the EOS again
-                        len[0] = 0;
-                    }
-                });
-                if (len[0] > 0) {
-                    throw new ShardException(src + ": ends inside a document (no EOS after its last row)");
+                    written[0] = w.finish();
                 }
-                info = w.finish();
-            }
+            });
+            ShardWriter.Info info = written[0];
             if (info.tokens() != t.tokens(i)) {
                 throw new ShardException(src + ": holds " + info.tokens() + " tokens, the manifest says " + t.tokens(i));
             }
             Path dst = new Path(out, name);
             outFs.delete(dst, false);
-            if (!outFs.rename(tmp, dst)) {
-                throw new IOException("could not rename " + tmp + " to " + dst);
-            }
+            HadoopFiles.rename(outFs, tmp, dst);
             nt.add(new ShardTable.Entry(name, info.documents(), info.tokens(), info.bytes(), info.sha256(),
                     info.indexOffset(), key));
             log.accept(String.format(Locale.ROOT, "reshard: %s (%,d tokens) -> %s", src, info.tokens(), dst));
@@ -112,13 +112,7 @@ public final class Shards {
                 m.vocabSize(), m.eosId(), m.tokenType(), batchTokens, nt, m.bytesIn(), m.badRecords(),
                 m.badRecordSamples(), m.badRecordPolicy());
         Path mp = new Path(out, "manifest.json"), tmp = new Path(out, "_tmp/manifest.json");
-        try (FSDataOutputStream o = outFs.create(tmp, true)) {
-            n.write(o);
-        }
-        outFs.delete(mp, false);
-        if (!outFs.rename(tmp, mp)) {
-            throw new IOException("could not rename " + tmp + " to " + mp);
-        }
+        HadoopFiles.write(outFs, tmp, mp, true, n::write);
         return n;
     }
 }

@@ -5,6 +5,7 @@ import io.ouro.tokenizer.shard.ShardStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ouro.tokenizer.BpeTokenizer;
+import io.ouro.tokenizer.fs.HadoopFiles;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
@@ -212,11 +213,11 @@ class HdfsTokenizeJobTest {
         Path dst = new Path(root + "/commit/s.arrow"), tmp = new Path(root + "/commit/_tmp/s.arrow.1");
         write(dst.toString(), new byte[] {1, 2, 3});
         write(tmp.toString(), new byte[] {1, 2, 3});
-        TokenizeJob.commit(fs, tmp, dst);
+        HadoopFiles.commit(fs, tmp, dst);
         assertFalse(fs.exists(tmp), "our identical copy is dropped");
         assertArrayEquals(new byte[] {1, 2, 3}, fs.open(dst).readAllBytes());
         write(tmp.toString(), new byte[] {1, 2, 4});
-        IOException e = assertThrows(IOException.class, () -> TokenizeJob.commit(fs, tmp, dst));
+        IOException e = assertThrows(IOException.class, () -> HadoopFiles.commit(fs, tmp, dst));
         assertTrue(e.getMessage().contains("another attempt wrote " + dst + " with other content"), e.getMessage());
     }
 

@@ -37,7 +37,7 @@ final class FakeRank implements AutoCloseable {
         int right = (rank + 1) % world;
         int left = (rank - 1 + world) % world;
         long t = timeout.toNanos();
-        toRight = PeerLink.connect(RingAllReduce.parse(addresses.get(right), "right"), rank, right, addresses.get(right), t);
+        toRight = PeerLink.connect(RingSetup.parse(addresses.get(right), "right"), rank, right, addresses.get(right), t);
         Handshake.connect(toRight, secret, world, rank, t);
         server.socket().setSoTimeout((int) timeout.toMillis());
         SocketChannel ch = server.socket().accept().getChannel();

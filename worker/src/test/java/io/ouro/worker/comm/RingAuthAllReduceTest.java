@@ -239,7 +239,7 @@ class RingAuthAllReduceTest {
 
     private static Socket open(String target) throws IOException {
         Socket s = new Socket();
-        s.connect(RingAllReduce.parse(target, "rank 0"), 5000);
+        s.connect(RingSetup.parse(target, "rank 0"), 5000);
         s.setSoTimeout(10_000);
         return s;
     }

@@ -200,7 +200,7 @@ class RingFailureAllReduceTest {
 
     private static Socket connect(String hostPort) {
         try {
-            InetSocketAddress a = RingAllReduce.parse(hostPort, "self");
+            InetSocketAddress a = RingSetup.parse(hostPort, "self");
             Socket s = new Socket();
             s.connect(a, 2000);
             return s;

@@ -1,6 +1,5 @@
-package io.ouro.orchestrator.hf;
+package io.ouro.tokenizer.fs;
 
-import io.ouro.worker.hf.HfModelDir;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -9,8 +8,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 
-/** An HF model directory on any Hadoop file system (local, HDFS, object stores). */
-public final class HadoopDir implements HfModelDir.Files {
+/** A directory of named files on any Hadoop file system (local, HDFS, object stores). */
+public class HadoopDir {
 
     private final Path root;
     private final FileSystem fs;
@@ -20,24 +19,20 @@ public final class HadoopDir implements HfModelDir.Files {
         this.fs = root.getFileSystem(conf);
     }
 
-    @Override
     public InputStream open(String name) throws IOException {
         return fs.open(new Path(root, name));
     }
 
-    @Override
     public boolean exists(String name) throws IOException {
         return fs.exists(new Path(root, name));
     }
 
-    @Override
+    /** A new file {@code name}, replacing one that exists; no {@code .crc} side file on the local file system. */
     public OutputStream create(String name) throws IOException {
-        // no .crc side files on the local file system: the directory is for HF tools
         FileSystem target = fs instanceof org.apache.hadoop.fs.ChecksumFileSystem c ? c.getRawFileSystem() : fs;
         return target.create(new Path(root, name), true);
     }
 
-    @Override
     public String describe(String name) {
         return new Path(root, name).toString();
     }
