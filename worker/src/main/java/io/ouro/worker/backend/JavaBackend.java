@@ -11,7 +11,7 @@ import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.StepShape;
-import io.ouro.worker.reference.LoopSchedule;
+import io.ouro.worker.step.LoopSchedule;
 import io.ouro.worker.reference.ReferenceModel;
 import io.ouro.worker.util.Parallel;
 

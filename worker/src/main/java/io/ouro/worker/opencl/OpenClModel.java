@@ -17,7 +17,7 @@ import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
-import io.ouro.worker.reference.LoopSchedule;
+import io.ouro.worker.step.LoopSchedule;
 
 import java.util.function.Predicate;
 

@@ -8,10 +8,10 @@ import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.ParamSegments;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
-import io.ouro.worker.reference.LoopSchedule;
-import io.ouro.worker.reference.Region;
+import io.ouro.worker.step.LoopSchedule;
+import io.ouro.worker.step.Region;
 import io.ouro.worker.reference.Rope;
-import io.ouro.worker.reference.StepOps;
+import io.ouro.worker.step.StepOps;
 
 import java.util.ArrayList;
 import java.util.Arrays;

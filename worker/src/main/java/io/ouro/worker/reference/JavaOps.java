@@ -5,6 +5,8 @@ import io.ouro.worker.hf.Safetensors;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.step.Region;
+import io.ouro.worker.step.StepOps;
 import io.ouro.worker.util.Parallel;
 
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.step;
 
 import io.ouro.worker.model.GradClip;
 import io.ouro.worker.model.GradientReady;
@@ -41,7 +41,7 @@ import java.util.List;
  * micro-batch and everything else for one chunk. With one chunk the gradients are bit-identical to keeping every
  * activation; with several, the weight gradients are summed chunk by chunk (a different order of the same sum).
  *
- * <p>This class is the float32 source of a float64 twin ({@code io.ouro.worker.reference64}) generated at build
+ * <p>This class is the float32 source of a float64 twin ({@code io.ouro.worker.step64}) generated at build
  * time for gradient checking.
  */
 public final class LoopSchedule {
