@@ -11,9 +11,9 @@ import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.TokenBatch;
 
-import java.util.ArrayList;
+import io.ouro.worker.step.StepWorkspace.Cell;
+
 import java.util.Arrays;
-import java.util.List;
 
 /**
  * The training step of the LoopLM, written once for every backend ({@link StepOps}):
@@ -30,7 +30,7 @@ import java.util.List;
  * A step's batch runs as micro-batches of {@code micro} sequences, forward then backward each, with the gradients
  * accumulating: the objective of every micro-batch is normalised by the whole batch's token count, so k
  * micro-batches add up to the gradient of the batch at once. The logits exist one block of rows at a time
- * ({@link #headBlock}), so a long sequence never holds its (N, V) logits at once.
+ * ({@link StepWorkspace#headBlock}), so a long sequence never holds its (N, V) logits at once.
  *
  * <p>{@link Recompute} decides what the forward pass keeps. With {@code NONE} every activation of every (loop step,
  * layer) stays. Otherwise the hidden states kept across layers (the layer inputs, each step's final-norm input and
@@ -50,35 +50,14 @@ public final class LoopSchedule {
     private final ParamLayout layout;
     private final StepOps ops;
     private final Recompute recompute;
+    private final StepWorkspace ws;
     private final boolean rc, keepLogits, storeLogits;
-    private final int micro, seqLen, rows, chunk, d, ffn, vocab, layers, steps, heads, hd, block;
-
-    // per micro-batch; stash regions in the recompute modes
-    private final Region emb;
-    private final Region[] xt, hn;
-    // layer inputs 1..L-1 (layer 0 reads the embeddings or the previous step's hn): per (step, layer), or per layer
-    // and reused by every step in LOOP_STEP mode
-    private final Region[] inputs;
-    // working set
-    private final Region[] rstdF;
-    private final Region z, lse, ce, p, dz, dce, head, logits;
-    private final Cell[] cells;
-    private final Region x0w, outw, hnw, y;
-    private final Region gH0, gH1, datt, dq, dk, dv, gA, gB, gM, gG, gU;
+    private final int micro, seqLen, chunk, d, ffn, vocab, layers, steps, heads, hd, block;
 
     // the micro-batch in flight
     private int n, b;
     private Objective objective;
     private boolean forwardDone;
-
-    /**
-     * The activations of one layer application: q, k, v, the attention output and state for every row; the rest
-     * for one chunk of rows (every row in NONE mode, where a cell is kept per (loop step, layer)).
-     */
-    private static final class Cell {
-        Region q, k, v, att, state;
-        Region a1, o, x1, f1, f, g, u, m, rstd1, rstd2, rstd3, rstd4;
-    }
 
     /**
      * @param micro      sequences per micro-batch (the workspace's size)
@@ -98,7 +77,7 @@ public final class LoopSchedule {
 
     /**
      * The same; {@code backward} false for a schedule that only runs forward passes (evaluation), which then keeps
-     * no logits for a backward ({@link #storesLogits}).
+     * no logits for a backward ({@link StepWorkspace#storesLogits}).
      */
     public LoopSchedule(LoopConfig cfg, StepOps ops, int micro, int seqLen, Recompute recompute, int chunk,
                         boolean keepLogits, boolean bf16Stash, boolean backward) {
@@ -112,11 +91,8 @@ public final class LoopSchedule {
         this.recompute = recompute;
         this.rc = recompute != Recompute.NONE;
         this.keepLogits = keepLogits;
-        this.storeLogits = storesLogits(recompute, keepLogits, backward);
         this.micro = micro;
         this.seqLen = seqLen;
-        this.rows = Math.multiplyExact(micro, seqLen);
-        this.chunk = chunkRows(rows, recompute, chunk);
         this.d = cfg.hidden();
         this.ffn = cfg.ffn();
         this.vocab = cfg.vocab();
@@ -124,174 +100,10 @@ public final class LoopSchedule {
         this.steps = cfg.steps();
         this.heads = cfg.heads();
         this.hd = cfg.headDim();
-        this.block = headBlock(rows, vocab);
-
-        Plan plan = new Plan(cfg, micro, seqLen, recompute, chunk, keepLogits, ops.attentionStateSize(micro, seqLen, heads),
-                backward);
-        Region[] r = ops.allocate(plan.sizes(), plan.stash(), bf16Stash);
-        int[] at = {0};
-        emb = r[at[0]++];
-        xt = take(r, at, steps);
-        hn = take(r, at, steps);
-        inputs = take(r, at, plan.inputs);
-        rstdF = take(r, at, steps);
-        z = r[at[0]++];
-        lse = r[at[0]++];
-        ce = r[at[0]++];
-        p = r[at[0]++];
-        dz = r[at[0]++];
-        dce = r[at[0]++];
-        head = r[at[0]++];
-        logits = storeLogits ? r[at[0]++] : null;
-        cells = new Cell[plan.cells];
-        for (int i = 0; i < cells.length; i++) {
-            Cell c = new Cell();
-            c.q = r[at[0]++];
-            c.k = r[at[0]++];
-            c.v = r[at[0]++];
-            c.att = r[at[0]++];
-            c.state = r[at[0]++];
-            c.a1 = r[at[0]++];
-            c.o = r[at[0]++];
-            c.x1 = r[at[0]++];
-            c.f1 = r[at[0]++];
-            c.f = r[at[0]++];
-            c.g = r[at[0]++];
-            c.u = r[at[0]++];
-            c.m = r[at[0]++];
-            c.rstd1 = r[at[0]++];
-            c.rstd2 = r[at[0]++];
-            c.rstd3 = r[at[0]++];
-            c.rstd4 = r[at[0]++];
-            cells[i] = c;
-        }
-        x0w = rc ? r[at[0]++] : null;
-        outw = rc ? r[at[0]++] : null;
-        hnw = rc ? r[at[0]++] : null;
-        y = rc ? r[at[0]++] : null;
-        gH0 = r[at[0]++];
-        gH1 = r[at[0]++];
-        datt = r[at[0]++];
-        dq = r[at[0]++];
-        dk = r[at[0]++];
-        dv = r[at[0]++];
-        gA = r[at[0]++];
-        gB = r[at[0]++];
-        gM = r[at[0]++];
-        gG = r[at[0]++];
-        gU = r[at[0]++];
-        if (at[0] != r.length) {
-            throw new IllegalStateException("LoopSchedule: " + r.length + " regions planned, " + at[0] + " used");
-        }
-    }
-
-    /**
-     * Whether the forward keeps every step's (N, V) logits: when asked for, and for a backward without
-     * recomputation, which then reads them instead of running the LM head's product again (a third of the head's
-     * FLOPs).
-     */
-    public static boolean storesLogits(Recompute recompute, boolean keepLogits, boolean backward) {
-        return keepLogits || backward && recompute == Recompute.NONE;
-    }
-
-    /** Rows per block of logits, chosen so a block stays near 16M elements. */
-    public static int headBlock(int rows, int vocab) {
-        return Math.max(1, Math.min(rows, Math.max(64, (1 << 24) / vocab)));
-    }
-
-    /** Rows per chunk of a layer's row-wise ops: every row without recomputation or when {@code chunk} is 0. */
-    public static int chunkRows(int rows, Recompute recompute, int chunk) {
-        return recompute == Recompute.NONE || chunk == 0 ? rows : Math.min(rows, chunk);
-    }
-
-    /**
-     * The regions one micro-batch needs, in the order the schedule takes them, and which are stash: what the
-     * backend allocates and what {@code ouro plan} reports are this one list.
-     */
-    public static final class Plan {
-        final int cells, inputs;
-        private final List<Long> sizes = new ArrayList<>();
-        private final List<Boolean> stash = new ArrayList<>();
-
-        public Plan(LoopConfig cfg, int micro, int seqLen, Recompute recompute, int chunk, boolean keepLogits,
-                    long stateSize) {
-            this(cfg, micro, seqLen, recompute, chunk, keepLogits, stateSize, true);
-        }
-
-        /** The same; {@code backward} as the schedule's ({@link #storesLogits}). */
-        public Plan(LoopConfig cfg, int micro, int seqLen, Recompute recompute, int chunk, boolean keepLogits,
-                    long stateSize, boolean backward) {
-            long n = (long) micro * seqLen, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab();
-            long c = chunkRows((int) Math.min(n, Integer.MAX_VALUE), recompute, chunk);
-            int t = cfg.steps(), l = cfg.layers();
-            boolean rc = recompute != Recompute.NONE;
-            long nd = n * d;
-            cells = rc ? 1 : t * l;
-            inputs = recompute == Recompute.LOOP_STEP ? l - 1 : t * (l - 1);
-            add(1, nd, rc);                               // embeddings
-            add(t, nd, rc);                               // xt: each step's final-norm input
-            add(t, nd, rc);                               // hn: its output
-            add(inputs, nd, rc);
-            add(t, n, false);                             // final-norm rstd
-            add(6, t * n, false);                         // z, lse, ce, p, dz, dce
-            add(1, headBlock((int) Math.min(n, Integer.MAX_VALUE), (int) v) * v, false);
-            if (storesLogits(recompute, keepLogits, backward)) {
-                add(1, t * n * v, false);                 // every step's logits
-            }
-            for (int i = 0; i < cells; i++) {
-                add(4, nd, false);                        // q, k, v, attention output
-                add(1, stateSize, false);
-                add(5, c * d, false);                     // a1, o, x1, f1, f
-                add(3, c * f, false);                     // g, u, m
-                add(4, c, false);                         // rstd1..4
-            }
-            if (rc) {
-                add(3, nd, false);                        // x0w, outw, hnw: a layer's input and output, hn
-                add(1, c * d, false);                     // y: a recomputed chunk's output
-            }
-            add(6, nd, false);                            // gH0, gH1, datt, dq, dk, dv
-            add(2, c * d, false);                         // gA, gB
-            add(3, c * f, false);                         // gM, gG, gU
-        }
-
-        private void add(int count, long size, boolean isStash) {
-            for (int i = 0; i < count; i++) {
-                sizes.add(size);
-                stash.add(isStash);
-            }
-        }
-
-        public long[] sizes() {
-            return sizes.stream().mapToLong(Long::longValue).toArray();
-        }
-
-        public boolean[] stash() {
-            boolean[] s = new boolean[stash.size()];
-            for (int i = 0; i < s.length; i++) {
-                s[i] = stash.get(i);
-            }
-            return s;
-        }
-
-        /** Elements of all regions. */
-        public long total() {
-            return sizes.stream().mapToLong(Long::longValue).sum();
-        }
-
-        /** Elements of the stash regions. */
-        public long stashTotal() {
-            long s = 0;
-            for (int i = 0; i < sizes.size(); i++) {
-                s += stash.get(i) ? sizes.get(i) : 0;
-            }
-            return s;
-        }
-    }
-
-    private static Region[] take(Region[] r, int[] at, int count) {
-        Region[] out = Arrays.copyOfRange(r, at[0], at[0] + count);
-        at[0] += count;
-        return out;
+        this.ws = new StepWorkspace(cfg, ops, micro, seqLen, recompute, chunk, keepLogits, bf16Stash, backward);
+        this.chunk = ws.chunk;
+        this.block = ws.block;
+        this.storeLogits = ws.storeLogits;
     }
 
     public ParamLayout layout() {
@@ -372,38 +184,38 @@ public final class LoopSchedule {
         ops.setBatch(tokenIds, targets);
         float eps = (float) cfg.normEps();
         int nd = n * d;
-        ops.embedForward(rc ? x0w : emb, layout.embed(), n, d);
+        ops.embedForward(rc ? ws.x0w : ws.emb, layout.embed(), n, d);
         if (rc) {
-            ops.copy(emb, x0w, nd);
+            ops.copy(ws.emb, ws.x0w, nd);
         }
         for (int t = 0; t < steps; t++) {
             for (int l = 0; l < layers; l++) {
                 if (rc && l > 0) {
-                    ops.copy(x0w, outw, nd);
+                    ops.copy(ws.x0w, ws.outw, nd);
                 } else if (rc && t > 0) {
-                    ops.copy(x0w, hnw, nd);
+                    ops.copy(ws.x0w, ws.hnw, nd);
                 }
-                Region out = rc ? outw : outputOf(t, l);
-                layerForward(layout.layer(l), cellFor(t, l), rc ? x0w : inputOf(t, l), out, eps);
+                Region out = rc ? ws.outw : ws.outputOf(t, l);
+                layerForward(layout.layer(l), ws.cellFor(t, l), rc ? ws.x0w : ws.inputOf(t, l), out, eps);
                 if (rc) {
-                    ops.copy(outputOf(t, l), outw, nd);
+                    ops.copy(ws.outputOf(t, l), ws.outw, nd);
                 }
             }
-            Region h = rc ? hnw : hn[t];
-            ops.rmsnormForward(h, rstdF[t], rc ? outw : xt[t], layout.finalNorm(), n, d, eps);
+            Region h = rc ? ws.hnw : ws.hn[t];
+            ops.rmsnormForward(h, ws.rstdF[t], rc ? ws.outw : ws.xt[t], layout.finalNorm(), n, d, eps);
             if (rc) {
-                ops.copy(hn[t], hnw, nd);
+                ops.copy(ws.hn[t], ws.hnw, nd);
             }
             for (int r0 = 0; r0 < n; r0 += block) {
                 int rs = Math.min(block, n - r0);
-                Region out = storeLogits ? logits.at(((long) t * n + r0) * vocab) : head;
+                Region out = storeLogits ? ws.logits.at(((long) t * n + r0) * vocab) : ws.head;
                 ops.linearForward(out, h.at((long) r0 * d), layout.lmHead(), rs, d, vocab);
-                ops.crossEntropyForward(out, lse.at((long) t * n + r0), ce.at((long) t * n + r0), r0, rs, vocab);
+                ops.crossEntropyForward(out, ws.lse.at((long) t * n + r0), ws.ce.at((long) t * n + r0), r0, rs, vocab);
             }
-            ops.linearForward(z.at((long) t * n), h, layout.gateWeight(), n, d, 1);
-            ops.biasAdd(z.at((long) t * n), layout.gateBias(), n);
+            ops.linearForward(ws.z.at((long) t * n), h, layout.gateWeight(), n, d, 1);
+            ops.biasAdd(ws.z.at((long) t * n), layout.gateBias(), n);
         }
-        double[] sums = ops.exitObjective(z, ce, p, dz, dce, n, steps, objective, tokens);
+        double[] sums = ops.exitObjective(ws.z, ws.ce, ws.p, ws.dz, ws.dce, n, steps, objective, tokens);
         if (!Double.isFinite(sums[0])) {
             throw new NonFiniteException("loss is " + sums[0] + " (per-step CE sums " + Arrays.toString(
                     Arrays.copyOfRange(sums, 1, 1 + steps)) + ")");
@@ -431,17 +243,17 @@ public final class LoopSchedule {
         boolean lm = objective.trainsLm();
         float eps = (float) cfg.normEps();
         int nd = n * d;
-        Region gH = gH0, gTmp = gH1;
+        Region gH = ws.gH0, gTmp = ws.gH1;
         ops.zero(gH, nd);
         for (int t = steps - 1; t >= 0; t--) {
-            Region h = hn[t];
+            Region h = ws.hn[t];
             if (rc) {
-                ops.copy(hnw, hn[t], nd);
-                h = hnw;
+                ops.copy(ws.hnw, ws.hn[t], nd);
+                h = ws.hnw;
             }
             // the head and the gate read h_t; the gradient of the later steps' input is already in gH
-            ops.linearBackwardWeight(gw, dz.at((long) t * n), h, n, d, 1);
-            ops.biasBackward(layout.gateBias(), dz.at((long) t * n), n);
+            ops.linearBackwardWeight(gw, ws.dz.at((long) t * n), h, n, d, 1);
+            ops.biasBackward(layout.gateBias(), ws.dz.at((long) t * n), n);
             if (!lm) {
                 if (t == 0) {
                     for (int g = 0; g < layers + 2; g++) {
@@ -450,26 +262,27 @@ public final class LoopSchedule {
                 }
                 continue;
             }
-            ops.linearBackwardInput(gH, dz.at((long) t * n), gw, n, d, 1);
+            ops.linearBackwardInput(gH, ws.dz.at((long) t * n), gw, n, d, 1);
             for (int r0 = 0; r0 < n; r0 += block) {
                 int rs = Math.min(block, n - r0);
                 Region hr = h.at((long) r0 * d);
                 if (storeLogits) {
-                    ops.copy(head, logits.at(((long) t * n + r0) * vocab), rs * vocab);
+                    ops.copy(ws.head, ws.logits.at(((long) t * n + r0) * vocab), rs * vocab);
                 } else {
-                    ops.linearForward(head, hr, layout.lmHead(), rs, d, vocab);
+                    ops.linearForward(ws.head, hr, layout.lmHead(), rs, d, vocab);
                 }
-                ops.crossEntropyBackward(head, lse.at((long) t * n + r0), dce.at((long) t * n + r0), r0, rs, vocab);
-                ops.linearBackwardInput(gH.at((long) r0 * d), head, layout.lmHead(), rs, d, vocab);
-                ops.linearBackwardWeight(layout.lmHead(), head, hr, rs, d, vocab);
+                ops.crossEntropyBackward(ws.head, ws.lse.at((long) t * n + r0), ws.dce.at((long) t * n + r0), r0, rs,
+                        vocab);
+                ops.linearBackwardInput(gH.at((long) r0 * d), ws.head, layout.lmHead(), rs, d, vocab);
+                ops.linearBackwardWeight(layout.lmHead(), ws.head, hr, rs, d, vocab);
             }
-            Region x = xt[t];
+            Region x = ws.xt[t];
             if (rc) {
-                ops.copy(outw, xt[t], nd);
-                x = outw;
+                ops.copy(ws.outw, ws.xt[t], nd);
+                x = ws.outw;
             }
             ops.zero(gTmp, nd);
-            ops.rmsnormBackward(gTmp, gH, x, rstdF[t], layout.finalNorm(), n, d);
+            ops.rmsnormBackward(gTmp, gH, x, ws.rstdF[t], layout.finalNorm(), n, d);
             if (t == 0) {
                 ready.ready(0);
             }
@@ -478,20 +291,20 @@ public final class LoopSchedule {
             gTmp = s;
             if (recompute == Recompute.LOOP_STEP) {
                 // the step's layer inputs again (the last layer's output, xt, is kept)
-                ops.copy(x0w, inputOf(t, 0), nd);
+                ops.copy(ws.x0w, ws.inputOf(t, 0), nd);
                 for (int l = 0; l + 1 < layers; l++) {
-                    layerForward(layout.layer(l), cellFor(t, l), x0w, outw, eps);
-                    ops.copy(inputs[l], outw, nd);
-                    ops.copy(x0w, outw, nd);
+                    layerForward(layout.layer(l), ws.cellFor(t, l), ws.x0w, ws.outw, eps);
+                    ops.copy(ws.inputs[l], ws.outw, nd);
+                    ops.copy(ws.x0w, ws.outw, nd);
                 }
             }
             for (int l = layers - 1; l >= 0; l--) {
-                Region x0 = inputOf(t, l);
+                Region x0 = ws.inputOf(t, l);
                 if (rc) {
-                    ops.copy(x0w, x0, nd);
-                    x0 = x0w;
+                    ops.copy(ws.x0w, x0, nd);
+                    x0 = ws.x0w;
                 }
-                layerBackward(layout.layer(l), cellFor(t, l), x0, gH, eps);
+                layerBackward(layout.layer(l), ws.cellFor(t, l), x0, gH, eps);
                 if (t == 0) {
                     ready.ready(layers - l);
                 }
@@ -530,42 +343,17 @@ public final class LoopSchedule {
         if (!keepLogits) {
             throw new IllegalStateException("logits were not kept: pass keepLogits = true");
         }
-        return ops.read(logits.at((long) t * n * vocab), n * vocab);
+        return ops.read(ws.logits.at((long) t * n * vocab), n * vocab);
     }
 
     /** The gate logits z of the last forward, (T, N). */
     public float[] gateLogits() {
-        return ops.read(z, steps * n);
+        return ops.read(ws.z, steps * n);
     }
 
     /** Per-row cross-entropy of every step of the last forward, (T, N); 0 where there is no target. */
     public float[] crossEntropies() {
-        return ops.read(ce, steps * n);
-    }
-
-    private Cell cellFor(int t, int l) {
-        return cells[rc ? 0 : t * layers + l];
-    }
-
-    // the input of layer l of step t: the embeddings, the previous step's hn, or the previous layer's output
-    private Region inputOf(int t, int l) {
-        if (l == 0) {
-            return t == 0 ? emb : hn[t - 1];
-        }
-        return recompute == Recompute.LOOP_STEP ? inputs[l - 1] : inputs[t * (layers - 1) + l - 1];
-    }
-
-    // where layer l of step t's output is kept: the next layer's input, or the final norm's input
-    private Region outputOf(int t, int l) {
-        if (l + 1 == layers) {
-            return xt[t];
-        }
-        return recompute == Recompute.LOOP_STEP ? inputs[l] : inputs[t * (layers - 1) + l];
-    }
-
-    // a chunk-sized region at row r0 of the chunk: its own rows without recomputation, the one chunk's otherwise
-    private Region local(Region r, int r0, int width) {
-        return rc ? r : r.at((long) r0 * width);
+        return ops.read(ws.ce, steps * n);
     }
 
     // x0 -> out, both (N, D) working regions
@@ -581,8 +369,8 @@ public final class LoopSchedule {
     private void preAttention(TensorView[] lt, Cell c, Region x0, float eps) {
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rs = Math.min(chunk, n - r0);
-            Region a1 = local(c.a1, r0, d);
-            ops.rmsnormForward(a1, local(c.rstd1, r0, 1), x0.at((long) r0 * d), lt[ParamLayout.IN_NORM], rs, d, eps);
+            Region a1 = ws.local(c.a1, r0, d);
+            ops.rmsnormForward(a1, ws.local(c.rstd1, r0, 1), x0.at((long) r0 * d), lt[ParamLayout.IN_NORM], rs, d, eps);
             ops.linearForward(c.q.at((long) r0 * d), a1, lt[ParamLayout.Q], rs, d, d);
             ops.linearForward(c.k.at((long) r0 * d), a1, lt[ParamLayout.K], rs, d, d);
             ops.linearForward(c.v.at((long) r0 * d), a1, lt[ParamLayout.V], rs, d, d);
@@ -594,17 +382,18 @@ public final class LoopSchedule {
 
     // rows [r0, r0 + rs): out = x1 + norm4(down(swiglu(norm3(x1)))), x1 = x0 + norm2(o_proj(att))
     private void postAttention(TensorView[] lt, Cell c, Region x0, Region out, int r0, int rs, float eps) {
-        Region o = local(c.o, r0, d), x1 = local(c.x1, r0, d), f1 = local(c.f1, r0, d), f = local(c.f, r0, d);
-        Region g = local(c.g, r0, ffn), u = local(c.u, r0, ffn), m = local(c.m, r0, ffn);
+        Region o = ws.local(c.o, r0, d), x1 = ws.local(c.x1, r0, d);
+        Region f1 = ws.local(c.f1, r0, d), f = ws.local(c.f, r0, d);
+        Region g = ws.local(c.g, r0, ffn), u = ws.local(c.u, r0, ffn), m = ws.local(c.m, r0, ffn);
         ops.linearForward(o, c.att.at((long) r0 * d), lt[ParamLayout.O], rs, d, d);
-        ops.rmsnormForward(x1, local(c.rstd2, r0, 1), o, lt[ParamLayout.IN_NORM_2], rs, d, eps);
+        ops.rmsnormForward(x1, ws.local(c.rstd2, r0, 1), o, lt[ParamLayout.IN_NORM_2], rs, d, eps);
         ops.add(x1, x0.at((long) r0 * d), rs * d);
-        ops.rmsnormForward(f1, local(c.rstd3, r0, 1), x1, lt[ParamLayout.POST_NORM], rs, d, eps);
+        ops.rmsnormForward(f1, ws.local(c.rstd3, r0, 1), x1, lt[ParamLayout.POST_NORM], rs, d, eps);
         ops.linearForward(g, f1, lt[ParamLayout.GATE], rs, d, ffn);
         ops.linearForward(u, f1, lt[ParamLayout.UP], rs, d, ffn);
         ops.swigluForward(m, g, u, rs * ffn);
         ops.linearForward(f, m, lt[ParamLayout.DOWN], rs, ffn, d);
-        ops.rmsnormForward(out, local(c.rstd4, r0, 1), f, lt[ParamLayout.POST_NORM_2], rs, d, eps);
+        ops.rmsnormForward(out, ws.local(c.rstd4, r0, 1), f, lt[ParamLayout.POST_NORM_2], rs, d, eps);
         ops.add(out, x1, rs * d);
     }
 
@@ -616,56 +405,57 @@ public final class LoopSchedule {
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rs = Math.min(chunk, n - r0), cd = rs * d, cf = rs * ffn;
             if (rc) {
-                postAttention(lt, c, x0, y, r0, rs, eps);
+                postAttention(lt, c, x0, ws.y, r0, rs, eps);
             }
-            Region o = local(c.o, r0, d), x1 = local(c.x1, r0, d), f1 = local(c.f1, r0, d), f = local(c.f, r0, d);
-            Region g = local(c.g, r0, ffn), u = local(c.u, r0, ffn), m = local(c.m, r0, ffn);
+            Region o = ws.local(c.o, r0, d), x1 = ws.local(c.x1, r0, d);
+            Region f1 = ws.local(c.f1, r0, d), f = ws.local(c.f, r0, d);
+            Region g = ws.local(c.g, r0, ffn), u = ws.local(c.u, r0, ffn), m = ws.local(c.m, r0, ffn);
             Region gHc = gH.at((long) r0 * d);
             // FFN half: out = x1 + norm4(down(swiglu(norm3(x1))))
-            ops.zero(gA, cd);
-            ops.rmsnormBackward(gA, gHc, f, local(c.rstd4, r0, 1), lt[ParamLayout.POST_NORM_2], rs, d);
-            ops.zero(gM, cf);
-            ops.linearBackwardInput(gM, gA, lt[ParamLayout.DOWN], rs, ffn, d);
-            ops.linearBackwardWeight(lt[ParamLayout.DOWN], gA, m, rs, ffn, d);
-            ops.zero(gG, cf);
-            ops.zero(gU, cf);
-            ops.swigluBackward(gG, gU, gM, g, u, cf);
-            ops.zero(gB, cd);
-            ops.linearBackwardInput(gB, gG, lt[ParamLayout.GATE], rs, d, ffn);
-            ops.linearBackwardInput(gB, gU, lt[ParamLayout.UP], rs, d, ffn);
-            ops.linearBackwardWeight(lt[ParamLayout.GATE], gG, f1, rs, d, ffn);
-            ops.linearBackwardWeight(lt[ParamLayout.UP], gU, f1, rs, d, ffn);
+            ops.zero(ws.gA, cd);
+            ops.rmsnormBackward(ws.gA, gHc, f, ws.local(c.rstd4, r0, 1), lt[ParamLayout.POST_NORM_2], rs, d);
+            ops.zero(ws.gM, cf);
+            ops.linearBackwardInput(ws.gM, ws.gA, lt[ParamLayout.DOWN], rs, ffn, d);
+            ops.linearBackwardWeight(lt[ParamLayout.DOWN], ws.gA, m, rs, ffn, d);
+            ops.zero(ws.gG, cf);
+            ops.zero(ws.gU, cf);
+            ops.swigluBackward(ws.gG, ws.gU, ws.gM, g, u, cf);
+            ops.zero(ws.gB, cd);
+            ops.linearBackwardInput(ws.gB, ws.gG, lt[ParamLayout.GATE], rs, d, ffn);
+            ops.linearBackwardInput(ws.gB, ws.gU, lt[ParamLayout.UP], rs, d, ffn);
+            ops.linearBackwardWeight(lt[ParamLayout.GATE], ws.gG, f1, rs, d, ffn);
+            ops.linearBackwardWeight(lt[ParamLayout.UP], ws.gU, f1, rs, d, ffn);
             // gH (the residual path) now accumulates dL/dx1
-            ops.rmsnormBackward(gHc, gB, x1, local(c.rstd3, r0, 1), lt[ParamLayout.POST_NORM], rs, d);
+            ops.rmsnormBackward(gHc, ws.gB, x1, ws.local(c.rstd3, r0, 1), lt[ParamLayout.POST_NORM], rs, d);
             // attention half: x1 = x0 + norm2(o_proj(att)); the output projection, chunk by chunk
-            ops.zero(gA, cd);
-            ops.rmsnormBackward(gA, gHc, o, local(c.rstd2, r0, 1), lt[ParamLayout.IN_NORM_2], rs, d);
-            ops.zero(datt.at((long) r0 * d), cd);
-            ops.linearBackwardInput(datt.at((long) r0 * d), gA, lt[ParamLayout.O], rs, d, d);
-            ops.linearBackwardWeight(lt[ParamLayout.O], gA, c.att.at((long) r0 * d), rs, d, d);
+            ops.zero(ws.gA, cd);
+            ops.rmsnormBackward(ws.gA, gHc, o, ws.local(c.rstd2, r0, 1), lt[ParamLayout.IN_NORM_2], rs, d);
+            ops.zero(ws.datt.at((long) r0 * d), cd);
+            ops.linearBackwardInput(ws.datt.at((long) r0 * d), ws.gA, lt[ParamLayout.O], rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.O], ws.gA, c.att.at((long) r0 * d), rs, d, d);
         }
         int nd = n * d;
-        ops.zero(dq, nd);
-        ops.zero(dk, nd);
-        ops.zero(dv, nd);
-        ops.attentionBackward(dq, dk, dv, datt, c.att, c.state, c.q, c.k, c.v, b, seqLen, heads, hd);
-        ops.rope(dq, n, seqLen, heads, hd, false);
-        ops.rope(dk, n, seqLen, heads, hd, false);
+        ops.zero(ws.dq, nd);
+        ops.zero(ws.dk, nd);
+        ops.zero(ws.dv, nd);
+        ops.attentionBackward(ws.dq, ws.dk, ws.dv, ws.datt, c.att, c.state, c.q, c.k, c.v, b, seqLen, heads, hd);
+        ops.rope(ws.dq, n, seqLen, heads, hd, false);
+        ops.rope(ws.dk, n, seqLen, heads, hd, false);
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rs = Math.min(chunk, n - r0);
             long at = (long) r0 * d;
-            Region a1 = local(c.a1, r0, d), rstd1 = local(c.rstd1, r0, 1);
+            Region a1 = ws.local(c.a1, r0, d), rstd1 = ws.local(c.rstd1, r0, 1);
             if (rc) {
                 ops.rmsnormForward(a1, rstd1, x0.at(at), lt[ParamLayout.IN_NORM], rs, d, eps);
             }
-            ops.zero(gA, rs * d);
-            ops.linearBackwardInput(gA, dq.at(at), lt[ParamLayout.Q], rs, d, d);
-            ops.linearBackwardInput(gA, dk.at(at), lt[ParamLayout.K], rs, d, d);
-            ops.linearBackwardInput(gA, dv.at(at), lt[ParamLayout.V], rs, d, d);
-            ops.linearBackwardWeight(lt[ParamLayout.Q], dq.at(at), a1, rs, d, d);
-            ops.linearBackwardWeight(lt[ParamLayout.K], dk.at(at), a1, rs, d, d);
-            ops.linearBackwardWeight(lt[ParamLayout.V], dv.at(at), a1, rs, d, d);
-            ops.rmsnormBackward(gH.at(at), gA, x0.at(at), rstd1, lt[ParamLayout.IN_NORM], rs, d);
+            ops.zero(ws.gA, rs * d);
+            ops.linearBackwardInput(ws.gA, ws.dq.at(at), lt[ParamLayout.Q], rs, d, d);
+            ops.linearBackwardInput(ws.gA, ws.dk.at(at), lt[ParamLayout.K], rs, d, d);
+            ops.linearBackwardInput(ws.gA, ws.dv.at(at), lt[ParamLayout.V], rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.Q], ws.dq.at(at), a1, rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.K], ws.dk.at(at), a1, rs, d, d);
+            ops.linearBackwardWeight(lt[ParamLayout.V], ws.dv.at(at), a1, rs, d, d);
+            ops.rmsnormBackward(gH.at(at), ws.gA, x0.at(at), rstd1, lt[ParamLayout.IN_NORM], rs, d);
         }
     }
 }
