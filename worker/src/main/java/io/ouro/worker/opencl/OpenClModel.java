@@ -1,8 +1,8 @@
 package io.ouro.worker.opencl;
 
 import com.aparapi.device.OpenCLDevice;
-import io.ouro.worker.hf.FlatTensors;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.FlatTensors;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.DecayPolicy;
 import io.ouro.worker.model.GradientReady;
