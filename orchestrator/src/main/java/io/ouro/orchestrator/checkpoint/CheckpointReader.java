@@ -1,7 +1,7 @@
 package io.ouro.orchestrator.checkpoint;
 
-import io.ouro.worker.hf.TensorSink;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.TensorSink;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.hf.Safetensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -1,7 +1,7 @@
 package io.ouro.orchestrator.checkpoint;
 
 import io.ouro.tokenizer.fs.HadoopFiles;
-import io.ouro.worker.hf.FlatTensors;
+import io.ouro.worker.model.FlatTensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;

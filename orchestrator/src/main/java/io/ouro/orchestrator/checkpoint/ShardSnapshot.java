@@ -1,6 +1,6 @@
 package io.ouro.orchestrator.checkpoint;
 
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.TensorView;
 
 import java.util.EnumMap;

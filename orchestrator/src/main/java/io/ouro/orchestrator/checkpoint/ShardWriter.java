@@ -1,7 +1,7 @@
 package io.ouro.orchestrator.checkpoint;
 
 import io.ouro.tokenizer.fs.HadoopFiles;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.hf.Safetensors;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ouro.tokenizer.cli.Args;
-import io.ouro.orchestrator.hf.GenerateApp;
 import io.ouro.orchestrator.hf.ModelSource;
 import io.ouro.orchestrator.train.ManifestSource;
 import io.ouro.tokenizer.BpeTokenizer;
@@ -79,7 +78,7 @@ public final class EvalApp {
                 throw new IllegalArgumentException("--text-docs: expected paragraph or line, got '" + docs + "'");
             }
             if (text != null) {
-                BpeTokenizer tok = GenerateApp.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
+                BpeTokenizer tok = ModelSource.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
                 for (String uri : text.split(",")) {
                     texts.add(tokenizeText(uri, readText(uri, conf), tok, m.config().vocab(), docs.equals("line")));
                 }
@@ -97,7 +96,7 @@ public final class EvalApp {
             json.set("perplexity", toJson(p));
         }
         if (tasks != null) {
-            BpeTokenizer tok = GenerateApp.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
+            BpeTokenizer tok = ModelSource.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
             TaskScorer.Tasks t = TaskScorer.read(Paths.get(tasks));
             for (String b : t.bad()) {
                 System.err.println("skipped " + b);

@@ -1,9 +1,7 @@
 package io.ouro.orchestrator.hf;
 
 import io.ouro.tokenizer.cli.Args;
-import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.tokenizer.BpeTokenizer;
-import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.backend.Backends;
 import io.ouro.worker.infer.DecodeOps;
 import io.ouro.worker.infer.ExitPolicy;
@@ -13,7 +11,6 @@ import io.ouro.worker.infer.TokenSampler;
 import org.apache.hadoop.conf.Configuration;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
@@ -41,7 +38,7 @@ public final class GenerateApp {
         Args a = Args.orExit(args, USAGE);
         Configuration conf = new Configuration();
         ModelSource.Loaded m = ModelSource.load(a.get("model", null), a.get("config", null), a.get("checkpoint", null), conf);
-        BpeTokenizer tok = tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
+        BpeTokenizer tok = ModelSource.tokenizer(a.get("tokenizer", null), a.get("model", null), conf);
         List<String> prompts = new ArrayList<>();
         if (a.get("prompt", null) != null) {
             prompts.add(a.get("prompt", null));
@@ -90,24 +87,6 @@ public final class GenerateApp {
             System.out.printf(Locale.ROOT, "  [%d tokens, %.1f tokens/s, mean exit step %.2f of %d, exits per step %s,"
                             + " KV cache %,d bytes%s]%n", r.tokens().length, r.tokensPerSecond(), r.meanExitStep(),
                     steps, Arrays.toString(r.exitCounts()), r.cacheBytes(), r.stoppedAtEos() ? ", EOS" : "");
-        }
-    }
-
-    /** The tokenizer named, else the model directory's tokenizer.json. */
-    public static BpeTokenizer tokenizer(String file, String modelDir, Configuration conf) throws IOException {
-        if (file != null) {
-            return BpeTokenizer.load(Paths.get(file));
-        }
-        if (modelDir == null) {
-            throw new IllegalArgumentException("--tokenizer FILE is required with --config (a run's checkpoint holds no"
-                    + " tokenizer; an HF directory given with --model may)");
-        }
-        HadoopModelDir dir = new HadoopModelDir(modelDir, conf);
-        if (!dir.exists(HfModelDir.TOKENIZER)) {
-            throw new IllegalArgumentException(dir.describe(HfModelDir.TOKENIZER) + " does not exist; pass --tokenizer FILE");
-        }
-        try (InputStream in = dir.open(HfModelDir.TOKENIZER)) {
-            return BpeTokenizer.fromJson(in.readAllBytes(), dir.describe(HfModelDir.TOKENIZER));
         }
     }
 }

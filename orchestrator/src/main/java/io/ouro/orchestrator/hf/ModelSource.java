@@ -2,16 +2,19 @@ package io.ouro.orchestrator.hf;
 
 import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.tokenizer.BpeTokenizer;
 import io.ouro.worker.hf.HfModelDir;
 import io.ouro.worker.model.LoopConfig;
 import org.apache.hadoop.conf.Configuration;
 
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Paths;
 
 /**
  * Where the tools ({@code ouro generate}, {@code ouro eval}, {@code ouro export}) take a model from: an HF model
  * directory ({@code --model DIR}), or a training run's checkpoint ({@code --config FILE [--checkpoint DIR]}, the
- * newest when no directory is named).
+ * newest when no directory is named); and the tokenizer that goes with it.
  */
 public final class ModelSource {
 
@@ -37,5 +40,23 @@ public final class ModelSource {
         TrainConfig cfg = TrainConfig.load(config, conf);
         RunCheckpoint.Weights w = RunCheckpoint.load(cfg, checkpoint, conf);
         return new Loaded(w.config(), w.params(), w.path());
+    }
+
+    /** The tokenizer named, else the model directory's tokenizer.json. */
+    public static BpeTokenizer tokenizer(String file, String modelDir, Configuration conf) throws IOException {
+        if (file != null) {
+            return BpeTokenizer.load(Paths.get(file));
+        }
+        if (modelDir == null) {
+            throw new IllegalArgumentException("--tokenizer FILE is required with --config (a run's checkpoint holds no"
+                    + " tokenizer; an HF directory given with --model may)");
+        }
+        HadoopModelDir dir = new HadoopModelDir(modelDir, conf);
+        if (!dir.exists(HfModelDir.TOKENIZER)) {
+            throw new IllegalArgumentException(dir.describe(HfModelDir.TOKENIZER) + " does not exist; pass --tokenizer FILE");
+        }
+        try (InputStream in = dir.open(HfModelDir.TOKENIZER)) {
+            return BpeTokenizer.fromJson(in.readAllBytes(), dir.describe(HfModelDir.TOKENIZER));
+        }
     }
 }

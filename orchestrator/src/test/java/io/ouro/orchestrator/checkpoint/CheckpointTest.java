@@ -1,7 +1,7 @@
 package io.ouro.orchestrator.checkpoint;
 
-import io.ouro.worker.hf.FlatTensors;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.FlatTensors;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.hf.Safetensors;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;

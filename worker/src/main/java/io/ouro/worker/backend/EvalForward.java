@@ -8,7 +8,7 @@ import io.ouro.worker.opencl.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.reference.RowOps;
-import io.ouro.worker.reference.LoopSchedule;
+import io.ouro.worker.step.LoopSchedule;
 import io.ouro.worker.reference.ReferenceModel;
 
 /**

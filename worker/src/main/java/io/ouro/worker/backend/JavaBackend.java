@@ -3,15 +3,15 @@ package io.ouro.worker.backend;
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
-import io.ouro.worker.hf.FlatTensors;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.FlatTensors;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.StepShape;
-import io.ouro.worker.reference.LoopSchedule;
+import io.ouro.worker.step.LoopSchedule;
 import io.ouro.worker.reference.ReferenceModel;
 import io.ouro.worker.util.Parallel;
 

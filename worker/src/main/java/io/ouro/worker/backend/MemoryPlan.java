@@ -187,7 +187,7 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
                         + "recomputation): %s",
                 shape.micro(), shape.seqLen(), shape.recompute().yamlName(),
                 shape.recompute() == Recompute.NONE ? "" : " in chunks of "
-                        + io.ouro.worker.reference.LoopSchedule.chunkRows(shape.micro() * shape.seqLen(),
+                        + io.ouro.worker.step.StepWorkspace.chunkRows(shape.micro() * shape.seqLen(),
                         shape.recompute(), shape.chunk()) + " rows",
                 gib(this.deviceBytes), stateBytes < 16 * parameters ? " moments of this rank's slice (ZeRO-1)" : "",
                 gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes), actBuffers,

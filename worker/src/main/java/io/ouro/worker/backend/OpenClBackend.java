@@ -4,7 +4,7 @@ import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.MatmulPrecision;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;

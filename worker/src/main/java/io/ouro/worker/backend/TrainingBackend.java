@@ -1,6 +1,6 @@
 package io.ouro.worker.backend;
 
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.OptimizerState;

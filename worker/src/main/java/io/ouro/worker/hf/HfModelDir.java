@@ -3,6 +3,7 @@ package io.ouro.worker.hf;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.ouro.worker.model.FlatTensors;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.TensorView;

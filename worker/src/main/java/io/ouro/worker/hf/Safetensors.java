@@ -3,6 +3,9 @@ package io.ouro.worker.hf;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.ouro.worker.model.Bf16;
+import io.ouro.worker.model.TensorSink;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.TensorView;
 
 import java.io.DataInputStream;
@@ -62,29 +65,6 @@ public final class Safetensors {
     }
 
     private Safetensors() {
-    }
-
-    /** The bfloat16 bits of {@code f}, rounded to nearest even (NaN stays a quiet NaN). */
-    public static short toBf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if (Float.isNaN(f)) {
-            return (short) ((bits >>> 16) | 0x40);
-        }
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-    }
-
-    public static float fromBf16(short b) {
-        return Float.intBitsToFloat((b & 0xFFFF) << 16);
-    }
-
-    /** {@code f} as it reads back after a BF16 round trip. */
-    public static float roundBf16(float f) {
-        return fromBf16(toBf16(f));
-    }
-
-    /** The same for a double (the float64 twin of the reference ops): rounded to float, then to BF16. */
-    public static double roundBf16(double f) {
-        return roundBf16((float) f);
     }
 
     /**
@@ -306,7 +286,7 @@ public final class Safetensors {
                     bytes.asFloatBuffer().put(floats, 0, n);
                 } else {
                     for (int i = 0; i < n; i++) {
-                        bytes.putShort(toBf16(floats[i]));
+                        bytes.putShort(Bf16.bits(floats[i]));
                     }
                 }
                 out.write(bytes.array(), 0, dtype.bytes * n);
@@ -336,7 +316,7 @@ public final class Safetensors {
                     bytes.asFloatBuffer().get(floats, 0, n);
                 } else {
                     for (int i = 0; i < n; i++) {
-                        floats[i] = fromBf16(bytes.getShort());
+                        floats[i] = Bf16.value(bytes.getShort());
                     }
                 }
                 sink.write(t, start + done, floats, 0, n);

@@ -1,5 +1,6 @@
 package io.ouro.worker.model;
 
+import io.ouro.worker.util.Parallel;
 
 import java.util.function.Predicate;
 
@@ -118,10 +119,46 @@ public final class AdamW {
         step++;
         float c1 = (float) (1 - beta1), c2 = (float) (1 - beta2);
         for (Slice sl : slices(layout, from, to, trainable)) {
-            io.ouro.worker.reference.JavaOps.adamwUpdate(params, grads, m, v, (int) sl.at(), (int) sl.momentAt(),
-                    sl.len(), u.keep(sl.tensor(), decay), u.beta1(), u.beta2(), c1, c2, u.stepSize(), u.sqrtBc2(),
-                    u.eps());
+            update(params, grads, m, v, (int) sl.at(), (int) sl.momentAt(), sl.len(), u.keep(sl.tensor(), decay),
+                    u.beta1(), u.beta2(), c1, c2, u.stepSize(), u.sqrtBc2(), u.eps());
         }
+    }
+
+    /**
+     * AdamW's element update over parameters [off, off + len), their moments from {@code mOff} ({@link #step} and
+     * the reference ops' {@code adamw} both run it).
+     */
+    public static void update(float[] params, float[] grads, float[] m, float[] v, int off, int mOff, int len,
+                              float keep, float b1, float b2, float c1, float c2, float stepSize, float sqrtBc2,
+                              float e) {
+        Parallel.range(len, 1 << 15, (lo, hi) -> {
+            for (int i = off + lo, j = mOff + lo; i < off + hi; i++, j++) {
+                float g = grads[i];
+                float mi = b1 * m[j] + c1 * g;
+                float vi = b2 * v[j] + c2 * g * g;
+                m[j] = mi;
+                v[j] = vi;
+                float denom = (float) Math.sqrt(vi) / sqrtBc2 + e;
+                params[i] = params[i] * keep - stepSize * mi / denom;
+            }
+        });
+    }
+
+    /** The same on doubles, for the float64 twin of the reference ops. */
+    public static void update(double[] params, double[] grads, double[] m, double[] v, int off, int mOff, int len,
+                              double keep, double b1, double b2, double c1, double c2, double stepSize,
+                              double sqrtBc2, double e) {
+        Parallel.range(len, 1 << 15, (lo, hi) -> {
+            for (int i = off + lo, j = mOff + lo; i < off + hi; i++, j++) {
+                double g = grads[i];
+                double mi = b1 * m[j] + c1 * g;
+                double vi = b2 * v[j] + c2 * g * g;
+                m[j] = mi;
+                v[j] = vi;
+                double denom = Math.sqrt(vi) / sqrtBc2 + e;
+                params[i] = params[i] * keep - stepSize * mi / denom;
+            }
+        });
     }
 
     /** A copy of the state, for checkpoints: moments laid out like the parameters, zero outside the kept range. */
@@ -139,11 +176,11 @@ public final class AdamW {
             throw new IllegalArgumentException("AdamW.restore: moments hold " + s.m().length + " values, the model "
                     + layout.totalSize());
         }
-        restore(s.step(), io.ouro.worker.hf.FlatTensors.source(s.m()), io.ouro.worker.hf.FlatTensors.source(s.v()));
+        restore(s.step(), FlatTensors.source(s.m()), FlatTensors.source(s.v()));
     }
 
     /** Restores the update count and the moments of this optimizer's range, read tensor piece by tensor piece. */
-    public void restore(long step, io.ouro.worker.hf.TensorSource first, io.ouro.worker.hf.TensorSource second) {
+    public void restore(long step, TensorSource first, TensorSource second) {
         for (Slice sl : slices(layout, from, to, t -> true)) {
             long at = sl.at() - sl.tensor().offset();
             first.read(sl.tensor(), at, m, (int) sl.momentAt(), sl.len());
@@ -156,7 +193,7 @@ public final class AdamW {
      * Moment {@code which} (0: first, 1: second) as a source over the kept range; reading outside it is an error
      * (with ZeRO-1 another rank keeps it).
      */
-    public io.ouro.worker.hf.TensorSource moment(int which) {
+    public TensorSource moment(int which) {
         float[] a = which == 0 ? m : v;
         return (t, start, dst, off, len) -> System.arraycopy(a, momentIndex(t, start, len, from, to), dst, off, len);
     }

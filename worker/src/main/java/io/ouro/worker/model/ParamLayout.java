@@ -132,7 +132,7 @@ public final class ParamLayout {
      * The parameters as ranges {@code {from, to}} of the flat layout, in the order a training step's backward
      * finishes their gradients: the tail (final norm, LM head, exit gate) after the first loop step's head, then
      * each layer of the first loop step from the last to the first, then the embedding. ({@link
-     * io.ouro.worker.reference.LoopSchedule} reports them in this order; gradient buckets are cut from them.)
+     * io.ouro.worker.step.LoopSchedule} reports them in this order; gradient buckets are cut from them.)
      */
     public List<long[]> gradientGroups() {
         List<long[]> out = new ArrayList<>();

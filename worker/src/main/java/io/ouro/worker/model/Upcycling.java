@@ -1,8 +1,5 @@
 package io.ouro.worker.model;
 
-import io.ouro.worker.hf.FlatTensors;
-import io.ouro.worker.hf.TensorSource;
-
 import java.util.HashMap;
 import java.util.Map;
 import java.util.regex.Matcher;

@@ -1,8 +1,8 @@
 package io.ouro.worker.opencl;
 
 import com.aparapi.device.OpenCLDevice;
-import io.ouro.worker.hf.FlatTensors;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.FlatTensors;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.AdamW;
 import io.ouro.worker.model.DecayPolicy;
 import io.ouro.worker.model.GradientReady;
@@ -17,7 +17,8 @@ import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
-import io.ouro.worker.reference.LoopSchedule;
+import io.ouro.worker.step.LoopSchedule;
+import io.ouro.worker.step.StepWorkspace;
 
 import java.util.function.Predicate;
 
@@ -82,7 +83,7 @@ public final class OpenClModel implements AutoCloseable {
     }
 
     /**
-     * The device buffers a model of this shape allocates for its activations (see {@link LoopSchedule.Plan} and
+     * The device buffers a model of this shape allocates for its activations (see {@link StepWorkspace.Plan} and
      * {@link OpenClStepOps#layout}); an IllegalArgumentException says what does not fit.
      *
      * @param cpu      a CPU device (which adds the GEMM's transposition scratch)
@@ -90,7 +91,7 @@ public final class OpenClModel implements AutoCloseable {
      */
     public static OpenClStepOps.BufferLayout activationBuffers(LoopConfig cfg, StepShape shape, boolean cpu,
                                                              long actLimit) {
-        LoopSchedule.Plan plan = new LoopSchedule.Plan(cfg, shape.micro(), shape.seqLen(), shape.recompute(),
+        StepWorkspace.Plan plan = new StepWorkspace.Plan(cfg, shape.micro(), shape.seqLen(), shape.recompute(),
                 shape.chunk(), false, (long) shape.micro() * cfg.heads() * shape.seqLen());
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
         return OpenClStepOps.layout(cfg, plan.sizes(), plan.stash(), shape.micro() * shape.seqLen(), cpu, actLimit, limit,

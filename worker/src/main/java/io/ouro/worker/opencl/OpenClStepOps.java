@@ -8,10 +8,10 @@ import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.ParamSegments;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
-import io.ouro.worker.reference.LoopSchedule;
-import io.ouro.worker.reference.Region;
 import io.ouro.worker.reference.Rope;
-import io.ouro.worker.reference.StepOps;
+import io.ouro.worker.step.Region;
+import io.ouro.worker.step.StepOps;
+import io.ouro.worker.step.StepWorkspace;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -162,7 +162,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     }
 
     /**
-     * Lays out a schedule's regions ({@link LoopSchedule.Plan}) in device buffers; an error names what does not fit.
+     * Lays out a schedule's regions ({@link StepWorkspace.Plan}) in device buffers; an error names what does not fit.
      *
      * @param actLimit    the largest buffer the device allocates (floats): caps each activation window
      * @param bufferLimit the largest stash buffer (floats)
@@ -235,7 +235,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     // the LM head's weight transposed, and the largest pair of transposed GEMM operands: a layer's weight gradient
     // (both activations), its input gradient (the weight), the LM head's weight gradient over one block of rows
     private static long cpuScratchFloats(LoopConfig cfg, int rows) {
-        long n = rows, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab(), block = LoopSchedule.headBlock(rows, cfg.vocab());
+        long n = rows, d = cfg.hidden(), f = cfg.ffn(), v = cfg.vocab(), block = StepWorkspace.headBlock(rows, cfg.vocab());
         return headScratchFloats(cfg) + Math.max(Math.max((d + f) * n, d * f), (v + d) * block);
     }
 

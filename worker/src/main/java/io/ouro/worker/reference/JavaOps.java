@@ -1,10 +1,13 @@
 package io.ouro.worker.reference;
 
-import io.ouro.worker.hf.Safetensors;
 
+import io.ouro.worker.model.AdamW;
+import io.ouro.worker.model.Bf16;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.step.Region;
+import io.ouro.worker.step.StepOps;
 import io.ouro.worker.util.Parallel;
 
 import java.util.ArrayList;
@@ -189,7 +192,7 @@ public final class JavaOps implements StepOps {
         if (dst.array() < rounded.length && rounded[dst.array()]) {
             float[] x = a(dst);
             for (int i = dst.offset(); i < dst.offset() + count; i++) {
-                x[i] = Safetensors.roundBf16(x[i]);
+                x[i] = Bf16.round(x[i]);
             }
         }
     }
@@ -296,28 +299,8 @@ public final class JavaOps implements StepOps {
 
     @Override
     public void adamw(TensorView t, float keep, float beta1, float beta2, float stepSize, float sqrtBc2, float eps) {
-        adamwUpdate(params, grads, m, v, t.off(), t.off(), t.len(), keep, beta1, beta2, 1 - beta1, 1 - beta2, stepSize,
+        AdamW.update(params, grads, m, v, t.off(), t.off(), t.len(), keep, beta1, beta2, 1 - beta1, 1 - beta2, stepSize,
                 sqrtBc2, eps);
-    }
-
-    /**
-     * AdamW's element update over parameters [off, off + len), their moments from {@code mOff} (model.AdamW and
-     * {@link #adamw} both run it).
-     */
-    public static void adamwUpdate(float[] params, float[] grads, float[] m, float[] v, int off, int mOff, int len,
-                                   float keep, float b1, float b2, float c1, float c2, float stepSize, float sqrtBc2,
-                                   float e) {
-        Parallel.range(len, 1 << 15, (lo, hi) -> {
-            for (int i = off + lo, j = mOff + lo; i < off + hi; i++, j++) {
-                float g = grads[i];
-                float mi = b1 * m[j] + c1 * g;
-                float vi = b2 * v[j] + c2 * g * g;
-                m[j] = mi;
-                v[j] = vi;
-                float denom = (float) Math.sqrt(vi) / sqrtBc2 + e;
-                params[i] = params[i] * keep - stepSize * mi / denom;
-            }
-        });
     }
 
     /** The Java array behind a region (tests that perturb activations in place). */

@@ -8,6 +8,7 @@ import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
+import io.ouro.worker.step.LoopSchedule;
 
 /**
  * The LoopLM in plain Java: {@link LoopSchedule} (the step, written once) over {@link JavaOps}, with the

@@ -2,8 +2,8 @@ package io.ouro.worker.backend;
 
 import io.ouro.worker.TestData;
 import io.ouro.worker.TestDevice;
-import io.ouro.worker.hf.FlatTensors;
-import io.ouro.worker.hf.TensorSource;
+import io.ouro.worker.model.FlatTensors;
+import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.AdamWConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;

@@ -1,6 +1,7 @@
 package io.ouro.worker.hf;
 
 import io.ouro.worker.TestData;
+import io.ouro.worker.model.Bf16;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
@@ -73,12 +74,12 @@ class HfExportTest {
         HfModelDir.write(HfModelDir.local(dir.resolve("bf16")), cfg, params, Safetensors.Dtype.BF16, 128, null, Map.of());
         float[] half = HfModelDir.read(HfModelDir.local(dir.resolve("bf16")), cfg).params();
         for (int i = 0; i < params.length; i++) {
-            assertEquals(Safetensors.roundBf16(params[i]), half[i], 0f);
+            assertEquals(Bf16.round(params[i]), half[i], 0f);
             assertTrue(Math.abs(half[i] - params[i]) <= Math.abs(params[i]) * 0x1p-8, "element " + i);
         }
         // ties go to the even mantissa: 1 + 2^-8 lies half-way between 1 and 1 + 2^-7
-        assertEquals(1f, Safetensors.roundBf16(1f + 0x1p-8f), 0f);
-        assertEquals(1f + 0x1p-6f, Safetensors.roundBf16(1f + 0x1p-7f + 0x1p-8f), 0f);
+        assertEquals(1f, Bf16.round(1f + 0x1p-8f), 0f);
+        assertEquals(1f + 0x1p-6f, Bf16.round(1f + 0x1p-7f + 0x1p-8f), 0f);
     }
 
     @Test

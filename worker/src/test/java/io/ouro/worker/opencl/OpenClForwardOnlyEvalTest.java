@@ -52,7 +52,7 @@ class OpenClForwardOnlyEvalTest {
                 long saved = train.ops().deviceBytes() - cl.deviceBytes();
                 System.out.printf(Locale.ROOT, "OpenClForwardOnlyEvalTest: device bytes %,d forward only, %,d training%n",
                         cl.deviceBytes(), train.ops().deviceBytes());
-                // and the logits a training model keeps for its backward without recomputation (LoopSchedule.storesLogits)
+                // and the logits a training model keeps for its backward without recomputation (StepWorkspace.storesLogits)
                 long logits = 4L * cfg.steps() * batch * seqLen * cfg.vocab();
                 assertEquals(3L * 4 * (layout.arraySize() - 1) + logits, saved,
                         "gradient, first and second moment buffers, and the kept logits");

@@ -1,6 +1,7 @@
 package io.ouro.worker.reference;
 
 import io.ouro.worker.TestDevice;
+import io.ouro.worker.model.Bf16;
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.opencl.OpenClOps.GemmKernel;
@@ -9,7 +10,6 @@ import io.ouro.worker.opencl.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.TensorCores;
-import io.ouro.worker.hf.Safetensors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -123,7 +123,7 @@ class GemmOpenClTest {
     static float[] bf16(float[] x) {
         float[] r = new float[x.length];
         for (int i = 0; i < x.length; i++) {
-            r[i] = Safetensors.roundBf16(x[i]);
+            r[i] = Bf16.round(x[i]);
         }
         return r;
     }

@@ -1,5 +1,6 @@
 package io.ouro.worker.reference64;
 
+import io.ouro.worker.step64.Region;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;

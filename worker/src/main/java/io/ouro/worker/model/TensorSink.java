@@ -1,6 +1,4 @@
-package io.ouro.worker.hf;
-
-import io.ouro.worker.model.TensorView;
+package io.ouro.worker.model;
 
 /** Write access to a model-shaped state, one range of one tensor at a time (see {@link TensorSource}). */
 @FunctionalInterface

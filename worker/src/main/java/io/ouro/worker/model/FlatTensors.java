@@ -1,4 +1,4 @@
-package io.ouro.worker.hf;
+package io.ouro.worker.model;
 
 /** {@link TensorSource} and {@link TensorSink} over one flat buffer laid out by the tensors' offsets. */
 public final class FlatTensors {

@@ -1,13 +1,13 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.step;
 
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.TensorView;
 
 /**
  * The ops of a training step, which {@link LoopSchedule} calls in the one order it defines. Implementations:
- * {@link JavaOps} (plain Java, the reference every other implementation is tested against) and the OpenCL
- * backend's {@code OpenClStepOps}. Parameters, gradients and Adam's moments belong to the implementation and are
- * named by their {@link TensorView}; activations are {@link Region}s of memory that {@link #allocate} hands out.
+ * {@code reference.JavaOps} (plain Java, the reference every other implementation is tested against) and the
+ * OpenCL backend's {@code OpenClStepOps}. Parameters, gradients and Adam's moments belong to the implementation and
+ * are named by their {@link TensorView}; activations are {@link Region}s of memory that {@link #allocate} hands out.
  * Ops that write a gradient add into it ({@code +=}); the others overwrite their output.
  */
 public interface StepOps {

@@ -1,6 +1,4 @@
-package io.ouro.worker.hf;
-
-import io.ouro.worker.model.TensorView;
+package io.ouro.worker.model;
 
 /**
  * Read access to a model-shaped state (weights or an AdamW moment) one range of one tensor at a time, so

@@ -1,4 +1,4 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.step;
 
 /**
  * A place in a backend's activation memory: which of its arrays, and the offset in elements. The step schedule
