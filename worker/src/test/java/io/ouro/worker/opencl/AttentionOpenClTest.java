@@ -1,10 +1,8 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.opencl;
 
 import io.ouro.worker.TestDevice;
-import io.ouro.worker.opencl.DeviceSpec;
-import io.ouro.worker.opencl.OpenClDevices;
-import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.reference.ReferenceKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -67,9 +65,9 @@ class AttentionOpenClTest {
         ops.useHandAttention(ops.cpuDevice());
         float[] o = new float[size], probs = new float[batch * heads * seqLen * seqLen];
         float[] gq = slice(act, dq, size), gk = slice(act, dk, size), gv = slice(act, dv, size);
-        CausalAttention.forward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size), batch, seqLen,
+        ReferenceKernels.attentionForward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size), batch, seqLen,
                 heads, hd);
-        CausalAttention.backward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size), slice(act, k, size),
+        ReferenceKernels.attentionBackward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size), slice(act, k, size),
                 slice(act, v, size), batch, seqLen, heads, hd);
         float[] hand = results[1], twin = results[0];
         assertClose("forward, OpenCL C " + shape, o, 0, hand, out, size);
