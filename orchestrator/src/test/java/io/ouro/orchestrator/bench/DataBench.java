@@ -1,4 +1,4 @@
-package io.ouro.orchestrator.train;
+package io.ouro.orchestrator.bench;
 
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;

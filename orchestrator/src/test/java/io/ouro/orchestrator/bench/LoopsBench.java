@@ -1,4 +1,4 @@
-package io.ouro.orchestrator.demo;
+package io.ouro.orchestrator.bench;
 
 import io.ouro.worker.backend.JavaBackend;
 import io.ouro.worker.data.ArrayTokenSource;

@@ -1,4 +1,4 @@
-package io.ouro.orchestrator.train;
+package io.ouro.orchestrator.bench;
 
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.data.Sampler;
