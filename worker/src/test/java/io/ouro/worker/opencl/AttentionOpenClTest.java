@@ -7,9 +7,9 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.util.Arrays;
 import java.util.SplittableRandom;
 
+import static io.ouro.worker.opencl.KernelAsserts.slice;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -83,21 +83,11 @@ class AttentionOpenClTest {
         assertClose("nothing else written " + shape, act, 0, hand, 0, out, 0);
     }
 
-    static float[] slice(float[] a, int off, int n) {
-        return Arrays.copyOfRange(a, off, off + n);
-    }
-
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count) {
         assertClose(what, expected, eOff, actual, aOff, count, 1e-5);
     }
 
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            double e = expected[eOff + i], x = actual[aOff + i];
-            worst = Math.max(worst, Math.abs(e - x) / Math.max(1, Math.abs(e)));
-        }
-        System.out.printf("attention %-44s max error %.2e%n", what, worst);
-        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+        KernelAsserts.assertClose("attention", what, expected, eOff, actual, aOff, count, tol);
     }
 }

@@ -214,11 +214,6 @@ class GemmOpenClTest {
     }
 
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            double e = expected[eOff + i], a = actual[aOff + i];
-            worst = Math.max(worst, Math.abs(e - a) / Math.max(1, Math.abs(e)));
-        }
-        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+        KernelAsserts.assertClose("gemm", what, expected, eOff, actual, aOff, count, tol);
     }
 }

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
 
+import static io.ouro.worker.opencl.KernelAsserts.slice;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -48,13 +49,7 @@ class KernelParityOpenClTest {
     }
 
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            double e = expected[eOff + i], a = actual[aOff + i];
-            worst = Math.max(worst, Math.abs(e - a) / Math.max(1, Math.abs(e)));
-        }
-        System.out.printf("opencl kernel %-28s max error %.2e%n", what, worst);
-        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+        KernelAsserts.assertClose("opencl kernel", what, expected, eOff, actual, aOff, count, tol);
     }
 
     @Test
@@ -240,9 +235,5 @@ class KernelParityOpenClTest {
             g[i] *= 0.25f;
         }
         assertClose("gradient scale in runs", g, 0, dG, 0, PARAMS, 0);
-    }
-
-    static float[] slice(float[] a, int off, int count) {
-        return java.util.Arrays.copyOfRange(a, off, off + count);
     }
 }
