@@ -111,7 +111,7 @@ build() (
   tests=$(cd worker/target/test-classes && {
       find io/ouro/worker -maxdepth 1 -name '*.class'
       find io/ouro/worker/opencl io/ouro/worker/backend -name '*.class'
-      find io/ouro/worker/reference -name '*OpenCl*.class'
+      find io/ouro/worker/reference -name 'ReferenceKernels*.class'
       find io/ouro/worker/bench \( -name 'GemmBench*.class' -o -name 'StepBench*.class' -o -name 'ShapeStepBench*.class' \
         -o -name 'ReferenceStepBench*.class' -o -name 'MemoryBench*.class' -o -name 'LoadAverage*.class' \)
     } 2>/dev/null || true)

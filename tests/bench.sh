@@ -83,7 +83,7 @@ case "$name" in
   overlap)
     cp=$(test_classpath orchestrator)
     exec java -Xmx12g --add-modules=jdk.incubator.vector \
-      -cp "$cp" io.ouro.orchestrator.train.OverlapBench "$@"
+      -cp "$cp" io.ouro.orchestrator.bench.OverlapBench "$@"
     ;;
   plan)
     cp=$(test_classpath orchestrator)
@@ -109,11 +109,11 @@ case "$name" in
     cp=$(test_classpath orchestrator)
     df -h "${TMPDIR:-/tmp}" >&2
     exec java -Xmx6g --add-opens=java.base/java.nio=ALL-UNNAMED -Djava.io.tmpdir="${TMPDIR:-/tmp}" \
-      -cp "$cp" io.ouro.orchestrator.train.DataBench "$@"
+      -cp "$cp" io.ouro.orchestrator.bench.DataBench "$@"
     ;;
   loops)
     cp=$(test_classpath orchestrator)
-    exec java -Xmx2g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.orchestrator.demo.LoopsBench "$@"
+    exec java -Xmx2g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.orchestrator.bench.LoopsBench "$@"
     ;;
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \

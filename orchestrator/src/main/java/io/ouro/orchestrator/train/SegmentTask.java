@@ -40,6 +40,14 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
 
     private static final long serialVersionUID = 1L;
 
+    /** Called by every rank as each step ends (rank 0 has sent its metrics); tests hold training there. */
+    interface StepHook {
+        void stepEnded(int rank, long step);
+    }
+
+    /** Null outside tests; a static, so it reaches the tasks of a local-mode executor in the same JVM. */
+    static volatile StepHook stepHook;
+
     private final TrainConfig cfg;
     private final String runId;
     private final String stage;
@@ -123,6 +131,10 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                         metrics.add(o.metrics());
                         // live progress; the driver also gets every step in this task's result
                         ProgressPlugin.send(o.metrics().json(stage, Map.of("attempt", attempt, "device", st.backend.describe())));
+                    }
+                    StepHook hook = stepHook;
+                    if (hook != null) {
+                        hook.stepEnded(rank, s);
                     }
                 }
                 if (cfg.validateAt(last)) {

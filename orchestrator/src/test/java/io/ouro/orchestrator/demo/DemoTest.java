@@ -1,6 +1,8 @@
 package io.ouro.orchestrator.demo;
 
 import io.ouro.orchestrator.config.Stage;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.tokenizer.BpeTokenizer;
@@ -107,7 +109,7 @@ class DemoTest {
         assertTrue(html.contains("loop step 4") && html.contains("exit at step 4"));
         String txt = Files.readString(tmp.resolve("report.txt"));
         assertTrue(txt.contains("answer accuracy on 297 held-out expressions"), txt);
-        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(tmp.resolve("report.json").toFile());
+        JsonNode json = new ObjectMapper().readTree(tmp.resolve("report.json").toFile());
         for (String k : List.of("accuracy_per_step", "accuracy_per_step_by_ops", "baseline_accuracy", "exit_distribution",
                 "wall_seconds", "device")) {
             assertTrue(json.has(k), "report.json has " + k + ": " + json);
@@ -115,8 +117,45 @@ class DemoTest {
         assertEquals(a.accuracy()[3], json.get("accuracy_per_step").get(3).asDouble(), 1e-12);
         assertEquals(a.accuracyByOps()[2][0], json.get("accuracy_per_step_by_ops").get("2").get(0).asDouble(), 1e-12);
         assertEquals(4, json.get("exit_distribution").size());
+        // the report's figures, read back from report.json: the run's, and the final weights' evaluated again
+        assertTrue(all.contains("device: " + json.get("device").asText()), "the device the console names: " + json);
+        assertEquals(320, json.get("train_steps").asInt());
+        assertEquals(4000, json.get("documents").asLong());
+        assertEquals(f.steps().get(319).loss(), json.get("final_loss").asDouble(), 0.0);
+        assertEquals(4, json.get("validation_ce_per_step").size(), "validation CE per loop step at T = 4");
+        assertEquals(297, json.get("heldout_expressions").asInt());
+        assertEquals(a.opsCount()[1], json.get("expressions_by_ops").get("1").asInt());
+        assertEquals(a.opsCount()[2], json.get("expressions_by_ops").get("2").asInt());
+        assertEquals(f.floor().guessAccuracy(), json.get("baseline_accuracy").asDouble(), 1e-12);
+        assertArrayEquals(one.accuracy(), doubles(json.get("accuracy_per_step")), 1e-12);
+        assertEquals(1.0, java.util.Arrays.stream(doubles(json.get("exit_distribution"))).sum(), 1e-4);
+        // the gain over loop steps the demo reports: accuracy at each loop step on one- and two-operator expressions,
+        // the same as the final weights give one expression at a time (the gain itself is not asserted: the loop
+        // learns to compose only with the full loops stage, see the budget above)
+        for (int ops = 1; ops <= 2; ops++) {
+            double[] byOps = doubles(json.get("accuracy_per_step_by_ops").get(String.valueOf(ops)));
+            assertEquals(4, byOps.length);
+            assertArrayEquals(one.accuracyByOps()[ops], byOps, 1e-12, ops + " operator(s)");
+            assertEquals(one.accuracyByOps()[ops][3] - one.accuracyByOps()[ops][0], byOps[3] - byOps[0], 1e-12,
+                    "gain from loop step 1 to 4 on " + ops + " operator(s)");
+        }
+        // and report.txt's gain over the best guess is report.json's
+        double[] acc = doubles(json.get("accuracy_per_step"));
+        double best = java.util.Arrays.stream(acc).max().orElse(0), guess = json.get("baseline_accuracy").asDouble();
+        double se = Math.sqrt(guess * (1 - guess) / json.get("heldout_expressions").asInt());
+        String gain = String.format(java.util.Locale.ROOT, "the best loop step is %.1f standard errors %s it",
+                Math.abs(best - guess) / se, best >= guess ? "above" : "below");
+        assertTrue(txt.contains(gain), "report.txt says '" + gain + "': " + txt);
         assertTrue(txt.contains("checkpoints: " + cfg.run().out() + "/checkpoints"), txt);
         assertTrue(Files.isDirectory(tmp.resolve("checkpoints").resolve(CheckpointStore.dirName(320))));
+    }
+
+    private static double[] doubles(JsonNode array) {
+        double[] out = new double[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asDouble();
+        }
+        return out;
     }
 
     // the first held-out document the demo wrote

@@ -1,5 +1,7 @@
-package io.ouro.orchestrator.demo;
+package io.ouro.orchestrator.bench;
 
+import io.ouro.orchestrator.demo.Mano;
+import io.ouro.orchestrator.demo.SynthApp;
 import io.ouro.worker.backend.JavaBackend;
 import io.ouro.worker.data.ArrayTokenSource;
 import io.ouro.worker.data.Sampler;

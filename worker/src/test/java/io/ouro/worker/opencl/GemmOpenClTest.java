@@ -1,15 +1,11 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.opencl;
 
 import io.ouro.worker.TestDevice;
 import io.ouro.worker.model.Bf16;
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.opencl.OpenClOps.GemmKernel;
-import io.ouro.worker.opencl.ClKernels;
-import io.ouro.worker.opencl.DeviceSpec;
-import io.ouro.worker.opencl.OpenClDevices;
-import io.ouro.worker.opencl.OpenClOps;
-import io.ouro.worker.opencl.TensorCores;
+import io.ouro.worker.reference.ReferenceKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -88,10 +84,10 @@ class GemmOpenClTest {
             float[] w = ops.host(Buffer.PARAMS).clone(), g = ops.host(Buffer.GRADS).clone(), act = ops.host(Buffer.ACT).clone();
             float[][] r = run(GemmKernel.TENSOR, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
             float[] wr = bf16(w), actR = bf16(act), exp = act.clone(), expG = g.clone(), fp32 = act.clone();
-            Matmul.forward(exp, outOff, actR, xOff, wr, wOff, n, in, o);
-            Matmul.backwardInput(exp, dxOff, actR, doutOff, wr, wOff, n, in, o);
-            Matmul.backwardWeight(expG, dwOff, actR, doutOff, actR, xOff, n, in, o);
-            Matmul.forward(fp32, outOff, act, xOff, w, wOff, n, in, o);
+            ReferenceKernels.matmulForward(exp, outOff, actR, xOff, wr, wOff, n, in, o);
+            ReferenceKernels.matmulBackwardInput(exp, dxOff, actR, doutOff, wr, wOff, n, in, o);
+            ReferenceKernels.matmulBackwardWeight(expG, dwOff, actR, doutOff, actR, xOff, n, in, o);
+            ReferenceKernels.matmulForward(fp32, outOff, act, xOff, w, wOff, n, in, o);
             String shape = "tensor " + n + "x" + in + "x" + o;
             assertClose("forward " + shape, exp, outOff, r[0], outOff, n * o);
             assertClose("input gradient " + shape, exp, dxOff, r[0], dxOff, n * in);
@@ -173,9 +169,9 @@ class GemmOpenClTest {
             restore(Buffer.GRADS, g);
             float[][] twin = run(GemmKernel.TRANSLATED, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
 
-            Matmul.forward(act, outOff, act, xOff, w, wOff, n, in, o);
-            Matmul.backwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
-            Matmul.backwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
+            ReferenceKernels.matmulForward(act, outOff, act, xOff, w, wOff, n, in, o);
+            ReferenceKernels.matmulBackwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
+            ReferenceKernels.matmulBackwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
             String shape = kernel + " " + n + "x" + in + "x" + o + (scratch ? " scratch" : "");
             for (float[][] r : new float[][][]{hand, twin}) {
                 String who = (r == hand ? "" : "translated, ") + shape;
@@ -218,11 +214,6 @@ class GemmOpenClTest {
     }
 
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            double e = expected[eOff + i], a = actual[aOff + i];
-            worst = Math.max(worst, Math.abs(e - a) / Math.max(1, Math.abs(e)));
-        }
-        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+        KernelAsserts.assertClose("gemm", what, expected, eOff, actual, aOff, count, tol);
     }
 }

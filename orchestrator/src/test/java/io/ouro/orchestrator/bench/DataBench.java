@@ -1,5 +1,7 @@
-package io.ouro.orchestrator.train;
+package io.ouro.orchestrator.bench;
 
+import io.ouro.orchestrator.train.ManifestSource;
+import io.ouro.orchestrator.train.ShardSources;
 import io.ouro.tokenizer.shard.Manifest;
 import io.ouro.tokenizer.shard.ShardFormat;
 import io.ouro.tokenizer.shard.ShardReader;
@@ -65,7 +67,7 @@ public final class DataBench {
             System.out.printf(Locale.ROOT, "corpus: %,d tokens in %d shards, %,d bytes, written in %.1f s (%.0f MB/s)%n",
                     m.tokens(), shards, onDisk, writeS, onDisk / 1e6 / writeS);
 
-            ManifestSource src = new ManifestSource(ShardStream.open(fs, new Path(root, "manifest.json")));
+            ManifestSource src = ShardSources.over(ShardStream.open(fs, new Path(root, "manifest.json")));
             Sampler smp = new Sampler(List.of(src), List.of("web"), new double[] {1}, seq, 17, 0, false);
             FileSystem.Statistics stats = FileSystem.getStatistics("file", fs.getClass());
             long before = stats.getBytesRead();

@@ -1,7 +1,9 @@
-package io.ouro.orchestrator.train;
+package io.ouro.orchestrator.bench;
 
 import io.ouro.orchestrator.config.Stage;
 import io.ouro.orchestrator.config.TrainConfig;
+import io.ouro.orchestrator.train.LocalRanks;
+import io.ouro.orchestrator.train.StepMetrics;
 import io.ouro.worker.data.Sampler;
 
 import java.time.Duration;
@@ -68,7 +70,7 @@ public final class OverlapBench {
     @SuppressWarnings("unchecked")
     static List<StepMetrics> run(TrainConfig cfg, Stage stage, int world, String device, int steps)
             throws Exception {
-        List<Object> out = DataParallelStepTest.train(cfg, stage, world, device, cfg.train().ringConnections(),
+        List<Object> out = LocalRanks.train(cfg, stage, world, device, cfg.train().ringConnections(),
                 cfg.train().bucketFloats(), cfg.train().shardOptimizer(), 1, steps + 1,
                 (s, rank, rows) -> batch(stage, s, rank), Duration.ofSeconds(600));
         List<StepMetrics> m = (List<StepMetrics>) out.get(0);

@@ -1,15 +1,15 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.opencl;
 
-import io.ouro.worker.opencl.DeviceSpec;
-import io.ouro.worker.opencl.OpenClDevices;
-import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.reference.ReferenceKernels;
+import io.ouro.worker.reference.Rope;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
 
+import static io.ouro.worker.opencl.KernelAsserts.slice;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -49,13 +49,7 @@ class KernelParityOpenClTest {
     }
 
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            double e = expected[eOff + i], a = actual[aOff + i];
-            worst = Math.max(worst, Math.abs(e - a) / Math.max(1, Math.abs(e)));
-        }
-        System.out.printf("opencl kernel %-28s max error %.2e%n", what, worst);
-        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+        KernelAsserts.assertClose("opencl kernel", what, expected, eOff, actual, aOff, count, tol);
     }
 
     @Test
@@ -98,9 +92,9 @@ class KernelParityOpenClTest {
         ops.linearBackwardWeight(Buffer.GRADS, dwOff, doutOff, xOff, n, in, o);
         float[] dAct = fetch(Buffer.ACT), dG = fetch(Buffer.GRADS);
 
-        Matmul.forward(act, outOff, act, xOff, w, wOff, n, in, o);
-        Matmul.backwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
-        Matmul.backwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
+        ReferenceKernels.matmulForward(act, outOff, act, xOff, w, wOff, n, in, o);
+        ReferenceKernels.matmulBackwardInput(act, dxOff, act, doutOff, w, wOff, n, in, o);
+        ReferenceKernels.matmulBackwardWeight(g, dwOff, act, doutOff, act, xOff, n, in, o);
         String shape = " " + n + "x" + in + "x" + o;
         assertClose("linear forward" + shape, act, outOff, dAct, outOff, n * o, 1e-5);
         assertClose("linear input gradient" + shape, act, dxOff, dAct, dxOff, n * in, 1e-5);
@@ -126,8 +120,8 @@ class KernelParityOpenClTest {
         System.arraycopy(act, dyOff, dy, 0, n * d);
         System.arraycopy(act, dxOff, dx, 0, n * d);
         System.arraycopy(g, dwOff, dw, 0, d);
-        RmsNorm.forward(y, rstd, x, w, wOff, n, d, 1e-6f);
-        RmsNorm.backward(dx, dw, 0, dy, x, rstd, w, wOff, n, d);
+        ReferenceKernels.rmsnormForward(y, rstd, x, w, wOff, n, d, 1e-6f);
+        ReferenceKernels.rmsnormBackward(dx, dw, 0, dy, x, rstd, w, wOff, n, d);
         assertClose("rmsnorm forward", y, 0, dAct, yOff, n * d, 1e-5);
         assertClose("rmsnorm rstd", rstd, 0, dAct, rOff, n, 1e-5);
         assertClose("rmsnorm input gradient", dx, 0, dAct, dxOff, n * d, 1e-5);
@@ -145,8 +139,8 @@ class KernelParityOpenClTest {
 
         float[] g = slice(act, gOff, count), u = slice(act, uOff, count), dm = slice(act, dmOff, count);
         float[] m = new float[count], dg = slice(act, dgOff, count), du = slice(act, duOff, count);
-        SwiGlu.forward(m, g, u, count);
-        SwiGlu.backward(dg, du, dm, g, u, count);
+        ReferenceKernels.swigluForward(m, g, u, count);
+        ReferenceKernels.swigluBackward(dg, du, dm, g, u, count);
         assertClose("swiglu forward", m, 0, dAct, mOff, count, 1e-5);
         assertClose("swiglu gate gradient", dg, 0, dAct, dgOff, count, 1e-5);
         assertClose("swiglu up gradient", du, 0, dAct, duOff, count, 1e-5);
@@ -165,8 +159,8 @@ class KernelParityOpenClTest {
         float[] dAct = fetch(Buffer.ACT);
 
         float[] fwd = slice(act, 0, size), bwd = slice(act, size, size);
-        Rope.forward(fwd, cos, sin, rows, seqLen, heads, hd);
-        Rope.backward(bwd, cos, sin, rows, seqLen, heads, hd);
+        ReferenceKernels.ropeForward(fwd, cos, sin, rows, seqLen, heads, hd);
+        ReferenceKernels.ropeBackward(bwd, cos, sin, rows, seqLen, heads, hd);
         assertClose("rope forward", fwd, 0, dAct, 0, size, 1e-6);
         assertClose("rope backward", bwd, 0, dAct, size, size, 1e-6);
     }
@@ -199,9 +193,9 @@ class KernelParityOpenClTest {
 
         float[] o = new float[size], probs = new float[batch * heads * seqLen * seqLen];
         float[] gq = slice(act, dq, size), gk = slice(act, dk, size), gv = slice(act, dv, size);
-        CausalAttention.forward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size),
+        ReferenceKernels.attentionForward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size),
                 batch, seqLen, heads, hd);
-        CausalAttention.backward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size),
+        ReferenceKernels.attentionBackward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size),
                 slice(act, k, size), slice(act, v, size), batch, seqLen, heads, hd);
         assertClose("attention forward", o, 0, dAct, out, size, 1e-5);
         assertClose("attention dq", gq, 0, dAct, dq, size, 1e-5);
@@ -228,7 +222,7 @@ class KernelParityOpenClTest {
         }
         System.arraycopy(act, a, act, c, count);
         float[] m = new float[5003];
-        SwiGlu.forward(m, slice(act, b, 5003), slice(act, c, 5003), 5003);
+        ReferenceKernels.swigluForward(m, slice(act, b, 5003), slice(act, c, 5003), 5003);
         System.arraycopy(m, 0, act, d, 5003);
         java.util.Arrays.fill(act, b + 3, b + count - 2, 0.5f);
         assertClose("elementwise ops in runs", act, 0, dAct, 0, ACT, 1e-6);
@@ -241,9 +235,5 @@ class KernelParityOpenClTest {
             g[i] *= 0.25f;
         }
         assertClose("gradient scale in runs", g, 0, dG, 0, PARAMS, 0);
-    }
-
-    static float[] slice(float[] a, int off, int count) {
-        return java.util.Arrays.copyOfRange(a, off, off + count);
     }
 }

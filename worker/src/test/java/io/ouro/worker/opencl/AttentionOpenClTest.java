@@ -1,17 +1,15 @@
-package io.ouro.worker.reference;
+package io.ouro.worker.opencl;
 
 import io.ouro.worker.TestDevice;
-import io.ouro.worker.opencl.DeviceSpec;
-import io.ouro.worker.opencl.OpenClDevices;
-import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
+import io.ouro.worker.reference.ReferenceKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.util.Arrays;
 import java.util.SplittableRandom;
 
+import static io.ouro.worker.opencl.KernelAsserts.slice;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -67,9 +65,9 @@ class AttentionOpenClTest {
         ops.useHandAttention(ops.cpuDevice());
         float[] o = new float[size], probs = new float[batch * heads * seqLen * seqLen];
         float[] gq = slice(act, dq, size), gk = slice(act, dk, size), gv = slice(act, dv, size);
-        CausalAttention.forward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size), batch, seqLen,
+        ReferenceKernels.attentionForward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size), batch, seqLen,
                 heads, hd);
-        CausalAttention.backward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size), slice(act, k, size),
+        ReferenceKernels.attentionBackward(gq, gk, gv, slice(act, dout, size), probs, slice(act, q, size), slice(act, k, size),
                 slice(act, v, size), batch, seqLen, heads, hd);
         float[] hand = results[1], twin = results[0];
         assertClose("forward, OpenCL C " + shape, o, 0, hand, out, size);
@@ -85,21 +83,11 @@ class AttentionOpenClTest {
         assertClose("nothing else written " + shape, act, 0, hand, 0, out, 0);
     }
 
-    static float[] slice(float[] a, int off, int n) {
-        return Arrays.copyOfRange(a, off, off + n);
-    }
-
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count) {
         assertClose(what, expected, eOff, actual, aOff, count, 1e-5);
     }
 
     static void assertClose(String what, float[] expected, int eOff, float[] actual, int aOff, int count, double tol) {
-        double worst = 0;
-        for (int i = 0; i < count; i++) {
-            double e = expected[eOff + i], x = actual[aOff + i];
-            worst = Math.max(worst, Math.abs(e - x) / Math.max(1, Math.abs(e)));
-        }
-        System.out.printf("attention %-44s max error %.2e%n", what, worst);
-        assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
+        KernelAsserts.assertClose("attention", what, expected, eOff, actual, aOff, count, tol);
     }
 }
