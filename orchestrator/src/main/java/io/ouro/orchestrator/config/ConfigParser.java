@@ -10,7 +10,7 @@ import io.ouro.orchestrator.config.TrainSettings.Spike;
 import io.ouro.orchestrator.config.TrainSettings.Validation;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.MatmulPrecision;
-import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.model.DeviceSpec;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -315,7 +315,7 @@ public final class DemoApp {
         }
         try {
             return spec + " (OpenCL: " + OpenClDevices.describe(OpenClDevices.select(
-                    io.ouro.worker.opencl.DeviceSpec.parse(spec))) + ")";
+                    io.ouro.worker.model.DeviceSpec.parse(spec))) + ")";
         } catch (RuntimeException e) {
             return spec;
         }

@@ -129,7 +129,7 @@ public final class EvalApp {
             throw new IllegalArgumentException("--seq-len, --batch, --max-windows and --partitions must be at least 1;"
                     + " got " + seqLen + ", " + batch + ", " + maxWindows + ", " + partitions);
         }
-        io.ouro.worker.opencl.DeviceSpec.parse(device); // names a bad spec before any job starts
+        io.ouro.worker.model.DeviceSpec.parse(device); // names a bad spec before any job starts
         // sources: the manifests, then the text streams
         long[] counts = new long[manifests.size() + texts.size()];
         long total = 0;

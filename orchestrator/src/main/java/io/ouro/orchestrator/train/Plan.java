@@ -116,7 +116,7 @@ public final class Plan {
         }
         com.aparapi.device.OpenCLDevice dev;
         try {
-            dev = io.ouro.worker.opencl.OpenClDevices.select(io.ouro.worker.opencl.DeviceSpec.parse(cfg.train().device()));
+            dev = io.ouro.worker.opencl.OpenClDevices.select(io.ouro.worker.model.DeviceSpec.parse(cfg.train().device()));
         } catch (RuntimeException e) {
             return out;
         }

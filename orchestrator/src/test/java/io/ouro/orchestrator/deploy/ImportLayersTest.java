@@ -48,9 +48,11 @@ class ImportLayersTest {
                     List.of("opencl"),
                     List.of("backend")),
             "io.ouro.tokenizer", List.of(
+                    List.of("cli", "fs"),
                     List.of("", "shard"),
                     List.of("job")),
             "io.ouro.orchestrator", List.of(
+                    List.of("fs"),
                     List.of("config"),
                     List.of("checkpoint"),
                     List.of("train"),

@@ -4,7 +4,7 @@ import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TokenBatch;
-import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.reference.RowOps;

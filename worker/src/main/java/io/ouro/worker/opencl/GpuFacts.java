@@ -1,5 +1,6 @@
 package io.ouro.worker.opencl;
 
+import io.ouro.worker.model.DeviceSpec;
 import com.aparapi.Kernel;
 import com.aparapi.device.OpenCLDevice;
 import com.aparapi.internal.opencl.OpenCLPlatform;

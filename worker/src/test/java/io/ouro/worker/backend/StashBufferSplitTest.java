@@ -8,7 +8,7 @@ import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.StepShape;
-import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.opencl.OpenClStepOps;

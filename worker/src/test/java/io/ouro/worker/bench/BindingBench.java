@@ -3,7 +3,7 @@ package io.ouro.worker.bench;
 import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
 import com.aparapi.opencl.OpenCL;
-import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.opencl.HostArrays;
 import io.ouro.worker.opencl.OpenClDevices;
 

@@ -2,7 +2,7 @@ package io.ouro.worker.bench;
 
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.DevicePeaks;
-import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.opencl.TensorCores;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClOps;

@@ -10,7 +10,7 @@ import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.opencl.DevicePeaks;
-import io.ouro.worker.opencl.DeviceSpec;
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.opencl.OpenClDevices;
 import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.opencl.OpenClOps;

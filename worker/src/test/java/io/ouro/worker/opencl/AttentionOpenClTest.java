@@ -1,5 +1,6 @@
 package io.ouro.worker.opencl;
 
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.TestDevice;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.reference.ReferenceKernels;

@@ -1,5 +1,6 @@
 package io.ouro.worker.opencl;
 
+import io.ouro.worker.model.DeviceSpec;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.TestDevice;
 import io.ouro.worker.opencl.OpenClOps.Buffer;

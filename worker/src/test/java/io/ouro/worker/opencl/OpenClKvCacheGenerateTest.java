@@ -1,5 +1,6 @@
 package io.ouro.worker.opencl;
 
+import io.ouro.worker.model.DeviceSpec;
 import io.ouro.worker.TestData;
 import io.ouro.worker.TestDevice;
 import io.ouro.worker.infer.Decoder;

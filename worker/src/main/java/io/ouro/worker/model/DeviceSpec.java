@@ -1,9 +1,9 @@
-package io.ouro.worker.opencl;
+package io.ouro.worker.model;
 
 /**
  * Where the model runs, as the config says it: {@code gpu} (the first OpenCL GPU), {@code gpu:<n>} (the
  * n-th OpenCL GPU, e.g. the address Spark's {@code gpu} resource gave a task), {@code cpu} (the
- * first OpenCL CPU device), {@code opencl:<index>} (an index into {@link OpenClDevices#list()}), or
+ * first OpenCL CPU device), {@code opencl:<index>} (an index into {@code OpenClDevices.list()}), or
  * {@code java} (the plain-Java reference backend, no OpenCL).
  */
 public record DeviceSpec(Kind kind, int index) {
