@@ -30,6 +30,26 @@ final class RingSetup {
     // the log of the ring: its warnings read as RingAllReduce's, as before the split
     private static final System.Logger LOG = System.getLogger(RingAllReduce.class.getName());
 
+    /**
+     * Test hook: lets a test hold a rank at a fixed point of setup instead of racing it. Null in production,
+     * where setup runs exactly as without it.
+     */
+    interface Hook {
+        /**
+         * On the handshake thread, once a connection from the left is settled (won, or refused and closed);
+         * {@code refusal} is the handshake's, null where the peer proved the secret.
+         */
+        void leftHandshakeDone(int rank, String refusal);
+
+        /**
+         * On the connecting thread, when the handshake with the right neighbour failed: before the link is
+         * closed and the failure reaches {@link #acceptLeft}, which then gives up.
+         */
+        void rightHandshakeFailed(int rank, RuntimeException failure);
+    }
+
+    static volatile Hook hook;
+
     private RingSetup() {
     }
 
@@ -57,6 +77,10 @@ final class RingSetup {
                         Math.min(config.ioTimeout().toNanos(), Math.max(1, deadline - System.nanoTime())));
                 return link;
             } catch (RuntimeException e) {
+                Hook h = hook;
+                if (h != null) {
+                    h.rightHandshakeFailed(rank, e);
+                }
                 link.close();
                 throw e;
             }
@@ -113,11 +137,15 @@ final class RingSetup {
                         pending.remove(link);
                         if (refusal == null && winner.complete(link)) {
                             selector.wakeup();
-                            return;
+                        } else {
+                            refuse(rank, leftRank, address, remote,
+                                    refusal != null ? refusal : "rank " + leftRank + " is already connected", refused);
+                            link.close();
                         }
-                        refuse(rank, leftRank, address, remote,
-                                refusal != null ? refusal : "rank " + leftRank + " is already connected", refused);
-                        link.close();
+                        Hook h = hook;
+                        if (h != null) {
+                            h.leftHandshakeDone(rank, refusal);
+                        }
                     });
                 }
             }

@@ -12,6 +12,7 @@ import java.nio.ByteOrder;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -38,25 +39,48 @@ class RingAuthAllReduceTest {
         assertTimeoutPreemptively(GUARD, () -> {
             byte[] secret = RingAllReduce.newSecret();
             byte[] other = RingAllReduce.newSecret();
-            List<Function<String, List<String>>> gathers = LocalRing.allGather(3, Duration.ofSeconds(10));
-            List<Throwable> errors = LocalRing.failures(3, r -> () -> RingAllReduce.open(
-                    RingConfig.of(r, 3, LocalRing.LOOPBACK, r == 1 ? other : secret)
-                            .withTimeouts(Duration.ofSeconds(3), Duration.ofSeconds(1)), gathers.get(r)).close());
+            // Each rank reports its failed right handshake only once its own left handshake is settled, so no rank
+            // gives up (closing its listening socket and pending handshakes) while its left neighbour still waits
+            // for the CHALLENGE: every rank sees the handshake it is in, whichever fails first.
+            List<CountDownLatch> leftSettled = List.of(new CountDownLatch(1), new CountDownLatch(1), new CountDownLatch(1));
+            List<String> hookFailures = Collections.synchronizedList(new ArrayList<>());
+            RingSetup.hook = new RingSetup.Hook() {
+                @Override
+                public void leftHandshakeDone(int rank, String refusal) {
+                    leftSettled.get(rank).countDown();
+                }
+
+                @Override
+                public void rightHandshakeFailed(int rank, RuntimeException failure) {
+                    try {
+                        if (!leftSettled.get(rank).await(10, TimeUnit.SECONDS)) {
+                            hookFailures.add("rank " + rank + ": its left handshake did not settle within 10 s");
+                        }
+                    } catch (InterruptedException e) {
+                        hookFailures.add("rank " + rank + ": interrupted while held");
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            };
+            List<Throwable> errors;
+            try {
+                List<Function<String, List<String>>> gathers = LocalRing.allGather(3, Duration.ofSeconds(10));
+                errors = LocalRing.failures(3, r -> () -> RingAllReduce.open(
+                        RingConfig.of(r, 3, LocalRing.LOOPBACK, r == 1 ? other : secret)
+                                .withTimeouts(Duration.ofSeconds(3), Duration.ofSeconds(1)), gathers.get(r)).close());
+            } finally {
+                RingSetup.hook = null;
+            }
+            assertEquals(List.of(), hookFailures);
             for (int r = 0; r < 3; r++) {
                 assertInstanceOf(AllReduceException.class, errors.get(r), "rank " + r + " joined a ring with a wrong-secret member");
             }
-            // rank 0 connects to rank 1 and rank 1 to rank 2: each finds the acceptor's proof wrong, unless the
-            // other side gave up first and closed the link (which of the two a rank sees depends on timing)
-            String m0 = errors.get(0).getMessage(), m1 = errors.get(1).getMessage();
-            assertTrue(m0.contains("did not prove knowledge of the run secret") || m0.contains("from rank 1 ("), m0);
-            assertTrue(m1.contains("did not prove knowledge of the run secret") || m1.contains("rank 0 ("), m1);
-            assertTrue((m0 + m1).contains("did not prove knowledge of the run secret"), "the secret is what failed: " + m0
-                    + " | " + m1);
-            // rank 2 either refuses rank 1's connection (wrong proof) or first finds its own link to rank 0 closed,
-            // rank 0 having given up already: which one it sees depends on timing
-            String m2 = errors.get(2).getMessage();
-            assertTrue(m2.contains("no authenticated connection from rank 1") && m2.contains("refused 1 connection(s)")
-                    || m2.contains("from rank 0 ("), m2);
+            // rank 0 connects to rank 1 and rank 1 to rank 2: each finds the acceptor's proof wrong
+            String m0 = errors.get(0).getMessage(), m1 = errors.get(1).getMessage(), m2 = errors.get(2).getMessage();
+            assertTrue(m0.contains("refusing rank 1 (") && m0.contains("did not prove knowledge of the run secret"), m0);
+            assertTrue(m1.contains("refusing rank 2 (") && m1.contains("did not prove knowledge of the run secret"), m1);
+            // rank 2 joined rank 0 before rank 0 gave up, refused rank 1's connection and waited out the setup time
+            assertTrue(m2.contains("no authenticated connection from rank 1") && m2.contains("refused 1 connection(s)"), m2);
         });
     }
 
