@@ -18,6 +18,8 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What the gradient exchange relies on: the backward reports every group of {@link ParamLayout#gradientGroups()}
@@ -52,11 +54,16 @@ class GradientReadyTest {
             List<long[]> groups = b.layout().gradientGroups();
             List<Integer> order = new ArrayList<>();
             float[][] atReport = new float[groups.size()][];
+            long[] lastRange = groups.get(groups.size() - 1);
+            float[] lastWhenFirstReported = new float[(int) (lastRange[1] - lastRange[0])];
             b.forwardBackward(tokens, targets, obj, g -> {
                 order.add(g);
                 long[] r = groups.get(g);
                 atReport[g] = new float[(int) (r[1] - r[0])];
                 b.readGradients(r[0], atReport[g], 0, atReport[g].length, 3f);
+                if (order.size() == 1) {
+                    b.readGradients(lastRange[0], lastWhenFirstReported, 0, lastWhenFirstReported.length, 1f);
+                }
             });
             List<Integer> expected = new ArrayList<>();
             for (int g = 0; g < groups.size(); g++) {
@@ -76,6 +83,11 @@ class GradientReadyTest {
                         + " changed after it was reported final");
             }
             assertEquals(b.layout().totalSize(), covered, "the groups cover every parameter");
+            // the overlap is real: when the first group is reported, the backward has not finished the last one
+            assertTrue(groups.size() > 1, "more than one group");
+            assertFalse(Arrays.equals(Arrays.copyOfRange(fin, (int) lastRange[0], (int) lastRange[1]),
+                    lastWhenFirstReported), device + " " + obj.stage() + " " + rc + ": the last group was already final "
+                    + "when the first was reported");
             // written back, a range replaces exactly that range
             long[] r = groups.get(1);
             float[] ones = new float[(int) (r[1] - r[0])];
