@@ -1,6 +1,12 @@
 package io.ouro.orchestrator.config;
 
+import io.ouro.orchestrator.train.Plan;
+import io.ouro.worker.backend.MemoryPlan;
 import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -109,5 +115,40 @@ class GlobalBatchTest {
         // a budget that ends inside the ramp: 1 + 2 + 2 sequences of 8 on one worker, then 3 more would pass 44
         assertEquals(3, stage(1, "tokens: 44, seq_len: 8, batch_start: 1, batch_per_worker: 3, ramp_steps: 4").steps());
         assertEquals(1, stage(1, "tokens: 4, seq_len: 8, global_batch: 1 sequences").steps(), "at least one step");
+    }
+
+    @Test
+    void theShippedRecipesRunTheirGlobalBatchesAt64And256WorkersWithValidation() throws Exception {
+        for (String recipe : List.of("ouro-1.4b.yaml", "ouro-2.6b.yaml")) {
+            Path file = Path.of("..", "pipeline-configs", recipe);
+            String yaml = Files.readString(file);
+            assertTrue(!yaml.contains("batch_per_worker"), recipe + " gives global batches");
+            TrainConfig at64 = TrainConfig.parseWithWorkers(file.toString(), yaml, 64);
+            assertTrue(at64.train().validation().everySteps() > 0, recipe + " validates");
+            assertTrue(at64.train().validation().everySteps() <= 5000, recipe + " validates every few thousand steps");
+            assertTrue(Plan.describe(at64).get(at64.stages().size() + 1).contains("; validation every 2000 steps"));
+            for (int w : new int[] {64, 256}) {
+                TrainConfig cfg = TrainConfig.parseWithWorkers(file.toString(), yaml, w);
+                List<MemoryPlan> plans = Plan.memoryPlans(cfg);
+                for (int i = 0; i < cfg.stages().size(); i++) {
+                    Stage s = cfg.stages().get(i), same = at64.stages().get(i);
+                    String at = recipe + " " + s.name() + " at W = " + w;
+                    assertTrue(plans.get(i).fits(cfg.train().deviceBytes()), at);
+                    assertEquals(same.steps(), s.steps(), at + ": the steps do not depend on W");
+                    assertEquals((long) 64 * same.batchPerWorker(), (long) w * s.batchPerWorker(), at);
+                    long tokens = (long) w * s.batchPerWorker() * s.seqLen();
+                    // the published 8M tokens per step (2^23), LongCT's raised to 16M so that 256 workers divide it
+                    assertEquals(s.name().equals("longct") ? 16L << 20 : 8L << 20, tokens, at);
+                }
+                Stage first = cfg.stages().get(0);
+                assertEquals(4L << 20, (long) w * first.batchAt(0) * first.seqLen(), recipe + ": 1a ramps from 4M");
+                assertEquals(28_841, first.steps(), recipe);
+            }
+            String at512 = assertThrows(ConfigException.class,
+                    () -> TrainConfig.parseWithWorkers(file.toString(), yaml, 512)).getMessage();
+            assertTrue(at512.contains("stages[4].global_batch: stage longct: 256 sequences of 65536 tokens do not split"
+                    + " over W = 512 workers (less than one sequence each); valid W: 1, 2, 4, 8, 16, 32, 64, 128, 256"),
+                    at512);
+        }
     }
 }
