@@ -15,7 +15,8 @@
 #   tokenizer   single-thread encoding throughput of our BPE vs HF tokenizers (DJL) vs jtokkit on the
 #               same documents (GPT-2's tokenizer), ids checked equal; args: [corpus, default fortunes-en] [rounds 5]
 #   plan        the plan of every stage of the shipped recipes (micro-batch, recomputation, device memory by kind,
-#               executor heap, FLOPs) on a 141 GiB device; args: [config files, default both recipes]
+#               executor heap, FLOPs) on a 141 GiB device, at the config's W and at W = 64 and 256 (stages and
+#               fit per recipe and W); args: [config files, default both recipes]
 #   memory      trains a d 512, 4-layer, T 4 model on 1024-token sequences on the OpenCL backend with recompute
 #               none / layer / loop_step: peak device bytes against the plan, and step time relative to none;
 #               args: [device, default opencl:0] [steps 2] [recompute chunk rows, 0 = whole micro-batch]

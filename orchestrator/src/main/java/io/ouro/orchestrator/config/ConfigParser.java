@@ -74,7 +74,7 @@ final class ConfigParser {
         // a file without stages describes its one stage in the train section
         Map<String, JsonNode> stageFields = new LinkedHashMap<>();
         if (legacy) {
-            for (String k : List.of("batch_per_worker", "seq_len", "steps", "lr", "warmup_steps", "schedule",
+            for (String k : List.of("batch_per_worker", "global_batch", "seq_len", "steps", "lr", "warmup_steps", "schedule",
                     "min_lr_ratio", "beta", "micro_batch", "recompute", "recompute_chunk")) {
                 if (t.has(k)) {
                     stageFields.put(k, root.get("train").get(k));

@@ -9,7 +9,8 @@ import java.util.Map;
 
 /**
  * One stage of the curriculum: global steps {@code [firstStep, firstStep + steps)}, its sequence length,
- * per-worker batch (optionally ramped from {@code batchStart} over {@code rampSteps}), the model as it
+ * per-worker batch (optionally ramped from {@code batchStart} over {@code rampSteps}; derived for the run's W when
+ * the config gives the stage's {@code global_batch}), the model as it
  * runs in this stage (recurrent steps, beta, RoPE base, layers), learning rate, data mixture, objective.
  */
 public record Stage(String name, int index, long firstStep, long steps, int seqLen, int batchPerWorker,
@@ -23,11 +24,37 @@ public record Stage(String name, int index, long firstStep, long steps, int seqL
 
     /** Sequences per worker at global step {@code s} (the batch ramp, in whole sequences). */
     public int batchAt(long s) {
-        if (rampSteps <= 0 || batchStart == batchPerWorker) {
-            return batchPerWorker;
+        return batchAt(s - firstStep, batchStart, batchPerWorker, rampSteps);
+    }
+
+    /** Sequences per worker at step {@code k} of a stage whose batch ramps from {@code start} to {@code end}. */
+    static int batchAt(long k, int start, int end, long rampSteps) {
+        if (rampSteps <= 0 || start == end) {
+            return end;
         }
-        double f = Math.min(1.0, (double) (s - firstStep) / rampSteps);
-        return (int) Math.round(batchStart + (batchPerWorker - batchStart) * f);
+        double f = Math.min(1.0, (double) k / rampSteps);
+        return (int) Math.round(start + (end - start) * f);
+    }
+
+    /**
+     * The steps that train a budget of {@code tokens} on {@code workers} workers, the ramp counted step by step: the
+     * most steps whose tokens stay within the budget (at least one), so that a stage trains its tokens less at most
+     * one step's batch.
+     */
+    static long stepsForTokens(long tokens, int workers, int seqLen, int start, int end, long rampSteps) {
+        long perSequence = (long) workers * seqLen;
+        long sum = 0;
+        long k = 0;
+        if (start != end) {
+            for (; k < rampSteps; k++) {
+                long t = perSequence * batchAt(k, start, end, rampSteps);
+                if (sum + t > tokens) {
+                    return Math.max(1, k);
+                }
+                sum += t;
+            }
+        }
+        return Math.max(1, k + (tokens - sum) / (perSequence * end));
     }
 
     public double lrAt(long s) {

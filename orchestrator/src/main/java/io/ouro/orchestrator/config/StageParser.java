@@ -19,8 +19,9 @@ final class StageParser {
     static Stage parse(Node n, int index, long first, LoopConfig prev, List<Source> sources, TrainSettings train) {
         String name = n.string("name", "stage" + index);
         int seqLen = (int) n.integer("seq_len", null, 1, 1 << 20);
-        int batch = (int) n.integer("batch_per_worker", null, 1, 1 << 20);
-        int batchStart = (int) n.integer("batch_start", (long) batch, 1, 1 << 20);
+        int[] perWorker = batch(n, name, seqLen, train.workers());
+        int batchStart = perWorker[0];
+        int batch = perWorker[1];
         long ramp = n.integer("ramp_steps", 0L, 0, Long.MAX_VALUE / 4);
         long steps;
         if (n.has("tokens")) {
@@ -28,7 +29,7 @@ final class StageParser {
                 throw n.error("tokens", "give either steps or tokens, not both");
             }
             long tokens = n.integer("tokens", null, 1, Long.MAX_VALUE / 4);
-            steps = Math.max(1, tokens / ((long) batch * train.workers() * seqLen));
+            steps = Stage.stepsForTokens(tokens, train.workers(), seqLen, batchStart, batch, ramp);
         } else {
             steps = n.integer("steps", null, 1, Long.MAX_VALUE / 4);
         }
@@ -121,5 +122,53 @@ final class StageParser {
                 new Stage.Lr(peak, warm, sched, minRatio, decay), Map.copyOf(mixture), exhausted, objective.equals("stage2"), up,
                 micro, recompute, chunk,
                 new Sampler.Layout(sampling.equals("aligned"), loss.equals("answer")));
+    }
+    /**
+     * {start, end} sequences per worker of a ramp (equal without one): {@code batch_per_worker} and {@code batch_start}
+     * as given, or {@code global_batch} and {@code global_batch_start} divided by W, a W that does not divide them (or
+     * that leaves a worker without a sequence) an error naming the stage and the W that would.
+     */
+    static int[] batch(Node n, String name, int seqLen, int workers) {
+        if (!n.has("global_batch")) {
+            if (n.has("global_batch_start")) {
+                throw n.error("global_batch_start", "a ramp's global start needs global_batch (not batch_per_worker)");
+            }
+            if (!n.has("batch_per_worker")) {
+                throw n.error("batch_per_worker", "required: batch_per_worker (sequences per worker) or global_batch"
+                        + " ('<n> tokens' or '<n> sequences' over all workers)");
+            }
+            int end = (int) n.integer("batch_per_worker", null, 1, 1 << 20);
+            return new int[] {(int) n.integer("batch_start", (long) end, 1, 1 << 20), end};
+        }
+        for (String per : new String[] {"batch_per_worker", "batch_start"}) {
+            if (n.has(per)) {
+                throw n.error(per, "give either global_batch (and global_batch_start) or batch_per_worker (and"
+                        + " batch_start), not both");
+            }
+        }
+        long end = GlobalBatch.parse(n, "global_batch").sequences(n, "global_batch", seqLen);
+        long start = n.has("global_batch_start")
+                ? GlobalBatch.parse(n, "global_batch_start").sequences(n, "global_batch_start", seqLen) : end;
+        long all = gcd(start, end);
+        for (String key : new String[] {"global_batch_start", "global_batch"}) {
+            if (!n.has(key)) {
+                continue;
+            }
+            long g = key.equals("global_batch") ? end : start;
+            if (g % workers != 0) {
+                throw n.error(key, String.format(java.util.Locale.ROOT, "stage %s: %d sequences of %d tokens do not"
+                        + " split over W = %d workers%s; valid W: %s", name, g, seqLen, workers,
+                        g < workers ? " (less than one sequence each)" : "", GlobalBatch.validWorkers(all, workers)));
+            }
+            if (g / workers > 1 << 20) {
+                throw n.error(key, "stage " + name + ": " + g / workers + " sequences per worker at W = " + workers
+                        + ", more than 2^20");
+            }
+        }
+        return new int[] {(int) (start / workers), (int) (end / workers)};
+    }
+
+    private static long gcd(long a, long b) {
+        return b == 0 ? a : gcd(b, a % b);
     }
 }

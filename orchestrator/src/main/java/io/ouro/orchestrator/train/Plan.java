@@ -40,10 +40,10 @@ public final class Plan {
             totalTokens += tokens;
             LoopConfig m = s.model();
             out.add(String.format(Locale.ROOT,
-                    "stage %s: steps %d–%d (%d), %s tokens, batch %s x %d tokens per worker, T %d, beta %s, RoPE base %s,"
+                    "stage %s: steps %d–%d (%d), %s tokens, batch %s x %d tokens per worker (%s), T %d, beta %s, RoPE base %s,"
                             + " layers %d (%.1fM parameters)%s, lr %s, mixture %s (%s when a source runs out), %s, %.3g FLOP;"
                             + " %s",
-                    s.name(), s.firstStep(), s.endStep() - 1, s.steps(), human(tokens), batch(s), s.seqLen(), m.steps(),
+                    s.name(), s.firstStep(), s.endStep() - 1, s.steps(), human(tokens), batch(s), s.seqLen(), global(s, w), m.steps(),
                     num(m.beta()), num(m.ropeBase()), m.layers(), new ParamLayout(m).totalSize() / 1e6,
                     s.upcycle() == null ? "" : " (upcycled by " + s.upcycle().mode() + ")", lr(s.lr()),
                     mixture(s.mixture()), s.onExhausted(), s.stageTwo() ? "Stage II (exit gate only, LM frozen)"
@@ -54,8 +54,15 @@ public final class Plan {
                         + cfg.train().checkpointEvery() + " steps" + minutes(cfg.train().recovery())
                         + " and at each stage end under " + cfg.run().out()
                         + ", last " + cfg.train().keepCheckpoints() + " kept" + retries(cfg.train().recovery())
-                        : "off (a failed segment ends the run)"));
+                        : "off (a failed segment ends the run)") + validation(cfg.train().validation()));
         return out;
+    }
+
+    /** How often the held-out split is evaluated ({@code train.validation}). */
+    static String validation(TrainSettings.Validation v) {
+        return v.everySteps() <= 0 ? "; validation off" : String.format(Locale.ROOT, "; validation every %d steps and at"
+                + " the end, on %d global batches of the held-out split (%s of each source's tokens)", v.everySteps(),
+                v.batches(), num(100 * v.holdout()) + "%");
     }
 
     /** The wall-time cadence of checkpoints, as the plan's total line says it. */
@@ -228,6 +235,15 @@ public final class Plan {
     static String batch(Stage s) {
         return s.batchStart() == s.batchPerWorker() || s.rampSteps() == 0 ? Integer.toString(s.batchPerWorker())
                 : s.batchStart() + "->" + s.batchPerWorker() + " over " + s.rampSteps() + " steps";
+    }
+
+    /** The stage's batch over all {@code w} workers, in sequences and tokens (its ramp's ends when it ramps). */
+    static String global(Stage s, int w) {
+        int a = s.batchAt(s.firstStep()), b = s.batchPerWorker();
+        return a == b ? String.format(Locale.ROOT, "global %d sequences, %s tokens", (long) w * b,
+                human((long) w * b * s.seqLen()))
+                : String.format(Locale.ROOT, "global %d->%d sequences, %s->%s tokens", (long) w * a, (long) w * b,
+                human((long) w * a * s.seqLen()), human((long) w * b * s.seqLen()));
     }
 
     static String lr(Stage.Lr l) {
