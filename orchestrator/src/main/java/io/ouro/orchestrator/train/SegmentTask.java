@@ -10,6 +10,7 @@ import io.ouro.orchestrator.checkpoint.StateKind;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.comm.RingGroup;
 import io.ouro.worker.comm.RingConfig;
+import io.ouro.worker.comm.RingOrder;
 import io.ouro.worker.data.Prefetcher;
 import io.ouro.worker.data.Sampler;
 import org.apache.spark.BarrierTaskContext;
@@ -89,10 +90,13 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
 
     private Iterator<SegmentResult> run() throws java.io.IOException {
         BarrierTaskContext ctx = BarrierTaskContext.get();
-        int rank = ctx.partitionId();
         int world = cfg.train().workers();
         String device = deviceFor(cfg.train().device(), ctx);
-        String host = hostOf(ctx, rank);
+        String host = hostOf(ctx, ctx.partitionId());
+        // the rank, for the ring and everything else (data slice, optimizer shard, checkpoint shard, rank 0's
+        // metrics), is the task's place in the ring ordered by host; see worker/COMM.md "Ring order"
+        int[] positions = ringPositions(ctx, device);
+        int rank = positions[ctx.partitionId()];
         Stage st0 = cfg.stageAt(first);
         int batch = st0.batchAt(first);
         WorkerState.Lease lease = WorkerState.acquire(runId, first, device, cfg, st0, batch, rank, world);
@@ -108,7 +112,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;
             Validation validation = null;
-            try (RingGroup ring = RingGroup.open(rc, cfg.train().ringConnections(), msg -> Arrays.asList(ctx.allGather(msg)));
+            try (RingGroup ring = RingGroup.open(rc, cfg.train().ringConnections(), msg -> RingOrder.byPosition(Arrays.asList(ctx.allGather(msg)), positions));
                  Prefetcher pf = new Prefetcher(step -> sampler.batch(step, firstSample + (step - first) * global,
                          global, rank, world), "rank " + rank, first, last, 2, timeout.toMillis())) {
                 DataParallelStep dp = new DataParallelStep(st.backend, ring, st0, cfg.train().clip(), st.guard,
@@ -185,9 +189,22 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
         return configured;
     }
 
-    /** The host this task's executor runs on, as Spark reports it to the barrier stage. */
-    static String hostOf(BarrierTaskContext ctx, int rank) {
-        String a = ctx.getTaskInfos()[rank].address();
+    /**
+     * Every task's ring position, indexed by partition id: the hosts come from the stage's task infos, the
+     * devices from an all-gather (every task makes it, so every task computes the same order).
+     */
+    static int[] ringPositions(BarrierTaskContext ctx, String device) {
+        String[] devices = ctx.allGather(device);
+        List<RingOrder.Member> members = new ArrayList<>();
+        for (int p = 0; p < devices.length; p++) {
+            members.add(new RingOrder.Member(hostOf(ctx, p), devices[p], p));
+        }
+        return RingOrder.positions(members);
+    }
+
+    /** The host the executor of partition {@code partition} runs on, as Spark reports it to the barrier stage. */
+    static String hostOf(BarrierTaskContext ctx, int partition) {
+        String a = ctx.getTaskInfos()[partition].address();
         int colon = a.lastIndexOf(':');
         return colon > 0 ? a.substring(0, colon) : a;
     }
