@@ -5,6 +5,7 @@ import io.ouro.orchestrator.checkpoint.FlatIndex;
 import io.ouro.orchestrator.checkpoint.CheckpointStore;
 import io.ouro.orchestrator.checkpoint.StateKind;
 import io.ouro.worker.model.FlatTensors;
+import io.ouro.worker.model.HostState;
 import io.ouro.worker.model.TensorSource;
 import io.ouro.orchestrator.fs.HadoopModelDir;
 import io.ouro.worker.hf.HfModelDir;
@@ -94,13 +95,9 @@ final class WorkerState implements AutoCloseable {
                 }
             }
         }
-        TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), stepShape);
-        long total = b.layout().totalSize();
+        long total = new ParamLayout(st.model()).totalSize();
         long[] range = shard ? new long[] {FlatIndex.bound(total, rank, world), FlatIndex.bound(total, rank + 1, world)}
                 : null;
-        if (range != null) {
-            b.shardOptimizer(range[0], range[1]);
-        }
         if (moveFrom != null && range != null && !(Arrays.equals(moveFrom.range, range)
                 && moveFrom.backend.layout().totalSize() == total)) {
             // the resident state holds another slice of the moments: this rank's comes from the checkpoint
@@ -110,6 +107,30 @@ final class WorkerState implements AutoCloseable {
             moveFrom.close();
             moveFrom = null;
         }
+        // a move streams the state out to the host and closes the old backend before the new one allocates, so the
+        // device never holds two models (the plan's transition peak is the larger stage, not their sum)
+        HostState carried = null;
+        String movedFrom = null;
+        String guardState = null;
+        ParamLayout movedLayout = null;
+        if (moveFrom != null) {
+            try {
+                TrainingBackend old = moveFrom.backend;
+                movedLayout = old.layout();
+                long[] kept = moveFrom.range != null ? moveFrom.range : new long[] {0, old.layout().totalSize()};
+                carried = new HostState(old.layout(), old.parameterSource(), old.optimizerStep(), old.momentSource(0),
+                        old.momentSource(1), kept[0], kept[1]);
+                guardState = moveFrom.guard.save();
+                movedFrom = moveFrom.shape;
+            } finally {
+                synchronized (REGISTRY) {
+                    REGISTRY.remove(moveFrom);
+                }
+                moveFrom.close();
+                moveFrom = null;
+            }
+        }
+        TrainingBackend b = Backends.open(device, st.model(), AdamWConfig.ouro(), stepShape, range);
         long planned = Plan.memory(st, batch, cfg.train()).deviceBytes(), has = b.deviceMemoryBytes();
         if (has > 0 && planned > has) {
             b.close();
@@ -122,16 +143,11 @@ final class WorkerState implements AutoCloseable {
         SpikeGuard guard = new SpikeGuard(sp.window(), sp.minHistory(), sp.sigma(), sp.maxConsecutive(), st.name());
         String source;
         try {
-            if (moveFrom != null) {
-                TrainingBackend old = moveFrom.backend;
-                carry(old.layout(), old.parameterSource(), old.optimizerStep(), old.momentSource(0), old.momentSource(1),
+            if (carried != null) {
+                carry(movedLayout, carried.parameters(), carried.optimizerStep(), carried.moment(0), carried.moment(1),
                         b, st);
-                guard.restore(moveFrom.guard.save());
-                synchronized (REGISTRY) {
-                    REGISTRY.remove(moveFrom);
-                }
-                moveFrom.close();
-                source = "moved from " + moveFrom.shape;
+                guard.restore(guardState);
+                source = "moved from " + movedFrom;
             } else if (step == 0 && !cfg.initFrom().isEmpty()) {
                 HfModelDir.Model m = HfModelDir.read(new HadoopModelDir(cfg.initFrom(), new org.apache.hadoop.conf.Configuration()),
                         st.model());

@@ -26,17 +26,30 @@ public final class Backends {
 
     /** A backend for batches run as the shape says (micro-batches, recomputation). */
     public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, StepShape shape) {
+        return open(device, cfg, adam, shape, null);
+    }
+
+    /**
+     * The same keeping Adam's moments for [from, to) of the flat layout only (ZeRO-1: this rank's slice, as
+     * {@link TrainingBackend#shardOptimizer}); on a device the moment buffers are allocated at the slice's size.
+     * Null: all of them.
+     */
+    public static TrainingBackend open(String device, LoopConfig cfg, AdamWConfig adam, StepShape shape,
+                                       long[] optimizerRange) {
         DeviceSpec spec = DeviceSpec.parse(device);
         TrainingBackend b;
         if (spec.kind() == DeviceSpec.Kind.JAVA) {
             b = new JavaBackend(cfg, adam, shape);
+            if (optimizerRange != null) {
+                b.shardOptimizer(optimizerRange[0], optimizerRange[1]);
+            }
         } else {
             var dev = OpenClDevices.select(spec);
             String advice = OpenClDevices.buildFlagAdvice(dev);
             if (advice != null) {
                 LOG.log(System.Logger.Level.WARNING, advice);
             }
-            b = new OpenClBackend(cfg, adam, dev, shape);
+            b = new OpenClBackend(cfg, adam, dev, shape, optimizerRange);
         }
         LOG.log(System.Logger.Level.INFO, "device " + spec + ": " + b.describe());
         return b;

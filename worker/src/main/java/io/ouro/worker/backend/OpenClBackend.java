@@ -25,7 +25,12 @@ public final class OpenClBackend implements TrainingBackend {
     private final String description;
 
     public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, StepShape shape) {
-        this.model = new OpenClModel(cfg, device, shape, false);
+        this(cfg, adam, device, shape, null);
+    }
+
+    /** @param optimizerRange the ZeRO-1 slice whose moments the device keeps (allocated at its size), null: all */
+    public OpenClBackend(LoopConfig cfg, AdamWConfig adam, OpenCLDevice device, StepShape shape, long[] optimizerRange) {
+        this.model = new OpenClModel(cfg, device, shape, false, true, optimizerRange);
         this.adam = adam;
         // the driver reads the MFU's peak off this (DevicePeaks.mfuPeakGflops)
         this.description = "OpenCL " + OpenClDevices.describe(device)

@@ -33,6 +33,9 @@ abstract class DeviceBuffers {
     final boolean cpuDevice;
     private final Residency residency = new Residency();
     private long bytesUp, bytesDown;
+    private boolean closed;
+    /** Bytes of the device buffers of every open OpenClOps in this process, and their peak since {@link #resetPeak}. */
+    private static long live, peak;
 
     /**
      * Allocates every buffer (one-float placeholders for the unused ones) and binds it to the kernel's field.
@@ -46,13 +49,19 @@ abstract class DeviceBuffers {
      * @param stashSizes    floats of each stash buffer (at most {@link LoopKernel#STASH_SLOTS})
      * @param training      false for a forward-only model (evaluation, decoding): no gradient and no Adam moment
      *                      buffers are allocated (one-float placeholders), and an op that would touch them is an error
+     * @param momentSegments floats of Adam's moments per segment (ZeRO-1: only this rank's slice, so that the full
+     *                      moments are never allocated); null: as the parameters
      */
-    DeviceBuffers(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
-                  boolean training) {
+    DeviceBuffers(OpenCLDevice device, int[] paramSegments, int[] momentSegments, long actSize, int metricsSize,
+                  int rows, int[] stashSizes, boolean training) {
         HostArrays.requireCollector(); // before any array is handed to the driver
         this.training = training;
         if (stashSizes.length > LoopKernel.STASH_SLOTS) {
             throw new IllegalArgumentException(stashSizes.length + " stash buffers, at most " + LoopKernel.STASH_SLOTS);
+        }
+        if (momentSegments != null && momentSegments.length != paramSegments.length) {
+            throw new IllegalArgumentException(momentSegments.length + " moment sizes for " + paramSegments.length
+                    + " parameter segments");
         }
         if (paramSegments.length < 1 || paramSegments.length > PARAM_SEGMENTS) {
             throw new IllegalArgumentException(paramSegments.length + " parameter segments, the kernel has 1.."
@@ -71,10 +80,12 @@ abstract class DeviceBuffers {
         for (int seg = 0; seg < PARAM_SEGMENTS; seg++) {
             int n = seg < paramSegments.length ? paramSegments[seg] : 1;
             int t = training ? n : 1;
+            int m = !training || seg >= paramSegments.length ? 1
+                    : momentSegments == null ? n : Math.max(1, momentSegments[seg]);
             allocate(new Buffer(Buffer.Kind.PARAMS, seg), n);
             allocate(new Buffer(Buffer.Kind.GRADS, seg), t);
-            allocate(new Buffer(Buffer.Kind.MOM1, seg), t);
-            allocate(new Buffer(Buffer.Kind.MOM2, seg), t);
+            allocate(new Buffer(Buffer.Kind.MOM1, seg), m);
+            allocate(new Buffer(Buffer.Kind.MOM2, seg), m);
         }
         int pieces = (int) ((actSize + ACT_WINDOW - 1) / ACT_WINDOW);
         act = new float[LoopKernel.ACT_PIECES][];
@@ -107,6 +118,7 @@ abstract class DeviceBuffers {
         for (long n : sizes.values()) {
             logicalFloats += n;
         }
+        held(4 * logicalFloats);
         k.setExplicit(true);
     }
 
@@ -310,6 +322,35 @@ abstract class DeviceBuffers {
         return 4 * logicalFloats;
     }
 
+    // the buffers grew (or shrank) by n floats
+    private void grow(long n) {
+        logicalFloats += n;
+        held(4 * n);
+    }
+
+    private static synchronized void held(long bytes) {
+        live += bytes;
+        peak = Math.max(peak, live);
+    }
+
+    /**
+     * Bytes of the device buffers every open OpenClOps of this process holds now (as sized: {@link #deviceBytes}
+     * summed), counted as they are allocated, resized and closed.
+     */
+    public static synchronized long liveDeviceBytes() {
+        return live;
+    }
+
+    /** The most {@link #liveDeviceBytes} has been since the last {@link #resetPeak}. */
+    public static synchronized long peakDeviceBytes() {
+        return peak;
+    }
+
+    /** Starts measuring {@link #peakDeviceBytes} from the bytes held now. */
+    public static synchronized void resetPeak() {
+        peak = live;
+    }
+
     /** Bytes moved host to device and device to host since the start. */
     public long bytesUploaded() {
         return bytesUp;
@@ -329,7 +370,7 @@ abstract class DeviceBuffers {
         k.put(k.ropeCos);
         k.put(k.ropeSin);
         bytesUp += 4L * (cos.length + sin.length);
-        logicalFloats += cos.length + sin.length - 2;
+        grow(cos.length + sin.length - 2);
     }
 
     /** Parameter segments: 1, or more for a model past one buffer (see {@link HostArrays#MAX_FLOATS}). */
@@ -364,7 +405,7 @@ abstract class DeviceBuffers {
         for (int seg = 0; seg < segments.length; seg++) {
             int n = Math.max(1, floatsPerSegment[seg]);
             Buffer m1 = moments(0, seg), m2 = moments(1, seg);
-            logicalFloats += 2L * (n - sizes.get(m1));
+            grow(2L * (n - sizes.get(m1)));
             allocate(m1, n);
             allocate(m2, n);
             upload(m1);
@@ -380,7 +421,7 @@ abstract class DeviceBuffers {
     // the exchange buffer holds at least n floats (it grows to the largest range asked for, and stays)
     final void ensureExchange(int n) {
         if (sizes.get(Buffer.EXCHANGE) < n) {
-            logicalFloats += n - sizes.get(Buffer.EXCHANGE);
+            grow(n - sizes.get(Buffer.EXCHANGE));
             allocate(Buffer.EXCHANGE, n);
             upload(Buffer.EXCHANGE);
         }
@@ -438,6 +479,10 @@ abstract class DeviceBuffers {
     }
 
     public void close() {
+        if (!closed) {
+            closed = true;
+            held(-4 * logicalFloats);
+        }
         k.dispose();
     }
 }

@@ -39,9 +39,9 @@ abstract class GemmOps extends KernelLaunches {
     private int transposeScratch = -1, transposeScratchSize;
 
     /** Compiles the kernel's program with the GEMM {@code matmul} asks for on this device. */
-    GemmOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
-            boolean training, MatmulPrecision matmul) {
-        super(device, paramSegments, actSize, metricsSize, rows, stashSizes, training);
+    GemmOps(OpenCLDevice device, int[] paramSegments, int[] momentSegments, long actSize, int metricsSize, int rows,
+            int[] stashSizes, boolean training, MatmulPrecision matmul) {
+        super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training);
         // the tensor-core instruction goes into the program only for bf16_tensor on a device that ran it in the probe
         this.matmul = matmul;
         this.tensorCores = ClKernels.install(matmul, device);

@@ -16,9 +16,9 @@ abstract class KernelLaunches extends DeviceBuffers {
     private java.util.Map<String, long[]> profile;
     private boolean profileShapes;
 
-    KernelLaunches(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
-                   boolean training) {
-        super(device, paramSegments, actSize, metricsSize, rows, stashSizes, training);
+    KernelLaunches(OpenCLDevice device, int[] paramSegments, int[] momentSegments, long actSize, int metricsSize,
+                   int rows, int[] stashSizes, boolean training) {
+        super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training);
     }
 
     /** Whether this device runs gemm_tc.cl with the tensor-core instruction (else its emulation). */

@@ -61,6 +61,15 @@ public final class OpenClModel implements AutoCloseable {
      *                 {@link #forward} and {@link #evaluate} work, anything that needs a gradient is an error
      */
     public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits, boolean training) {
+        this(cfg, device, shape, keepLogits, training, null);
+    }
+
+    /**
+     * @param optimizerRange [from, to) of the flat layout whose Adam moments this model keeps (ZeRO-1: this rank's
+     *                       slice, the moment buffers allocated at its size), null: all of them
+     */
+    public OpenClModel(LoopConfig cfg, OpenCLDevice device, StepShape shape, boolean keepLogits, boolean training,
+                       long[] optimizerRange) {
         this.cfg = cfg;
         this.layout = new ParamLayout(cfg);
         this.batch = shape.batch();
@@ -71,6 +80,9 @@ public final class OpenClModel implements AutoCloseable {
         if (!training) {
             stepOps.forwardOnly();
         }
+        if (optimizerRange != null) {
+            stepOps.momentRange(optimizerRange[0], optimizerRange[1]);
+        }
         try {
             this.schedule = new LoopSchedule(cfg, stepOps, shape.micro(), seqLen, shape.recompute(), shape.chunk(),
                     keepLogits, shape.bf16Stash(), training);
@@ -79,7 +91,8 @@ public final class OpenClModel implements AutoCloseable {
             throw e;
         }
         this.ops = stepOps.device();
-        this.momTo = layout.totalSize();
+        this.momFrom = optimizerRange == null ? 0 : optimizerRange[0];
+        this.momTo = optimizerRange == null ? layout.totalSize() : optimizerRange[1];
     }
 
     /**
@@ -166,6 +179,18 @@ public final class OpenClModel implements AutoCloseable {
                     + layout.totalSize() + " parameters");
         }
         ParamSegments segs = stepOps.segments();
+        if (from == momFrom && to == momTo) {
+            // the moment buffers already hold this range (allocated at its size): zeroed, not reallocated
+            for (int seg = 0; seg < segs.count(); seg++) {
+                for (int which = 0; which < 2; which++) {
+                    Buffer b = OpenClOps.moments(which, seg);
+                    java.util.Arrays.fill(ops.host(b), 0, (int) ops.size(b), 0f);
+                    ops.upload(b);
+                }
+            }
+            adamStep = 0;
+            return;
+        }
         int[] sizes = new int[segs.count()];
         for (int i = 0; i < sizes.length; i++) {
             sizes[i] = (int) Math.max(0, Math.min(to, segs.start(i) + segs.size(i)) - Math.max(from, segs.start(i)));

@@ -119,7 +119,13 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     /** @param matmul the products' precision (see {@link ClKernels#install(MatmulPrecision, OpenCLDevice)}) */
     public OpenClOps(OpenCLDevice device, int[] paramSegments, long actSize, int metricsSize, int rows, int[] stashSizes,
                      boolean training, MatmulPrecision matmul) {
-        super(device, paramSegments, actSize, metricsSize, rows, stashSizes, training, matmul);
+        this(device, paramSegments, null, actSize, metricsSize, rows, stashSizes, training, matmul);
+    }
+
+    /** @param momentSegments floats of Adam's moments per segment (a ZeRO-1 slice), null: as the parameters */
+    public OpenClOps(OpenCLDevice device, int[] paramSegments, int[] momentSegments, long actSize, int metricsSize,
+                     int rows, int[] stashSizes, boolean training, MatmulPrecision matmul) {
+        super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training, matmul);
         this.handAttention = cpuDevice;
         this.handCrossEntropy = cpuDevice;
     }

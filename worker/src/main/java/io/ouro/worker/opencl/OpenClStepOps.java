@@ -39,6 +39,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private final ParamSegments segments;
     private final boolean cpu;
     private OpenClOps ops;
+    /** Floats of Adam's moments per segment ({@link #momentRange}); null: as the parameters. */
+    private int[] momentSegments;
     private BufferLayout buffers;
     /** The stash buffers hold 16-bit values ({@link #allocate}). */
     private boolean bf16Stash;
@@ -76,6 +78,26 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             throw new IllegalStateException("forwardOnly() must come before the device buffers are allocated");
         }
         training = false;
+        return this;
+    }
+
+    /**
+     * Keeps Adam's moments for parameters [from, to) of the flat layout only (ZeRO-1: this rank's slice), so that the
+     * moment buffers are allocated at the slice's size and never at the model's. Call before {@link #allocate}.
+     */
+    public OpenClStepOps momentRange(long from, long to) {
+        if (ops != null) {
+            throw new IllegalStateException("momentRange() must come before the device buffers are allocated");
+        }
+        if (from < 0 || to < from || to > layout.totalSize()) {
+            throw new IllegalArgumentException("optimizer range [" + from + ", " + to + ") outside the "
+                    + layout.totalSize() + " parameters");
+        }
+        momentSegments = new int[segments.count()];
+        for (int i = 0; i < momentSegments.length; i++) {
+            momentSegments[i] = (int) Math.max(0, Math.min(to, segments.start(i) + segments.size(i))
+                    - Math.max(from, segments.start(i)));
+        }
         return this;
     }
 
@@ -260,7 +282,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         for (int i = 0; i < segs.length; i++) {
             segs[i] = (int) segments.size(i);
         }
-        ops = new OpenClOps(device, segs, buffers.actFloats(),
+        ops = new OpenClOps(device, segs, momentSegments, buffers.actFloats(),
                 rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training, matmul);
         if (cpu) {
             headT = buffers.headScratch();
