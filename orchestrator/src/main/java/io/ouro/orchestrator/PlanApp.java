@@ -1,5 +1,7 @@
 package io.ouro.orchestrator;
 
+import java.util.List;
+
 import io.ouro.orchestrator.config.Stage;
 import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.config.ConfigException;
@@ -57,6 +59,21 @@ public final class PlanApp {
                     System.out.println(Plan.transition(prev, s));
                 }
                 prev = s;
+            }
+            List<Plan.Move> moves = Plan.moves(cfg);
+            Plan.Move worst = null;
+            for (Plan.Move m : moves) {
+                if (worst == null || m.heapBytes() > worst.heapBytes()) {
+                    worst = m;
+                }
+                if (!m.fits(cfg.train().deviceBytes())) {
+                    throw new ConfigException("the " + m.describe() + " does not fit train.device_memory_gib "
+                            + cfg.train().deviceMemoryGib());
+                }
+            }
+            if (worst != null) {
+                System.out.println(moves.size() + " backend moves, each within the device (the worst " + worst.describe()
+                        + ")");
             }
             for (String line : Plan.onThisDevice(cfg)) {
                 System.out.println(line);

@@ -178,6 +178,62 @@ public final class Plan {
                         shards, exchange);
     }
 
+    /**
+     * A backend move between two shapes (a batch-ramp step, a new stage): the device holds one backend's buffers at a
+     * time (the old backend closes before the new one allocates), so its peak is the larger plan; the executor heap
+     * holds the larger backend's host copies plus the state carried across on the host ({@code carriedBytes}:
+     * parameters and this rank's moments; 0 when a ZeRO-1 slice changes with the model and the state comes from the
+     * checkpoint instead).
+     */
+    public record Move(long step, Stage from, int fromBatch, Stage to, int toBatch, long deviceBytes, long heapBytes,
+                       long carriedBytes) {
+
+        public boolean fits(long deviceMemory) {
+            return deviceBytes <= deviceMemory;
+        }
+
+        public String describe() {
+            return String.format(Locale.ROOT, "move at step %d: %s x %d -> %s x %d sequences: device peak %s (one "
+                            + "backend at a time), heap peak %s (%s carried on the host)", step, from.name(), fromBatch,
+                    to.name(), toBatch, bytes(deviceBytes), bytes(heapBytes), bytes(carriedBytes));
+        }
+    }
+
+    /** Every backend move of the run: each step where the stage or the per-worker batch changes. */
+    public static List<Move> moves(TrainConfig cfg) {
+        List<Move> out = new ArrayList<>();
+        TrainSettings train = cfg.train();
+        int shards = train.shardOptimizer() && train.workers() > 1 ? train.workers() : 1;
+        for (int i = 0; i < cfg.stages().size(); i++) {
+            Stage st = cfg.stages().get(i);
+            Stage prev = i == 0 ? null : cfg.stages().get(i - 1);
+            long k0 = st.firstStep();
+            if (prev != null) {
+                out.add(move(k0, prev, prev.batchAt(k0 - 1), st, st.batchAt(k0), train, shards));
+            }
+            int b = st.batchAt(k0);
+            // the ramp changes the batch at a few steps of its first rampSteps
+            for (long k = k0 + 1; k < Math.min(st.endStep(), k0 + st.rampSteps() + 1); k++) {
+                int nb = st.batchAt(k);
+                if (nb != b) {
+                    out.add(move(k, st, b, st, nb, train, shards));
+                    b = nb;
+                }
+            }
+        }
+        return out;
+    }
+
+    private static Move move(long step, Stage from, int fromBatch, Stage to, int toBatch, TrainSettings train,
+                             int shards) {
+        MemoryPlan a = memory(from, fromBatch, train), b = memory(to, toBatch, train);
+        long pa = new ParamLayout(from.model()).totalSize(), pb = new ParamLayout(to.model()).totalSize();
+        boolean fromCheckpoint = shards > 1 && pa != pb;
+        long carried = fromCheckpoint ? 0 : 4 * (pa + 2 * ((pa + shards - 1) / shards));
+        return new Move(step, from, fromBatch, to, toBatch, Math.max(a.deviceBytes(), b.deviceBytes()),
+                Math.max(a.heapBytes(), b.heapBytes()) + carried, carried);
+    }
+
     /** The plan of each stage at its largest batch. */
     public static List<MemoryPlan> memoryPlans(TrainConfig cfg) {
         List<MemoryPlan> out = new ArrayList<>();

@@ -57,6 +57,14 @@ public final class SparkSettings {
                 stage = cfg.stages().get(i).name();
             }
         }
+        // a backend move holds the larger backend's host copies plus the state carried across (Plan.moves)
+        for (Plan.Move m : Plan.moves(cfg)) {
+            fit &= m.fits(cfg.train().deviceBytes());
+            if (m.heapBytes() > heap) {
+                heap = m.heapBytes();
+                stage = m.from().name() + " -> " + m.to().name() + " (the move at step " + m.step() + ")";
+            }
+        }
         return new Largest(heap, stage, fit);
     }
 

@@ -29,7 +29,7 @@ public final class PlanBench {
     public static void main(String[] args) {
         List<String> files = args.length > 0 ? List.of(args)
                 : List.of("pipeline-configs/ouro-1.4b.yaml", "pipeline-configs/ouro-2.6b.yaml");
-        int stages = 0, fit = 0, maxBuffers = 0;
+        int stages = 0, fit = 0, maxBuffers = 0, transitions = 0, transitionsFit = 0;
         long largestBuffer = 0;
         double largest = 0;
         String largestName = "";
@@ -55,25 +55,31 @@ public final class PlanBench {
             String recipe = Path.of(f).getFileName().toString().replaceFirst("\\.yaml$", "");
             for (int w : WORKERS) {
                 int[] sf = atWorkers(f, w, cfg.stages().size());
-                perW.append(String.format(Locale.ROOT, " %s_w%d_stages=%d %s_w%d_fit=%d", recipe, w, sf[0], recipe, w,
-                        sf[1]));
+                perW.append(String.format(Locale.ROOT, " %s_w%d_stages=%d %s_w%d_fit=%d %s_w%d_transitions=%d "
+                                + "%s_w%d_transitions_fit=%d", recipe, w, sf[0], recipe, w, sf[1], recipe, w, sf[2], recipe,
+                        w, sf[3]));
+                transitions += sf[2];
+                transitionsFit += sf[3];
             }
         }
         // every buffer below Aparapi 3.0.2's 2^31 bytes (its sizes are 32-bit ints)
         System.out.printf(Locale.ROOT, "RESULT plan stages=%d fit=%d largest_gib=%.1f largest=%s max_buffers=%d "
-                        + "largest_buffer_bytes=%d below_2gib=%d ratio=%.3f%s transitions_fit=not_built%n", stages, fit,
-                largest / (1L << 30), largestName, maxBuffers, largestBuffer, largestBuffer < (1L << 31) ? 1 : 0,
-                (double) fit / stages, perW);
+                        + "largest_buffer_bytes=%d below_2gib=%d ratio=%.3f%s transitions=%d transitions_fit=%d%n", stages,
+                fit, largest / (1L << 30), largestName, maxBuffers, largestBuffer, largestBuffer < (1L << 31) ? 1 : 0,
+                (double) fit / stages, perW, transitions, transitionsFit);
     }
 
-    /** {stages, stages that fit} of the config at W workers; a config that W cannot run: all its stages, none fit. */
+    /**
+     * {stages, stages that fit, backend moves, moves that fit} of the config at W workers; a config that W cannot run:
+     * all its stages, none fit, no moves.
+     */
     static int[] atWorkers(String file, int workers, int stages) {
         TrainConfig cfg;
         try {
             cfg = TrainConfig.parseWithWorkers(file, Files.readString(Path.of(file)), workers);
         } catch (ConfigException e) {
             System.out.println(file + " at W = " + workers + ": " + e.getMessage());
-            return new int[] {stages, 0};
+            return new int[] {stages, 0, 0, 0};
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -88,6 +94,19 @@ public final class PlanBench {
                     Math.max(cfg.stages().get(i).batchPerWorker(), cfg.stages().get(i).batchStart()),
                     cfg.stages().get(i).seqLen(), ok ? "fits" : "DOES NOT FIT");
         }
-        return new int[] {plans.size(), fit};
+        int moves = 0, movesFit = 0;
+        Plan.Move worst = null;
+        for (Plan.Move m : Plan.moves(cfg)) {
+            moves++;
+            movesFit += m.fits(cfg.train().deviceBytes()) ? 1 : 0;
+            if (worst == null || m.heapBytes() > worst.heapBytes()) {
+                worst = m;
+            }
+        }
+        if (worst != null) {
+            System.out.printf(Locale.ROOT, "%s at W = %d: %d backend moves, %d fit; the worst %s%n",
+                    Path.of(file).getFileName(), workers, moves, movesFit, worst.describe());
+        }
+        return new int[] {plans.size(), fit, moves, movesFit};
     }
 }
