@@ -9,6 +9,7 @@ import io.ouro.orchestrator.config.TrainSettings.Recovery;
 import io.ouro.orchestrator.config.TrainSettings.Spike;
 import io.ouro.orchestrator.config.TrainSettings.Validation;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.comm.WireDtype;
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.DeviceSpec;
 
@@ -118,10 +119,17 @@ final class ConfigParser {
         } catch (IllegalArgumentException e) {
             throw t.error("matmul", "expected fp32 or bf16_tensor, got '" + matmulName + "'");
         }
+        String exchangeName = t.string("exchange_dtype", "fp32");
+        WireDtype exchange;
+        try {
+            exchange = WireDtype.parse(exchangeName);
+        } catch (IllegalArgumentException e) {
+            throw t.error("exchange_dtype", e.getMessage());
+        }
         t.noOthers();
         TrainSettings train = new TrainSettings(workers, device, segment, clip, peak, timeout, every, keep, recovery, inject, spike,
                 injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
-                matmul);
+                matmul, exchange);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

@@ -1,6 +1,7 @@
 package io.ouro.orchestrator.config;
 
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.comm.WireDtype;
 import io.ouro.worker.model.MatmulPrecision;
 
 import java.io.Serializable;
@@ -97,7 +98,8 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
      * W when W times the batch per worker stays the same. For the same reason the micro-batch, the
      * recomputation and the device sizes are left out: they change memory and the order of float sums, not
      * what is trained. The precision of the stash and of the products ({@code stash_dtype}, {@code matmul}) counts
-     * when it is not fp32: it changes the gradients.
+     * when it is not fp32: it changes the gradients; so does the gradient wire ({@code exchange_dtype}), which rounds
+     * the summed gradients to bfloat16.
      */
     public String hash() {
         StringBuilder key = new StringBuilder("ouro-run-identity-2|model ").append(model)
@@ -136,6 +138,10 @@ public record TrainConfig(String file, Run run, LoopConfig model, List<Source> s
         if (train.matmul() != MatmulPrecision.FP32) {
             // bfloat16 operands change every product (fp32 stays out of the key: earlier runs keep their hash)
             key.append("|matmul ").append(train.matmul().yamlName());
+        }
+        if (train.exchangeDtype() != WireDtype.FP32) {
+            // bfloat16 on the wire rounds every summed gradient (fp32 stays out of the key: earlier runs keep their hash)
+            key.append("|exchange ").append(train.exchangeDtype().yamlName());
         }
         try {
             byte[] d = java.security.MessageDigest.getInstance("SHA-256")

@@ -1,5 +1,6 @@
 package io.ouro.orchestrator.config;
 
+import io.ouro.worker.comm.WireDtype;
 import io.ouro.worker.model.MatmulPrecision;
 
 import java.io.Serializable;
@@ -9,13 +10,13 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
                     long checkpointEvery, int keepCheckpoints, Recovery recovery, long injectFailureAtStep,
                     Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                     long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
-                    boolean bf16Stash, MatmulPrecision matmul)
+                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype)
         implements Serializable {
 
     TrainSettings withCheckpointEvery(long every) {
         return new TrainSettings(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                 recovery, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul);
+                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype);
     }
 
     /** The largest gradient bucket of the exchange, in floats. */

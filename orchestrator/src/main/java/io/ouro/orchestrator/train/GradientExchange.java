@@ -28,6 +28,10 @@ import java.util.concurrent.TimeoutException;
  * moments it keeps); after the update, {@link #gatherParameters} all-gathers the updated parameters by the same
  * buckets.
  *
+ * <p>Wire: gradients travel in the ring's {@link RingGroup#gradientDtype()} ({@code train.exchange_dtype}: fp32, or
+ * bf16 rounded when sent and summed in fp32, each rank's owned sum rounded once); the parameters of
+ * {@link #gatherParameters} and the scalar sums of the step always travel in fp32.
+ *
  * <p>Summation order: each bucket's elements are summed around the ring in an order fixed by the bucket and the
  * ranges (see {@code RingSchedule}), the same on every rank; it differs from one all-reduce of the whole gradient
  * for W &gt; 2 (for W = 2, a + b = b + a exactly), so W = 1 and W = k agree within float rounding, as before.
@@ -155,7 +159,7 @@ final class GradientExchange {
         k.startNanos = System.nanoTime();
         k.endNanos = 0;
         // (the returned stage completes after the time is taken)
-        k.done = rings.submit(calls++, op, k.data, 0, k.len, k.owned).whenComplete((v, t) -> k.endNanos = System.nanoTime());
+        k.done = rings.submit(calls++, op, rings.gradientDtype(), k.data, 0, k.len, k.owned).whenComplete((v, t) -> k.endNanos = System.nanoTime());
     }
 
     /** Waits for every bucket; returns {exchange ms (the time some ring was busy), hidden share}. */

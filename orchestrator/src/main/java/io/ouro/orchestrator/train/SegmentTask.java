@@ -108,7 +108,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             long firstSample = DataSources.firstSample(cfg, st0, first);
             Duration timeout = Duration.ofSeconds(cfg.train().timeoutSeconds());
             RingConfig rc = new RingConfig(rank, world, host, host, secret, timeout, timeout,
-                    RingConfig.DEFAULT_CHUNK_BYTES);
+                    RingConfig.DEFAULT_CHUNK_BYTES, cfg.train().exchangeDtype());
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;
             Validation validation = null;

@@ -78,5 +78,7 @@ class ConfigHashTest {
         assertNotEquals(w2, TrainConfig.parse("d.yaml", yaml(2, 2, 0.4, 7)).hash(), "another global batch");
         assertNotEquals(w2, TrainConfig.parse("e.yaml", yaml(2, 3, 0.5, 7)).hash(), "another mixture");
         assertNotEquals(w2, TrainConfig.parse("f.yaml", yaml(2, 3, 0.4, 8)).hash(), "another seed");
+        assertNotEquals(w2, TrainConfig.parse("g.yaml", yaml(2, 3, 0.4, 7).replace("device: java}",
+                "device: java, exchange_dtype: bf16}")).hash(), "gradients summed over a bf16 wire");
     }
 }

@@ -1,6 +1,7 @@
 package io.ouro.orchestrator.config;
 
 import io.ouro.orchestrator.train.Plan;
+import io.ouro.worker.comm.WireDtype;
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.opencl.DevicePeaks;
 import org.junit.jupiter.api.Test;
@@ -68,6 +69,20 @@ class ConfigValidationTest {
                 "train: {workers: 1, stash_dtype: fp32}")).hash());
         assertEquals("bad.yaml: train.stash_dtype: expected fp32 or bf16, got 'fp16'",
                 error(OK.replace("train: {workers: 1}", "train: {workers: 1, stash_dtype: fp16}")));
+    }
+
+    @Test
+    void theExchangeDtypeIsValidatedAndPartOfTheRunIdentity() {
+        TrainConfig fp32 = TrainConfig.parse("ok.yaml", OK);
+        TrainConfig bf16 = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, exchange_dtype: bf16}"));
+        assertEquals(WireDtype.FP32, fp32.train().exchangeDtype(), "fp32 by default");
+        assertEquals(WireDtype.BF16, bf16.train().exchangeDtype());
+        assertNotEquals(fp32.hash(), bf16.hash(), "bfloat16 on the wire rounds the summed gradients: another run");
+        assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, exchange_dtype: fp32}")).hash(), "fp32 written out is the default");
+        assertEquals("bad.yaml: train.exchange_dtype: expected fp32 or bf16, got 'fp16'",
+                error(OK.replace("train: {workers: 1}", "train: {workers: 1, exchange_dtype: fp16}")));
     }
 
     @Test

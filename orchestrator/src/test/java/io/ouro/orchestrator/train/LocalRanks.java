@@ -61,7 +61,7 @@ public final class LocalRanks {
     /**
      * {@code steps} steps of {@code stage} with {@code world} ranks on {@code device}, {@code rows} sequences per rank,
      * {@code connections} rings, buckets of {@code bucketFloats}, the optimizer replicated or sharded (ZeRO-1), the
-     * ring's timeout {@code t}: rank 0's metrics, every rank's final weights, then every rank's optimizer state.
+     * ring's timeout {@code t}, the gradient wire of {@code cfg}'s {@code train.exchange_dtype}: rank 0's metrics, every rank's final weights, then every rank's optimizer state.
      */
     public static List<Object> train(TrainConfig cfg, Stage stage, int world, String device, int connections,
                               int bucketFloats, boolean shard, int rows, int steps, Batches batches, Duration t)
@@ -76,7 +76,7 @@ public final class LocalRanks {
                 ranks.add(pool.submit(() -> {
                     try (TrainingBackend b = Backends.open(device, stage.model(), AdamWConfig.ouro(), rows, stage.seqLen());
                          RingGroup ring = RingGroup.open(new RingConfig(rank, world, "127.0.0.1", "127.0.0.1",
-                                 secret, t, t, RingConfig.DEFAULT_CHUNK_BYTES), connections, g.get(rank))) {
+                                 secret, t, t, RingConfig.DEFAULT_CHUNK_BYTES, cfg.train().exchangeDtype()), connections, g.get(rank))) {
                         if (shard && world > 1) {
                             long[] o = DataParallelStep.owners(b.layout().totalSize(), world);
                             b.shardOptimizer(o[rank], o[rank + 1]);

@@ -3,9 +3,9 @@ package io.ouro.worker.comm;
 /**
  * Counters of one rank since its {@link RingAllReduce} was opened.
  *
- * @param payloadBytesSent      float bytes this rank sent in all-reduce frames
+ * @param payloadBytesSent      value bytes this rank sent in all-reduce frames (4 per fp32 value, 2 per bf16)
  * @param framingBytesSent      frame header bytes this rank sent (16 per frame)
- * @param payloadBytesReceived  float bytes received
+ * @param payloadBytesReceived  value bytes received
  * @param framingBytesReceived  frame header bytes received
  * @param handshakeBytesSent    bytes of the two authenticated handshakes this rank took part in
  * @param handshakeBytesReceived as above, received

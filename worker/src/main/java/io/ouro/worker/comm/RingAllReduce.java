@@ -5,6 +5,7 @@ import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -20,6 +21,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 
+import io.ouro.worker.model.Bf16;
+
 /**
  * Rank r of a W-rank ring all-reduce of float32 buffers over authenticated TCP.
  *
@@ -34,6 +37,11 @@ import java.util.function.Function;
  * thread writes while the calling side reads and reduces, so both directions of the ring stay busy.
  * Every rank sends {@code 2*len - |seg(r+1)| - |seg(r+2)|} floats per call ({@code 2(W-1)/W} of the
  * buffer) and ends with bit-identical results; the same inputs give the same bits on every run.
+ *
+ * <p>Wire dtype: fp32 unless a call asks for {@link RingConfig#gradientDtype()} bf16, which halves the payload: a
+ * value is rounded to bfloat16 when sent, widened to float32 when received and added in float32; the owner of each
+ * segment rounds its complete sum once, in place, before the all-gather, so every rank still ends with the same bits
+ * (see {@code worker/COMM.md}).
  *
  * <p>Calls run one at a time in submission order on a background thread ({@link #submit}), so
  * gradient buckets can be handed over while the backward pass is still producing the next ones;
@@ -71,6 +79,11 @@ public final class RingAllReduce implements AutoCloseable {
     private final ByteBuffer rx;
     private final FloatBuffer rxFloats;
     private final float[] scratch;
+    /** bf16 views and staging, only when the ring may carry bf16. */
+    private final ShortBuffer txShorts;
+    private final ShortBuffer rxShorts;
+    private final short[] txBits;
+    private final short[] rxBits;
 
     private final AtomicLong payloadSent = new AtomicLong();
     private final AtomicLong framingSent = new AtomicLong();
@@ -105,6 +118,11 @@ public final class RingAllReduce implements AutoCloseable {
         this.txFloats = ring ? floats(tx) : null;
         this.rxFloats = ring ? floats(rx) : null;
         this.scratch = ring ? new float[chunkElems] : null;
+        boolean bf16 = ring && config.gradientDtype() == WireDtype.BF16;
+        this.txShorts = bf16 ? shorts(tx) : null;
+        this.rxShorts = bf16 ? shorts(rx) : null;
+        this.txBits = bf16 ? new short[chunkElems] : null;
+        this.rxBits = bf16 ? new short[chunkElems] : null;
         int handshakeOut = Handshake.HELLO_BYTES + Handshake.PROOF_BYTES;
         int handshakeIn = Handshake.CHALLENGE_BYTES + 1;
         this.handshakeSent = ring ? handshakeOut + handshakeIn : 0;
@@ -195,8 +213,24 @@ public final class RingAllReduce implements AutoCloseable {
      * element is summed in the same order on every rank, so the result is bit-identical across ranks.
      */
     public CompletableFuture<Void> submit(Op op, float[] buf, int off, int len, int[][] owned) {
+        return submit(op, WireDtype.FP32, buf, off, len, owned);
+    }
+
+    /**
+     * As {@link #submit(Op, float[], int, int, int[][])}, with the values on the wire in {@code wire}: fp32, or the
+     * ring's {@link RingConfig#gradientDtype()} (the one every rank agreed on at setup). Every rank must pass the same
+     * dtype for the same call. With bf16 each element's result is the float32 sum in the documented order, each
+     * partial sum rounded to bfloat16 as it is sent and the complete sum rounded once by its owner, which keeps the
+     * rounded value: {@code SUM}, {@code MEAN} (divided after) and {@code REDUCE_SCATTER} leave the same bits in the
+     * owned range, and after an {@code ALL_GATHER} every rank, owners included, holds the rounded values.
+     */
+    public CompletableFuture<Void> submit(Op op, WireDtype wire, float[] buf, int off, int len, int[][] owned) {
         if (op == null) {
             throw new IllegalArgumentException("RingAllReduce.submit: op is null");
+        }
+        if (wire != WireDtype.FP32 && wire != config.gradientDtype()) {
+            throw new IllegalArgumentException("RingAllReduce.submit: wire dtype " + (wire == null ? "null" : wire.yamlName())
+                    + " on a ring set up for fp32 and " + config.gradientDtype().yamlName());
         }
         if (buf == null) {
             throw new IllegalArgumentException("RingAllReduce.submit: buf is null");
@@ -222,7 +256,7 @@ public final class RingAllReduce implements AutoCloseable {
         try {
             comm.execute(() -> {
                 try {
-                    execute(op, buf, off, len, schedule);
+                    execute(op, wire, buf, off, len, schedule);
                     done.complete(null);
                 } catch (Throwable t) {
                     done.completeExceptionally(t);
@@ -246,6 +280,11 @@ public final class RingAllReduce implements AutoCloseable {
 
     public int worldSize() {
         return world;
+    }
+
+    /** The dtype gradients may travel in ({@link RingConfig#gradientDtype()}), the same on every rank of the ring. */
+    public WireDtype gradientDtype() {
+        return config.gradientDtype();
     }
 
     /** The {@code host:port} of every rank, in rank order, as exchanged at setup. */
@@ -281,7 +320,7 @@ public final class RingAllReduce implements AutoCloseable {
 
     // ---------------------------------------------------------------- one call, on the comm thread
 
-    private void execute(Op op, float[] buf, int off, int len, RingSchedule schedule) {
+    private void execute(Op op, WireDtype wire, float[] buf, int off, int len, RingSchedule schedule) {
         if (closed) {
             throw closedError();
         }
@@ -293,7 +332,15 @@ public final class RingAllReduce implements AutoCloseable {
         long start = System.nanoTime();
         int first = op == Op.ALL_GATHER ? world - 1 : 0;
         int end = op == Op.REDUCE_SCATTER ? world - 1 : schedule.steps();
-        Call call = new Call(op, buf, off, len, ++seq, schedule, first, end);
+        Call call = new Call(op, wire, buf, off, len, ++seq, schedule, first, end);
+        if (op == Op.ALL_GATHER && wire == WireDtype.BF16) {
+            // the owner keeps what it sends (in a full call the last reduce-scatter step rounds it, see receive)
+            int own = (rank + 1) % world;
+            int from = off + schedule.segmentStart(own);
+            for (int i = from; i < from + schedule.segmentLength(own); i++) {
+                buf[i] = Bf16.round(buf[i]);
+            }
+        }
         Future<?> sending = sender.submit(() -> {
             try {
                 send(call);
@@ -341,12 +388,24 @@ public final class RingAllReduce implements AutoCloseable {
                 int count = Math.min(chunkElems, segLen - c * chunkElems);
                 tx.clear();
                 tx.putInt(call.seq).putInt(step).putInt(at).putInt(count);
-                txFloats.clear();
-                txFloats.put(call.buf, call.off + at, count);
-                tx.limit(HEADER_BYTES + count * Float.BYTES).position(0);
+                if (call.wire == WireDtype.BF16) {
+                    // a partial sum (reduce-scatter) or a complete one, already rounded by its owner (all-gather)
+                    float[] b = call.buf;
+                    int src = call.off + at;
+                    for (int i = 0; i < count; i++) {
+                        txBits[i] = Bf16.bits(b[src + i]);
+                    }
+                    txShorts.clear();
+                    txShorts.put(txBits, 0, count);
+                } else {
+                    txFloats.clear();
+                    txFloats.put(call.buf, call.off + at, count);
+                }
+                int bytes = count * call.wire.bytes;
+                tx.limit(HEADER_BYTES + bytes).position(0);
                 toRight.writeFully(tx, ioNanos, frameName(call, step, at, count));
                 framingSent.addAndGet(HEADER_BYTES);
-                payloadSent.addAndGet((long) count * Float.BYTES);
+                payloadSent.addAndGet(bytes);
                 call.sentFrames.incrementAndGet();
             }
         }
@@ -362,6 +421,9 @@ public final class RingAllReduce implements AutoCloseable {
             int segLen = s.segmentLength(seg);
             int chunks = s.chunks(seg);
             boolean reduce = s.reduces(step);
+            // bf16: the last reduce-scatter step completes this rank's own segment; round it in place once, so the
+            // owner holds the same bits it will send in the all-gather
+            boolean roundInPlace = call.wire == WireDtype.BF16 && step == world - 2;
             for (int c = 0; c < chunks; c++) {
                 int at = segStart + c * chunkElems;
                 int count = Math.min(chunkElems, segLen - c * chunkElems);
@@ -379,21 +441,40 @@ public final class RingAllReduce implements AutoCloseable {
                             + " was expected: do all ranks submit the same lengths in the same order?",
                             fromLeft.peerRank, fromLeft.peerAddress);
                 }
-                rx.limit(HEADER_BYTES + count * Float.BYTES);
+                int bytes = count * call.wire.bytes;
+                rx.limit(HEADER_BYTES + bytes);
                 fromLeft.readFully(rx, ioNanos, "the payload of " + what);
-                rxFloats.clear().limit(count);
                 int dst = call.off + at;
-                if (reduce) {
+                if (call.wire == WireDtype.BF16) {
+                    rxShorts.clear().limit(count);
+                    rxShorts.get(rxBits, 0, count);
+                    float[] b = call.buf;
+                    if (roundInPlace) {
+                        for (int i = 0; i < count; i++) {
+                            b[dst + i] = Bf16.round(b[dst + i] + Bf16.value(rxBits[i]));
+                        }
+                    } else if (reduce) {
+                        for (int i = 0; i < count; i++) {
+                            b[dst + i] += Bf16.value(rxBits[i]);
+                        }
+                    } else {
+                        for (int i = 0; i < count; i++) {
+                            b[dst + i] = Bf16.value(rxBits[i]);
+                        }
+                    }
+                } else if (reduce) {
+                    rxFloats.clear().limit(count);
                     rxFloats.get(scratch, 0, count);
                     float[] b = call.buf;
                     for (int i = 0; i < count; i++) {
                         b[dst + i] += scratch[i];
                     }
                 } else {
+                    rxFloats.clear().limit(count);
                     rxFloats.get(call.buf, dst, count);
                 }
                 framingReceived.addAndGet(HEADER_BYTES);
-                payloadReceived.addAndGet((long) count * Float.BYTES);
+                payloadReceived.addAndGet(bytes);
                 call.received(++done);
             }
         }
@@ -440,6 +521,7 @@ public final class RingAllReduce implements AutoCloseable {
     /** State shared by the sender and the receiver of one call. */
     private final class Call {
         final Op op;
+        final WireDtype wire;
         final float[] buf;
         final int off;
         final int len;
@@ -453,8 +535,10 @@ public final class RingAllReduce implements AutoCloseable {
         final AtomicLong sentFrames = new AtomicLong();
         private long receivedFrames;
 
-        Call(Op op, float[] buf, int off, int len, int seq, RingSchedule schedule, int firstStep, int endStep) {
+        Call(Op op, WireDtype wire, float[] buf, int off, int len, int seq, RingSchedule schedule, int firstStep,
+             int endStep) {
             this.op = op;
+            this.wire = wire;
             this.buf = buf;
             this.off = off;
             this.len = len;
@@ -530,6 +614,10 @@ public final class RingAllReduce implements AutoCloseable {
 
     private static FloatBuffer floats(ByteBuffer frame) {
         return frame.duplicate().position(HEADER_BYTES).slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    }
+
+    private static ShortBuffer shorts(ByteBuffer frame) {
+        return frame.duplicate().position(HEADER_BYTES).slice().order(ByteOrder.LITTLE_ENDIAN).asShortBuffer();
     }
 
     static java.util.concurrent.ThreadFactory daemon(String name) {

@@ -14,10 +14,13 @@ import java.util.Arrays;
  * @param setupTimeout   bound on connecting to the right neighbour and accepting the left one, handshakes included
  * @param ioTimeout      bound on every single wait for a peer once connected: a read that gets no byte, a
  *                       write the peer does not drain, a handshake message
- * @param chunkBytes     payload bytes per frame; segments are cut into chunks so sending and receiving overlap
+ * @param chunkBytes     float32 bytes per frame (a frame carries chunkBytes/4 values whatever the wire dtype);
+ *                       segments are cut into chunks so sending and receiving overlap
+ * @param gradientDtype  the wire dtype calls may ask for besides fp32 ({@code train.exchange_dtype}); every rank
+ *                       of a ring must have the same one, which the handshake checks
  */
 public record RingConfig(int rank, int worldSize, String bindHost, String advertiseHost, byte[] secret,
-                         Duration setupTimeout, Duration ioTimeout, int chunkBytes) {
+                         Duration setupTimeout, Duration ioTimeout, int chunkBytes, WireDtype gradientDtype) {
 
     /** Payload per frame unless configured: large enough to amortise the 16-byte header and a syscall. */
     public static final int DEFAULT_CHUNK_BYTES = 256 * 1024;
@@ -52,20 +55,34 @@ public record RingConfig(int rank, int worldSize, String bindHost, String advert
             throw new IllegalArgumentException(
                     "RingConfig.chunkBytes: expected a multiple of 4 in [4, 2^30], got " + chunkBytes);
         }
+        if (gradientDtype == null) {
+            throw new IllegalArgumentException("RingConfig.gradientDtype: expected fp32 or bf16, got null");
+        }
     }
 
-    /** Rank {@code rank} of {@code worldSize} on {@code host}, 30 s setup, 30 s per wait, default chunks. */
+    /** With fp32 gradients. */
+    public RingConfig(int rank, int worldSize, String bindHost, String advertiseHost, byte[] secret,
+                      Duration setupTimeout, Duration ioTimeout, int chunkBytes) {
+        this(rank, worldSize, bindHost, advertiseHost, secret, setupTimeout, ioTimeout, chunkBytes, WireDtype.FP32);
+    }
+
+    /** Rank {@code rank} of {@code worldSize} on {@code host}, 30 s setup, 30 s per wait, default chunks, fp32. */
     public static RingConfig of(int rank, int worldSize, String host, byte[] secret) {
         return new RingConfig(rank, worldSize, host, host, secret,
                 Duration.ofSeconds(30), Duration.ofSeconds(30), DEFAULT_CHUNK_BYTES);
     }
 
     public RingConfig withTimeouts(Duration setup, Duration io) {
-        return new RingConfig(rank, worldSize, bindHost, advertiseHost, secret, setup, io, chunkBytes);
+        return new RingConfig(rank, worldSize, bindHost, advertiseHost, secret, setup, io, chunkBytes, gradientDtype);
     }
 
     public RingConfig withChunkBytes(int bytes) {
-        return new RingConfig(rank, worldSize, bindHost, advertiseHost, secret, setupTimeout, ioTimeout, bytes);
+        return new RingConfig(rank, worldSize, bindHost, advertiseHost, secret, setupTimeout, ioTimeout, bytes,
+                gradientDtype);
+    }
+
+    public RingConfig withGradientDtype(WireDtype dtype) {
+        return new RingConfig(rank, worldSize, bindHost, advertiseHost, secret, setupTimeout, ioTimeout, chunkBytes, dtype);
     }
 
     @Override
@@ -78,12 +95,12 @@ public record RingConfig(int rank, int worldSize, String bindHost, String advert
         return o instanceof RingConfig c && rank == c.rank && worldSize == c.worldSize
                 && bindHost.equals(c.bindHost) && advertiseHost.equals(c.advertiseHost)
                 && Arrays.equals(secret, c.secret) && setupTimeout.equals(c.setupTimeout)
-                && ioTimeout.equals(c.ioTimeout) && chunkBytes == c.chunkBytes;
+                && ioTimeout.equals(c.ioTimeout) && chunkBytes == c.chunkBytes && gradientDtype == c.gradientDtype;
     }
 
     @Override
     public int hashCode() {
-        return java.util.Objects.hash(rank, worldSize, bindHost, advertiseHost, setupTimeout, ioTimeout, chunkBytes);
+        return java.util.Objects.hash(rank, worldSize, bindHost, advertiseHost, setupTimeout, ioTimeout, chunkBytes, gradientDtype);
     }
 
     /** Never prints the secret. */
@@ -91,7 +108,7 @@ public record RingConfig(int rank, int worldSize, String bindHost, String advert
     public String toString() {
         return "RingConfig[rank=" + rank + ", worldSize=" + worldSize + ", bind=" + bindHost
                 + ", advertise=" + advertiseHost + ", secret=<" + secret.length + " bytes>, setupTimeout="
-                + setupTimeout + ", ioTimeout=" + ioTimeout + ", chunkBytes=" + chunkBytes + "]";
+                + setupTimeout + ", ioTimeout=" + ioTimeout + ", chunkBytes=" + chunkBytes + ", gradientDtype=" + gradientDtype.yamlName() + "]";
     }
 
     private static void positive(String field, Duration d) {

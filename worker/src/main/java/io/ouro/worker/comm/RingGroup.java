@@ -68,6 +68,17 @@ public final class RingGroup implements AutoCloseable {
         return rings.get(Math.floorMod(call, rings.size())).submit(op, buf, off, len, owned);
     }
 
+    /** As {@link #submit(int, RingAllReduce.Op, float[], int, int, int[][])}, with the values on the wire in {@code wire}. */
+    public CompletableFuture<Void> submit(int call, RingAllReduce.Op op, WireDtype wire, float[] buf, int off, int len,
+                                          int[][] owned) {
+        return rings.get(Math.floorMod(call, rings.size())).submit(op, wire, buf, off, len, owned);
+    }
+
+    /** The dtype gradients may travel in, agreed by every rank at setup ({@link RingConfig#gradientDtype()}). */
+    public WireDtype gradientDtype() {
+        return rings.get(0).gradientDtype();
+    }
+
     /** Sums {@code buf[off, off+len)} over all ranks on the first ring, after the calls queued there. */
     public void allReduceSum(float[] buf, int off, int len) {
         rings.get(0).allReduceSum(buf, off, len);

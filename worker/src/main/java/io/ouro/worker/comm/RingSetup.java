@@ -73,7 +73,7 @@ final class RingSetup {
                 continue;
             }
             try {
-                Handshake.connect(link, config.secret(), config.worldSize(), rank,
+                Handshake.connect(link, config.secret(), config.worldSize(), rank, config.gradientDtype(),
                         Math.min(config.ioTimeout().toNanos(), Math.max(1, deadline - System.nanoTime())));
                 return link;
             } catch (RuntimeException e) {
@@ -132,7 +132,7 @@ final class RingSetup {
                     PeerLink link = new PeerLink(ch, rank, leftRank, address);
                     pending.add(link);
                     handshakes.execute(() -> {
-                        String refusal = Handshake.accept(link, config.secret(), config.worldSize(), rank, leftRank,
+                        String refusal = Handshake.accept(link, config.secret(), config.worldSize(), rank, leftRank, config.gradientDtype(),
                                 Math.min(config.ioTimeout().toNanos(), Math.max(1, deadline - System.nanoTime())));
                         pending.remove(link);
                         if (refusal == null && winner.complete(link)) {

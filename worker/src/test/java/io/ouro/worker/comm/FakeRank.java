@@ -38,11 +38,11 @@ final class FakeRank implements AutoCloseable {
         int left = (rank - 1 + world) % world;
         long t = timeout.toNanos();
         toRight = PeerLink.connect(RingSetup.parse(addresses.get(right), "right"), rank, right, addresses.get(right), t);
-        Handshake.connect(toRight, secret, world, rank, t);
+        Handshake.connect(toRight, secret, world, rank, WireDtype.FP32, t);
         server.socket().setSoTimeout((int) timeout.toMillis());
         SocketChannel ch = server.socket().accept().getChannel();
         fromLeft = new PeerLink(ch, rank, left, addresses.get(left));
-        String refusal = Handshake.accept(fromLeft, secret, world, rank, left, t);
+        String refusal = Handshake.accept(fromLeft, secret, world, rank, left, WireDtype.FP32, t);
         if (refusal != null) {
             throw new IllegalStateException("fake rank " + rank + " refused its left neighbour: " + refusal);
         }

@@ -243,7 +243,8 @@ class RingAuthAllReduceTest {
             byte[] nonceC = new byte[Handshake.NONCE];
             new SecureRandom().nextBytes(nonceC);
             ByteBuffer hello = ByteBuffer.allocate(Handshake.HELLO_BYTES).order(ByteOrder.LITTLE_ENDIAN)
-                    .putInt(Handshake.MAGIC).putInt(Handshake.VERSION).putInt(world).putInt(claimedRank).putInt(0).put(nonceC);
+                    .putInt(Handshake.MAGIC).putInt(Handshake.VERSION).putInt(world).putInt(claimedRank).putInt(0)
+                    .putInt(WireDtype.FP32.code).put(nonceC);
             s.getOutputStream().write(hello.array());
             DataInputStream in = new DataInputStream(s.getInputStream());
             byte[] challenge = new byte[Handshake.CHALLENGE_BYTES];
@@ -253,8 +254,9 @@ class RingAuthAllReduceTest {
                 return "refused";
             }
             byte[] nonceS = new byte[Handshake.NONCE];
-            System.arraycopy(challenge, 8, nonceS, 0, Handshake.NONCE);
-            s.getOutputStream().write(Handshake.mac(secret, Handshake.CONNECTOR_LABEL, world, claimedRank, 0, nonceC, nonceS));
+            System.arraycopy(challenge, 12, nonceS, 0, Handshake.NONCE);
+            s.getOutputStream().write(Handshake.mac(secret, Handshake.CONNECTOR_LABEL, world, claimedRank, 0,
+                    WireDtype.FP32.code, nonceC, nonceS));
             return readUntilClosed(in);
         } catch (IOException e) {
             return "error " + e;
