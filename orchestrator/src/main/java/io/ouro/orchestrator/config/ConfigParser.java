@@ -118,10 +118,14 @@ final class ConfigParser {
         } catch (IllegalArgumentException e) {
             throw t.error("matmul", "expected fp32 or bf16_tensor, got '" + matmulName + "'");
         }
+        Node wd = t.child("watchdog");
+        TrainSettings.Watchdog watchdog = new TrainSettings.Watchdog(wd.number("slack_s", 120.0, 0.1, 86_400),
+                wd.number("first_step_s", 1800.0, 0.1, 7 * 86_400));
+        wd.noOthers();
         t.noOthers();
         TrainSettings train = new TrainSettings(workers, device, segment, clip, peak, timeout, every, keep, recovery, inject, spike,
                 injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
-                matmul);
+                matmul, watchdog);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

@@ -9,13 +9,13 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
                     long checkpointEvery, int keepCheckpoints, Recovery recovery, long injectFailureAtStep,
                     Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                     long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
-                    boolean bf16Stash, MatmulPrecision matmul)
+                    boolean bf16Stash, MatmulPrecision matmul, Watchdog watchdog)
         implements Serializable {
 
     TrainSettings withCheckpointEvery(long every) {
         return new TrainSettings(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                 recovery, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul);
+                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, watchdog);
     }
 
     /** The largest gradient bucket of the exchange, in floats. */
@@ -57,5 +57,14 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
      */
     public record Recovery(int maxFailures, long windowSteps, double backoffSeconds, double backoffMaxSeconds,
                            double checkpointEveryMinutes) implements Serializable {
+    }
+
+    /**
+     * The driver's step-progress watchdog ({@code train.watchdog}): a segment whose rank 0 reports no step within
+     * the measured step time plus {@code slackSeconds} is cancelled and counts as a failed segment; before a
+     * segment's first step (stage launch, ring join, state load, kernel compiles) and after its last one
+     * (validation, checkpoint snapshot) the bound is {@code firstStepSeconds} instead.
+     */
+    public record Watchdog(double slackSeconds, double firstStepSeconds) implements Serializable {
     }
 }
