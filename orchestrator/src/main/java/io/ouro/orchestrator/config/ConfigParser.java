@@ -183,7 +183,8 @@ final class ConfigParser {
             throw t.error("checkpoint_every_minutes", "checkpoints need run.out (a directory URI) or --out, and"
                     + " checkpoint_every > 0");
         }
-        return new Recovery(failures, window, base, max, minutes);
+        int spares = (int) t.integer("spare_executors", 0L, 0, 4096);
+        return new Recovery(failures, window, base, max, minutes, spares);
     }
 
     static List<Source> sources(Node d, Run run) {

@@ -53,10 +53,12 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
      * How a run rides out lost nodes: at most {@code maxFailures} failed segments per {@code windowSteps} steps of
      * committed progress (a sliding window: progress renews the budget), a back-off before each retry that doubles
      * from {@code backoffSeconds} up to {@code backoffMaxSeconds} and starts again after progress, and checkpoints
-     * every {@code checkpointEveryMinutes} of wall time as well as every {@code checkpoint_every} steps (0: off).
+     * every {@code checkpointEveryMinutes} of wall time as well as every {@code checkpoint_every} steps (0: off), and
+     * {@code spareExecutors} executors requested beyond W ({@code ouro plan --spark-conf}), so that a segment re-run
+     * after a lost node finds W slots among those already registered.
      */
     public record Recovery(int maxFailures, long windowSteps, double backoffSeconds, double backoffMaxSeconds,
-                           double checkpointEveryMinutes) implements Serializable {
+                           double checkpointEveryMinutes, int spareExecutors) implements Serializable {
     }
 
     /**
