@@ -84,6 +84,11 @@ class LaunchSettingsTest {
                 assertEquals("1", s.get("spark.task.resource.gpu.amount"), at);
                 assertEquals("0s", s.get("spark.locality.wait"), at);
                 assertTrue(s.containsKey("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures"), at);
+                assertEquals("true", s.get("spark.excludeOnFailure.enabled"), at);
+                assertEquals("1", s.get("spark.excludeOnFailure.stage.maxFailedTasksPerExecutor"), at);
+                assertEquals("true", s.get("spark.excludeOnFailure.killExcludedExecutors"), at);
+                assertEquals("true", s.get("spark.task.reaper.enabled"), at);
+                assertEquals("120s", s.get("spark.task.reaper.killTimeout"), at);
                 if (w == 64) {
                     heap64 = heap;
                     assertEquals(heap, heapAtOwnWorkers(file), "the recipe's own train.workers is 64");
@@ -93,6 +98,20 @@ class LaunchSettingsTest {
                 }
             }
         }
+    }
+
+    @Test
+    void spareExecutorsAreRequestedBeyondTheWorkers() throws Exception {
+        Path file = CONFIGS.resolve("ouro-1.4b.yaml");
+        String yaml = Files.readString(file);
+        TrainConfig none = TrainConfig.parseWithWorkers(file.toString(), yaml, 64);
+        assertEquals(0, none.train().recovery().spareExecutors(), "no spares unless asked for");
+        TrainConfig two = TrainConfig.parseWithWorkers(file.toString(), yaml.replaceFirst("(?m)^train:\\s*$",
+                "train:\n  spare_executors: 2"), 64);
+        assertEquals(2, two.train().recovery().spareExecutors());
+        Map<String, String> s = settings(SparkSettings.fragment(two));
+        assertEquals("66", s.get("spark.executor.instances"), "W + spares: " + s);
+        assertEquals("64", settings(SparkSettings.fragment(none)).get("spark.executor.instances"));
     }
 
     static long heapAtOwnWorkers(Path file) {

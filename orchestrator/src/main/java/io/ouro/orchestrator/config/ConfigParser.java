@@ -126,10 +126,14 @@ final class ConfigParser {
         } catch (IllegalArgumentException e) {
             throw t.error("exchange_dtype", e.getMessage());
         }
+        Node wd = t.child("watchdog");
+        TrainSettings.Watchdog watchdog = new TrainSettings.Watchdog(wd.number("slack_s", 120.0, 0.1, 86_400),
+                wd.number("first_step_s", 1800.0, 0.1, 7 * 86_400));
+        wd.noOthers();
         t.noOthers();
         TrainSettings train = new TrainSettings(workers, device, segment, clip, peak, timeout, every, keep, recovery, inject, spike,
                 injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
-                matmul, exchange);
+                matmul, exchange, watchdog);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {
@@ -187,7 +191,8 @@ final class ConfigParser {
             throw t.error("checkpoint_every_minutes", "checkpoints need run.out (a directory URI) or --out, and"
                     + " checkpoint_every > 0");
         }
-        return new Recovery(failures, window, base, max, minutes);
+        int spares = (int) t.integer("spare_executors", 0L, 0, 4096);
+        return new Recovery(failures, window, base, max, minutes, spares);
     }
 
     static List<Source> sources(Node d, Run run) {

@@ -10,13 +10,13 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
                     long checkpointEvery, int keepCheckpoints, Recovery recovery, long injectFailureAtStep,
                     Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                     long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
-                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype)
+                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype, Watchdog watchdog)
         implements Serializable {
 
     TrainSettings withCheckpointEvery(long every) {
         return new TrainSettings(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                 recovery, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype);
+                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype, watchdog);
     }
 
     /** The largest gradient bucket of the exchange, in floats. */
@@ -54,9 +54,20 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
      * How a run rides out lost nodes: at most {@code maxFailures} failed segments per {@code windowSteps} steps of
      * committed progress (a sliding window: progress renews the budget), a back-off before each retry that doubles
      * from {@code backoffSeconds} up to {@code backoffMaxSeconds} and starts again after progress, and checkpoints
-     * every {@code checkpointEveryMinutes} of wall time as well as every {@code checkpoint_every} steps (0: off).
+     * every {@code checkpointEveryMinutes} of wall time as well as every {@code checkpoint_every} steps (0: off), and
+     * {@code spareExecutors} executors requested beyond W ({@code ouro plan --spark-conf}), so that a segment re-run
+     * after a lost node finds W slots among those already registered.
      */
     public record Recovery(int maxFailures, long windowSteps, double backoffSeconds, double backoffMaxSeconds,
-                           double checkpointEveryMinutes) implements Serializable {
+                           double checkpointEveryMinutes, int spareExecutors) implements Serializable {
+    }
+
+    /**
+     * The driver's step-progress watchdog ({@code train.watchdog}): a segment whose rank 0 reports no step within
+     * the measured step time plus {@code slackSeconds} is cancelled and counts as a failed segment; before a
+     * segment's first step (stage launch, ring join, state load, kernel compiles) and after its last one
+     * (validation, checkpoint snapshot) the bound is {@code firstStepSeconds} instead.
+     */
+    public record Watchdog(double slackSeconds, double firstStepSeconds) implements Serializable {
     }
 }

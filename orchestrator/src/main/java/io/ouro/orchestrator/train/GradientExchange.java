@@ -270,7 +270,7 @@ final class GradientExchange {
             throw new IllegalStateException("gradient exchange failed: " + c.getMessage(), c);
         } catch (TimeoutException e) {
             throw new IllegalStateException("gradient exchange: a bucket's all-reduce did not finish within "
-                    + "train.timeout_seconds");
+                    + "the ring's peer timeout (train.timeout_s, or the watchdog's step bound + 10 s when shorter)");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for the gradient exchange", e);

@@ -102,16 +102,22 @@ final class RunReporter implements AutoCloseable {
                 lossText, speedText);
     }
 
-    /** Lines rank 0 sent while the segment runs; those of other attempts (a failed one's stragglers) are dropped. */
-    void live(List<String> lines) {
+    /**
+     * Lines rank 0 sent while the segment runs; those of other attempts (a failed one's stragglers) are dropped.
+     * Returns the steps of this attempt among them.
+     */
+    List<StepMetrics> live(List<String> lines) {
+        List<StepMetrics> ours = new ArrayList<>();
         for (String line : lines) {
             Map<String, String> fields = new HashMap<>();
             StepMetrics m = StepMetrics.parse(line, fields);
             if (attempt.equals(fields.get("attempt"))) {
                 device = fields.getOrDefault("device", device);
                 step(m);
+                ours.add(m);
             }
         }
+        return ours;
     }
 
     private void step(StepMetrics m) {

@@ -14,6 +14,7 @@ import scala.reflect.ClassTag;
 import scala.reflect.ClassTag$;
 
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -34,11 +35,24 @@ final class SegmentRunner {
         }
     }
 
+    /** What the watchdog gives a segment up for: no step within its bound. */
+    static final class Hung extends RuntimeException {
+        Hung(String reason) {
+            super(reason);
+        }
+    }
+
     /** A segment's results and its wall time on the driver. */
     record Done(SegmentResult[] results, double millis) {
     }
 
     private static final long COMMIT_POLL_NANOS = 500_000_000L;
+    /**
+     * How much longer than the watchdog's step bound the ring waits for a peer: the driver, which sees the whole
+     * segment, is the one that reports a hang; the ring's timeout is the executors' own backstop when the driver's
+     * cancel does not reach them.
+     */
+    static final long PEER_MARGIN_MS = 10_000;
 
     private final JavaSparkContext jsc;
     private final TrainConfig cfg;
@@ -49,6 +63,8 @@ final class SegmentRunner {
     private final CheckpointCommitter committer;
     final LongAccumulator tokens, steps, skipped;
     private final RDD<Integer> ranks;
+    /** Null when rank 0's step lines do not reach the driver (no {@link ProgressPlugin} in spark.plugins). */
+    private final StepWatchdog watchdog;
 
     /** {@code store} and {@code committer} are null when the run writes no checkpoints. */
     SegmentRunner(JavaSparkContext jsc, TrainConfig cfg, String runId, RunReporter report, CheckpointStore store,
@@ -65,6 +81,28 @@ final class SegmentRunner {
         skipped = sc.longAccumulator("ouro skipped updates");
         int w = cfg.train().workers();
         ranks = jsc.parallelize(IntStream.range(0, w).boxed().toList(), w).rdd();
+        var wd = cfg.train().watchdog();
+        if (sc.conf().get("spark.plugins", "").contains(ProgressPlugin.class.getName())) {
+            watchdog = new StepWatchdog(wd, System::nanoTime);
+            report.log(String.format(Locale.ROOT, "watchdog: a segment fails when rank 0 reports no step within the"
+                    + " measured step time + %s s (train.watchdog.slack_s), or within %s s before its first step and"
+                    + " after its last (train.watchdog.first_step_s); the ring's peer timeout follows",
+                    Plan.num(wd.slackSeconds()), Plan.num(wd.firstStepSeconds())));
+        } else {
+            watchdog = null;
+            report.log("warning: watchdog off: spark.plugins lacks " + ProgressPlugin.class.getName()
+                    + ", so no step reaches the driver while a segment runs; a hung rank is noticed after train.timeout_s");
+        }
+    }
+
+    /**
+     * The ring's peer timeout for the next segment: {@code train.timeout_s}, or, once steps have been measured, the
+     * watchdog's step bound plus {@link #PEER_MARGIN_MS} when that is shorter.
+     */
+    long peerTimeoutMillis() {
+        long t = cfg.train().timeoutSeconds() * 1000L;
+        double bound = watchdog == null ? Double.NaN : watchdog.stepBoundMs();
+        return Double.isNaN(bound) ? t : Math.min(t, Math.round(bound) + PEER_MARGIN_MS);
     }
 
     /** Runs steps {@code [first, last)}, each rank writing its checkpoint shard at the end when {@code checkpoint}. */
@@ -72,9 +110,13 @@ final class SegmentRunner {
         SparkContext sc = jsc.sc();
         String attempt = Long.toHexString(System.nanoTime());
         String group = "ouro-" + runId + "-" + first;
-        sc.setJobGroup(group, report.segmentStarts(first, last, attempt), false);
+        // cancelling interrupts the tasks, so that a rank waiting for a hung peer lets go of its slot
+        sc.setJobGroup(group, report.segmentStarts(first, last, attempt), true);
         SegmentTask task = new SegmentTask(cfg, runId, cfg.stageAt(first).name(), secret, first, last, checkpoint,
-                returnParameters, tokens, steps, injectFailureAt, skipped, attempt);
+                returnParameters, tokens, steps, injectFailureAt, skipped, attempt, peerTimeoutMillis());
+        if (watchdog != null) {
+            watchdog.segmentStarts(first, last);
+        }
         ClassTag<SegmentResult> tag = ClassTag$.MODULE$.apply(SegmentResult.class);
         long s0 = System.nanoTime(), polled = s0;
         JavaFutureAction<List<SegmentResult>> job = new JavaRDD<>(ranks.barrier().mapPartitions(task, false, tag), tag)
@@ -89,7 +131,16 @@ final class SegmentRunner {
                     }
                     return new Done(res.toArray(new SegmentResult[0]), (System.nanoTime() - s0) / 1e6);
                 } catch (TimeoutException e) {
-                    report.live(ProgressPlugin.take());
+                    for (StepMetrics m : report.live(ProgressPlugin.take())) {
+                        if (watchdog != null) {
+                            watchdog.stepReported(m.step(), m.wallMs());
+                        }
+                    }
+                    String hung = watchdog == null ? null : watchdog.check();
+                    if (hung != null) {
+                        report.log(hung);
+                        throw new Failed(new Hung(hung)); // the finally cancels the job group
+                    }
                     if (committer != null && System.nanoTime() - polled > COMMIT_POLL_NANOS) {
                         committer.poll();
                         polled = System.nanoTime();

@@ -60,11 +60,13 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
     private final long injectFailureAt;
     private final String attempt;
     private final LongAccumulator skippedAcc;
+    private final long peerTimeoutMillis;
 
     public SegmentTask(TrainConfig cfg, String runId, String stage, byte[] secret, long first, long last,
                        boolean checkpoint, boolean returnParameters, LongAccumulator tokensAcc, LongAccumulator stepsAcc,
-                       long injectFailureAt, LongAccumulator skippedAcc, String attempt) {
+                       long injectFailureAt, LongAccumulator skippedAcc, String attempt, long peerTimeoutMillis) {
         this.attempt = attempt;
+        this.peerTimeoutMillis = peerTimeoutMillis;
         this.skippedAcc = skippedAcc;
         this.injectFailureAt = injectFailureAt;
         this.cfg = cfg;
@@ -107,7 +109,10 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             int global = world * batch;
             long firstSample = DataSources.firstSample(cfg, st0, first);
             Duration timeout = Duration.ofSeconds(cfg.train().timeoutSeconds());
-            RingConfig rc = new RingConfig(rank, world, host, host, secret, timeout, timeout,
+            // joining the ring waits for every rank's set-up (train.timeout_s); once in, a peer that goes quiet
+            // longer than the driver's watchdog bound (plus a margin) is given up (SegmentRunner#peerTimeoutMillis)
+            Duration peer = Duration.ofMillis(peerTimeoutMillis);
+            RingConfig rc = new RingConfig(rank, world, host, host, secret, timeout, peer,
                     RingConfig.DEFAULT_CHUNK_BYTES, cfg.train().exchangeDtype());
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;
@@ -117,7 +122,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                          global, rank, world), "rank " + rank, first, last, 2, timeout.toMillis())) {
                 DataParallelStep dp = new DataParallelStep(st.backend, ring, st0, cfg.train().clip(), st.guard,
                         cfg.train().injectNonFiniteAtStep(), cfg.train().bucketFloats(), cfg.train().shardOptimizer(),
-                        timeout.toMillis());
+                        peer.toMillis());
                 for (long s = first; s < last; s++) {
                     if (s == injectFailureAt && rank == world - 1) {
                         throw new IllegalStateException("injected failure at step " + s + " (train.inject_failure_at_step)");

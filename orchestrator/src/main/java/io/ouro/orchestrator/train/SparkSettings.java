@@ -98,8 +98,13 @@ public final class SparkSettings {
         long over = overheadGib(mem);
         String heap = String.format(Locale.ROOT, "%.1f GiB", big.heapBytes() / (double) GIB);
         List<Setting> out = new ArrayList<>();
-        out.add(new Setting("spark.executor.instances", Integer.toString(w),
-                "W = train.workers" + " (or --workers): one executor per GPU, one barrier task per executor"));
+        int spares = cfg.train().recovery().spareExecutors();
+        out.add(new Setting("spark.executor.instances", Integer.toString(w + spares),
+                "W = train.workers" + " (or --workers): one executor per GPU, one barrier task per executor"
+                        + (spares == 0 ? "; no spares (train.spare_executors 0): after a lost node the re-run waits"
+                        + " until the cluster manager gives W executors again"
+                        : ", + " + spares + " spare(s) (train.spare_executors): a re-run after a lost node or an"
+                        + " excluded executor finds W slots among the executors already registered")));
         out.add(new Setting("spark.executor.cores", Integer.toString(CORES), "host threads of one worker: 16 shard reads,"
                 + " the ring's senders and receivers, host sums on every CPU, G1's threads (under 2 CPUs the JVM picks"
                 + " Serial); " + CORES + " x 8 GPUs = " + CORES * 8 + " cores a node"));
@@ -124,6 +129,22 @@ public final class SparkSettings {
                 "a barrier stage needs all W slots at once: re-check up to 10 times while executors register"));
         out.add(new Setting("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "15s",
                 "between those checks (then fail the job instead of waiting forever)"));
+        out.add(new Setting("spark.excludeOnFailure.enabled", "true", "an executor on which a rank failed is not"
+                + " given that rank again (Spark's exclude-on-failure), so a segment's re-run avoids a bad GPU or host"));
+        out.add(new Setting("spark.excludeOnFailure.task.maxTaskAttemptsPerExecutor", "1",
+                "a rank is not retried on the executor it failed on"));
+        out.add(new Setting("spark.excludeOnFailure.stage.maxFailedTasksPerExecutor", "1", "one failed rank excludes"
+                + " its executor from the segment's stage: a barrier stage fails as a whole, so a second failure there"
+                + " would be a second failed segment"));
+        out.add(new Setting("spark.excludeOnFailure.application.maxFailedTasksPerExecutor", "2",
+                "an executor whose ranks failed twice is excluded from the run for spark.excludeOnFailure.timeout"));
+        out.add(new Setting("spark.excludeOnFailure.killExcludedExecutors", "true", "an excluded executor is killed,"
+                + " freeing its GPU; with dynamic allocation off the cluster manager starts a replacement"));
+        out.add(new Setting("spark.task.reaper.enabled", "true", "the tasks of a segment the driver gives up"
+                + " (watchdog, failed rank) are cancelled with an interrupt; the reaper watches them"));
+        out.add(new Setting("spark.task.reaper.killTimeout", "120s", "a cancelled rank still running after 2 minutes"
+                + " (stuck in the device driver, deaf to the interrupt) takes its executor JVM down, so its slot and"
+                + " GPU come back instead of holding the re-run's barrier stage"));
         return out;
     }
 

@@ -145,12 +145,12 @@ class ConfigValidationTest {
     @Test
     void theRetryBudgetAndTheWallTimeCadenceAreValidatedAndPlanned() throws Exception {
         TrainSettings.Recovery d = TrainConfig.parse("ok.yaml", OK).train().recovery();
-        assertEquals(new TrainSettings.Recovery(8, 1000, 10, 600, 0), d, "defaults: 8 failures per 1000 steps, 10-600 s");
+        assertEquals(new TrainSettings.Recovery(8, 1000, 10, 600, 0, 0), d, "defaults: 8 failures per 1000 steps, 10-600 s");
         String out = OK.replace("run: {name: t}", "run: {name: t, out: \"file:///tmp/t\"}");
         TrainConfig c = TrainConfig.parse("ok.yaml", out.replace("train: {workers: 1}", "train: {workers: 1,"
                 + " checkpoint_every_minutes: 2.5, retry: {max_failures: 4, window_steps: 200, backoff_s: 1,"
                 + " backoff_max_s: 8}}"));
-        assertEquals(new TrainSettings.Recovery(4, 200, 1, 8, 2.5), c.train().recovery());
+        assertEquals(new TrainSettings.Recovery(4, 200, 1, 8, 2.5, 0), c.train().recovery());
         assertTrue(Plan.describe(c).get(2).contains("checkpoints every 50 steps or 2.5 minutes of wall time (whichever"
                 + " comes first) and at each stage end"), Plan.describe(c).get(2));
         assertTrue(Plan.describe(c).get(2).contains("at most 4 failures per 200 committed steps, after a back-off of"
@@ -168,7 +168,7 @@ class ConfigValidationTest {
                 + " backoff_max_s: 30}}")).startsWith("bad.yaml: train.retry.backoff_max_s: expected a number in [60.0"));
         for (String recipe : List.of("ouro-1.4b.yaml", "ouro-2.6b.yaml")) {
             TrainConfig r = TrainConfig.load(Path.of("..", "pipeline-configs", recipe));
-            assertEquals(new TrainSettings.Recovery(8, 1000, 10, 600, 30), r.train().recovery(), recipe);
+            assertEquals(new TrainSettings.Recovery(8, 1000, 10, 600, 30, 0), r.train().recovery(), recipe);
         }
     }
 

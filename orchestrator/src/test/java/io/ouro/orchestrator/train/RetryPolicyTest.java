@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class RetryPolicyTest {
 
     /** 3 failures per 100 committed steps, 10 s doubling to 60 s. */
-    static final TrainSettings.Recovery R = new TrainSettings.Recovery(3, 100, 10, 60, 0);
+    static final TrainSettings.Recovery R = new TrainSettings.Recovery(3, 100, 10, 60, 0, 0);
 
     static long seconds(Duration d) {
         return d.toMillis() / 1000;
@@ -68,7 +68,7 @@ class RetryPolicyTest {
                 .startsWith("4 failures within 0 committed steps"));
 
         // max_failures 0: the first failure ends the run
-        RetryPolicy.Budget none = new RetryPolicy.Budget(new TrainSettings.Recovery(0, 100, 10, 60, 0));
+        RetryPolicy.Budget none = new RetryPolicy.Budget(new TrainSettings.Recovery(0, 100, 10, 60, 0, 0));
         assertThrows(IllegalStateException.class, () -> none.failure(7));
     }
 
@@ -86,7 +86,7 @@ class RetryPolicyTest {
 
     @Test
     void backOffDoublesCapsAndStartsAgainAfterProgress() {
-        RetryPolicy.Budget b = new RetryPolicy.Budget(new TrainSettings.Recovery(10, 1000, 10, 60, 0));
+        RetryPolicy.Budget b = new RetryPolicy.Budget(new TrainSettings.Recovery(10, 1000, 10, 60, 0, 0));
         List<Long> waits = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
             waits.add(seconds(b.failure(200)));
@@ -96,7 +96,7 @@ class RetryPolicyTest {
         assertEquals(20, seconds(b.failure(201)));
         assertEquals(40, seconds(b.failure(150)), "a checkpoint found behind the progress is no progress");
 
-        RetryPolicy.Budget off = new RetryPolicy.Budget(new TrainSettings.Recovery(10, 1000, 0, 0, 0));
+        RetryPolicy.Budget off = new RetryPolicy.Budget(new TrainSettings.Recovery(10, 1000, 0, 0, 0, 0));
         assertEquals(Duration.ZERO, off.failure(0));
         assertEquals(Duration.ZERO, off.failure(0));
     }
