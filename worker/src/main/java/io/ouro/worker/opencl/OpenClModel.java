@@ -158,7 +158,12 @@ public final class OpenClModel implements AutoCloseable {
         if (!training) {
             return;
         }
-        for (int seg = 0; seg < segs.count(); seg++) {
+        zeroMoments();
+    }
+
+    // Adam's moments of every segment zeroed on the device, the update count reset
+    private void zeroMoments() {
+        for (int seg = 0; seg < stepOps.segments().count(); seg++) {
             for (int which = 0; which < 2; which++) {
                 Buffer b = OpenClOps.moments(which, seg);
                 java.util.Arrays.fill(ops.host(b), 0, (int) ops.size(b), 0f);
@@ -181,14 +186,7 @@ public final class OpenClModel implements AutoCloseable {
         ParamSegments segs = stepOps.segments();
         if (from == momFrom && to == momTo) {
             // the moment buffers already hold this range (allocated at its size): zeroed, not reallocated
-            for (int seg = 0; seg < segs.count(); seg++) {
-                for (int which = 0; which < 2; which++) {
-                    Buffer b = OpenClOps.moments(which, seg);
-                    java.util.Arrays.fill(ops.host(b), 0, (int) ops.size(b), 0f);
-                    ops.upload(b);
-                }
-            }
-            adamStep = 0;
+            zeroMoments();
             return;
         }
         int[] sizes = new int[segs.count()];

@@ -125,4 +125,35 @@ public final class LocalRing {
             }
         }
     }
+
+    /**
+     * A {@link RingSetup.Hook} that holds each of {@code world} ranks' failed right handshake until its own left
+     * handshake is settled, so that no rank gives up (closing its listening socket and pending handshakes) while its
+     * left neighbour still waits: every rank then sees the handshake it is in, whichever fails first. A rank held
+     * past 10 s, or interrupted, is added to {@code problems}.
+     */
+    static RingSetup.Hook settleLeftFirst(int world, java.util.List<String> problems) {
+        java.util.List<java.util.concurrent.CountDownLatch> leftSettled = new java.util.ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            leftSettled.add(new java.util.concurrent.CountDownLatch(1));
+        }
+        return new RingSetup.Hook() {
+            @Override
+            public void leftHandshakeDone(int rank, String refusal) {
+                leftSettled.get(rank).countDown();
+            }
+
+            @Override
+            public void rightHandshakeFailed(int rank, RuntimeException failure) {
+                try {
+                    if (!leftSettled.get(rank).await(10, java.util.concurrent.TimeUnit.SECONDS)) {
+                        problems.add("rank " + rank + ": its left handshake did not settle within 10 s");
+                    }
+                } catch (InterruptedException e) {
+                    problems.add("rank " + rank + ": interrupted while held");
+                    Thread.currentThread().interrupt();
+                }
+            }
+        };
+    }
 }

@@ -42,26 +42,8 @@ class RingAuthAllReduceTest {
             // Each rank reports its failed right handshake only once its own left handshake is settled, so no rank
             // gives up (closing its listening socket and pending handshakes) while its left neighbour still waits
             // for the CHALLENGE: every rank sees the handshake it is in, whichever fails first.
-            List<CountDownLatch> leftSettled = List.of(new CountDownLatch(1), new CountDownLatch(1), new CountDownLatch(1));
             List<String> hookFailures = Collections.synchronizedList(new ArrayList<>());
-            RingSetup.hook = new RingSetup.Hook() {
-                @Override
-                public void leftHandshakeDone(int rank, String refusal) {
-                    leftSettled.get(rank).countDown();
-                }
-
-                @Override
-                public void rightHandshakeFailed(int rank, RuntimeException failure) {
-                    try {
-                        if (!leftSettled.get(rank).await(10, TimeUnit.SECONDS)) {
-                            hookFailures.add("rank " + rank + ": its left handshake did not settle within 10 s");
-                        }
-                    } catch (InterruptedException e) {
-                        hookFailures.add("rank " + rank + ": interrupted while held");
-                        Thread.currentThread().interrupt();
-                    }
-                }
-            };
+            RingSetup.hook = LocalRing.settleLeftFirst(3, hookFailures);
             List<Throwable> errors;
             try {
                 List<Function<String, List<String>>> gathers = LocalRing.allGather(3, Duration.ofSeconds(10));

@@ -169,26 +169,8 @@ class RingBf16AllReduceTest {
             byte[] secret = RingAllReduce.newSecret();
             // as in RingAuthAllReduceTest: a rank reports its failed right handshake only once its left one is
             // settled, so neither gives up while the other still waits for the CHALLENGE that names its dtype
-            List<CountDownLatch> leftSettled = List.of(new CountDownLatch(1), new CountDownLatch(1));
             List<String> hookFailures = Collections.synchronizedList(new ArrayList<>());
-            RingSetup.hook = new RingSetup.Hook() {
-                @Override
-                public void leftHandshakeDone(int rank, String refusal) {
-                    leftSettled.get(rank).countDown();
-                }
-
-                @Override
-                public void rightHandshakeFailed(int rank, RuntimeException failure) {
-                    try {
-                        if (!leftSettled.get(rank).await(10, TimeUnit.SECONDS)) {
-                            hookFailures.add("rank " + rank + ": its left handshake did not settle within 10 s");
-                        }
-                    } catch (InterruptedException e) {
-                        hookFailures.add("rank " + rank + ": interrupted while held");
-                        Thread.currentThread().interrupt();
-                    }
-                }
-            };
+            RingSetup.hook = LocalRing.settleLeftFirst(2, hookFailures);
             List<Throwable> errors;
             try {
                 List<Function<String, List<String>>> gathers = LocalRing.allGather(2, Duration.ofSeconds(10));
