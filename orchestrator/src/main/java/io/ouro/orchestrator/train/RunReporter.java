@@ -12,6 +12,7 @@ import org.apache.hadoop.fs.Path;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -25,6 +26,9 @@ import java.util.Map;
  * step, see {@link StepMetrics#json}; one file per driver, so a resumed run adds a file) and shown in the
  * UI's gauges, one line per segment with where the time went
  * and who ran it, validations, data sources read through, and each segment job's description.
+ * It keeps a bounded memory of the run, whatever its length: the last {@link StepWindow#CAP} steps and totals
+ * over all of them, the last segments' task reports ({@link #SEGMENT_STEPS}) and the last {@link #VALIDATIONS}
+ * validations; every step is in the metrics file.
  */
 final class RunReporter implements AutoCloseable {
 
@@ -35,9 +39,18 @@ final class RunReporter implements AutoCloseable {
     private final java.util.function.Consumer<String> log;
     private final Path metricsFile;
     private final FSDataOutputStream metrics;
-    private final List<StepMetrics> steps = new ArrayList<>();
-    private final List<SegmentResult[]> segments = new ArrayList<>();
-    private final List<double[][]> validations = new ArrayList<>();
+    /**
+     * The segments' task reports kept while the steps they carry stay within this (the newest always kept): the
+     * segments of the step window, to see who ran the steps still in memory.
+     */
+    static final int SEGMENT_STEPS = StepWindow.CAP;
+    /** The validations kept: at the recipes' {@code every_steps: 2000}, two million steps' worth. */
+    static final int VALIDATIONS = 1_000;
+
+    private final StepWindow steps = new StepWindow();
+    private final ArrayDeque<SegmentResult[]> segments = new ArrayDeque<>();
+    private long segmentSteps;
+    private final ArrayDeque<double[][]> validations = new ArrayDeque<>();
     private final Map<String, Long> epochsLogged = new HashMap<>();
     private Stage stage;
     private String attempt;
@@ -95,6 +108,7 @@ final class RunReporter implements AutoCloseable {
         }
         this.stage = st;
         this.attempt = attempt;
+        steps.segmentStarts(first);
         this.first = first;
         this.last = last;
         ProgressPlugin.show(st.name(), first, Double.NaN, 0, first, last - 1, 0, Double.NaN);
@@ -143,8 +157,12 @@ final class RunReporter implements AutoCloseable {
 
     /** The segment ended with {@code res} after {@code segMs}: the steps not yet logged, then its summary. */
     void segmentDone(SegmentResult[] res, double segMs) {
-        segments.add(res);
         SegmentResult r0 = rank0(res);
+        segments.addLast(res);
+        segmentSteps += r0.steps().size();
+        while (segments.size() > 1 && segmentSteps > SEGMENT_STEPS) {
+            segmentSteps -= rank0(segments.removeFirst()).steps().size();
+        }
         device = r0.device();
         r0.steps().forEach(this::step);
         double ms = 0, overhead = 0;
@@ -172,7 +190,10 @@ final class RunReporter implements AutoCloseable {
             log.accept(String.format(Locale.ROOT, "validation after step %d (stage %s, %d held-out tokens): CE per"
                             + " loop step %s, mean exit %s", last - 1, stage.name(), v.tokens(), fmt(v.ce(), "%.4f"),
                     fmt(v.exit(), "%.3f")));
-            validations.add(new double[][] {{last}, v.ce(), v.exit()});
+            if (validations.size() == VALIDATIONS) {
+                validations.removeFirst();
+            }
+            validations.addLast(new double[][] {{last}, v.ce(), v.exit()});
         }
         lossText = String.format(Locale.ROOT, "%.2f", r0.steps().get(n - 1).loss());
         double tokS = tok / (ms / 1e3);
@@ -181,7 +202,7 @@ final class RunReporter implements AutoCloseable {
 
     /** The run goes back to {@code step}: what was reported after it is taken back. */
     void rewind(long step) {
-        steps.removeIf(m -> m.step() >= step);
+        steps.rewind(step);
         lastLogged = step - 1;
         stage = null;
     }
@@ -192,16 +213,26 @@ final class RunReporter implements AutoCloseable {
                 lastCheckpoint == null ? "" : "; last checkpoint " + lastCheckpoint));
     }
 
+    /** The last {@link StepWindow#CAP} steps, oldest first. */
     List<StepMetrics> steps() {
-        return steps;
+        return steps.recent();
+    }
+
+    RunTotals totals() {
+        return steps.totals();
+    }
+
+    /** How many steps, segment starts, segments and validations the reporter holds. */
+    int held() {
+        return steps.held() + segments.size() + validations.size();
     }
 
     List<SegmentResult[]> segments() {
-        return segments;
+        return new ArrayList<>(segments);
     }
 
     List<double[][]> validations() {
-        return validations;
+        return new ArrayList<>(validations);
     }
 
     static SegmentResult rank0(SegmentResult[] res) {

@@ -30,9 +30,13 @@ public final class Trainer {
         this.log = log;
     }
 
-    /** What a run produced: every step's metrics (rank 0), the segments' task reports, final parameters. */
+    /**
+     * What a run produced: the last {@link StepWindow#CAP} steps' metrics (rank 0; every step of a shorter run, and
+     * every step of any run in the metrics file), totals over all steps, the last segments' task reports, final
+     * parameters, the last validations.
+     */
     public record Result(String runId, List<StepMetrics> steps, List<SegmentResult[]> segments, float[] parameters,
-                         List<double[][]> validations) {
+                         List<double[][]> validations, RunTotals totals) {
     }
 
     public Result run(boolean returnParameters) {
@@ -80,7 +84,8 @@ public final class Trainer {
             }
             report.runDone(runner.steps.value(), runner.tokens.value(), runner.skipped.value(),
                     committer == null ? null : committer.lastCommitted());
-            return new Result(runId, report.steps(), report.segments(), params, report.validations());
+            return new Result(runId, report.steps(), report.segments(), params, report.validations(),
+                    report.totals());
         }
     }
 
