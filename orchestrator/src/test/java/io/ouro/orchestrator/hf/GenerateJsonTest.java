@@ -38,7 +38,7 @@ class GenerateJsonTest {
         LoopConfig cfg = new LoopConfig(17, 32, 2, 2, 48, 3, 10_000, 1e-6, 0.1, 0.3, 7);
         float[] params = ParamInit.initialize(new ParamLayout(cfg));
         Path model = tmp.resolve("hf");
-        Path tokFile = HfExportFilesTest.lettersTokenizer(tmp);
+        Path tokFile = LettersTokenizer.write(tmp);
         HfModelDir.write(HfModelDir.local(model), cfg, params, Safetensors.Dtype.F32, 64,
                 new HfModelDir.Tokenizer(Files.readAllBytes(tokFile), "<|endoftext|>", 16), Map.of());
         Path json = tmp.resolve("out.jsonl");

@@ -64,7 +64,7 @@ class HfExportFilesTest {
                 .set("spark.driver.bindAddress", "127.0.0.1"))) {
             new Trainer(jsc, cfg, System.out::println).run(false);
         }
-        Path tokFile = lettersTokenizer(tmp);
+        Path tokFile = LettersTokenizer.write(tmp);
         BpeTokenizer tok = BpeTokenizer.load(tokFile);
         Path out = tmp.resolve("hf");
         HfExportApp.export(cfgFile.toString(), null, out.toString(), Safetensors.Dtype.F32, tokFile.toString(), 512,
@@ -176,17 +176,5 @@ class HfExportFilesTest {
         e = assertThrows(IOException.class, () -> ModelSource.load(dir.toString(), null, null, conf));
         assertTrue(e.getMessage().contains(config + ": num_key_value_heads"), e.getMessage());
         assertTrue(e.getMessage().contains("grouped-query attention is not supported"), e.getMessage());
-    }
-
-    /** A BPE tokenizer.json whose vocabulary is the letters a..p (ids 0..15) and EOS (16), no merges. */
-    static Path lettersTokenizer(Path dir) throws IOException {
-        StringBuilder vocab = new StringBuilder();
-        for (int i = 0; i < 16; i++) {
-            vocab.append(i > 0 ? "," : "").append('"').append((char) ('a' + i)).append("\":").append(i);
-        }
-        Path f = dir.resolve("letters-tokenizer.json");
-        Files.writeString(f, "{\"model\":{\"type\":\"BPE\",\"vocab\":{" + vocab + "},\"merges\":[]},"
-                + "\"added_tokens\":[{\"id\":16,\"content\":\"<|endoftext|>\",\"special\":true}]}");
-        return f;
     }
 }
