@@ -40,7 +40,8 @@ public final class EvalApp {
 
     static final String USAGE = "ouro eval (--model DIR | --config FILE [--checkpoint DIR]) [--tokenizer FILE]"
             + " [--data URI[,URI...]] [--text URI[,URI...] [--text-docs paragraph|line]] [--tasks FILE] [--seq-len N] [--batch B] [--max-windows N]"
-            + " [--q Q[,Q...]] [--partitions P] [--master URL] [--device java|cpu|gpu|opencl:<i>] [--json FILE]";
+            + " [--q Q[,Q...]] [--partitions P] [--master URL] [--device java|cpu|gpu|opencl:<i>] [--json FILE]"
+            + " [--predictions FILE.jsonl]";
 
     /**
      * Figures over {@code tokens} predicted tokens: per step the mean CE and the mean exit probability; the expected CE
@@ -105,6 +106,13 @@ public final class EvalApp {
                     Integer.parseInt(a.get("batch", "8")), qs, device);
             System.out.print(table(r, t.bad().size()));
             json.set("tasks", toJson(r, t.bad()));
+            if (a.get("predictions", null) != null) {
+                StringBuilder lines = new StringBuilder();
+                for (TaskScorer.Scored s : r.scored()) {
+                    lines.append(new ObjectMapper().writeValueAsString(prediction(s, r.q()))).append('\n');
+                }
+                Files.writeString(Paths.get(a.get("predictions", null)), lines);
+            }
         }
         if (a.get("json", null) != null) {
             Files.writeString(Paths.get(a.get("json", null)), new ObjectMapper().writerWithDefaultPrettyPrinter()
@@ -392,6 +400,40 @@ public final class EvalApp {
         array(o, "q_mean_exit_step", r.qMeanExitStep());
         ArrayNode b = o.putArray("malformed_lines");
         bad.forEach(b::add);
+        return o;
+    }
+
+    /**
+     * One task item's line of {@code --predictions}: its line in the task file, prompt and answer, and per loop step
+     * the prediction (text, and for a generated item the greedy ids), whether it is right and the answer's NLL; the
+     * exit distribution at the answer, the gate's score, and per q whether Q-exit is right and its mean exit step.
+     */
+    static ObjectNode prediction(TaskScorer.Scored s, double[] qs) {
+        ObjectNode o = new ObjectMapper().createObjectNode();
+        o.put("line", s.item().line()).put("prompt", s.item().prompt()).put("answer", s.item().answer());
+        ArrayNode pred = o.putArray("predicted"), correct = o.putArray("correct");
+        for (int t = 0; t < s.predicted().length; t++) {
+            pred.add(s.predicted()[t]);
+            correct.add(s.correct()[t]);
+        }
+        if (s.predictedIds() != null) {
+            ArrayNode ids = o.putArray("predicted_ids");
+            for (int[] step : s.predictedIds()) {
+                ArrayNode a = ids.addArray();
+                for (int id : step) {
+                    a.add(id);
+                }
+            }
+        }
+        array(o, "answer_nll", s.answerNll());
+        array(o, "exit", s.exit());
+        o.put("gate_correct", s.gateCorrect());
+        array(o, "q", qs);
+        ArrayNode qc = o.putArray("q_correct");
+        for (boolean b : s.qCorrect()) {
+            qc.add(b);
+        }
+        array(o, "q_exit_step", s.qExitStep());
         return o;
     }
 

@@ -42,9 +42,12 @@ public final class TaskScorer {
     public record Tasks(List<Item> items, List<String> bad) {
     }
 
-    /** One item's outcome; arrays are per loop step, or per threshold q for {@code qCorrect} and {@code qExitStep}. */
-    public record Scored(Item item, boolean[] correct, double[] answerNll, String[] predicted, double[] exit,
-                         double gateCorrect, boolean[] qCorrect, double[] qExitStep) {
+    /**
+     * One item's outcome; arrays are per loop step, or per threshold q for {@code qCorrect} and {@code qExitStep};
+     * {@code predictedIds} per step the greedy ids of a generated item (null for a multiple-choice item).
+     */
+    public record Scored(Item item, boolean[] correct, double[] answerNll, String[] predicted, int[][] predictedIds,
+                         double[] exit, double gateCorrect, boolean[] qCorrect, double[] qExitStep) {
     }
 
     /**
@@ -301,7 +304,7 @@ public final class TaskScorer {
             nll[t] = -o.logp()[t];
             pred[t] = tok.decode(o.pred()[t]);
         }
-        return new Scored(it, o.ok(), nll, pred, o.exit(), o.gateOk(), o.qOk(), o.qExitStep());
+        return new Scored(it, o.ok(), nll, pred, o.pred().clone(), o.exit(), o.gateOk(), o.qOk(), o.qExitStep());
     }
 
     // a multiple-choice item from its choices' rows, in the item's order
@@ -323,7 +326,7 @@ public final class TaskScorer {
             qOk[k] = best(c, o -> o.qLogp()[q]) == ans;
         }
         double gate = best(c, RowOut::gateLogp) == ans ? 1 : 0;
-        return new Scored(it, correct, nll, pred, c[ans].exit(), gate, qOk, c[ans].qExitStep());
+        return new Scored(it, correct, nll, pred, null, c[ans].exit(), gate, qOk, c[ans].qExitStep());
     }
 
     // the first choice of highest score

@@ -8,9 +8,13 @@ import io.ouro.worker.infer.ExitPolicy;
 import io.ouro.worker.infer.Generator;
 import io.ouro.worker.infer.KvCache;
 import io.ouro.worker.infer.TokenSampler;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.hadoop.conf.Configuration;
 
 import java.io.IOException;
+import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
@@ -23,13 +27,17 @@ import java.util.Locale;
  * {@code ouro generate}: prompts in, text out, with a KV cache (see {@link Generator}) on the backend {@code --device}
  * names (the Java backend by default; on an OpenCL device the cache lives on the device, sized for the longest prompt
  * and {@code --max-new}). Each prompt is fed after an EOS, as documents start in the packed training stream; one line
- * of figures follows each text.
+ * of figures follows each text. With {@code --json FILE} each prompt also gets one JSON line there: the prompt's and
+ * the generated token ids, the decoded text, and per generated token its 1-based exit step and log-probability (the
+ * ids tell apart generations whose byte-level tokens print alike).
  */
 public final class GenerateApp {
 
     static final String USAGE = "ouro generate (--model DIR | --config FILE [--checkpoint DIR]) [--tokenizer FILE]"
             + " (--prompt TEXT | --prompts FILE) [--max-new N] [--exit all|step:K|q:Q] [--cache full|last_step|average]"
-            + " [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device java|cpu|gpu|opencl:<i>]";
+            + " [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device java|cpu|gpu|opencl:<i>] [--json FILE]";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private GenerateApp() {
     }
@@ -72,21 +80,50 @@ public final class GenerateApp {
             inputs.add(in);
             longest = Math.max(longest, in.length);
         }
-        try (DecodeOps ops = Backends.decoder(device, m.config(), m.params(), cache, longest, maxNew)) {
-            generate(new Generator(ops), prompts, inputs, tok, maxNew, exit, cache, sampler, m.config().steps());
+        String json = a.get("json", null);
+        try (DecodeOps ops = Backends.decoder(device, m.config(), m.params(), cache, longest, maxNew);
+             Writer lines = json == null ? Writer.nullWriter() : Files.newBufferedWriter(Paths.get(json), StandardCharsets.UTF_8)) {
+            generate(new Generator(ops), prompts, inputs, tok, maxNew, exit, cache, sampler, m.config().steps(), lines);
         }
     }
 
     private static void generate(Generator g, List<String> prompts, List<int[]> inputs, BpeTokenizer tok, int maxNew,
-                                 ExitPolicy exit, KvCache.Mode cache, TokenSampler sampler, int steps) {
+                                 ExitPolicy exit, KvCache.Mode cache, TokenSampler sampler, int steps, Writer json)
+            throws IOException {
         for (int i = 0; i < prompts.size(); i++) {
             String p = prompts.get(i);
             Generator.Result r = g.generate(inputs.get(i), maxNew, tok.eosId(), exit, cache, sampler);
             int[] text = r.stoppedAtEos() ? Arrays.copyOf(r.tokens(), r.tokens().length - 1) : r.tokens();
-            System.out.println(p + tok.decode(text));
+            String decoded = tok.decode(text);
+            System.out.println(p + decoded);
             System.out.printf(Locale.ROOT, "  [%d tokens, %.1f tokens/s, mean exit step %.2f of %d, exits per step %s,"
                             + " KV cache %,d bytes%s]%n", r.tokens().length, r.tokensPerSecond(), r.meanExitStep(),
                     steps, Arrays.toString(r.exitCounts()), r.cacheBytes(), r.stoppedAtEos() ? ", EOS" : "");
+            json.write(JSON.writeValueAsString(line(p, inputs.get(i), r, decoded)));
+            json.write('\n');
         }
+    }
+
+    /**
+     * One prompt's JSON line: {@code prompt}, {@code prompt_ids} (as fed: the EOS first), {@code ids} (generated, the
+     * EOS included when it stopped there), {@code text} (the decoded ids before any EOS), {@code exit_steps} (1-based)
+     * and {@code logprobs} per generated id, {@code stopped_at_eos}.
+     */
+    static ObjectNode line(String prompt, int[] promptIds, Generator.Result r, String text) {
+        ObjectNode n = JSON.createObjectNode();
+        n.put("prompt", prompt);
+        ArrayNode pi = n.putArray("prompt_ids");
+        for (int id : promptIds) {
+            pi.add(id);
+        }
+        ArrayNode ids = n.putArray("ids"), exits = n.putArray("exit_steps"), lp = n.putArray("logprobs");
+        for (int k = 0; k < r.tokens().length; k++) {
+            ids.add(r.tokens()[k]);
+            exits.add(r.exitSteps()[k] + 1);
+            lp.add(r.logProbs()[k]);
+        }
+        n.put("text", text);
+        n.put("stopped_at_eos", r.stoppedAtEos());
+        return n;
     }
 }

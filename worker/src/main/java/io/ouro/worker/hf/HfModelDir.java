@@ -29,7 +29,7 @@ public final class HfModelDir {
 
     public static final String CONFIG = "config.json", GENERATION = "generation_config.json",
             WEIGHTS = "model.safetensors", INDEX = "model.safetensors.index.json", TOKENIZER = "tokenizer.json",
-            TOKENIZER_CONFIG = "tokenizer_config.json";
+            TOKENIZER_CONFIG = "tokenizer_config.json", SPECIAL_TOKENS = "special_tokens_map.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Opens and creates files of the directory by name. */
@@ -56,13 +56,25 @@ public final class HfModelDir {
     }
 
     /**
-     * Writes config.json, generation_config.json, model.safetensors and, when {@code tok} is given, tokenizer.json
-     * and tokenizer_config.json.
+     * Writes config.json (with an auto_map naming {@link HfConfig#DEFAULT_MODELING_REPO} and early_exit_threshold
+     * 1.0), generation_config.json, model.safetensors and, when {@code tok} is given, the tokenizer files.
      */
     public static void write(Files dir, LoopConfig cfg, float[] params, Safetensors.Dtype dtype, int maxPositions,
                              Tokenizer tok, Map<String, String> meta) throws IOException {
+        write(dir, cfg, params, dtype, maxPositions, HfConfig.DEFAULT_MODELING_REPO, 1.0, tok, meta);
+    }
+
+    /**
+     * Writes config.json ({@link HfConfig#toJson}: auto_map into {@code modelingRepo}, {@code exitThreshold} as
+     * early_exit_threshold), generation_config.json (greedy, BOS/EOS/pad the tokenizer's EOS), model.safetensors and,
+     * when {@code tok} is given, tokenizer.json, tokenizer_config.json and special_tokens_map.json, which
+     * {@code AutoTokenizer} reads beside it.
+     */
+    public static void write(Files dir, LoopConfig cfg, float[] params, Safetensors.Dtype dtype, int maxPositions,
+                             String modelingRepo, double exitThreshold, Tokenizer tok, Map<String, String> meta)
+            throws IOException {
         int eos = tok == null ? -1 : tok.eosId();
-        writeJson(dir, CONFIG, HfConfig.toJson(cfg, dtype, maxPositions, eos));
+        writeJson(dir, CONFIG, HfConfig.toJson(cfg, dtype, maxPositions, eos, modelingRepo, exitThreshold));
         ObjectNode gen = JSON.createObjectNode();
         gen.put("_from_model_config", true);
         if (eos >= 0) {
@@ -80,13 +92,18 @@ public final class HfModelDir {
             try (OutputStream out = dir.create(TOKENIZER)) {
                 out.write(tok.json());
             }
-            ObjectNode tc = JSON.createObjectNode();
+            ObjectNode special = JSON.createObjectNode();
+            special.put("bos_token", tok.eosToken());
+            special.put("eos_token", tok.eosToken());
+            special.put("pad_token", tok.eosToken());
+            special.put("unk_token", tok.eosToken());
+            ObjectNode tc = special.deepCopy();
             tc.put("tokenizer_class", "PreTrainedTokenizerFast");
-            tc.put("bos_token", tok.eosToken());
-            tc.put("eos_token", tok.eosToken());
-            tc.put("pad_token", tok.eosToken());
             tc.put("model_max_length", maxPositions);
+            // byte-level BPE decodes its spaces exactly; the clean-up would drop the one before punctuation
+            tc.put("clean_up_tokenization_spaces", false);
             writeJson(dir, TOKENIZER_CONFIG, tc);
+            writeJson(dir, SPECIAL_TOKENS, special);
         }
     }
 

@@ -10,9 +10,12 @@ import java.util.Arrays;
  */
 public final class Generator {
 
-    /** What one generation produced and cost. */
+    /**
+     * What one generation produced and cost; per generated token its 0-based exit step and its log-probability under
+     * the model at that step (log-softmax of the exit step's logits, before any temperature).
+     */
     public record Result(int[] tokens, boolean stoppedAtEos, double meanExitStep, long cacheBytes, double seconds,
-                         int[] exitCounts) {
+                         int[] exitCounts, int[] exitSteps, double[] logProbs) {
         public double tokensPerSecond() {
             return tokens.length / Math.max(seconds, 1e-9);
         }
@@ -46,7 +49,8 @@ public final class Generator {
         }
         dec.cache().share();
         int[] out = new int[maxNew];
-        int[] exits = new int[cfg.steps()];
+        int[] exits = new int[cfg.steps()], exitSteps = new int[maxNew];
+        double[] logProbs = new double[maxNew];
         int count = 0;
         boolean eosSeen = false;
         long exitSum = 0;
@@ -54,6 +58,8 @@ public final class Generator {
             exits[last.exitStep()]++;
             exitSum += last.exitStep() + 1;
             int next = sampler.pick(last.logits());
+            exitSteps[count] = last.exitStep();
+            logProbs[count] = logProb(last.logits(), next);
             out[count++] = next;
             if (next == eos) {
                 eosSeen = true;
@@ -65,6 +71,19 @@ public final class Generator {
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         return new Result(Arrays.copyOf(out, count), eosSeen, count == 0 ? 0 : (double) exitSum / count,
-                dec.cache().bytes(), secs, exits);
+                dec.cache().bytes(), secs, exits, Arrays.copyOf(exitSteps, count), Arrays.copyOf(logProbs, count));
+    }
+
+    /** log softmax(logits)[id], in double with the maximum subtracted. */
+    static double logProb(float[] logits, int id) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float z : logits) {
+            max = Math.max(max, z);
+        }
+        double sum = 0;
+        for (float z : logits) {
+            sum += Math.exp(z - max);
+        }
+        return logits[id] - max - Math.log(sum);
     }
 }
