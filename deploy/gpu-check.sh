@@ -51,7 +51,7 @@ build() (
     echo "reusing $jar and worker/target/test-classes (no source newer)"
   fi
   # 2. the worker's dependencies (Aparapi, its JNI natives, BCEL; Jackson, "provided" by Spark elsewhere, which the
-  # tests reach through hf.Safetensors) and JUnit's console launcher, cached
+  # worker's hf package uses) and JUnit's console launcher, cached
   if [ ! -f "$cache/deps.done" ] || [ worker/pom.xml -nt "$cache/deps.done" ] || [ pom.xml -nt "$cache/deps.done" ]; then
     rm -rf "$cache/deps" && mkdir -p "$cache/deps"
     mvn -B -q -Dstyle.color=never -pl worker dependency:copy-dependencies -DincludeScope=compile -DoutputDirectory="$cache/deps"
