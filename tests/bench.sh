@@ -25,8 +25,10 @@
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
 #   overlap     the data-parallel step of a d 512, 8-layer, T 2 model (26M parameters) with W = 1 and W = 2 ranks on
 #               127.0.0.1: the gradient exchange's ring time, the share of it hidden behind the backward, the wait
-#               after the backward, and the W = 2 step time over W = 1's; args: [device opencl:0] [steps 3] [hidden 512]
-#               [layers 8] [seq 128] [loop steps 2] [connections 2] [bucket MiB 8] [shard_optimizer false]
+#               after the backward, the W = 2 step time over W = 1's, with ZeRO-1 the parameter all-gather's ring
+#               time and the share of it behind the next forward (gather_ms, gather_hidden); args: [device opencl:0]
+#               [steps 3] [hidden 512] [layers 8] [seq 128] [loop steps 2] [connections 2] [bucket MiB 8]
+#               [shard_optimizer false]
 #   generate    greedy decoding with a KV cache on the bench model (every token all T steps), ours vs PyTorch
 #               (DJL, its own KV cache) on the same weights, tokens compared; memory of the full, last_step and
 #               average caches; args: [device, default opencl:0] [new tokens 32] [prompt tokens 16]

@@ -11,6 +11,7 @@ import io.ouro.worker.model.TokenBatch;
 import io.ouro.worker.data.Sampler;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParameterReadiness;
 import io.ouro.worker.model.StepReport;
 
 /**
@@ -18,10 +19,19 @@ import io.ouro.worker.model.StepReport;
  * batch, the token-weighted gradients exchanged bucket by bucket while the backward goes on
  * ({@link GradientExchange}), {@link StepSums} all-reduced, then clipping, the spike/NaN guard (every rank decides
  * alike from the same sums and norm) and AdamW: on every parameter (replicated optimizer), or with ZeRO-1 on this
- * rank's slice, followed by an all-gather of the updated parameters. Every call a step makes into the
- * {@link TrainingBackend} is in this class or the exchange. Also the forward-only evaluation of the held-out split.
+ * rank's slice, followed by an all-gather of the updated parameters, which runs behind the next step's forward: that
+ * forward waits for each group of parameters just before its first read ({@link ParameterReadiness}). Call
+ * {@link #finish} before anything else reads the backend's parameters (checkpoints, the returned weights) and before
+ * the ring closes. Every call a step makes into the {@link TrainingBackend} is in this class or the exchange. Also
+ * the forward-only evaluation of the held-out split.
  */
 final class DataParallelStep {
+
+    /**
+     * Tests only; false in production. Waits for ZeRO-1's all-gather at the end of the step that starts it, the order
+     * before the overlap, which the overlapped order must equal bit for bit.
+     */
+    static volatile boolean gatherAtStepEnd;
 
     private final TrainingBackend b;
     private final RingGroup rings;
@@ -74,6 +84,7 @@ final class DataParallelStep {
         Objective obj = objective(stage);
         int loopSteps = stage.model().steps();
         boolean inject = s == injectNonFiniteAt && rings.rank() == rings.worldSize() - 1;
+        long waited0 = exchange == null ? 0 : exchange.gatherWaitNanos();
         b.zeroGradients();
         StepReport rep = null;
         if (exchange != null) {
@@ -84,15 +95,17 @@ final class DataParallelStep {
         if (!inject) {
             try {
                 rep = b.forwardBackward(batch.tokens(), batch.targets(), obj,
+                        exchange == null ? ParameterReadiness.NONE : exchange::awaitParameters,
                         exchange == null ? GradientReady.NONE : exchange::ready);
             } catch (NonFiniteException e) {
                 rep = null;
             }
         }
         if (exchange != null) {
-            // a non-finite rank still takes part in every call, with nothing
+            // a non-finite rank still takes part in every call, with nothing (its parameters all in first)
             exchange.endBackward(rep == null);
         }
+        double[] gather = exchange == null ? new double[] {Double.NaN, Double.NaN} : exchange.takeGatherFigures();
         long c1 = System.nanoTime();
         StepSums sums = StepSums.local(rep, loopSteps);
         rings.allReduceSum(sums.values, 0, sums.values.length);
@@ -122,21 +135,23 @@ final class DataParallelStep {
             note = guard.takeNote();
         }
         double lr = stage.lrAt(s);
-        long gather = 0;
         if (skipped == null) {
             b.adamw(lr, stage.stageTwo() ? b.layout()::isGate : t -> true);
             if (exchange != null && exchange.sharded()) {
-                long g0 = System.nanoTime();
-                exchange.gatherParameters();
-                gather = System.nanoTime() - g0;
+                exchange.startGather();
+                if (gatherAtStepEnd) {
+                    exchange.finishGather();
+                }
             }
         }
         long c3 = System.nanoTime();
         double ms = 1e-6;
         // communication the step waited for: the exchange after the backward, and ZeRO-1's parameter all-gather
+        // (the previous update's, which this forward waited for group by group)
+        long waited = exchange == null ? 0 : exchange.gatherWaitNanos() - waited0;
         StepMetrics m = new StepMetrics(s, loss, sums.stepCe(), sums.meanExit(), norm, lr, (long) sums.tokens(),
-                (c3 - t0 + dataWaitNanos) * ms, ((c1 - t0) + (c3 - c2) - gather) * ms, (c2 - c1 + gather) * ms,
-                dataWaitNanos * ms, ex[0], ex[1], skipped, note);
+                (c3 - t0 + dataWaitNanos) * ms, ((c1 - t0) + (c3 - c2) - waited) * ms, (c2 - c1 + waited) * ms,
+                dataWaitNanos * ms, ex[0], ex[1], gather[0], gather[1], skipped, note);
         return new Outcome(m, rep == null ? 0 : rep.tokens());
     }
 
@@ -145,6 +160,7 @@ final class DataParallelStep {
      * sequences per rank, forward only, token-weighted CE per loop step and mean exit all-reduced.
      */
     Validation validate(Sampler heldOut, int batches, int batchPerRank) {
+        finish();
         int g = rings.worldSize() * batchPerRank;
         StepSums acc = StepSums.zero(stage.model().steps());
         for (int k = 0; k < batches; k++) {
@@ -159,6 +175,16 @@ final class DataParallelStep {
         }
         rings.allReduceSum(acc.values, 0, acc.values.length);
         return new Validation(acc.stepCe(), acc.meanExit(), (long) acc.tokens());
+    }
+
+    /**
+     * Writes the parameters of an all-gather still in flight into the backend (ZeRO-1), so that they are current for
+     * whatever reads them next; at once when none is.
+     */
+    void finish() {
+        if (exchange != null) {
+            exchange.finishGather();
+        }
     }
 
     static Objective objective(Stage stage) {

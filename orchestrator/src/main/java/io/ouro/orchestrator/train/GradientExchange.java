@@ -5,6 +5,7 @@ import io.ouro.worker.comm.AllReduceException;
 import io.ouro.worker.comm.RingAllReduce;
 import io.ouro.worker.comm.RingGroup;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -25,18 +26,34 @@ import java.util.concurrent.TimeoutException;
  * <p>Replicated optimizer: each bucket is summed over the ranks (ring reduce-scatter and all-gather) and written
  * back. ZeRO-1 ({@code owners} given): each bucket is only reduce-scattered, so that rank r ends holding the sum of
  * the part of the bucket inside its range {@code [owners[r], owners[r+1])} of the flat layout (the range whose
- * moments it keeps); after the update, {@link #gatherParameters} all-gathers the updated parameters by the same
- * buckets.
+ * moments it keeps); after the update, {@link #startGather} all-gathers the updated parameters by the same buckets,
+ * in the order the next forward reads them (the embedding, the layers first to last, the tail), and returns: the
+ * gather runs behind what follows, and the next forward waits for each group just before its first read
+ * ({@link #awaitParameters}, the step's {@link io.ouro.worker.model.ParameterReadiness}), which writes the group into
+ * the backend on the forward's thread. The all-gather copies bits, so the parameters are those of the synchronous
+ * order; only the time they arrive changes.
  *
  * <p>Wire: gradients travel in the ring's {@link RingGroup#gradientDtype()} ({@code train.exchange_dtype}: fp32, or
  * bf16 rounded when sent and summed in fp32, each rank's owned sum rounded once); the parameters of
- * {@link #gatherParameters} and the scalar sums of the step always travel in fp32.
+ * {@link #startGather} and the scalar sums of the step always travel in fp32.
  *
  * <p>Summation order: each bucket's elements are summed around the ring in an order fixed by the bucket and the
  * ranges (see {@code RingSchedule}), the same on every rank; it differs from one all-reduce of the whole gradient
  * for W &gt; 2 (for W = 2, a + b = b + a exactly), so W = 1 and W = k agree within float rounding, as before.
  */
 final class GradientExchange {
+
+    /**
+     * Tests only; null in production. How long to hold on, at most, so that the overlap is certain rather than a race
+     * on a loaded machine: the backward, once it has reported the first group, waits until that group's first bucket
+     * is exchanged (so that exchange provably ran before the backward ended: {@code hidden > 0}), and the next
+     * forward, where it first asks for parameters ({@link #awaitParameters}, not {@link #finishGather}), waits until
+     * the whole all-gather is done (so it provably ran while the rank was not waiting: {@code gather_hidden = 1}).
+     * Neither hold counts as waiting for communication. Without the overlap the holds change nothing: an exchange
+     * started after the backward is not hidden, nor is an all-gather waited for at the end of its step (beyond the
+     * moments its buckets take to be read out and submitted).
+     */
+    static volatile Duration overlapHold;
 
     /** One bucket: flat parameters [from, from + len), its host copy, and the call in flight. */
     private static final class Bucket {
@@ -47,6 +64,10 @@ final class GradientExchange {
         CompletableFuture<Void> done;
         long startNanos;
         volatile long endNanos;
+        // ZeRO-1's all-gather of the parameters
+        CompletableFuture<Void> gather;
+        long gatherStart;
+        volatile long gatherEnd;
 
         Bucket(long from, int len, int[][] owned) {
             this.from = from;
@@ -64,12 +85,22 @@ final class GradientExchange {
     /** The buckets of each group, cut once (the host arrays are reused every step). */
     private final List<List<Bucket>> groups = new ArrayList<>();
     private final List<Bucket> order = new ArrayList<>();
+    /** The buckets in the order the forward reads them (the groups last to first): the all-gather's order. */
+    private final List<Bucket> forwardOrder = new ArrayList<>();
 
     // this step
     private float weight;
     private int nextGroup;
     private int calls;
     private long backwardEnd;
+
+    // the all-gather in flight: which groups are written into the backend, the intervals this rank's thread waited
+    private boolean gathering;
+    private boolean held;
+    private final boolean[] current;
+    private final List<long[]> waits = new ArrayList<>();
+    private long waitedNanos;
+    private double[] gatherFigures = {Double.NaN, Double.NaN};
 
     /**
      * @param trainFrom    the flat range the step trains ([0, total) in Stage I; the gate in Stage II): gradients
@@ -99,6 +130,10 @@ final class GradientExchange {
             }
             groups.add(list);
         }
+        for (int g = groups.size() - 1; g >= 0; g--) {
+            forwardOrder.addAll(groups.get(g));
+        }
+        this.current = new boolean[groups.size()];
     }
 
     /** The part of [from, from + len) each rank owns, relative to {@code from}. */
@@ -125,6 +160,8 @@ final class GradientExchange {
 
     /** The backward says group {@code g} is final: its buckets leave the device and go to the rings. */
     void ready(int g) {
+        // the exchange reuses the gather's host copies: every parameter must be in by now (the forward asked)
+        finishGather();
         if (g != nextGroup) {
             throw new IllegalStateException("gradient group " + g + " reported where group " + nextGroup
                     + " was due: the backward must report the groups in order");
@@ -132,6 +169,10 @@ final class GradientExchange {
         for (Bucket k : groups.get(g)) {
             b.readGradients(k.from, k.data, 0, k.len, weight);
             submit(k, owners == null ? RingAllReduce.Op.SUM : RingAllReduce.Op.REDUCE_SCATTER);
+        }
+        Duration hold = overlapHold;
+        if (hold != null && g == 0 && !groups.get(0).isEmpty()) {
+            holdFor(groups.get(0).get(0).done, hold);
         }
         nextGroup++;
     }
@@ -141,6 +182,9 @@ final class GradientExchange {
      * takes part in every call, adding nothing).
      */
     void endBackward(boolean failed) {
+        // what is reported from here on is exchanged after the backward: not hidden
+        backwardEnd = System.nanoTime();
+        finishGather();
         while (nextGroup < groups.size()) {
             if (failed) {
                 for (Bucket k : groups.get(nextGroup)) {
@@ -152,7 +196,6 @@ final class GradientExchange {
                 ready(nextGroup);
             }
         }
-        backwardEnd = System.nanoTime();
     }
 
     private void submit(Bucket k, RingAllReduce.Op op) {
@@ -168,30 +211,45 @@ final class GradientExchange {
         for (Bucket k : order) {
             waitFor(k.done, deadline);
         }
-        // the busy time: the union of the calls' [start, end], a call starting no earlier than the previous call
-        // on its ring ended
-        long[] free = new long[rings.connections()];
-        List<long[]> spans = new ArrayList<>();
+        long[] starts = new long[order.size()], ends = new long[order.size()];
         for (int i = 0; i < order.size(); i++) {
-            Bucket k = order.get(i);
-            int ring = i % free.length;
-            long start = Math.max(k.startNanos, free[ring]);
-            long end = Math.max(start, k.endNanos);
+            starts[i] = order.get(i).startNanos;
+            ends[i] = order.get(i).endNanos;
+        }
+        long busy = 0, exposed = 0;
+        for (long[] span : busy(starts, ends, rings.connections())) {
+            busy += span[1] - span[0];
+            exposed += Math.max(0, span[1] - Math.max(span[0], backwardEnd));
+        }
+        double hidden = busy > 0 ? 1 - (double) exposed / busy : Double.NaN;
+        return new double[] {busy / 1e6, hidden};
+    }
+
+    /**
+     * The time some ring was busy with calls submitted in this order (call i on ring i mod {@code connections}): the
+     * union of the calls' [start, end], a call starting no earlier than the previous call on its ring ended, as
+     * disjoint spans in time order.
+     */
+    static List<long[]> busy(long[] starts, long[] ends, int connections) {
+        long[] free = new long[connections];
+        List<long[]> spans = new ArrayList<>();
+        for (int i = 0; i < starts.length; i++) {
+            int ring = i % connections;
+            long start = Math.max(starts[i], free[ring]);
+            long end = Math.max(start, ends[i]);
             free[ring] = end;
             spans.add(new long[] {start, end});
         }
         spans.sort((x, y) -> Long.compare(x[0], y[0]));
-        long busy = 0, exposed = 0;
+        List<long[]> union = new ArrayList<>();
         for (int i = 0; i < spans.size(); ) {
             long curS = spans.get(i)[0], curE = spans.get(i)[1];
             for (i++; i < spans.size() && spans.get(i)[0] <= curE; i++) {
                 curE = Math.max(curE, spans.get(i)[1]);
             }
-            busy += curE - curS;
-            exposed += Math.max(0, curE - Math.max(curS, backwardEnd));
+            union.add(new long[] {curS, curE});
         }
-        double hidden = busy > 0 ? 1 - (double) exposed / busy : Double.NaN;
-        return new double[] {busy / 1e6, hidden};
+        return union;
     }
 
     /** Replicated: writes every summed bucket back to the device's gradient. */
@@ -239,23 +297,122 @@ final class GradientExchange {
         }
     }
 
-    /** ZeRO-1, after the update: every rank's updated part goes to every rank, bucket by bucket. */
-    void gatherParameters() {
+    /**
+     * ZeRO-1, after the update: every rank's updated part goes to every rank, bucket by bucket in the forward's order;
+     * returns at once. Until {@link #awaitParameters} has been asked for a group (or {@link #finishGather}), the
+     * backend holds the previous step's values of the other ranks' parts of that group.
+     */
+    void startGather() {
+        finishGather();
         int r = rings.rank();
-        List<CompletableFuture<Void>> f = new ArrayList<>();
         calls = 0;
-        for (Bucket k : order) {
+        for (Bucket k : forwardOrder) {
             int[] o = k.owned[r];
             if (o[1] > 0) {
                 b.readParameters(k.from + o[0], k.data, o[0], o[1]);
             }
-            f.add(rings.submit(calls++, RingAllReduce.Op.ALL_GATHER, k.data, 0, k.len, k.owned));
+            k.gatherStart = System.nanoTime();
+            k.gatherEnd = 0;
+            k.gather = rings.submit(calls++, RingAllReduce.Op.ALL_GATHER, k.data, 0, k.len, k.owned)
+                    .whenComplete((v, t) -> k.gatherEnd = System.nanoTime());
         }
-        long deadline = System.nanoTime() + timeoutNanos;
-        for (int i = 0; i < order.size(); i++) {
-            waitFor(f.get(i), deadline);
-            Bucket k = order.get(i);
+        for (int g = 0; g < groups.size(); g++) {
+            current[g] = groups.get(g).isEmpty();
+        }
+        waits.clear();
+        held = false;
+        gathering = true;
+    }
+
+    /**
+     * The step's {@link io.ouro.worker.model.ParameterReadiness}: waits for group {@code g}'s buckets of the all-gather
+     * and writes them into the backend, on the calling thread (the one that runs the step's ops, so the write is
+     * ordered before every op that reads the group); at once when nothing is pending.
+     */
+    void awaitParameters(int g) {
+        if (!gathering || current[g]) {
+            return;
+        }
+        Duration hold = overlapHold;
+        if (hold != null && !held) {
+            held = true;
+            for (Bucket k : forwardOrder) {
+                holdFor(k.gather, hold);
+            }
+        }
+        write(g);
+    }
+
+    // waits for group g's buckets (counted as waiting) and writes them into the backend
+    private void write(int g) {
+        long w0 = System.nanoTime(), deadline = w0 + timeoutNanos;
+        for (Bucket k : groups.get(g)) {
+            waitFor(k.gather, deadline);
+        }
+        long w1 = System.nanoTime();
+        waits.add(new long[] {w0, w1});
+        waitedNanos += w1 - w0;
+        for (Bucket k : groups.get(g)) {
             b.writeParameters(k.from, k.data, 0, k.len);
+        }
+        current[g] = true;
+        for (boolean c : current) {
+            if (!c) {
+                return;
+            }
+        }
+        gathering = false;
+        gatherFigures = gatherFigures();
+    }
+
+    /** Every group of the all-gather in flight written into the backend (forward order); at once when none is. */
+    void finishGather() {
+        for (int g = groups.size() - 1; gathering && g >= 0; g--) {
+            if (!current[g]) {
+                write(g);
+            }
+        }
+    }
+
+    /** The nanoseconds this rank's thread has waited for all-gathers, since it was made (a running count). */
+    long gatherWaitNanos() {
+        return waitedNanos;
+    }
+
+    /**
+     * {busy ms, hidden share} of the last completed all-gather, then NaNs until the next one completes: the time
+     * some ring was busy with it, and the share of that time this rank's thread was not waiting for it.
+     */
+    double[] takeGatherFigures() {
+        double[] f = gatherFigures;
+        gatherFigures = new double[] {Double.NaN, Double.NaN};
+        return f;
+    }
+
+    private double[] gatherFigures() {
+        long[] starts = new long[forwardOrder.size()], ends = new long[forwardOrder.size()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = forwardOrder.get(i).gatherStart;
+            ends[i] = forwardOrder.get(i).gatherEnd;
+        }
+        long busy = 0, exposed = 0;
+        for (long[] span : busy(starts, ends, rings.connections())) {
+            busy += span[1] - span[0];
+            for (long[] w : waits) {
+                exposed += Math.max(0, Math.min(span[1], w[1]) - Math.max(span[0], w[0]));
+            }
+        }
+        return new double[] {busy / 1e6, busy > 0 ? Math.max(0, 1 - (double) exposed / busy) : Double.NaN};
+    }
+
+    // tests (overlapHold): waits for f, or gives up after the hold, leaving the real wait to fail or succeed
+    private static void holdFor(CompletableFuture<Void> f, Duration hold) {
+        try {
+            f.get(hold.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            // the real wait reports it
         }
     }
 

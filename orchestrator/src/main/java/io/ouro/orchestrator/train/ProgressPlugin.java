@@ -19,8 +19,8 @@ import java.util.concurrent.BlockingQueue;
  * Rank 0 sends each step's metrics line to the driver over Spark's own RPC as the step ends
  * ({@link #send}: enqueued, never waited on); the driver's loop takes them ({@link #take}) and logs them
  * as they happen. The driver side also publishes the running segment's current stage, step, loss and
- * tokens/s, and the gradient exchange's time and hidden share, as gauges in Spark's metrics system, which the Spark UI
- * serves at {@code /metrics/json/}
+ * tokens/s, the gradient exchange's time and hidden share, and the hidden share of ZeRO-1's all-gather, as gauges
+ * in Spark's metrics system, which the Spark UI serves at {@code /metrics/json/}
  * (and any configured sink: Prometheus, JMX, Graphite) under {@code plugin.io.ouro...ProgressPlugin.*}.
  */
 public final class ProgressPlugin implements SparkPlugin {
@@ -28,7 +28,7 @@ public final class ProgressPlugin implements SparkPlugin {
     /** Lines received from rank 0, bounded: a driver that falls behind drops lines rather than memory. */
     private static final BlockingQueue<String> RECEIVED = new ArrayBlockingQueue<>(100_000);
     private static volatile PluginContext executorContext;
-    private static volatile Object[] current = {"", -1L, Double.NaN, 0.0, -1L, -1L, 0.0, Double.NaN};
+    private static volatile Object[] current = {"", -1L, Double.NaN, 0.0, -1L, -1L, 0.0, Double.NaN, Double.NaN};
 
     @Override
     public DriverPlugin driverPlugin() {
@@ -36,7 +36,7 @@ public final class ProgressPlugin implements SparkPlugin {
             @Override
             public Map<String, String> init(SparkContext sc, PluginContext ctx) {
                 String[] names = {"stage", "step", "loss", "tokens_per_s", "segment_first_step", "segment_last_step",
-                        "exchange_ms", "exchange_hidden"};
+                        "exchange_ms", "exchange_hidden", "gather_hidden"};
                 for (int i = 0; i < names.length; i++) {
                     int k = i;
                     ctx.metricRegistry().register(names[i], (Gauge<Object>) () -> current[k]);
@@ -93,7 +93,8 @@ public final class ProgressPlugin implements SparkPlugin {
 
     /** On the driver: what the gauges show. */
     static void show(String stage, long step, double loss, double tokensPerS, long segmentFirst, long segmentLast,
-                     double exchangeMs, double hidden) {
-        current = new Object[] {stage, step, loss, tokensPerS, segmentFirst, segmentLast, exchangeMs, hidden};
+                     double exchangeMs, double hidden, double gatherHidden) {
+        current = new Object[] {stage, step, loss, tokensPerS, segmentFirst, segmentLast, exchangeMs, hidden,
+                gatherHidden};
     }
 }

@@ -111,7 +111,7 @@ final class RunReporter implements AutoCloseable {
         steps.segmentStarts(first);
         this.first = first;
         this.last = last;
-        ProgressPlugin.show(st.name(), first, Double.NaN, 0, first, last - 1, 0, Double.NaN);
+        ProgressPlugin.show(st.name(), first, Double.NaN, 0, first, last - 1, 0, Double.NaN, Double.NaN);
         return String.format(Locale.ROOT, "stage %s · steps %d–%d · loss %s · %s tok/s", st.name(), first, last - 1,
                 lossText, speedText);
     }
@@ -143,7 +143,7 @@ final class RunReporter implements AutoCloseable {
         double peak = Plan.mfuPeakGflops(cfg.train(), device);
         log.accept(m.line(stage.name(), peak, MemoryPlan.modelFlopsPerToken(stage.model(), stage.seqLen())));
         ProgressPlugin.show(stage.name(), m.step(), m.loss(), m.tokens() / (m.wallMs() / 1e3), first, last - 1,
-                m.exchangeMs(), m.hidden());
+                m.exchangeMs(), m.hidden(), m.gatherHidden());
         if (metrics != null) {
             try {
                 metrics.write((m.json(stage.name(), Map.of("run_id", runId, "time_ms", System.currentTimeMillis()))

@@ -146,6 +146,8 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                         hook.stepEnded(rank, s);
                     }
                 }
+                // the last update's all-gather, before the parameters are read and the ring closes
+                dp.finish();
                 if (cfg.validateAt(last)) {
                     validation = dp.validate(DataSources.sampler(cfg, st0, true), cfg.train().validation().batches(),
                             batch);

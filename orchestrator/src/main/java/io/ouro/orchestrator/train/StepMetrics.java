@@ -16,13 +16,17 @@ import java.util.Map;
  * learning rate, where the time went on rank 0 (compute, all-reduce, waiting for data, the rest), why the
  * update was skipped (null when it was applied) and anything else the step has to say (null when nothing).
  * {@code commMs} is the time the step waited for communication: the exchange after its backward, and with ZeRO-1
- * the all-gather of the updated parameters; {@code exchangeMs} the time
+ * what its forward waited for of the all-gather of the previous update's parameters; {@code exchangeMs} the time
  * the gradient exchange kept a ring busy, of which the share {@code hidden} ran behind the backward (NaN with
- * one rank, where nothing is exchanged).
+ * one rank, where nothing is exchanged). ZeRO-1: {@code gatherMs} the time that all-gather (started after the
+ * previous step's update, read by this step's forward) kept a ring busy, of which the share {@code gatherHidden} ran
+ * while this rank did something else than wait for it (NaN where no all-gather preceded the step: one rank, the
+ * replicated optimizer, a segment's first step, a skipped update).
  */
 public record StepMetrics(long step, double loss, double[] stepCe, double[] meanExit, double gradNorm, double lr,
                           long tokens, double wallMs, double computeMs, double commMs, double dataWaitMs,
-                          double exchangeMs, double hidden, String skipped, String note) implements Serializable {
+                          double exchangeMs, double hidden, double gatherMs, double gatherHidden, String skipped,
+                          String note) implements Serializable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -57,13 +61,17 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         if (!Double.isNaN(hidden)) {
             b.append(String.format(Locale.ROOT, "; exchange %.0f ms, %.0f%% hidden", exchangeMs, 100 * hidden));
         }
+        if (!Double.isNaN(gatherHidden)) {
+            b.append(String.format(Locale.ROOT, "; gather %.0f ms, %.0f%% hidden", gatherMs, 100 * gatherHidden));
+        }
         return b.toString();
     }
 
     /**
      * The step as one JSON object, the line format of the run's metrics file and of the live progress
      * channel: {@code stage}, {@code step}, {@code loss}, {@code ce}, {@code exit}, {@code grad_norm},
-     * {@code lr}, {@code tokens}, {@code tok_s}, the times in ms, {@code skipped} and {@code note} when set,
+     * {@code lr}, {@code tokens}, {@code tok_s}, the times in ms, {@code hidden}, {@code gather_ms} and
+     * {@code gather_hidden}, {@code skipped} and {@code note} when set,
      * plus whatever {@code extra} fields the caller adds (run id, time).
      */
     public String json(String stage, Map<String, Object> extra) {
@@ -92,6 +100,10 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
         if (!Double.isNaN(hidden)) {
             o.put("hidden", hidden);
         }
+        if (!Double.isNaN(gatherHidden)) {
+            o.put("gather_ms", gatherMs);
+            o.put("gather_hidden", gatherHidden);
+        }
         if (skipped != null) {
             o.put("skipped", skipped);
         }
@@ -118,7 +130,9 @@ public record StepMetrics(long step, double loss, double[] stepCe, double[] mean
                 doubles(o.path("exit")), o.path("grad_norm").asDouble(), o.path("lr").asDouble(), o.path("tokens").asLong(),
                 o.path("wall_ms").asDouble(), o.path("compute_ms").asDouble(), o.path("comm_ms").asDouble(),
                 o.path("data_wait_ms").asDouble(), o.path("exchange_ms").asDouble(),
-                o.hasNonNull("hidden") ? o.get("hidden").asDouble() : Double.NaN, o.hasNonNull("skipped") ? o.get("skipped").asText() : null,
+                o.hasNonNull("hidden") ? o.get("hidden").asDouble() : Double.NaN,
+                o.hasNonNull("gather_ms") ? o.get("gather_ms").asDouble() : Double.NaN,
+                o.hasNonNull("gather_hidden") ? o.get("gather_hidden").asDouble() : Double.NaN, o.hasNonNull("skipped") ? o.get("skipped").asText() : null,
                 o.hasNonNull("note") ? o.get("note").asText() : null);
     }
 

@@ -55,6 +55,12 @@ public final class OverlapBench {
         double exchange = median(two.stream().mapToDouble(StepMetrics::exchangeMs).toArray());
         double hidden = median(two.stream().mapToDouble(StepMetrics::hidden).toArray());
         double waited = median(two.stream().mapToDouble(StepMetrics::commMs).toArray());
+        // ZeRO-1: the all-gather each step's forward read (none before a segment's first step)
+        double[] gatherMs = two.stream().mapToDouble(StepMetrics::gatherMs).filter(x -> !Double.isNaN(x)).toArray();
+        double[] gatherHidden = two.stream().mapToDouble(StepMetrics::gatherHidden).filter(x -> !Double.isNaN(x))
+                .toArray();
+        double gather = gatherMs.length == 0 ? Double.NaN : median(gatherMs);
+        double gHidden = gatherHidden.length == 0 ? Double.NaN : median(gatherHidden);
         for (StepMetrics m : two) {
             System.out.println("W=2 " + m.line("main", 0, 0));
         }
@@ -62,8 +68,8 @@ public final class OverlapBench {
                 + "behind the backward, the step waited %.0f ms after its backward (medians of %d steps)%n",
                 w1, w2, exchange, 100 * hidden, waited, steps);
         System.out.printf(Locale.ROOT, "RESULT overlap hidden=%.3f exchange_ms=%.0f waited_ms=%.0f step_w1_ms=%.0f "
-                        + "step_w2_ms=%.0f params=%d connections=%d ratio=%.3f%n", hidden, exchange, waited, w1, w2,
-                params, connections, w2 / w1);
+                        + "step_w2_ms=%.0f params=%d connections=%d ratio=%.3f gather_ms=%.1f gather_hidden=%.3f%n",
+                hidden, exchange, waited, w1, w2, params, connections, w2 / w1, gather, gHidden);
     }
 
     /** {@code steps} timed steps (after one untimed) with {@code world} ranks; rank 0's metrics. */

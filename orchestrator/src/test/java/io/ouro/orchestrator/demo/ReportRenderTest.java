@@ -48,7 +48,7 @@ class ReportRenderTest {
                 ce[i] = 2.0 * Math.exp(-s / 50.0) + 0.5 - 0.05 * i;
                 exit[i] = 1.0 / t;
             }
-            steps.add(new StepMetrics(s, ce[t - 1], ce, exit, 1.0, 3e-3, 256, 100, 90, 5, 0, 0, Double.NaN, null, null));
+            steps.add(new StepMetrics(s, ce[t - 1], ce, exit, 1.0, 3e-3, 256, 100, 90, 5, 0, 0, Double.NaN, 0, Double.NaN, null, null));
             stage.add(t == 2 ? "a" : "b");
         }
         List<double[][]> val = List.of(new double[][] {{60}, {1.3, 1.2}, {0.5, 0.5}},

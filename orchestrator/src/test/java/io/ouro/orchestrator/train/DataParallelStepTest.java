@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,7 +19,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The data-parallel step without Spark: two ranks on threads, joined by the TCP ring on loopback, equal one
  * rank with their two slices as one batch (within float summation order), and a rank whose forward pass is
- * non-finite makes both ranks skip the same update.
+ * non-finite makes both ranks skip the same update. The overlaps are proven, not only the order: with the test hold
+ * ({@link GradientExchange#overlapHold}) the gradient exchange runs while the backward goes on ({@code hidden > 0})
+ * and ZeRO-1's all-gather runs behind the next step ({@code gather_hidden = 1}); the overlapped all-gather gives the
+ * same bits as the one waited for at the end of its step.
  */
 class DataParallelStepTest {
 
@@ -84,5 +88,77 @@ class DataParallelStepTest {
         System.out.printf("data-parallel step on a local ring: W = 2 vs W = 1 after 4 steps (one skipped): weights within"
                 + " %.2e%n", worst);
         assertTrue(worst <= 1e-5, "weights differ by " + worst);
+    }
+
+    @Test
+    @Timeout(300)
+    @SuppressWarnings("unchecked")
+    void theExchangeRunsWhileTheBackwardGoesOn() throws Exception {
+        for (boolean shard : new boolean[] {false, true}) {
+            List<StepMetrics> m = (List<StepMetrics>) held(() -> train(CFG, STAGE, 2, "java", 2, 300, shard)).get(0);
+            for (StepMetrics s : m) {
+                System.out.printf("W = 2%s, step %d: exchange %.2f ms, %.0f%% hidden%n", shard ? ", ZeRO-1" : "",
+                        s.step(), s.exchangeMs(), 100 * s.hidden());
+                // the first bucket was exchanged before the backward ended; after it, hidden would be 0
+                assertTrue(s.exchangeMs() > 0 && s.hidden() > 0 && s.hidden() <= 1, "step " + s.step() + ": "
+                        + s.hidden());
+            }
+        }
+    }
+
+    @Test
+    @Timeout(300)
+    @SuppressWarnings("unchecked")
+    void theParameterGatherRunsBehindTheNextForward() throws Exception {
+        List<StepMetrics> m = (List<StepMetrics>) held(() -> train(CFG, STAGE, 2, "java", 2, 300, true)).get(0);
+        for (StepMetrics s : m) {
+            System.out.printf("W = 2, ZeRO-1, step %d: gather %.2f ms, %.0f%% hidden%n", s.step(), s.gatherMs(),
+                    100 * s.gatherHidden());
+        }
+        // step 0 follows no update, step 2 skips its update (the non-finite rank), so step 3 follows no gather
+        assertTrue(Double.isNaN(m.get(0).gatherHidden()) && Double.isNaN(m.get(3).gatherHidden()));
+        for (int s : new int[] {1, 2}) {
+            // waited for at the end of the previous step, nothing of it would run while the rank did other work
+            assertTrue(m.get(s).gatherMs() > 0, "step " + s);
+            assertEquals(1.0, m.get(s).gatherHidden(), "step " + s + ": the forward never waited for the gather");
+        }
+        List<Object> replicated = train(CFG, STAGE, 2, "java", 2, 300, false);
+        for (StepMetrics s : (List<StepMetrics>) replicated.get(0)) {
+            assertTrue(Double.isNaN(s.gatherHidden()), "no all-gather without ZeRO-1");
+        }
+    }
+
+    @Test
+    @Timeout(300)
+    @SuppressWarnings("unchecked")
+    void theOverlappedGatherGivesTheBitsOfTheGatherAtStepEnd() throws Exception {
+        for (String device : new String[] {"java", System.getProperty("ouro.test.device", "opencl:0")}) {
+            List<Object> overlapped = train(CFG, STAGE, 2, device, 2, 300, true), atEnd;
+            DataParallelStep.gatherAtStepEnd = true;
+            try {
+                atEnd = train(CFG, STAGE, 2, device, 2, 300, true);
+            } finally {
+                DataParallelStep.gatherAtStepEnd = false;
+            }
+            for (int r = 0; r < 2; r++) {
+                assertArrayEquals((float[]) atEnd.get(2 * r + 1), (float[]) overlapped.get(2 * r + 1),
+                        device + ": rank " + r + "'s weights");
+            }
+            List<StepMetrics> a = (List<StepMetrics>) atEnd.get(0), o = (List<StepMetrics>) overlapped.get(0);
+            for (int s = 0; s < 4; s++) {
+                assertEquals(a.get(s).loss(), o.get(s).loss(), device + ": loss of step " + s);
+                assertEquals(a.get(s).gradNorm(), o.get(s).gradNorm(), device + ": norm of step " + s);
+            }
+        }
+    }
+
+    /** {@code run} with the test hold on, which makes both overlaps certain. */
+    static <T> T held(java.util.concurrent.Callable<T> run) throws Exception {
+        GradientExchange.overlapHold = Duration.ofSeconds(30);
+        try {
+            return run.call();
+        } finally {
+            GradientExchange.overlapHold = null;
+        }
     }
 }

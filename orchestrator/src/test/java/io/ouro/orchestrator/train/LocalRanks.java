@@ -92,6 +92,7 @@ public final class LocalRanks {
                         for (long s = 0; s < steps; s++) {
                             m.add(dp.step(stage.firstStep() + s, batches.of(s, rank, rows), 0).metrics());
                         }
+                        dp.finish();
                         return new Object[] {m, b.parameters(), b.optimizerState()};
                     }
                 }));

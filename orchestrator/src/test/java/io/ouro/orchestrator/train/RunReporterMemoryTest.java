@@ -35,7 +35,7 @@ class RunReporterMemoryTest {
     static StepMetrics step(long s) {
         double loss = 5 + Math.sin(s * 0.001) + (s % 7) * 0.01;
         return new StepMetrics(s, loss, new double[] {loss + 0.1, loss}, new double[] {0.4, 0.6}, 1.0, 1e-3,
-                8 + s % 3, 10 + s % 5, 8, 1, 0.5, 0, Double.NaN, s % 997 == 0 ? "non-finite loss on 1 rank(s)" : null,
+                8 + s % 3, 10 + s % 5, 8, 1, 0.5, 0, Double.NaN, 0, Double.NaN, s % 997 == 0 ? "non-finite loss on 1 rank(s)" : null,
                 null);
     }
 

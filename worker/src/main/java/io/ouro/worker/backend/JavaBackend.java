@@ -7,6 +7,7 @@ import io.ouro.worker.model.FlatTensors;
 import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParameterReadiness;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
 import io.ouro.worker.model.TensorView;
@@ -89,8 +90,9 @@ public final class JavaBackend implements TrainingBackend {
     }
 
     @Override
-    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
-        return schedule.run(tokens, targets, batch, objective, true, ready);
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, ParameterReadiness params,
+                                      GradientReady ready) {
+        return schedule.run(tokens, targets, batch, objective, true, params, ready);
     }
 
     @Override

@@ -7,6 +7,7 @@ import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParameterReadiness;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.StepReport;
@@ -94,8 +95,9 @@ public final class OpenClBackend implements TrainingBackend {
     }
 
     @Override
-    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
-        return model.forwardBackward(tokens, targets, objective, ready);
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, ParameterReadiness params,
+                                      GradientReady ready) {
+        return model.forwardBackward(tokens, targets, objective, params, ready);
     }
 
     @Override

@@ -3,6 +3,7 @@ package io.ouro.worker.backend;
 import io.ouro.worker.model.TensorSource;
 import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParameterReadiness;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.StepReport;
@@ -67,7 +68,18 @@ public interface TrainingBackend extends AutoCloseable {
      * {@link ParamLayout#gradientGroups()} has its final gradient, so that it can be read out
      * ({@link #readGradients}) and exchanged while the backward goes on.
      */
-    StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready);
+    default StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
+        return forwardBackward(tokens, targets, objective, ParameterReadiness.NONE, ready);
+    }
+
+    /**
+     * The same, asking {@code params} before the forward first reads each group of parameters (see
+     * {@link ParameterReadiness}): ZeRO-1's all-gather of the last update overlaps this forward, and the wait for a
+     * group, and its write into the backend ({@link #writeParameters}), happen inside that call, on the thread that
+     * runs the step's ops.
+     */
+    StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, ParameterReadiness params,
+                               GradientReady ready);
 
     /** The batch's metrics without a backward pass (validation). */
     StepReport forward(int[] tokens, int[] targets, Objective objective);

@@ -9,6 +9,7 @@ import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParameterReadiness;
 import io.ouro.worker.model.OptimizerState;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.ParamSegments;
@@ -386,8 +387,18 @@ public final class OpenClModel implements AutoCloseable {
 
     /** The same, telling {@code ready} as each gradient group is final (see {@link LoopSchedule#backward(GradientReady)}). */
     public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, GradientReady ready) {
+        return forwardBackward(tokens, targets, objective, ParameterReadiness.NONE, ready);
+    }
+
+    /**
+     * The same, asking {@code params} before the forward first reads each group of parameters: its implementation
+     * writes a group that is still arriving ({@link #writeParameters}: a range write through the exchange buffer,
+     * enqueued before any kernel that reads the range) on this thread, the one that launches the kernels.
+     */
+    public StepReport forwardBackward(int[] tokens, int[] targets, Objective objective, ParameterReadiness params,
+                                      GradientReady ready) {
         try {
-            return schedule.run(tokens, targets, batch, objective, true, ready);
+            return schedule.run(tokens, targets, batch, objective, true, params, ready);
         } catch (NonFiniteException e) {
             throw new NonFiniteException(e.getMessage() + " on " + OpenClDevices.describe(ops.device()));
         }

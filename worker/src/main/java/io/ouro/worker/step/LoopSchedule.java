@@ -5,6 +5,7 @@ import io.ouro.worker.model.GradientReady;
 import io.ouro.worker.model.LoopConfig;
 import io.ouro.worker.model.NonFiniteException;
 import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParameterReadiness;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepReport;
@@ -58,6 +59,8 @@ public final class LoopSchedule {
     private int n, b;
     private Objective objective;
     private boolean forwardDone;
+    /** Asked before the forward first reads each group of parameters (ZeRO-1's all-gather still arriving). */
+    private ParameterReadiness params = ParameterReadiness.NONE;
 
     /**
      * @param micro      sequences per micro-batch (the workspace's size)
@@ -138,6 +141,26 @@ public final class LoopSchedule {
      */
     public StepReport run(int[] tokens, int[] targets, int batch, Objective objective, boolean train,
                           GradientReady ready) {
+        return run(tokens, targets, batch, objective, train, ParameterReadiness.NONE, ready);
+    }
+
+    /**
+     * The same, asking {@code params} before the forward first reads each group of parameters (the embedding, the
+     * layers in order, the tail), so that parameters still arriving (ZeRO-1's all-gather overlapped with this
+     * forward) are written before any op reads them.
+     */
+    public StepReport run(int[] tokens, int[] targets, int batch, Objective objective, boolean train,
+                          ParameterReadiness params, GradientReady ready) {
+        this.params = params;
+        try {
+            return runBatch(tokens, targets, batch, objective, train, ready);
+        } finally {
+            this.params = ParameterReadiness.NONE;
+        }
+    }
+
+    private StepReport runBatch(int[] tokens, int[] targets, int batch, Objective objective, boolean train,
+                                GradientReady ready) {
         int valid = TokenBatch.validate(tokens, targets, batch, seqLen, vocab);
         if (keepLogits && batch > micro) {
             throw new IllegalArgumentException("keepLogits needs the batch in one micro-batch (" + batch + " > " + micro + ")");
@@ -184,6 +207,7 @@ public final class LoopSchedule {
         ops.setBatch(tokenIds, targets);
         float eps = (float) cfg.normEps();
         int nd = n * d;
+        params.await(layers + 1);
         ops.embedForward(rc ? ws.x0w : ws.emb, layout.embed(), n, d);
         if (rc) {
             ops.copy(ws.emb, ws.x0w, nd);
@@ -196,12 +220,18 @@ public final class LoopSchedule {
                     ops.copy(ws.x0w, ws.hnw, nd);
                 }
                 Region out = rc ? ws.outw : ws.outputOf(t, l);
+                if (t == 0) {
+                    params.await(layers - l);
+                }
                 layerForward(layout.layer(l), ws.cellFor(t, l), rc ? ws.x0w : ws.inputOf(t, l), out, eps);
                 if (rc) {
                     ops.copy(ws.outputOf(t, l), ws.outw, nd);
                 }
             }
             Region h = rc ? ws.hnw : ws.hn[t];
+            if (t == 0) {
+                params.await(0);
+            }
             ops.rmsnormForward(h, ws.rstdF[t], rc ? ws.outw : ws.xt[t], layout.finalNorm(), n, d, eps);
             if (rc) {
                 ops.copy(ws.hn[t], ws.hnw, nd);
