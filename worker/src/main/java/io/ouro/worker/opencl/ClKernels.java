@@ -46,8 +46,16 @@ public final class ClKernels {
     /** Micro-tile of the register-blocked GEMM: rows x columns of C per work item (gemm.cl's OURO_MR, OURO_NR). */
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
+    /**
+     * The work-group reductions (reduce.cl): items per work-group of the cross-entropy (one group per row; the tree
+     * runs in {@code tileA}, which holds 64 x 65 floats), and rows per block of the RMSNorm weight gradient's
+     * partial sums (reduce.cl's OURO_CE_GROUP, OURO_DW_ROWS).
+     */
+    static final int CE_GROUP = 256, DW_ROWS = 128;
+
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
-    private static final String[] RESOURCES = {"buffers.cl", "gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "hand.cl"};
+    private static final String[] RESOURCES = {"buffers.cl", "gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "reduce.cl",
+            "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static final System.Logger LOG = System.getLogger(ClKernels.class.getName());
@@ -298,6 +306,8 @@ public final class ClKernels {
         define(s, "OURO_AHD", ATTN_MAX_HEAD);
         define(s, "OURO_MR", OUTER_MR);
         define(s, "OURO_NR", OUTER_NR);
+        define(s, "OURO_CE_GROUP", CE_GROUP);
+        define(s, "OURO_DW_ROWS", DW_ROWS);
         define(s, "OURO_PHASES", DECODE_PHASES);
         define(s, "OURO_LT", DECODE_LAYER_INTS);
         define(s, "OURO_VT", DECODE_TAIL_INTS);

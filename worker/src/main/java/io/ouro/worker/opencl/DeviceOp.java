@@ -62,7 +62,11 @@ public enum DeviceOp {
     CL_GEMM_TC(Code.HAND, 11, "gemm bf16 tensor cores (OpenCL C)"),
     CL_CE_FWD(Code.HAND, 12, "cross-entropy fwd (OpenCL C)"),
     CL_CE_BWD(Code.HAND, 13, "cross-entropy bwd (OpenCL C)"),
-    CL_GEMM_DOT(Code.HAND, 14, "gemm dot (OpenCL C)");
+    CL_GEMM_DOT(Code.HAND, 14, "gemm dot (OpenCL C)"),
+    CL_CE_FWD_WG(Code.HAND, 15, "cross-entropy fwd work-group (OpenCL C)"),
+    CL_CE_BWD_WG(Code.HAND, 16, "cross-entropy bwd work-group (OpenCL C)"),
+    CL_RMSNORM_DW_PARTIAL(Code.HAND, 17, "rmsnorm bwd dw partial (OpenCL C)"),
+    CL_RMSNORM_DW_SUM(Code.HAND, 18, "rmsnorm bwd dw sum (OpenCL C)");
 
     /** Profile name of {@link #CL_GEMM_TC} where the device runs its emulation (no tensor-core instruction). */
     public static final String TC_EMULATED_NAME = "gemm bf16 mma emulated (OpenCL C)";

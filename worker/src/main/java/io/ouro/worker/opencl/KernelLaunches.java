@@ -9,7 +9,7 @@ import com.aparapi.device.OpenCLDevice;
  */
 abstract class KernelLaunches extends DeviceBuffers {
 
-    private static final int GROUP = 64;
+    static final int GROUP = 64;
     /** Work items of an elementwise op on a CPU device: a few per core is enough, more only adds overhead. */
     private static final int CPU_ITEMS = 4096;
 

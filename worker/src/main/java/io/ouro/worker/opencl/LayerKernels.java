@@ -152,6 +152,30 @@ abstract class LayerKernels extends BufferAccess {
     }
 
     /**
+     * The weight gradient's first pass on a GPU (reduce.cl): act[partials + b*width + c] = sum over the rows of block b
+     * ({@link ClKernels#DW_ROWS} rows) of dy*x*rstd in column c; launched over (width, blocks).
+     */
+    final void setRmsnormDwPartial(int partials, int dy, int x, int rstd, int rows, int width) {
+        begin(DeviceOp.CL_RMSNORM_DW_PARTIAL);
+        o0 = x;
+        o1 = dy;
+        o2 = rstd;
+        o4 = partials;
+        n0 = rows;
+        n1 = width;
+    }
+
+    /** Its second pass: the gradient at dwOff of segment seg += the blocks' partials of each column, in block order. */
+    final void setRmsnormDwSum(int dwOff, int seg, int partials, int blocks, int width) {
+        begin(DeviceOp.CL_RMSNORM_DW_SUM);
+        pseg = seg;
+        o3 = dwOff;
+        o4 = partials;
+        n1 = width;
+        n2 = blocks;
+    }
+
+    /**
      * x (rows of heads x hd) rotated in place by the rope tables at position row % seqLen, forward or its transpose
      * (backward); each work item takes chunk consecutive pairs of the pairs() in all.
      */

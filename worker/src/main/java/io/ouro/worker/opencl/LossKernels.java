@@ -1,17 +1,22 @@
 package io.ouro.worker.opencl;
 
 /**
- * The losses of {@link LoopKernel}: cross-entropy over a block of logit rows (translated, or with {@code hand} its
- * twin in xent.cl) and the exit objective over the T loop steps.
+ * The losses of {@link LoopKernel}: cross-entropy over a block of logit rows (translated, or its twins: xent.cl's
+ * item per row, reduce.cl's work-group per row) and the exit objective over the T loop steps.
  */
 abstract class LossKernels extends AttentionKernels {
 
     /**
      * rows [first, first + rows) of the batch, logits (rows, vocab) at logits: lse at lse + row, CE at ce + row
-     * (0 where the target is -1).
+     * (0 where the target is -1); on the kernel {@code variant}: {@link DeviceOp#CE_FWD} (below),
+     * {@link DeviceOp#CL_CE_FWD} (an item per row) or {@link DeviceOp#CL_CE_FWD_WG} (a work-group of
+     * {@link ClKernels#CE_GROUP} per row), all with these fields.
      */
-    final void setCrossEntropyForward(int logits, int lse, int ce, int first, int rows, int vocab, boolean hand) {
-        begin(hand ? DeviceOp.CL_CE_FWD : DeviceOp.CE_FWD);
+    final void setCrossEntropyForward(DeviceOp variant, int logits, int lse, int ce, int first, int rows, int vocab) {
+        if (variant != DeviceOp.CE_FWD && variant != DeviceOp.CL_CE_FWD && variant != DeviceOp.CL_CE_FWD_WG) {
+            throw new IllegalArgumentException(variant + " is not a cross-entropy forward");
+        }
+        begin(variant);
         o0 = logits;
         o1 = lse;
         o2 = ce;
@@ -42,9 +47,15 @@ abstract class LossKernels extends AttentionKernels {
         }
     }
 
-    /** In place: the logits become dce[row] * (softmax - onehot), from the forward's lse. */
-    final void setCrossEntropyBackward(int logits, int lse, int dce, int first, int rows, int vocab, boolean hand) {
-        begin(hand ? DeviceOp.CL_CE_BWD : DeviceOp.CE_BWD);
+    /**
+     * In place: the logits become dce[row] * (softmax - onehot), from the forward's lse; the {@code variant} as the
+     * forward's ({@link DeviceOp#CE_BWD}, {@link DeviceOp#CL_CE_BWD}, {@link DeviceOp#CL_CE_BWD_WG}).
+     */
+    final void setCrossEntropyBackward(DeviceOp variant, int logits, int lse, int dce, int first, int rows, int vocab) {
+        if (variant != DeviceOp.CE_BWD && variant != DeviceOp.CL_CE_BWD && variant != DeviceOp.CL_CE_BWD_WG) {
+            throw new IllegalArgumentException(variant + " is not a cross-entropy backward");
+        }
+        begin(variant);
         o0 = logits;
         o1 = lse;
         o3 = dce;

@@ -1,5 +1,6 @@
 package io.ouro.worker.opencl;
 
+import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.model.MatmulPrecision;
 
@@ -82,6 +83,16 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     /** Cross-entropy on the hand-written OpenCL C kernels (xent.cl): the CPU default. */
     private boolean handCrossEntropy;
 
+    /**
+     * The work-group reductions (reduce.cl): cross-entropy with a work-group per row, the RMSNorm weight gradient
+     * summed in blocks of rows and then over the blocks. The GPU default: the translated ops' item per row or column
+     * gives a launch a few thousand items, too few to fill a GPU. Off on CPU devices, where xent.cl's item per row
+     * walking its row in 16-wide vectors is the faster. Takes precedence over {@link #handCrossEntropy}.
+     */
+    private boolean reduction;
+    /** Where the RMSNorm weight gradient's partial sums go (act), and its floats: -1 when none was given. */
+    private int reductionScratch = -1, reductionScratchSize;
+
     /** Allocates the buffers and compiles the kernel for {@code device}; fails if it does not run as OpenCL. */
     public OpenClOps(OpenCLDevice device, int paramSize, int actSize) {
         this(device, paramSize, actSize, 1, 1);
@@ -128,6 +139,34 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
         super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training, matmul);
         this.handAttention = cpuDevice;
         this.handCrossEntropy = cpuDevice;
+        this.reduction = !cpuDevice;
+    }
+
+    /**
+     * Runs cross-entropy and the RMSNorm weight gradient as the work-group reductions (reduce.cl; the GPU default) or
+     * not (then {@link #useHandCrossEntropy} and the translated weight gradient decide).
+     */
+    public void useReduction(boolean on) {
+        reduction = on;
+    }
+
+    /**
+     * The activation region [off, off + size) that the RMSNorm weight gradient's partial sums may use
+     * ({@link #reductionScratchFloats}); without one, or one too small, the weight gradient takes the translated op.
+     */
+    public void setReductionScratch(int off, int size) {
+        reductionScratch = off;
+        reductionScratchSize = size;
+    }
+
+    /** Floats of partial sums the RMSNorm weight gradient over {@code rows} rows of {@code width} needs. */
+    public static long reductionScratchFloats(int rows, int width) {
+        return (long) blocks(rows) * width;
+    }
+
+    // blocks of rows of the RMSNorm weight gradient's first pass
+    private static int blocks(int rows) {
+        return (rows + ClKernels.DW_ROWS - 1) / ClKernels.DW_ROWS;
     }
 
     /** Runs cross-entropy as the hand-written OpenCL C kernels (xent.cl; the CPU default) or the translated twins. */
@@ -195,11 +234,20 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
         k.setRmsnormBackwardDx(dxOff, dyOff, xOff, rstdOff, seg, wOff, n, d);
         launch1D(n);
         wrote(Buffer.ACT);
-        if (dwOff >= 0) {
-            k.setRmsnormBackwardDw(dwOff, dyOff, xOff, rstdOff, seg, n, d);
-            launch1D(d);
-            wrote(grads(seg));
+        if (dwOff < 0) {
+            return;
         }
+        if (reduction && reductionScratch >= 0 && n > 0 && reductionScratchFloats(n, d) <= reductionScratchSize) {
+            // partial sums over blocks of rows, (columns, blocks) items, then one pass over the blocks per column
+            k.setRmsnormDwPartial(reductionScratch, dyOff, xOff, rstdOff, n, d);
+            execute(Range.create2D(device, roundUp(d, GROUP), blocks(n), GROUP, 1));
+            wrote(Buffer.ACT);
+            k.setRmsnormDwSum(dwOff, seg, reductionScratch, blocks(n), d);
+        } else {
+            k.setRmsnormBackwardDw(dwOff, dyOff, xOff, rstdOff, seg, n, d);
+        }
+        launch1D(d);
+        wrote(grads(seg));
     }
 
     // rotates x (rows, heads, hd) in act in place; forward or its transpose
@@ -268,17 +316,28 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     // rows [first, first + rows) with logits (rows,V) at logitsOff -> lse, ce at lseOff/ceOff + row
     public void crossEntropyForward(int logitsOff, int lseOff, int ceOff, int first, int rows, int vocab) {
         reads(Buffer.ACT, Buffer.TARGETS);
-        k.setCrossEntropyForward(logitsOff, lseOff, ceOff, first, rows, vocab, handCrossEntropy);
-        launch1D(rows);
+        k.setCrossEntropyForward(reduction ? DeviceOp.CL_CE_FWD_WG : handCrossEntropy ? DeviceOp.CL_CE_FWD
+                : DeviceOp.CE_FWD, logitsOff, lseOff, ceOff, first, rows, vocab);
+        launchRows(rows);
         wrote(Buffer.ACT);
     }
 
     // in place: logits -> dce * (softmax - onehot)
     public void crossEntropyBackward(int logitsOff, int lseOff, int dceOff, int first, int rows, int vocab) {
         reads(Buffer.ACT, Buffer.TARGETS);
-        k.setCrossEntropyBackward(logitsOff, lseOff, dceOff, first, rows, vocab, handCrossEntropy);
-        launch1D(rows);
+        k.setCrossEntropyBackward(reduction ? DeviceOp.CL_CE_BWD_WG : handCrossEntropy ? DeviceOp.CL_CE_BWD
+                : DeviceOp.CE_BWD, logitsOff, lseOff, dceOff, first, rows, vocab);
+        launchRows(rows);
         wrote(Buffer.ACT);
+    }
+
+    // the cross-entropy set: a work-group of ClKernels.CE_GROUP per row (exactly `rows` groups) or an item per row
+    private void launchRows(int rows) {
+        if (!reduction) {
+            launch1D(rows);
+        } else if (rows > 0) {
+            execute(Range.create(device, rows * ClKernels.CE_GROUP, ClKernels.CE_GROUP));
+        }
     }
 
     // act[off + i] += params[biasOff]

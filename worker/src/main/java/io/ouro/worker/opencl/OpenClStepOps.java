@@ -146,13 +146,16 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     /**
      * Where a schedule's regions live on the device: the working regions at global offsets of the activation arena,
      * each in the first window of at most {@link OpenClOps#ACT_WINDOW} floats with room for it, so that none straddles
-     * two (then, on a CPU device, the LM head's scratch and the GEMM's), the stash regions packed in order into stash buffers of at
-     * most {@code bufferLimit} floats.
+     * two (then the RMSNorm weight gradient's partial sums and, on a CPU device, the LM head's scratch and the GEMM's),
+     * the stash regions packed in order into stash buffers of at most {@code bufferLimit} floats.
      *
-     * @param actFloats   the arena's extent in global offsets (the last window's end)
-     * @param headScratch the CPU scratch regions' offsets (-1 on other devices)
+     * @param actFloats       the arena's extent in global offsets (the last window's end)
+     * @param headScratch     the CPU scratch regions' offsets (-1 on other devices)
+     * @param reductionScratch the offset of the partial sums ({@link OpenClOps#setReductionScratch}), on every device:
+     *                        a CPU device runs the reductions only when asked, but they are small (rows / 128 x d)
      */
-    public record BufferLayout(Region[] regions, long actFloats, long[] stashFloats, int headScratch, int gemmScratch) {
+    public record BufferLayout(Region[] regions, long actFloats, long[] stashFloats, int headScratch, int gemmScratch,
+                               int reductionScratch) {
 
         /** Floats of every buffer (the windows before the last allocated whole). */
         public long totalFloats() {
@@ -222,6 +225,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
                     + cap + (bf16Stash ? " bfloat16 values" : " floats") + ", more than the kernel's "
                     + LoopKernel.STASH_SLOTS + "; use recompute: loop_step or a smaller micro_batch");
         }
+        int reduce = place(at, reductionScratchFloats(cfg, rows), window, rows);
         int head = -1, gemm = -1;
         if (cpu) {
             head = place(at, headScratchFloats(cfg), window, rows);
@@ -232,7 +236,12 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             extent = at[w] > 0 ? (long) w * OpenClOps.ACT_WINDOW + at[w] : extent;
         }
         return new BufferLayout(out, Math.max(1, extent),
-                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray(), head, gemm);
+                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray(), head, gemm, reduce);
+    }
+
+    // the RMSNorm weight gradient's partial sums over the most rows it is given (a micro-batch) at width d
+    private static long reductionScratchFloats(LoopConfig cfg, int rows) {
+        return OpenClOps.reductionScratchFloats(rows, cfg.hidden());
     }
 
     // the global offset of a region of n floats: the end of the first window (used[w] floats taken) with room for it
@@ -284,6 +293,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         }
         ops = new OpenClOps(device, segs, momentSegments, buffers.actFloats(),
                 rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training, matmul);
+        ops.setReductionScratch(buffers.reductionScratch(), (int) reductionScratchFloats(cfg, rows));
         if (cpu) {
             headT = buffers.headScratch();
             ops.setTransposeScratch(buffers.gemmScratch(), (int) (cpuScratchFloats(cfg, rows) - headScratchFloats(cfg)));

@@ -1,4 +1,4 @@
-/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl, bf16.cl, gemm_tc.cl and xent.cl. */
+/* Which hand-written op runs: LoopKernel.hand (ClKernels' constants), after gemm.cl, decode.cl, bf16.cl, gemm_tc.cl, xent.cl and reduce.cl. */
 void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     if (this->hand == OURO_GEMM_OUTER) {
         ouro_gemm_outer(this, gx, gy);
@@ -26,6 +26,14 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_gemv(this, gx);
     } else if (this->hand == OURO_STASH16) {
         ouro_stash16_copy(this, gx);
+    } else if (this->hand == OURO_CE_FWD_WG) {
+        ouro_ce_fwd_wg(this, gx, lx);
+    } else if (this->hand == OURO_CE_BWD_WG) {
+        ouro_ce_bwd_wg(this, gx, lx);
+    } else if (this->hand == OURO_RMSNORM_DW_PARTIAL) {
+        ouro_rmsnorm_dw_partial(this, gx, gy);
+    } else if (this->hand == OURO_RMSNORM_DW_SUM) {
+        ouro_rmsnorm_dw_sum(this, gx);
     }
 }
 

@@ -98,8 +98,12 @@ class StepOpsParityTest {
         sameGrads("embedding backward");
     }
 
-    @Test
-    void rmsNorm() {
+    /** With {@code reduction} the weight gradient runs in blocks of rows (reduce.cl, the GPU default). */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void rmsNorm(boolean reduction) {
+        cl.device().useReduction(reduction);
+        cl.device().startProfile();
         TensorView w = layout.layer(1)[ParamLayout.POST_NORM];
         input(2, n * d, 1.5);
         run(o -> o.rmsnormForward(r(o, 0), r(o, 1), r(o, 2), w, n, d, 1e-6f));
@@ -110,6 +114,10 @@ class StepOpsParityTest {
         run(o -> o.rmsnormBackward(r(o, 3), r(o, 4), r(o, 2), r(o, 1), w, n, d));
         same("rmsnorm dx", 3, n * d);
         sameGrads("rmsnorm dw");
+        assertEquals(reduction, cl.device().profile().containsKey(DeviceOp.CL_RMSNORM_DW_PARTIAL.profileName()),
+                "the weight gradient's partial sums ran where asked");
+        assertEquals(!reduction, cl.device().profile().containsKey(DeviceOp.RMSNORM_BWD_DW.profileName()),
+                "the translated weight gradient otherwise");
     }
 
     @Test
@@ -201,10 +209,15 @@ class StepOpsParityTest {
         same("zero", 5, n * f);
     }
 
-    /** The hand-written cross-entropy (xent.cl, the CPU default) and the translated twin, each against Java. */
+    /**
+     * The cross-entropy's three kernels, each against Java: the work-group per row (reduce.cl, the GPU default),
+     * the item per row (xent.cl, the CPU default), the translated twin.
+     */
     @ParameterizedTest
-    @ValueSource(booleans = {true, false})
-    void crossEntropyOnABlockOfRows(boolean hand) {
+    @ValueSource(strings = {"work-group", "hand", "translated"})
+    void crossEntropyOnABlockOfRows(String kernel) {
+        boolean hand = kernel.equals("hand");
+        cl.device().useReduction(kernel.equals("work-group"));
         cl.device().useHandCrossEntropy(hand);
         cl.device().startProfile();
         int first = 3, rows = 17;
@@ -215,9 +228,10 @@ class StepOpsParityTest {
         input(8, n, 1);
         run(o -> o.crossEntropyBackward(r(o, 5), r(o, 6).at(first), r(o, 8).at(first), first, rows, v));
         same("cross-entropy backward", 5, rows * v);
-        String suffix = hand ? " (OpenCL C)" : "";
-        assertEquals(1, cl.device().profile().get("cross-entropy fwd" + suffix)[1], "ran the " + (hand ? "hand-written" : "translated") + " forward");
-        assertEquals(1, cl.device().profile().get("cross-entropy bwd" + suffix)[1], "ran the " + (hand ? "hand-written" : "translated") + " backward");
+        DeviceOp fwd = kernel.equals("work-group") ? DeviceOp.CL_CE_FWD_WG : hand ? DeviceOp.CL_CE_FWD : DeviceOp.CE_FWD;
+        DeviceOp bwd = kernel.equals("work-group") ? DeviceOp.CL_CE_BWD_WG : hand ? DeviceOp.CL_CE_BWD : DeviceOp.CE_BWD;
+        assertEquals(1, cl.device().profile().get(fwd.profileName())[1], "ran the " + kernel + " forward");
+        assertEquals(1, cl.device().profile().get(bwd.profileName())[1], "ran the " + kernel + " backward");
     }
 
     @Test
