@@ -115,11 +115,17 @@ class TrainingClusterTest {
                         break;
                     }
                     if (run == 1 && !killed && text.contains("checkpoint of step 20 committed")) {
-                        List<ProcessHandle> ex = StandaloneCluster.executors();
-                        assertTrue(!ex.isEmpty(), "executor JVMs are running");
-                        ex.get(0).destroyForcibly();
+                        // an executor of this run (the driver names each rank's executor pid): another application's
+                        // executors (the first run's, lingering on a loaded machine) may still be alive
+                        Matcher pid = Pattern.compile("rank 1: executor \\S+ pid (\\d+)").matcher(text);
+                        assertTrue(pid.find(), "the driver named rank 1's executor: " + text);
+                        ProcessHandle ex = ProcessHandle.of(Long.parseLong(pid.group(1))).orElseThrow(
+                                () -> new AssertionError("rank 1's executor JVM " + pid.group(1) + " is running"));
+                        assertTrue(StandaloneCluster.executors().stream().anyMatch(e -> e.pid() == ex.pid()),
+                                "pid " + ex.pid() + " is an executor JVM");
+                        ex.destroyForcibly();
                         killed = true;
-                        System.out.println("killed executor JVM pid " + ex.get(0).pid());
+                        System.out.println("killed executor JVM pid " + ex.pid() + " (rank 1's)");
                     }
                     if (text.contains("keeping the driver")) {
                         try {
