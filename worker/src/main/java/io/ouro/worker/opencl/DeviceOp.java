@@ -62,6 +62,9 @@ public enum DeviceOp {
     CL_GEMM_TC(Code.HAND, 11, "gemm bf16 tensor cores (OpenCL C)"),
     CL_CE_FWD(Code.HAND, 12, "cross-entropy fwd (OpenCL C)"),
     CL_CE_BWD(Code.HAND, 13, "cross-entropy bwd (OpenCL C)"),
+    CL_FLASH_FWD(Code.HAND, 41, "attention fwd (flash, OpenCL C)"),
+    CL_FLASH_BWD_Q(Code.HAND, 42, "attention bwd q (flash, OpenCL C)"),
+    CL_FLASH_BWD_KV(Code.HAND, 43, "attention bwd kv (flash, OpenCL C)"),
     CL_GEMM_DOT(Code.HAND, 14, "gemm dot (OpenCL C)");
 
     /** Profile name of {@link #CL_GEMM_TC} where the device runs its emulation (no tensor-core instruction). */
