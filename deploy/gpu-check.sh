@@ -30,7 +30,7 @@ QUICK_LIMITS=(15 15 330 60 380 120 120)
 FLOORS=(5 5 30 10 20 10 10)
 # the parity tests: GEMM, attention, kernel and step parity, accumulation, recomputation, buffer splits, streaming
 PARITY_FULL='.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest|OpenCl.*GenerateTest|OpenCl.*EvalTest)'
-PARITY_QUICK='.*(GemmOpenClTest|AttentionOpenClTest|KernelParityOpenClTest|ReductionOpenClTest|StepOpsParityTest)'
+PARITY_QUICK='.*(GemmOpenClTest|AttentionOpenClTest|FlashAttentionOpenClTest|KernelParityOpenClTest|ReductionOpenClTest|StepOpsParityTest)'
 BIGBUFFER='.*LargeBufferOpenClTest'
 
 # ---------------------------------------------------------------------------------------------------------- build

@@ -3,33 +3,35 @@ package io.ouro.worker.opencl;
 /**
  * Causal attention of {@link LoopKernel}, forward and backward, memory-efficient: only each query row's log-sum-exp is
  * kept for the backward (lse, B*H*S floats), never the S x S probabilities. q, k, v, out and their gradients are
- * (batch, seqLen, heads, hd) in the activations. Each setter picks the translated body here or, with {@code hand}, its
- * hand-written twin in gemm.cl (a work item per {@link ClKernels#ATTN_QUERIES} queries or keys).
+ * (batch, seqLen, heads, hd) in the activations. Each setter runs the kernel it is given: the translated body here
+ * ({@code ATTN_*}), its CPU-shaped hand-written twin in gemm.cl ({@code CL_ATTN_*}: a work item per
+ * {@link ClKernels#ATTN_QUERIES} queries or keys) or the GPU-shaped one in flash.cl ({@code CL_FLASH_*}: a work-group
+ * per {@link ClKernels#FLASH_ROWS} queries or keys). All read the same registers.
  */
 abstract class AttentionKernels extends LayerKernels {
 
     /** out = softmax(q k^T * scale, causal) v, and lse per row. */
     final void setAttentionForward(int out, int lse, int q, int k, int v, int batch, int seqLen, int heads, int hd,
-                                   boolean hand) {
-        begin(hand ? DeviceOp.CL_ATTN_FWD : DeviceOp.ATTN_FWD);
+                                   DeviceOp kernel) {
+        begin(kernel);
         attentionRegisters(q, k, v, lse, out, 0, 0, 0, 0, batch, seqLen, heads, hd);
     }
 
     /** dq += dS k, with the probabilities recomputed from q, k and lse; dS = P (dout . v - dout . out) * scale. */
     final void setAttentionBackwardQ(int dq, int dk, int dv, int dout, int out, int lse, int q, int k, int v,
-                                     int batch, int seqLen, int heads, int hd, boolean hand) {
-        begin(hand ? DeviceOp.CL_ATTN_BWD_Q : DeviceOp.ATTN_BWD_Q);
+                                     int batch, int seqLen, int heads, int hd, DeviceOp kernel) {
+        begin(kernel);
         attentionRegisters(q, k, v, lse, dout, dq, out, dk, dv, batch, seqLen, heads, hd);
     }
 
     /** dk += sum over later queries of dS q, dv += of P dout (the same recomputation). */
     final void setAttentionBackwardKv(int dq, int dk, int dv, int dout, int out, int lse, int q, int k, int v,
-                                      int batch, int seqLen, int heads, int hd, boolean hand) {
-        begin(hand ? DeviceOp.CL_ATTN_BWD_KV : DeviceOp.ATTN_BWD_KV);
+                                      int batch, int seqLen, int heads, int hd, DeviceOp kernel) {
+        begin(kernel);
         attentionRegisters(q, k, v, lse, dout, dq, out, dk, dv, batch, seqLen, heads, hd);
     }
 
-    // the registers gemm.cl's attention reads as well: q o0, k o1, v o2, lse o3, out (forward) or dout o4, dq o5,
+    // the registers gemm.cl's and flash.cl's attention reads as well: q o0, k o1, v o2, lse o3, out (forward) or dout o4, dq o5,
     // out (backward) o6, dk o7, dv o8; batch n0, seqLen n1, heads n2, hd n3, scale f0
     private void attentionRegisters(int q, int k, int v, int lse, int outOrDout, int dq, int out, int dk, int dv,
                                     int batch, int seqLen, int heads, int hd) {

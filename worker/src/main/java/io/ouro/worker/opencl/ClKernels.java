@@ -43,6 +43,12 @@ public final class ClKernels {
     /** Queries per work item and the largest head size of the hand-written attention (gemm.cl's OURO_AQ, OURO_AHD). */
     static final int ATTN_QUERIES = 4, ATTN_MAX_HEAD = 128;
 
+    /**
+     * Work items per group of the flash attention (flash.cl's OURO_FQ: one query or key row each), and the floats of a
+     * local tile it fills with rows (OURO_FTILE; the last FLASH_ROWS floats of the 64 x 65 tile hold per-row values).
+     */
+    static final int FLASH_ROWS = 64, FLASH_TILE = 4096;
+
     /** Micro-tile of the register-blocked GEMM: rows x columns of C per work item (gemm.cl's OURO_MR, OURO_NR). */
     static final int OUTER_MR = 8, OUTER_NR = 16;
 
@@ -55,7 +61,7 @@ public final class ClKernels {
 
     /** The hand-written sources, in the order they are spliced (hand.cl dispatches to the others). */
     private static final String[] RESOURCES = {"buffers.cl", "gemm.cl", "decode.cl", "bf16.cl", "gemm_tc.cl", "xent.cl", "reduce.cl",
-            "hand.cl"};
+            "flash.cl", "hand.cl"};
     /** The translated functions whose bodies become calls into the hand-written source. */
     private static final String[][] MARKERS = {{"handWritten", "ouro_hand"}, {"handPhase", "ouro_phase"}};
     private static final System.Logger LOG = System.getLogger(ClKernels.class.getName());
@@ -304,6 +310,8 @@ public final class ClKernels {
         }
         define(s, "OURO_AQ", ATTN_QUERIES);
         define(s, "OURO_AHD", ATTN_MAX_HEAD);
+        define(s, "OURO_FQ", FLASH_ROWS);
+        define(s, "OURO_FTILE", FLASH_TILE);
         define(s, "OURO_MR", OUTER_MR);
         define(s, "OURO_NR", OUTER_NR);
         define(s, "OURO_CE_GROUP", CE_GROUP);

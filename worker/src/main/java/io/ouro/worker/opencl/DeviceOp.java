@@ -66,7 +66,10 @@ public enum DeviceOp {
     CL_CE_FWD_WG(Code.HAND, 15, "cross-entropy fwd work-group (OpenCL C)"),
     CL_CE_BWD_WG(Code.HAND, 16, "cross-entropy bwd work-group (OpenCL C)"),
     CL_RMSNORM_DW_PARTIAL(Code.HAND, 17, "rmsnorm bwd dw partial (OpenCL C)"),
-    CL_RMSNORM_DW_SUM(Code.HAND, 18, "rmsnorm bwd dw sum (OpenCL C)");
+    CL_RMSNORM_DW_SUM(Code.HAND, 18, "rmsnorm bwd dw sum (OpenCL C)"),
+    CL_FLASH_FWD(Code.HAND, 19, "attention fwd (flash, OpenCL C)"),
+    CL_FLASH_BWD_Q(Code.HAND, 20, "attention bwd q (flash, OpenCL C)"),
+    CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)");
 
     /** Profile name of {@link #CL_GEMM_TC} where the device runs its emulation (no tensor-core instruction). */
     public static final String TC_EMULATED_NAME = "gemm bf16 mma emulated (OpenCL C)";

@@ -80,6 +80,12 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
      */
     private boolean handAttention;
 
+    /**
+     * Whether attention runs the flash kernels (flash.cl: a work-group per block of queries or keys, tiles in local
+     * memory; the default on devices that are not CPUs), ahead of {@link #handAttention}.
+     */
+    private boolean flashAttention;
+
     /** Cross-entropy on the hand-written OpenCL C kernels (xent.cl): the CPU default. */
     private boolean handCrossEntropy;
 
@@ -138,6 +144,7 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
                      int rows, int[] stashSizes, boolean training, MatmulPrecision matmul) {
         super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training, matmul);
         this.handAttention = cpuDevice;
+        this.flashAttention = !cpuDevice;
         this.handCrossEntropy = cpuDevice;
         this.reduction = !cpuDevice;
     }
@@ -177,6 +184,14 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     /** Runs attention (forward and backward) as the hand-written OpenCL C kernels (true) or the translated twins. */
     public void useHandAttention(boolean hand) {
         handAttention = hand;
+    }
+
+    /**
+     * Runs attention as the flash kernels (flash.cl; the default on GPUs) or, with false, as {@link #useHandAttention}
+     * says. Forced on pocl by the parity tests.
+     */
+    public void useFlashAttention(boolean flash) {
+        flashAttention = flash;
     }
 
     public void fill(Buffer b, int off, int count, float value) {
@@ -281,10 +296,10 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     public void attentionForward(int outOff, int lseOff, int qOff, int kOff, int vOff,
                                  int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
-        // the OpenCL C kernel tiled over keys (gemm.cl) on a CPU, or its translated twin
-        boolean hand = handAttention(hd);
-        k.setAttentionForward(outOff, lseOff, qOff, kOff, vOff, batch, seqLen, heads, hd, hand);
-        launch1D(attentionItems(batch, seqLen, heads, hand));
+        // flash.cl on a GPU, the OpenCL C kernel tiled over keys (gemm.cl) on a CPU, or their translated twin
+        AttentionKernel kernel = attentionKernel(hd);
+        k.setAttentionForward(outOff, lseOff, qOff, kOff, vOff, batch, seqLen, heads, hd, kernel.forward);
+        launchAttention(kernel, batch, seqLen, heads);
         wrote(Buffer.ACT);
     }
 
@@ -292,25 +307,51 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     public void attentionBackward(int dqOff, int dkOff, int dvOff, int doutOff, int outOff, int lseOff,
                                   int qOff, int kOff, int vOff, int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
-        boolean hand = handAttention(hd);
-        int items = attentionItems(batch, seqLen, heads, hand);
+        AttentionKernel kernel = attentionKernel(hd);
         k.setAttentionBackwardQ(dqOff, dkOff, dvOff, doutOff, outOff, lseOff, qOff, kOff, vOff, batch, seqLen, heads,
-                hd, hand);
-        launch1D(items);
+                hd, kernel.backwardQ);
+        launchAttention(kernel, batch, seqLen, heads);
         k.setAttentionBackwardKv(dqOff, dkOff, dvOff, doutOff, outOff, lseOff, qOff, kOff, vOff, batch, seqLen, heads,
-                hd, hand);
-        launch1D(items);
+                hd, kernel.backwardKv);
+        launchAttention(kernel, batch, seqLen, heads);
         wrote(Buffer.ACT);
     }
 
-    // the hand-written attention where asked and the head fits its accumulators
-    private boolean handAttention(int hd) {
-        return handAttention && hd <= ClKernels.ATTN_MAX_HEAD;
+    /** The three twins of attention: forward, dq and dk/dv ops of each. */
+    private enum AttentionKernel {
+        TRANSLATED(DeviceOp.ATTN_FWD, DeviceOp.ATTN_BWD_Q, DeviceOp.ATTN_BWD_KV),
+        CPU(DeviceOp.CL_ATTN_FWD, DeviceOp.CL_ATTN_BWD_Q, DeviceOp.CL_ATTN_BWD_KV),
+        FLASH(DeviceOp.CL_FLASH_FWD, DeviceOp.CL_FLASH_BWD_Q, DeviceOp.CL_FLASH_BWD_KV);
+
+        final DeviceOp forward, backwardQ, backwardKv;
+
+        AttentionKernel(DeviceOp forward, DeviceOp backwardQ, DeviceOp backwardKv) {
+            this.forward = forward;
+            this.backwardQ = backwardQ;
+            this.backwardKv = backwardKv;
+        }
     }
 
-    // work items: one per query (or key), or per ClKernels.ATTN_QUERIES of them in the hand-written kernels
-    private static int attentionItems(int batch, int seqLen, int heads, boolean hand) {
-        return batch * heads * (hand ? (seqLen + ClKernels.ATTN_QUERIES - 1) / ClKernels.ATTN_QUERIES : seqLen);
+    // a hand-written attention where asked and the head fits its accumulators, else the translated one
+    private AttentionKernel attentionKernel(int hd) {
+        if (hd > ClKernels.ATTN_MAX_HEAD) {
+            return AttentionKernel.TRANSLATED;
+        }
+        return flashAttention ? AttentionKernel.FLASH : handAttention ? AttentionKernel.CPU : AttentionKernel.TRANSLATED;
+    }
+
+    // work items: one per query (or key); per ClKernels.ATTN_QUERIES of them in the CPU kernels; in flash, a group of
+    // ClKernels.FLASH_ROWS per block of that many queries (or keys), items past the sequence idle
+    private void launchAttention(AttentionKernel kernel, int batch, int seqLen, int heads) {
+        if (kernel == AttentionKernel.FLASH) {
+            int groups = batch * heads * ((seqLen + ClKernels.FLASH_ROWS - 1) / ClKernels.FLASH_ROWS);
+            if (groups > 0) {
+                execute(Range.create(device, groups * ClKernels.FLASH_ROWS, ClKernels.FLASH_ROWS));
+            }
+        } else {
+            launch1D(batch * heads * (kernel == AttentionKernel.CPU
+                    ? (seqLen + ClKernels.ATTN_QUERIES - 1) / ClKernels.ATTN_QUERIES : seqLen));
+        }
     }
 
     // rows [first, first + rows) with logits (rows,V) at logitsOff -> lse, ce at lseOff/ceOff + row

@@ -10,6 +10,12 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_attn_bwd_q(this, gx);
     } else if (this->hand == OURO_ATTN_BWD_KV) {
         ouro_attn_bwd_kv(this, gx);
+    } else if (this->hand == OURO_FLASH_FWD) {
+        ouro_flash_fwd(this, gx, lx);
+    } else if (this->hand == OURO_FLASH_BWD_Q) {
+        ouro_flash_bwd_q(this, gx, lx);
+    } else if (this->hand == OURO_FLASH_BWD_KV) {
+        ouro_flash_bwd_kv(this, gx, lx);
     } else if (this->hand == OURO_GEMM_DOT) {
         ouro_gemm_dot(this, gx, gy);
     } else if (this->hand == OURO_GEMM_TILED) {

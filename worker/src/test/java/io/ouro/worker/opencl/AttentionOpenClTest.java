@@ -56,6 +56,7 @@ class AttentionOpenClTest {
         for (int hand = 0; hand < 2; hand++) {
             System.arraycopy(act, 0, ops.host(Buffer.ACT), 0, act.length);
             ops.upload(Buffer.ACT);
+            ops.useFlashAttention(false); // the GPU default, ahead of both twins compared here
             ops.useHandAttention(hand == 1);
             ops.attentionForward(out, lse, q, k, v, batch, seqLen, heads, hd);
             ops.attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, batch, seqLen, heads, hd);
@@ -64,6 +65,7 @@ class AttentionOpenClTest {
             results[hand] = ops.read(Buffer.ACT).clone();
         }
         ops.useHandAttention(ops.cpuDevice());
+        ops.useFlashAttention(!ops.cpuDevice());
         float[] o = new float[size], probs = new float[batch * heads * seqLen * seqLen];
         float[] gq = slice(act, dq, size), gk = slice(act, dk, size), gv = slice(act, dv, size);
         ReferenceKernels.attentionForward(o, probs, slice(act, q, size), slice(act, k, size), slice(act, v, size), batch, seqLen,
