@@ -38,6 +38,10 @@
 #               the same Mano batches (aligned, loss on the answer), held-out accuracy per number of operators;
 #               args key=value: [steps=600] [p=7] [ops=3] [k=2] [T=4] [batch=128] [lr=0.003] [models=k1,kT,kT1]
 #               [form=prefix|chain] [beta=0.05] [ops1=0] [t1=0] [seed=1]
+#   chaos       training on a local Spark standalone cluster (W = 3 executor JVMs) under injected faults (executor
+#               and driver killed, task failure, hung rank, failed checkpoint write; the driver resumed with
+#               --resume auto), final weights compared bit for bit with a fault-free run, steps lost per fault;
+#               about 10-30 minutes; args: [faults, default all 12; CI's ChaosClusterTest runs a two-fault version]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -112,6 +116,13 @@ case "$name" in
     exec java -Xmx6g --add-opens=java.base/java.nio=ALL-UNNAMED -Djava.io.tmpdir="${TMPDIR:-/tmp}" \
       -cp "$cp" io.ouro.orchestrator.bench.DataBench "$@"
     ;;
+  chaos)
+    # the application jar SparkSubmit runs, and the test classes (StandaloneCluster, ChaosRun)
+    mvn -B -q -pl orchestrator -am package -DskipTests >&2
+    cp=$(test_classpath orchestrator)
+    jar=$(ls "$root"/orchestrator/target/ouro-orchestrator-*-app.jar | head -1)
+    exec java -Xmx1g -Douro.app.jar="$jar" -cp "$cp" io.ouro.orchestrator.bench.ChaosBench "$@"
+    ;;
   loops)
     cp=$(test_classpath orchestrator)
     exec java -Xmx2g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.orchestrator.bench.LoopsBench "$@"
@@ -120,7 +131,7 @@ case "$name" in
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
       "| plan [configs] | memory [device] [steps] [chunk] | loops [key=value ...]" \
       "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
-      "| data [tokens] [shards] [steps] | generate [device] [new] [prompt]" >&2
+      "| data [tokens] [shards] [steps] | generate [device] [new] [prompt] | chaos [faults]" >&2
     exit 2
     ;;
 esac

@@ -133,6 +133,25 @@ final class StandaloneCluster implements AutoCloseable {
         return out;
     }
 
+    /**
+     * The executor JVMs of this cluster's Workers (their command lines name this cluster's folder), not those of
+     * another cluster on the same machine.
+     */
+    List<ProcessHandle> ownExecutors() {
+        List<ProcessHandle> out = new ArrayList<>();
+        for (ProcessHandle p : executors()) {
+            try {
+                String c = Files.readString(Path.of("/proc", Long.toString(p.pid()), "cmdline"), StandardCharsets.ISO_8859_1);
+                if (c.contains(dir.toString())) {
+                    out.add(p);
+                }
+            } catch (IOException | RuntimeException e) {
+                // gone, or not readable: not one to kill
+            }
+        }
+        return out;
+    }
+
     static String get(String url) throws IOException {
         try {
             HttpResponse<String> r = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build().send(
