@@ -210,10 +210,10 @@ final class ConfigParser {
             }
         }
         for (long s : in.checkpointWriteFailureAtSteps()) {
-            if (s <= 0 || s >= total || !cfg.checkpointAt(s)) {
+            if (s <= 0 || !cfg.checkpointAt(s)) {
                 throw new ConfigException(cfg.file() + ": train.inject.checkpoint_write_failure_at_steps: step " + s
-                        + " is not a checkpoint step before the last (checkpoint_every " + cfg.train().checkpointEvery()
-                        + ", " + total + " steps; the final checkpoint's write is not injectable)");
+                        + " is not a checkpoint step (checkpoint_every " + cfg.train().checkpointEvery() + ", "
+                        + total + " steps)");
             }
         }
     }

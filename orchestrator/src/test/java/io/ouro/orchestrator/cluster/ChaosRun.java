@@ -116,7 +116,7 @@ public final class ChaosRun {
                         timeout_s: 60, retry: {max_failures: 30, window_steps: 1000, backoff_s: 1, backoff_max_s: 2},
                         watchdog: {slack_s: 5, first_step_s: 60}%s}
                 stages:
-                  - {name: main, steps: %d, seq_len: 64, batch_per_worker: 4, lr: {peak: 0.003}}
+                  - {name: main, steps: %d, seq_len: 64, batch_per_worker: 12, lr: {peak: 0.003}}
                 """.formatted(out.toUri(), inject.length() == 0 ? "" : ",\n        inject: {" + inject + "}", steps);
     }
 

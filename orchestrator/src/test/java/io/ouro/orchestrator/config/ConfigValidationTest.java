@@ -77,8 +77,10 @@ class ConfigValidationTest {
                 error(out.formatted(", inject: {task_failure_at_steps: [30]}")));
         assertTrue(error(out.formatted(", inject: {checkpoint_write_failure_at_steps: [15]}"))
                 .startsWith("bad.yaml: train.inject.checkpoint_write_failure_at_steps: step 15 is not a checkpoint step"));
-        assertTrue(error(out.formatted(", inject: {checkpoint_write_failure_at_steps: [30]}"))
-                .contains("the final checkpoint's write is not injectable"));
+        assertEquals(List.of(30L), TrainConfig.parse("ok.yaml", out.formatted(
+                ", inject: {checkpoint_write_failure_at_steps: [30]}")).train().inject().checkpointWriteFailureAtSteps());
+        assertTrue(error(out.formatted(", inject: {checkpoint_write_failure_at_steps: [31]}"))
+                .startsWith("bad.yaml: train.inject.checkpoint_write_failure_at_steps: step 31 is not a checkpoint step"));
         assertTrue(error(OK.replace("train: {workers: 1}", "train: {workers: 1, inject: {hang_at_steps: [1]}}"))
                 .startsWith("bad.yaml: train.inject: injected faults fire once per run output and need run.out"));
     }
