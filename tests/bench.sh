@@ -120,8 +120,17 @@ case "$name" in
     # the application jar SparkSubmit runs, and the test classes (StandaloneCluster, ChaosRun)
     mvn -B -q -pl orchestrator -am package -DskipTests >&2
     cp=$(test_classpath orchestrator)
-    jar=$(ls "$root"/orchestrator/target/ouro-orchestrator-*-app.jar | head -1)
-    exec java -Xmx1g -Douro.app.jar="$jar" -cp "$cp" io.ouro.orchestrator.bench.ChaosBench "$@"
+    # executor JVMs start all through the run (killed ones are replaced): they load a copy of the classes and the app
+    # jar, so that a build in this checkout meanwhile does not change them under the run
+    snap=$(mktemp -d "${TMPDIR:-/tmp}/ouro-chaos-classes.XXXXXX")
+    for d in orchestrator/target/test-classes orchestrator/target/classes worker/target/classes tokenizer/target/classes; do
+      mkdir -p "$snap/$d" && cp -r "$d/." "$snap/$d/"
+    done
+    cp "$root"/orchestrator/target/ouro-orchestrator-*-app.jar "$snap/app.jar"
+    cp=$(echo "$cp" | sed -e "s#$root/#$snap/#g" -e "s#^orchestrator/#$snap/orchestrator/#" -e "s#:orchestrator/#:$snap/orchestrator/#g")
+    java -Xmx1g -Douro.app.jar="$snap/app.jar" -cp "$cp" io.ouro.orchestrator.bench.ChaosBench "$@" && rc=0 || rc=$?
+    rm -rf "$snap"
+    exit $rc
     ;;
   loops)
     cp=$(test_classpath orchestrator)
