@@ -33,8 +33,9 @@ public final class ChaosBench {
         ChaosRun.Outcome o = ChaosRun.run(work, appJar, ChaosRun.FULL_STEPS, faults, 1800);
         o.fired().stream().sorted(Comparator.comparingLong(ChaosRun.Fault::step))
                 .forEach(f -> System.out.println("chaos: fired " + f.kind() + " at step " + f.step()));
-        o.recoveries().forEach(r -> System.out.println("chaos: recovery from step " + r.from() + ", " + r.lost()
-                + " logged step(s) run again; cause: " + r.cause()));
+        o.recoveries().forEach(r -> System.out.println("chaos: " + (r.fault() == null ? "unplanned failure"
+                : r.fault().kind() + " at step " + r.fault().step()) + ": back to step " + r.from() + ", "
+                + r.lost() + " logged step(s) run again; driver's cause: " + r.cause()));
         System.out.println("chaos: logs under " + work);
         System.out.println(o.resultLine());
         System.exit(o.completed() && o.identical() ? 0 : 1);

@@ -36,6 +36,7 @@ class ChaosClusterTest {
         ChaosRun.Recovery r = o.recoveries().get(0);
         assertTrue(r.cause().contains("watchdog") || r.cause().contains("no step"), r.toString());
         assertEquals(0, r.from(), "the checkpoint of step 10 was not written, so the run went back to step 0");
-        assertTrue(r.lost() >= 15, r.toString());
+        assertEquals(new ChaosRun.Fault(ChaosRun.Kind.RANK_HANG, 15), r.fault(), r.toString());
+        assertEquals(15, r.lost(), "steps 0-14 ran again: " + r);
     }
 }

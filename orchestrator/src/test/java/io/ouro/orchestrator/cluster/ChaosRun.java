@@ -60,8 +60,20 @@ public final class ChaosRun {
             new Fault(Kind.TASK_FAILURE, 104),
             new Fault(Kind.EXECUTOR_KILLED, 113));
 
-    /** One failure the driver recovered from: the step it went back to and the logged steps it ran again. */
-    public record Recovery(String cause, long from, long lost) {
+    /**
+     * One failure the driver recovered from: the step it went back to, the logged steps it ran again (from {@code from}
+     * up to {@code upTo}, exclusive), and the planned fault it is put down to (the first not yet accounted for whose
+     * step lies in {@code [from, upTo]}; null for a failure nobody planned).
+     */
+    public record Recovery(String cause, long from, long upTo, Fault fault) {
+
+        public long lost() {
+            return Math.max(0, upTo - from);
+        }
+
+        Recovery of(Fault f) {
+            return new Recovery(cause, from, upTo, f);
+        }
     }
 
     public record Outcome(List<Fault> fired, boolean completed, boolean identical, List<Recovery> recoveries,
@@ -202,7 +214,7 @@ public final class ChaosRun {
                     fired.add(f);
                 }
             }
-            List<Recovery> recoveries = recoveries(logs);
+            List<Recovery> recoveries = attribute(recoveries(logs), fired);
             boolean identical = completed && java.util.Arrays.equals(weights(refOut, steps, work),
                     weights(out, steps, work));
             return new Outcome(fired, completed, identical, recoveries, seconds, refSeconds);
@@ -230,11 +242,24 @@ public final class ChaosRun {
                 } else if ((m = RERUN.matcher(line)).find() || (i > 0 && (m = RESUMED.matcher(line)).find())) {
                     long from = m.group(1) == null ? 0 : Long.parseLong(m.group(1));
                     out.add(new Recovery(cause.length() > 160 ? cause.substring(0, 160) + "…" : cause, from,
-                            Math.max(0, hi + 1 - from)));
+                            Math.max(from, hi + 1), null));
                     hi = from - 1;
                     cause = "driver killed";
                 }
             }
+        }
+        return out;
+    }
+
+    /** Each recovery with the fault that caused it: see {@link Recovery}; failed checkpoint writes cause none. */
+    static List<Recovery> attribute(List<Recovery> recoveries, List<Fault> fired) {
+        List<Fault> open = new ArrayList<>(fired.stream().filter(f -> f.kind() != Kind.CHECKPOINT_WRITE_FAILURE)
+                .sorted(java.util.Comparator.comparingLong(Fault::step)).toList());
+        List<Recovery> out = new ArrayList<>();
+        for (Recovery r : recoveries) {
+            Fault f = open.stream().filter(x -> x.step() >= r.from() && x.step() <= r.upTo()).findFirst().orElse(null);
+            open.remove(f);
+            out.add(r.of(f));
         }
         return out;
     }
