@@ -115,7 +115,7 @@ class TrainingClusterTest {
                         break;
                     }
                     if (run == 1 && !killed && text.contains("checkpoint of step 20 committed")) {
-                        List<ProcessHandle> ex = StandaloneCluster.executors();
+                        List<ProcessHandle> ex = cluster.ownExecutors();
                         assertTrue(!ex.isEmpty(), "executor JVMs are running");
                         ex.get(0).destroyForcibly();
                         killed = true;
