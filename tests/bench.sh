@@ -40,6 +40,10 @@
 #               the same Mano batches (aligned, loss on the answer), held-out accuracy per number of operators;
 #               args key=value: [steps=600] [p=7] [ops=3] [k=2] [T=4] [batch=128] [lr=0.003] [models=k1,kT,kT1]
 #               [form=prefix|chain] [beta=0.05] [ops1=0] [t1=0] [seed=1]
+#   chaos       training on a local Spark standalone cluster (W = 3 executor JVMs) under injected faults (executor
+#               and driver killed, task failure, hung rank, failed checkpoint write; the driver resumed with
+#               --resume auto), final weights compared bit for bit with a fault-free run, steps lost per fault;
+#               about 10-30 minutes; args: [faults, default all 12; CI's ChaosClusterTest runs a two-fault version]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -114,6 +118,22 @@ case "$name" in
     exec java -Xmx6g --add-opens=java.base/java.nio=ALL-UNNAMED -Djava.io.tmpdir="${TMPDIR:-/tmp}" \
       -cp "$cp" io.ouro.orchestrator.bench.DataBench "$@"
     ;;
+  chaos)
+    # the application jar SparkSubmit runs, and the test classes (StandaloneCluster, ChaosRun)
+    mvn -B -q -pl orchestrator -am package -DskipTests >&2
+    cp=$(test_classpath orchestrator)
+    # executor JVMs start all through the run (killed ones are replaced): they load a copy of the classes and the app
+    # jar, so that a build in this checkout meanwhile does not change them under the run
+    snap=$(mktemp -d "${TMPDIR:-/tmp}/ouro-chaos-classes.XXXXXX")
+    for d in orchestrator/target/test-classes orchestrator/target/classes worker/target/classes tokenizer/target/classes; do
+      mkdir -p "$snap/$d" && cp -r "$d/." "$snap/$d/"
+    done
+    cp "$root"/orchestrator/target/ouro-orchestrator-*-app.jar "$snap/app.jar"
+    cp=$(echo "$cp" | sed -e "s#$root/#$snap/#g" -e "s#^orchestrator/#$snap/orchestrator/#" -e "s#:orchestrator/#:$snap/orchestrator/#g")
+    java -Xmx1g -Douro.app.jar="$snap/app.jar" -cp "$cp" io.ouro.orchestrator.bench.ChaosBench "$@" && rc=0 || rc=$?
+    rm -rf "$snap"
+    exit $rc
+    ;;
   loops)
     cp=$(test_classpath orchestrator)
     exec java -Xmx2g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.orchestrator.bench.LoopsBench "$@"
@@ -122,7 +142,7 @@ case "$name" in
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
       "| plan [configs] | memory [device] [steps] [chunk] | loops [key=value ...]" \
       "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
-      "| data [tokens] [shards] [steps] | generate [device] [new] [prompt]" >&2
+      "| data [tokens] [shards] [steps] | generate [device] [new] [prompt] | chaos [faults]" >&2
     exit 2
     ;;
 esac

@@ -26,6 +26,7 @@ public final class CheckpointCommitter {
     private final Consumer<String> log;
     private final TreeMap<Long, Pending> pending = new TreeMap<>();
     private String lastCommitted;
+    private long lastCommittedStep = -1;
 
     public CheckpointCommitter(CheckpointStore store, Consumer<String> log) {
         this.store = store;
@@ -42,6 +43,11 @@ public final class CheckpointCommitter {
         return lastCommitted;
     }
 
+    /** The step of the last checkpoint committed, -1 before the first. */
+    public long lastCommittedStep() {
+        return lastCommittedStep;
+    }
+
     /** Commits every pending checkpoint whose shards are all written; logs what it did. */
     public void poll() {
         for (var it = pending.entrySet().iterator(); it.hasNext(); ) {
@@ -52,6 +58,7 @@ public final class CheckpointCommitter {
                 if (done.isPresent()) {
                     it.remove();
                     lastCommitted = done.get();
+                    lastCommittedStep = Math.max(lastCommittedStep, e.getKey());
                     log.accept(String.format(Locale.ROOT, "checkpoint of step %d committed: %s (%d shard(s), written"
                             + " in the background for %.1f s)", e.getKey(), done.get(), p.world(),
                             (System.nanoTime() - p.since()) / 1e9));

@@ -130,10 +130,11 @@ final class ConfigParser {
         TrainSettings.Watchdog watchdog = new TrainSettings.Watchdog(wd.number("slack_s", 120.0, 0.1, 86_400),
                 wd.number("first_step_s", 1800.0, 0.1, 7 * 86_400));
         wd.noOthers();
+        TrainSettings.Inject faults = inject(t, run);
         t.noOthers();
         TrainSettings train = new TrainSettings(workers, device, segment, clip, peak, timeout, every, keep, recovery, inject, spike,
                 injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
-                matmul, exchange, watchdog);
+                matmul, exchange, watchdog, faults);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {
@@ -170,7 +171,51 @@ final class ConfigParser {
             }
         }
         top.noOthers();
-        return new TrainConfig(file, run, model, sources, train, List.copyOf(stages), initFrom);
+        TrainConfig cfg = new TrainConfig(file, run, model, sources, train, List.copyOf(stages), initFrom);
+        checkInjectSteps(cfg);
+        return cfg;
+    }
+
+    /**
+     * {@code train.inject} (see {@link TrainSettings.Inject}): lists of steps, each a fault that fires once per run
+     * output, so it needs {@code run.out} for its markers.
+     */
+    static TrainSettings.Inject inject(Node t, Run run) {
+        Node in = t.child("inject");
+        TrainSettings.Inject faults = new TrainSettings.Inject(steps(in, "task_failure_at_steps"),
+                steps(in, "hang_at_steps"), steps(in, "checkpoint_write_failure_at_steps"));
+        in.noOthers();
+        if (faults.any() && run.out().isEmpty()) {
+            throw t.error("inject", "injected faults fire once per run output and need run.out (or --out) for"
+                    + " their markers");
+        }
+        return faults;
+    }
+
+    private static List<Long> steps(Node n, String key) {
+        return n.integers(key, 0, Long.MAX_VALUE / 4);
+    }
+
+    /** Every injected fault's step must be one the run reaches, or it would silently never fire. */
+    private static void checkInjectSteps(TrainConfig cfg) {
+        TrainSettings.Inject in = cfg.train().inject();
+        long total = cfg.totalSteps();
+        for (var e : Map.of("task_failure_at_steps", in.taskFailureAtSteps(), "hang_at_steps", in.hangAtSteps())
+                .entrySet()) {
+            for (long s : e.getValue()) {
+                if (s >= total) {
+                    throw new ConfigException(cfg.file() + ": train.inject." + e.getKey() + ": step " + s
+                            + " is past the run's last step " + (total - 1));
+                }
+            }
+        }
+        for (long s : in.checkpointWriteFailureAtSteps()) {
+            if (s <= 0 || !cfg.checkpointAt(s)) {
+                throw new ConfigException(cfg.file() + ": train.inject.checkpoint_write_failure_at_steps: step " + s
+                        + " is not a checkpoint step (checkpoint_every " + cfg.train().checkpointEvery() + ", "
+                        + total + " steps)");
+            }
+        }
     }
 
     /** {@code train.retry} and {@code train.checkpoint_every_minutes} (see {@link Recovery}). */

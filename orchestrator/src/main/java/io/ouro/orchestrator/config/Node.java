@@ -69,6 +69,26 @@ public final class Node {
         return out;
     }
 
+    /** A list of integers in [min, max]; empty when absent. */
+    public List<Long> integers(String key, long min, long max) {
+        JsonNode v = get(key);
+        List<Long> out = new ArrayList<>();
+        if (v == null || v.isNull()) {
+            return out;
+        }
+        if (!v.isArray()) {
+            throw error(field(key), "a list of integers", v);
+        }
+        for (int i = 0; i < v.size(); i++) {
+            JsonNode x = v.get(i);
+            if (!x.isIntegralNumber() || x.asLong() < min || x.asLong() > max) {
+                throw error(field(key) + "[" + i + "]", "an integer in [" + min + ", " + max + "]", x);
+            }
+            out.add(x.asLong());
+        }
+        return out;
+    }
+
     public String string(String key, String dflt) {
         JsonNode v = get(key);
         if (v == null || v.isNull()) {

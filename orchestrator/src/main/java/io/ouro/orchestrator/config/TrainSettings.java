@@ -4,19 +4,21 @@ import io.ouro.worker.comm.WireDtype;
 import io.ouro.worker.model.MatmulPrecision;
 
 import java.io.Serializable;
+import java.util.List;
 
 /** Settings of the whole run (not per stage): the {@code train} section. */
 public record TrainSettings(int workers, String device, int segmentSteps, double clip, double peakGflops, int timeoutSeconds,
                     long checkpointEvery, int keepCheckpoints, Recovery recovery, long injectFailureAtStep,
                     Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                     long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
-                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype, Watchdog watchdog)
+                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype, Watchdog watchdog,
+                    Inject inject)
         implements Serializable {
 
     TrainSettings withCheckpointEvery(long every) {
         return new TrainSettings(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                 recovery, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype, watchdog);
+                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype, watchdog, inject);
     }
 
     /** The largest gradient bucket of the exchange, in floats. */
@@ -69,5 +71,29 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
      * (validation, checkpoint snapshot) the bound is {@code firstStepSeconds} instead.
      */
     public record Watchdog(double slackSeconds, double firstStepSeconds) implements Serializable {
+    }
+
+    /**
+     * Faults injected for tests and the chaos bench ({@code train.inject}), each at the steps listed: rank W-1 throws
+     * at the start of the step ({@code task_failure_at_steps}), sleeps there until its task is cancelled
+     * ({@code hang_at_steps}), or fails writing its shard of the checkpoint of that step
+     * ({@code checkpoint_write_failure_at_steps}). Each fault fires once per run output, whatever the retries and
+     * resumes: the rank that fires it first creates a marker under {@code <run.out>/inject/}. Empty by default; not
+     * part of the run identity (a run with faults must end as the same run without them).
+     */
+    public record Inject(List<Long> taskFailureAtSteps, List<Long> hangAtSteps,
+                         List<Long> checkpointWriteFailureAtSteps) implements Serializable {
+
+        public static final Inject NONE = new Inject(List.of(), List.of(), List.of());
+
+        public Inject {
+            taskFailureAtSteps = List.copyOf(taskFailureAtSteps);
+            hangAtSteps = List.copyOf(hangAtSteps);
+            checkpointWriteFailureAtSteps = List.copyOf(checkpointWriteFailureAtSteps);
+        }
+
+        public boolean any() {
+            return !taskFailureAtSteps.isEmpty() || !hangAtSteps.isEmpty() || !checkpointWriteFailureAtSteps.isEmpty();
+        }
     }
 }

@@ -127,6 +127,7 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                     if (s == injectFailureAt && rank == world - 1) {
                         throw new IllegalStateException("injected failure at step " + s + " (train.inject_failure_at_step)");
                     }
+                    InjectedFaults.beforeStep(cfg, s, rank, world);
                     long wait0 = pf.waitNanos();
                     Sampler.Batch b = pf.take();
                     DataParallelStep.Outcome o = dp.step(s, b, pf.waitNanos() - wait0);
@@ -182,8 +183,13 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
                 StateKind.EXP_AVG_SQ, st.backend.momentSource(1)));
         ShardWriter.RunState run = new ShardWriter.RunState(last, st.backend.optimizerStep(), cfg.hash(), Map.of("stage", stage.name(),
                 "run_id", runId, "spike_history", st.guard.save()));
-        BackgroundWrites.submit(runId + " rank " + rank, timeout, store.fs(), dir, rank, world,
-                () -> ShardWriter.write(store.fs(), dir, index, rank, world, snap.sources(), run));
+        BackgroundWrites.submit(runId + " rank " + rank, timeout, store.fs(), dir, rank, world, () -> {
+            if (InjectedFaults.fires(cfg, InjectedFaults.Kind.CHECKPOINT_WRITE_FAILURE, last, rank, world)) {
+                throw new java.io.IOException("injected failure writing the checkpoint of step " + last
+                        + " (train.inject.checkpoint_write_failure_at_steps)");
+            }
+            ShardWriter.write(store.fs(), dir, index, rank, world, snap.sources(), run);
+        });
         return dir.toString();
     }
 

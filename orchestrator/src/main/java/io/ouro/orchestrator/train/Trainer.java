@@ -62,6 +62,7 @@ public final class Trainer {
             long inject = cfg.train().injectFailureAtStep();
             float[] params = null;
             CheckpointCadence cadence = new CheckpointCadence(cfg);
+            long lastFirst = step;
             while (step < cfg.totalSteps()) {
                 CheckpointCadence.Segment seg = cadence.next(step);
                 long last = seg.last();
@@ -71,6 +72,7 @@ public final class Trainer {
                     report.segmentDone(done.results(), done.millis());
                     cadence.done(seg, done.millis());
                     params = wantParams ? RunReporter.rank0(done.results()).parameters() : params;
+                    lastFirst = step;
                     step = last;
                 } catch (SegmentRunner.Failed e) {
                     inject = -1; // an injected failure happens once
@@ -78,15 +80,25 @@ public final class Trainer {
                     cadence.rewind();
                     report.rewind(step);
                 }
-            }
-            if (committer != null && !committer.await(Duration.ofSeconds(cfg.train().timeoutSeconds())).isEmpty()) {
-                throw new IllegalStateException("run " + runId + ": the last checkpoint was not committed (see above)");
+                if (step == cfg.totalSteps() && committer != null && !finalCheckpointCommitted(committer)) {
+                    // its shards failed to write or never landed: the run is not done until its last checkpoint is,
+                    // so the last segment runs again from the newest checkpoint, as after any failed segment
+                    step = retry.afterFailure(lastFirst, step, new IllegalStateException("the checkpoint of the last"
+                            + " step " + step + " was not committed (see above)"));
+                    cadence.rewind();
+                    report.rewind(step);
+                }
             }
             report.runDone(runner.steps.value(), runner.tokens.value(), runner.skipped.value(),
                     committer == null ? null : committer.lastCommitted());
             return new Result(runId, report.steps(), report.segments(), params, report.validations(),
                     report.totals());
         }
+    }
+
+    private boolean finalCheckpointCommitted(CheckpointCommitter committer) {
+        return committer.await(Duration.ofSeconds(cfg.train().timeoutSeconds())).isEmpty()
+                && committer.lastCommittedStep() == cfg.totalSteps();
     }
 
     private CheckpointStore store() {

@@ -116,8 +116,8 @@ final class StandaloneCluster implements AutoCloseable {
         return p;
     }
 
-    /** The executor JVMs (CoarseGrainedExecutorBackend) running now. */
-    static List<ProcessHandle> executors() {
+    /** The executor JVMs (CoarseGrainedExecutorBackend) running now on this machine, of any cluster. */
+    private static List<ProcessHandle> executors() {
         List<ProcessHandle> out = new ArrayList<>();
         ProcessHandle.allProcesses().forEach(p -> {
             String c;
@@ -130,6 +130,26 @@ final class StandaloneCluster implements AutoCloseable {
                 out.add(p);
             }
         });
+        return out;
+    }
+
+    /**
+     * The executor JVMs of this cluster's Workers (their command lines name this cluster's folder), not those of
+     * another cluster on the same machine: another session's test killing every executor JVM it saw once cost a chaos
+     * run two unplanned failures.
+     */
+    List<ProcessHandle> ownExecutors() {
+        List<ProcessHandle> out = new ArrayList<>();
+        for (ProcessHandle p : executors()) {
+            try {
+                String c = Files.readString(Path.of("/proc", Long.toString(p.pid()), "cmdline"), StandardCharsets.ISO_8859_1);
+                if (c.contains(dir.toString())) {
+                    out.add(p);
+                }
+            } catch (IOException | RuntimeException e) {
+                // gone, or not readable: not one to kill
+            }
+        }
         return out;
     }
 
@@ -165,7 +185,7 @@ final class StandaloneCluster implements AutoCloseable {
 
     @Override
     public void close() {
-        for (ProcessHandle e : executors()) {
+        for (ProcessHandle e : ownExecutors()) {
             e.destroyForcibly();
         }
         for (Process p : procs) {

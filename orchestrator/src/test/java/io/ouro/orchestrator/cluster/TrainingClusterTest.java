@@ -121,8 +121,8 @@ class TrainingClusterTest {
                         assertTrue(pid.find(), "the driver named rank 1's executor: " + text);
                         ProcessHandle ex = ProcessHandle.of(Long.parseLong(pid.group(1))).orElseThrow(
                                 () -> new AssertionError("rank 1's executor JVM " + pid.group(1) + " is running"));
-                        assertTrue(StandaloneCluster.executors().stream().anyMatch(e -> e.pid() == ex.pid()),
-                                "pid " + ex.pid() + " is an executor JVM");
+                        assertTrue(cluster.ownExecutors().stream().anyMatch(e -> e.pid() == ex.pid()),
+                                "pid " + ex.pid() + " is an executor JVM of this cluster");
                         ex.destroyForcibly();
                         killed = true;
                         System.out.println("killed executor JVM pid " + ex.pid() + " (rank 1's)");

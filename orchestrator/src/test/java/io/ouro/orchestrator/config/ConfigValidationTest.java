@@ -57,6 +57,35 @@ class ConfigValidationTest {
     }
 
     @Test
+    void injectedFaultsDefaultToNoneAreValidatedAndLeaveTheRunIdentityAlone() {
+        String out = OK.replace("run: {name: t}", "run: {name: t, out: /tmp/x}")
+                .replace("steps: 3,", "steps: 30,").replace("train: {workers: 1}", "train: {workers: 1, checkpoint_every: 10%s}");
+        TrainConfig plain = TrainConfig.parse("ok.yaml", out.formatted(""));
+        assertFalse(plain.train().inject().any());
+        TrainConfig faults = TrainConfig.parse("ok.yaml", out.formatted(", inject: {task_failure_at_steps: [3, 17],"
+                + " hang_at_steps: [25], checkpoint_write_failure_at_steps: [10]}"));
+        assertEquals(List.of(3L, 17L), faults.train().inject().taskFailureAtSteps());
+        assertEquals(List.of(25L), faults.train().inject().hangAtSteps());
+        assertEquals(List.of(10L), faults.train().inject().checkpointWriteFailureAtSteps());
+        assertEquals(plain.hash(), faults.hash(), "injected faults are not part of the run identity");
+        assertEquals("bad.yaml: train.inject.hang_at_steps: expected a list of integers, got '5'",
+                error(out.formatted(", inject: {hang_at_steps: 5}")));
+        assertEquals("bad.yaml: train.inject.hang_at_steps[1]: expected an integer in [0, " + Long.MAX_VALUE / 4
+                + "], got '\"x\"'", error(out.formatted(", inject: {hang_at_steps: [5, x]}")));
+        assertTrue(error(out.formatted(", inject: {hang_at_step: [5]}")).startsWith("bad.yaml: train.inject.hang_at_step: unknown field"));
+        assertEquals("bad.yaml: train.inject.task_failure_at_steps: step 30 is past the run's last step 29",
+                error(out.formatted(", inject: {task_failure_at_steps: [30]}")));
+        assertTrue(error(out.formatted(", inject: {checkpoint_write_failure_at_steps: [15]}"))
+                .startsWith("bad.yaml: train.inject.checkpoint_write_failure_at_steps: step 15 is not a checkpoint step"));
+        assertEquals(List.of(30L), TrainConfig.parse("ok.yaml", out.formatted(
+                ", inject: {checkpoint_write_failure_at_steps: [30]}")).train().inject().checkpointWriteFailureAtSteps());
+        assertTrue(error(out.formatted(", inject: {checkpoint_write_failure_at_steps: [31]}"))
+                .startsWith("bad.yaml: train.inject.checkpoint_write_failure_at_steps: step 31 is not a checkpoint step"));
+        assertTrue(error(OK.replace("train: {workers: 1}", "train: {workers: 1, inject: {hang_at_steps: [1]}}"))
+                .startsWith("bad.yaml: train.inject: injected faults fire once per run output and need run.out"));
+    }
+
+    @Test
     void theStashDtypeIsValidatedPlannedAndPartOfTheRunIdentity() {
         TrainConfig fp32 = TrainConfig.parse("ok.yaml", OK);
         TrainConfig bf16 = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",

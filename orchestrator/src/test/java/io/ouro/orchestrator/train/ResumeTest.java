@@ -118,6 +118,37 @@ class ResumeTest {
         assertArrayEquals(expected, timed.parameters(), "weights with checkpoints by wall time and a re-run");
     }
 
+    /**
+     * {@code train.inject}: the checkpoint of step 4 fails to write, a task fails at step 5 (so the run goes back to
+     * step 0), and the final checkpoint (step 10) fails to write (so the last segment runs again from step 8); each
+     * fault fires once, the run ends with its final checkpoint committed and weights bit-identical to an
+     * uninterrupted run.
+     */
+    @Test
+    @Timeout(300)
+    void injectedFaultsFireOnceAndAFailedFinalCheckpointIsWrittenAgain() throws Exception {
+        float[] expected = train(config(tmp.resolve("a"), -1), false, System.out::println).parameters();
+        StringBuilder log = new StringBuilder();
+        Path out = tmp.resolve("f");
+        Trainer.Result faulty = train(config(out, -1, "  inject: {task_failure_at_steps: [5],"
+                + " checkpoint_write_failure_at_steps: [4, 10]}\n"), false, l -> {
+                    System.out.println(l);
+                    log.append(l).append('\n');
+                });
+        String text = log.toString();
+        assertTrue(text.contains("warning: checkpoint of step 4 not committed, a shard write failed"), text);
+        assertTrue(text.contains("segment 4–7 failed (failure 1 of"), text);
+        assertTrue(text.contains("re-running from step 0 (no checkpoint yet)"), text);
+        assertTrue(text.contains("the checkpoint of the last step 10 was not committed"), text);
+        assertTrue(text.contains("re-running from step 8 (checkpoint)"), text);
+        assertTrue(text.contains("checkpoint of step 10 committed"), text);
+        for (String marker : new String[] {"task-failure-5", "checkpoint-write-failure-4", "checkpoint-write-failure-10"}) {
+            assertTrue(java.nio.file.Files.exists(out.resolve("inject").resolve(marker)), marker);
+        }
+        assertEquals(2, text.split(" failed \\(failure ", -1).length - 1, "each fault fired once: " + text);
+        assertArrayEquals(expected, faulty.parameters(), "weights after the injected faults");
+    }
+
     static final class DriverKilled extends RuntimeException {
     }
 }
