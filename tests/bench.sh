@@ -23,6 +23,9 @@
 #   allreduce   ring all-reduce on 127.0.0.1 (W = 2 and 4 threads, 1 MiB ... 256 MiB) against the
 #               bandwidth-optimal time from the measured point-to-point bandwidth;
 #               args: [rounds 7] [max MiB 256] [chunk KiB 256]
+#   wire        the overlap bench's model (26M parameters) trained at W = 2 with the gradients exchanged in fp32 and then
+#               in bf16 (train.exchange_dtype), same weights and batches: the losses' and weights' distance, ranks
+#               bit-identical; args: [device java] [steps 30] [lr 0.001]
 #   overlap     the data-parallel step of a d 512, 8-layer, T 2 model (26M parameters) with W = 1 and W = 2 ranks on
 #               127.0.0.1: the gradient exchange's ring time, the share of it hidden behind the backward, the wait
 #               after the backward, the W = 2 step time over W = 1's, with ZeRO-1 the parameter all-gather's ring
@@ -86,6 +89,11 @@ case "$name" in
   allreduce)
     cp=$(test_classpath worker)
     exec java -Xmx8g -cp "$cp" io.ouro.worker.bench.AllReduceBench "$@"
+    ;;
+  wire)
+    cp=$(test_classpath orchestrator)
+    exec java -Xmx12g --add-modules=jdk.incubator.vector \
+      -cp "$cp" io.ouro.orchestrator.bench.WireBench "$@"
     ;;
   overlap)
     cp=$(test_classpath orchestrator)
