@@ -17,17 +17,13 @@ abstract class AttentionKernels extends LayerKernels {
         attentionRegisters(q, k, v, lse, out, 0, 0, 0, 0, batch, seqLen, heads, hd);
     }
 
-    /** dq += dS k, with the probabilities recomputed from q, k and lse; dS = P (dout . v - dout . out) * scale. */
-    final void setAttentionBackwardQ(int dq, int dk, int dv, int dout, int out, int lse, int q, int k, int v,
-                                     int batch, int seqLen, int heads, int hd, DeviceOp kernel) {
-        begin(kernel);
-        attentionRegisters(q, k, v, lse, dout, dq, out, dk, dv, batch, seqLen, heads, hd);
-    }
-
-    /** dk += sum over later queries of dS q, dv += of P dout (the same recomputation). */
-    final void setAttentionBackwardKv(int dq, int dk, int dv, int dout, int out, int lse, int q, int k, int v,
-                                      int batch, int seqLen, int heads, int hd, DeviceOp kernel) {
-        begin(kernel);
+    /**
+     * One pass of the backward, with the probabilities recomputed from q, k and lse (dS = P (dout . v - dout . out) *
+     * scale): {@code pass} the dq kernel (dq += dS k) or the dk/dv kernel (dk += dS^T q, dv += P^T dout).
+     */
+    final void setAttentionBackward(int dq, int dk, int dv, int dout, int out, int lse, int q, int k, int v,
+                                    int batch, int seqLen, int heads, int hd, DeviceOp pass) {
+        begin(pass);
         attentionRegisters(q, k, v, lse, dout, dq, out, dk, dv, batch, seqLen, heads, hd);
     }
 

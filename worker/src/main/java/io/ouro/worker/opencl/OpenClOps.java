@@ -308,12 +308,11 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
                                   int qOff, int kOff, int vOff, int batch, int seqLen, int heads, int hd) {
         reads(Buffer.ACT);
         AttentionKernel kernel = attentionKernel(hd);
-        k.setAttentionBackwardQ(dqOff, dkOff, dvOff, doutOff, outOff, lseOff, qOff, kOff, vOff, batch, seqLen, heads,
-                hd, kernel.backwardQ);
-        launchAttention(kernel, batch, seqLen, heads);
-        k.setAttentionBackwardKv(dqOff, dkOff, dvOff, doutOff, outOff, lseOff, qOff, kOff, vOff, batch, seqLen, heads,
-                hd, kernel.backwardKv);
-        launchAttention(kernel, batch, seqLen, heads);
+        for (DeviceOp pass : new DeviceOp[] {kernel.backwardQ, kernel.backwardKv}) {
+            k.setAttentionBackward(dqOff, dkOff, dvOff, doutOff, outOff, lseOff, qOff, kOff, vOff, batch, seqLen,
+                    heads, hd, pass);
+            launchAttention(kernel, batch, seqLen, heads);
+        }
         wrote(Buffer.ACT);
     }
 
