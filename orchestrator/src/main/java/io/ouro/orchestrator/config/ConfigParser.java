@@ -9,6 +9,7 @@ import io.ouro.orchestrator.config.TrainSettings.Recovery;
 import io.ouro.orchestrator.config.TrainSettings.Spike;
 import io.ouro.orchestrator.config.TrainSettings.Validation;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.comm.ExchangeInterface;
 import io.ouro.worker.comm.WireDtype;
 import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.DeviceSpec;
@@ -126,6 +127,12 @@ final class ConfigParser {
         } catch (IllegalArgumentException e) {
             throw t.error("exchange_dtype", e.getMessage());
         }
+        // the network the ring uses on each executor (an interface name or a subnet); blank: Spark's host
+        String exchangeInterface = t.string("exchange_interface", "").trim();
+        String badInterface = ExchangeInterface.malformed(exchangeInterface);
+        if (badInterface != null) {
+            throw t.error("exchange_interface", badInterface);
+        }
         Node wd = t.child("watchdog");
         TrainSettings.Watchdog watchdog = new TrainSettings.Watchdog(wd.number("slack_s", 120.0, 0.1, 86_400),
                 wd.number("first_step_s", 1800.0, 0.1, 7 * 86_400));
@@ -134,7 +141,7 @@ final class ConfigParser {
         t.noOthers();
         TrainSettings train = new TrainSettings(workers, device, segment, clip, peak, timeout, every, keep, recovery, inject, spike,
                 injectNan, validation, memory, maxBuffer, shard, connections, bucket, stashDtype.equals("bf16"),
-                matmul, exchange, watchdog, faults);
+                matmul, exchange, exchangeInterface, watchdog, faults);
 
         List<Stage> stages = new ArrayList<>();
         if (legacy) {

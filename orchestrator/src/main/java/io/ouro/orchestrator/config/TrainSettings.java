@@ -11,14 +11,15 @@ public record TrainSettings(int workers, String device, int segmentSteps, double
                     long checkpointEvery, int keepCheckpoints, Recovery recovery, long injectFailureAtStep,
                     Spike spike, long injectNonFiniteAtStep, Validation validation, double deviceMemoryGib,
                     long maxBufferMib, boolean shardOptimizer, int ringConnections, int bucketMib,
-                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype, Watchdog watchdog,
-                    Inject inject)
+                    boolean bf16Stash, MatmulPrecision matmul, WireDtype exchangeDtype, String exchangeInterface,
+                    Watchdog watchdog, Inject inject)
         implements Serializable {
 
     TrainSettings withCheckpointEvery(long every) {
         return new TrainSettings(workers, device, segmentSteps, clip, peakGflops, timeoutSeconds, every, keepCheckpoints,
                 recovery, injectFailureAtStep, spike, injectNonFiniteAtStep, validation, deviceMemoryGib,
-                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype, watchdog, inject);
+                maxBufferMib, shardOptimizer, ringConnections, bucketMib, bf16Stash, matmul, exchangeDtype, exchangeInterface,
+                watchdog, inject);
     }
 
     /** The largest gradient bucket of the exchange, in floats. */

@@ -9,6 +9,7 @@ import io.ouro.orchestrator.checkpoint.ShardWriter;
 import io.ouro.orchestrator.checkpoint.StateKind;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.worker.comm.RingGroup;
+import io.ouro.worker.comm.ExchangeInterface;
 import io.ouro.worker.comm.RingConfig;
 import io.ouro.worker.comm.RingOrder;
 import io.ouro.worker.data.Prefetcher;
@@ -112,7 +113,9 @@ public final class SegmentTask extends AbstractFunction1<Iterator<Integer>, Iter
             // joining the ring waits for every rank's set-up (train.timeout_s); once in, a peer that goes quiet
             // longer than the driver's watchdog bound (plus a margin) is given up (SegmentRunner#peerTimeoutMillis)
             Duration peer = Duration.ofMillis(peerTimeoutMillis);
-            RingConfig rc = new RingConfig(rank, world, host, host, secret, timeout, peer,
+            // the ring's address: the host Spark reports, or the network train.exchange_interface names
+            String ringHost = ExchangeInterface.resolve(cfg.train().exchangeInterface(), host);
+            RingConfig rc = new RingConfig(rank, world, ringHost, ringHost, secret, timeout, peer,
                     RingConfig.DEFAULT_CHUNK_BYTES, cfg.train().exchangeDtype());
             List<StepMetrics> metrics = new ArrayList<>();
             long sent, payload;

@@ -115,6 +115,26 @@ class ConfigValidationTest {
     }
 
     @Test
+    void theExchangeInterfaceIsCheckedAndNotPartOfTheRunIdentity() {
+        TrainConfig plain = TrainConfig.parse("ok.yaml", OK);
+        TrainConfig ib = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, exchange_interface: ib0}"));
+        TrainConfig subnet = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
+                "train: {workers: 1, exchange_interface: 10.2.0.0/16}"));
+        assertEquals("", plain.train().exchangeInterface(), "Spark's host by default");
+        assertEquals("ib0", ib.train().exchangeInterface());
+        assertEquals("10.2.0.0/16", subnet.train().exchangeInterface());
+        assertEquals(plain.hash(), ib.hash(), "the network the bytes take does not change the sums");
+        assertEquals("bad.yaml: train.exchange_interface: prefix length of '10.2.0.0/33': expected 0..32, got '33'",
+                error(OK.replace("train: {workers: 1}", "train: {workers: 1, exchange_interface: 10.2.0.0/33}")));
+        assertEquals("bad.yaml: train.exchange_interface: expected a subnet such as 10.2.0.0/16, got 'fabric/16'",
+                error(OK.replace("train: {workers: 1}", "train: {workers: 1, exchange_interface: fabric/16}")));
+        assertEquals("bad.yaml: train.exchange_interface: expected an interface name (such as ib0) or a subnet (such as"
+                        + " 10.2.0.0/16), got 'ib 0'",
+                error(OK.replace("train: {workers: 1}", "train: {workers: 1, exchange_interface: ib 0}")));
+    }
+
+    @Test
     void theMatmulIsValidatedPlannedAndPartOfTheRunIdentity() {
         TrainConfig fp32 = TrainConfig.parse("ok.yaml", OK);
         TrainConfig tc = TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",

@@ -35,6 +35,7 @@ class DataParallelTest {
                   warmup_steps: 2
                   clip: 1.0
                   timeout_s: 60
+                  exchange_interface: 127.0.0.0/8   # the ring on the loopback network by subnet, as on a fabric
                 """.formatted(workers, batch));
     }
 
