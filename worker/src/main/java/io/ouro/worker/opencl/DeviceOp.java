@@ -1,7 +1,9 @@
 package io.ouro.worker.opencl;
 
+import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Every op the device runs, with its code and the name it is profiled under: the one place both are written.
@@ -97,6 +99,15 @@ public enum DeviceOp {
 
     private static final Map<Long, DeviceOp> BY_CODE = new HashMap<>();
 
+    /**
+     * The ops that use the kernel's local-memory tiles ({@link KernelFields#tileA}, {@code tileB}: 2 x 64 x 65 floats,
+     * 33 KB). Every other op is launched with one-float tiles, so that its work-groups do not reserve local memory
+     * they never touch (on a GPU it would cap how many of them an SM holds). DeviceOpTest derives the set from the
+     * program's source and fails if it differs from this one.
+     */
+    private static final Set<DeviceOp> LOCAL_TILES = EnumSet.of(GEMM, CL_GEMM_TILED, CL_CE_FWD_WG, CL_FLASH_FWD,
+            CL_FLASH_BWD_Q, CL_FLASH_BWD_KV);
+
     static {
         for (DeviceOp o : values()) {
             if (BY_CODE.put(key(o.code, o.hand), o) != null) {
@@ -124,6 +135,11 @@ public enum DeviceOp {
     /** The name launches of this op are profiled under ({@link OpenClOps#profile()}). */
     public String profileName() {
         return profileName;
+    }
+
+    /** Whether this op reads or writes the local-memory tiles (it is launched with them at full size). */
+    public boolean localTiles() {
+        return LOCAL_TILES.contains(this);
     }
 
     /** Whether this op is hand-written OpenCL C (as opposed to Java that Aparapi translates). */

@@ -15,10 +15,19 @@ abstract class KernelLaunches extends DeviceBuffers {
 
     private java.util.Map<String, long[]> profile;
     private boolean profileShapes;
+    /**
+     * The kernel's local-memory tiles at full size, and the one-float stand-ins bound for ops that use none: Aparapi
+     * reads a {@code @Local} field's array at every launch and sets the argument's size from its length (KernelRunner
+     * updateKernelArrayRefs; aparapi-native processLocalArray re-sets it when the length changed), so the local memory
+     * a launch reserves is what its op uses ({@link DeviceOp#localTiles()}).
+     */
+    private final float[] fullTileA, fullTileB, noTileA = new float[1], noTileB = new float[1];
 
     KernelLaunches(OpenCLDevice device, int[] paramSegments, int[] momentSegments, long actSize, int metricsSize,
                    int rows, int[] stashSizes, boolean training) {
         super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training);
+        fullTileA = k.tileA;
+        fullTileB = k.tileB;
     }
 
     /** Whether this device runs gemm_tc.cl with the tensor-core instruction (else its emulation). */
@@ -53,6 +62,9 @@ abstract class KernelLaunches extends DeviceBuffers {
             name += String.format(java.util.Locale.ROOT, " %dx%dx%d a%d,%d b%d,%d%s", k.gm, k.gn, k.gk, k.aRs, k.aCs,
                     k.bRs, k.bCs, op == DeviceOp.CL_GEMM_OUTER && k.outerPackedB() ? " packedB" : "");
         }
+        boolean tiles = op.localTiles();
+        k.tileA = tiles ? fullTileA : noTileA;
+        k.tileB = tiles ? fullTileB : noTileB;
         KernelCheck.launch(k, device, range, "op '" + name + "'");
         pendingUploads.clear();
         if (device.isSharedMemory()) {

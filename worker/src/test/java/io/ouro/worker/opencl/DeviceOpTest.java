@@ -81,6 +81,87 @@ class DeviceOpTest {
         }
     }
 
+    /**
+     * {@link DeviceOp#localTiles()} is what the program says: the hand-written ops whose function (or anything it
+     * calls) names {@code tileA}/{@code tileB}, plus the translated GEMM, whose barrier loop in {@code run()} stages
+     * its tiles there; no other translated op's body touches them. An op that used the tiles without being in the
+     * set would be launched with one-float tiles and write past them, so this check is what keeps it safe.
+     */
+    @Test
+    void theOpsLaunchedWithLocalTilesAreTheOpsThatUseThem() {
+        String program = ClKernels.source().replaceAll("(?s)/\\*.*?\\*/", "").replaceAll("//[^\\n]*", "");
+        java.util.Map<String, String> bodies = new java.util.LinkedHashMap<>();
+        Matcher f = Pattern.compile("(?m)^(?:__kernel\\s+)?[A-Za-z_][\\w \\t\\*]*?\\b(\\w+)\\s*\\(").matcher(program);
+        while (f.find()) {
+            int open = program.indexOf('{', f.end()), semi = program.indexOf(';', f.end());
+            if (open < 0 || (semi >= 0 && semi < open)) {
+                continue; // a declaration, not a definition
+            }
+            int depth = 0, end = open;
+            for (; end < program.length(); end++) {
+                char c = program.charAt(end);
+                depth += c == '{' ? 1 : c == '}' ? -1 : 0;
+                if (depth == 0) {
+                    break;
+                }
+            }
+            bodies.put(f.group(1), program.substring(open, end + 1));
+        }
+        assertTrue(bodies.containsKey("ouro_hand") && bodies.containsKey("run") && bodies.containsKey("ouro_flash_fwd"),
+                "the scan finds the program's functions: " + bodies.keySet());
+        Set<String> touching = new HashSet<>();
+        for (boolean grew = true; grew; ) {
+            grew = false;
+            for (var e : bodies.entrySet()) {
+                if (touching.contains(e.getKey()) || e.getKey().equals("run")) {
+                    continue;
+                }
+                boolean uses = e.getValue().contains("tileA") || e.getValue().contains("tileB");
+                for (String callee : touching) {
+                    uses |= Pattern.compile("\\b" + callee + "\\s*\\(").matcher(e.getValue()).find();
+                }
+                if (uses) {
+                    touching.add(e.getKey());
+                    grew = true;
+                }
+            }
+        }
+        Set<DeviceOp> derived = new HashSet<>();
+        Matcher d = Pattern.compile("this->hand == (OURO_\\w+)\\)\\s*\\{\\s*(\\w+)\\(").matcher(
+                bodies.get("ouro_hand") + bodies.getOrDefault("ouro_phase", ""));
+        int dispatched = 0;
+        while (d.find()) {
+            dispatched++;
+            if (touching.contains(d.group(2))) {
+                DeviceOp op = null;
+                for (DeviceOp o : DeviceOp.values()) {
+                    if (o.handWritten() && o.define().equals(d.group(1))) {
+                        op = o;
+                    }
+                }
+                assertTrue(op != null, d.group(1) + " is a DeviceOp");
+                derived.add(op);
+            }
+        }
+        assertTrue(dispatched >= 20, "the scan reads the hand-written dispatch (" + dispatched + " ops)");
+        for (String fn : touching) {
+            // the marker methods ClKernels splices the hand-written dispatch into reach the tiles through it
+            assertTrue(fn.startsWith("ouro_") || fn.endsWith("__handWritten") || fn.endsWith("__handPhase"), fn + ", a translated function, touches the tiles: only run()'s GEMM may");
+        }
+        String run = bodies.get("run");
+        assertTrue(run.contains("this->tileA[") && run.contains("this->tileB["), "run()'s GEMM barrier loop stages tiles");
+        derived.add(DeviceOp.GEMM);
+        Set<DeviceOp> declared = new HashSet<>();
+        for (DeviceOp op : DeviceOp.values()) {
+            if (op.localTiles()) {
+                declared.add(op);
+            }
+        }
+        assertEquals(new java.util.TreeSet<>(derived), new java.util.TreeSet<>(declared),
+                "DeviceOp.localTiles() against the ops whose code uses the tiles");
+        assertTrue(touching.contains("ouro_ce_fwd_wg") && !touching.contains("ouro_ce_bwd_wg"), "scan: " + touching);
+    }
+
     private static String resource(String name) throws IOException {
         try (InputStream in = ClKernels.class.getResourceAsStream(name)) {
             assertTrue(in != null, name + " is on the classpath");
