@@ -25,8 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The flash attention (flash.cl: a work-group of 64 items per block of 64 queries or keys, tiles of
  * min(64, 4096 / hd) rows in local memory), forced on pocl, against the Java reference and the translated twin, at
- * sequence lengths and head sizes that are not multiples of the blocks or tiles (S 1, 37, 100 against blocks of 64;
- * hd 16, 64, 100, 128: tiles of 64, 64, 40, 32 rows); the gradients accumulate into random values, as in the step.
+ * sequence lengths and head sizes that are not multiples of the blocks or tiles (S 1, 37, 100, 129, 1000 against
+ * blocks of 64; hd 16, 32, 64, 100, 128: tiles of 64, 64, 64, 40, 32 rows); the gradients accumulate into random values, as in the step.
  * Tolerance 1e-5 (|e - a| / max(1, |e|)), the same as the CPU kernels': fp32 sums in another order.
  */
 class FlashAttentionOpenClTest {
@@ -55,6 +55,8 @@ class FlashAttentionOpenClTest {
         compare(2, 1, 3, 128);
         compare(2, 100, 2, 128);
         compare(2, 70, 3, 100);
+        compare(1, 129, 2, 32); // three query blocks, the last of one row; tiles of 64 at hd 32
+        compare(1, 1000, 1, 64); // 16 query blocks, causal blocks skipped for most of them
     }
 
     void compare(int batch, int seqLen, int heads, int hd) {
