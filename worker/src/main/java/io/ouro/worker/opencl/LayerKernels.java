@@ -247,11 +247,12 @@ abstract class LayerKernels extends BufferAccess {
     }
 
     /**
-     * The same over the token index (reduce.cl, {@link TokenIndex}), a work item per (column, distinct token), each
-     * token's rows added in row order; rows at or past {@code rows} are left out.
+     * The same over the token index (reduce.cl, {@link TokenIndex}), a work item per (column, distinct token): columns
+     * (width rounded up to the work-group) x tokens items, each token's rows added in row order; rows at or past
+     * {@code rows} are left out.
      */
-    final void setEmbedBackwardByToken(int seg, int tableOff, int dh, int rows, int width, int order, int starts,
-                                       int tokens) {
+    final void setEmbedBackwardByToken(int seg, int tableOff, int dh, int rows, int width, int columns, int order,
+                                       int starts, int tokens) {
         begin(DeviceOp.CL_EMBED_BWD);
         pseg = seg;
         o0 = tableOff;
@@ -261,6 +262,7 @@ abstract class LayerKernels extends BufferAccess {
         n0 = rows;
         n1 = width;
         n2 = tokens;
+        n3 = columns;
     }
 
     /** act[x + i] += the bias at biasOff of parameter segment seg, i < count. */

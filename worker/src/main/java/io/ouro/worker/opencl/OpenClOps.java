@@ -291,11 +291,11 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
         }
         if (reduction) {
             // an item per (column, distinct token) over the index built when the ids were uploaded, not one per column
-            int tokens = tokenGroups();
-            k.setEmbedBackwardByToken(seg, tableOff, dhOff, n, d, TokenIndex.order(tokenRows()),
+            int tokens = tokenGroups(), columns = roundUp(d, GROUP);
+            k.setEmbedBackwardByToken(seg, tableOff, dhOff, n, d, columns, TokenIndex.order(tokenRows()),
                     TokenIndex.starts(tokenRows()), tokens);
             if (d > 0 && tokens > 0) {
-                execute(Range.create2D(device, roundUp(d, GROUP), tokens, GROUP, 1));
+                execute(Range.create(device, Math.multiplyExact(columns, tokens), GROUP));
             }
         } else {
             k.setEmbedBackward(seg, tableOff, dhOff, n, d);

@@ -41,7 +41,7 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
     } else if (this->hand == OURO_RMSNORM_DW_SUM) {
         ouro_rmsnorm_dw_sum(this, gx);
     } else if (this->hand == OURO_EMBED_BWD) {
-        ouro_embed_bwd(this, gx, gy);
+        ouro_embed_bwd(this, gx);
     }
 }
 

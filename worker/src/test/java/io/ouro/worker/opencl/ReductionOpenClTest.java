@@ -8,6 +8,7 @@ import io.ouro.worker.reference.ReferenceKernels;
 import io.ouro.worker.step.Region;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -17,6 +18,7 @@ import java.util.SplittableRandom;
 import static io.ouro.worker.opencl.KernelAsserts.slice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -177,6 +179,21 @@ class ReductionOpenClTest {
         assertArrayEquals(java, byToken, "the serial Java op's gradient bit for bit, and nothing else written" + shape);
         assertArrayEquals(translated, byToken, "the translated op's bit for bit" + shape);
         assertTrue(!Arrays.equals(g, byToken), "the rows added something" + shape);
+    }
+
+    /** Without an index (the ids never uploaded) or over more rows than the buffer holds, an error, not a fall-back. */
+    @Test
+    void embeddingBackwardWithoutTheIndexIsAnError() {
+        try (OpenClOps fresh = new OpenClOps(ops.device(), 100, 100, 1, 4)) {
+            fresh.useReduction(true);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> fresh.embedBackward(0, 0, 0, 4, 5));
+            assertTrue(e.getMessage().contains("upload TOKENS first"), e.getMessage());
+            fresh.upload(Buffer.TOKENS);
+            IllegalArgumentException more = assertThrows(
+                    IllegalArgumentException.class, () -> fresh.embedBackward(0, 0, 0, 5, 5));
+            assertTrue(more.getMessage().contains("the token buffer holds 4"), more.getMessage());
+        }
     }
 
     // the gradients after the embedding backward of rows [0, rows) with the token ids tok, on the index or translated
