@@ -1,9 +1,10 @@
 /*
  * Work-group reductions for GPUs (OpenClOps.useReduction; the GPU default). The translated ops give one work item
- * per row (cross-entropy) or per column (RMSNorm weight gradient), each looping over tens of thousands of elements:
- * about 2,000-16,000 items per launch, too few to fill a GPU. Here a work-group shares each row, or the rows are cut
- * into blocks summed in parallel and then once more in block order. Every sum has a fixed order (the tree, the
- * blocks), so a result is the same run to run; it differs from the serial sum of the translated twin in rounding.
+ * per row (cross-entropy) or per column (RMSNorm weight gradient, embedding backward), each looping over tens of
+ * thousands of elements: about 2,000-16,000 items per launch, too few to fill a GPU. Here a work-group shares each
+ * row, or the rows are cut into blocks summed in parallel and then once more in block order, or (the embedding) into
+ * each token's rows. Every sum has a fixed order (the tree, the blocks, the rows), so a result is the same run to run;
+ * the first two differ from the serial sum of the translated twin in rounding, the embedding's is the serial sum.
  */
 
 /*
