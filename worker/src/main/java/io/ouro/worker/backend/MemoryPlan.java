@@ -7,6 +7,7 @@ import io.ouro.worker.model.StepShape;
 import io.ouro.worker.opencl.OpenClModel;
 import io.ouro.worker.opencl.OpenClOps;
 import io.ouro.worker.opencl.OpenClStepOps;
+import io.ouro.worker.opencl.TokenIndex;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -76,9 +77,11 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
             problem = problem == null ? e.getMessage() : problem;
         }
         long rows = (long) shape.micro() * shape.seqLen();
-        // metrics, token and target ids, RoPE tables, and one-element placeholders of the kernel's unused buffers (and of
-        // the exchange buffer, which grows to the largest gradient bucket once the data-parallel step uses it)
-        long small = 4L * (rows * 3 + 2L * model.steps() + OpenClOps.PARAM_SEGMENTS * 256L
+        // metrics, token and target ids, the ids' index by token (the embedding backward's), RoPE tables, and
+        // one-element placeholders of the kernel's unused buffers (and of the exchange buffer, which grows to the
+        // largest gradient bucket once the data-parallel step uses it)
+        long small = 4L * (rows * 3 + TokenIndex.ints(Math.toIntExact(rows)) + 2L * model.steps()
+                + OpenClOps.PARAM_SEGMENTS * 256L
                 + (long) shape.seqLen() * model.headDim() + 4L * (OpenClOps.PARAM_SEGMENTS - Math.max(1, segments))
                 + (16 - stashBuffers) + (io.ouro.worker.opencl.OpenClOps.ACT_PIECES - Math.max(1, actBuffers)) + 1);
         // parameters and gradients, the moments of this rank's share (rounded up), the exchange buffer

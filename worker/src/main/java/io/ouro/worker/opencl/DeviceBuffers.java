@@ -32,6 +32,9 @@ abstract class DeviceBuffers {
     final OpenCLDevice device;
     final boolean cpuDevice;
     private final Residency residency = new Residency();
+    /** Token ids the TOKENS buffer holds, and the distinct ones among them at the last upload (-1: none yet). */
+    private final int tokenRows;
+    private int tokenGroups = -1;
     private long bytesUp, bytesDown;
     private boolean closed;
     /** Bytes of the device buffers of every open OpenClOps in this process, and their peak since {@link #resetPeak}. */
@@ -45,7 +48,8 @@ abstract class DeviceBuffers {
      * @param actSize       floats of the activation arena, at global offsets [0, actSize): windows of
      *                      {@link #ACT_WINDOW} floats, each its own device buffer
      * @param metricsSize   floats of per-step outputs (per-token losses, per-step sums, norm partials)
-     * @param rows          tokens per step (the size of the token and target buffers)
+     * @param rows          tokens per step (the size of the token and target buffers; in a training model the
+     *                      token buffer holds their {@link TokenIndex} after them)
      * @param stashSizes    floats of each stash buffer (at most {@link LoopKernel#STASH_SLOTS})
      * @param training      false for a forward-only model (evaluation, decoding): no gradient and no Adam moment
      *                      buffers are allocated (one-float placeholders), and an op that would touch them is an error
@@ -98,11 +102,14 @@ abstract class DeviceBuffers {
         sizes.put(Buffer.ACT, actSize);
         allocate(Buffer.METRICS, metricsSize);
         allocate(Buffer.EXCHANGE, 1);
-        k.tok = HostArrays.ints(rows);
+        // a training model's token ids carry their index by token for the embedding backward (TokenIndex)
+        int tokInts = rows + (training ? TokenIndex.ints(rows) : 0);
+        this.tokenRows = rows;
+        k.tok = HostArrays.ints(tokInts);
         k.tgt = HostArrays.ints(rows);
-        guard("tok", k.tok, rows);
+        guard("tok", k.tok, tokInts);
         guard("tgt", k.tgt, rows);
-        sizes.put(Buffer.TOKENS, (long) rows);
+        sizes.put(Buffer.TOKENS, (long) tokInts);
         sizes.put(Buffer.TARGETS, (long) rows);
         k.ropeCos = HostArrays.floats(1);
         k.ropeSin = HostArrays.floats(1);
@@ -262,6 +269,20 @@ abstract class DeviceBuffers {
         return ints(b);
     }
 
+    /** Token ids the TOKENS buffer holds ({@link TokenIndex} follows them in a training model). */
+    final int tokenRows() {
+        return tokenRows;
+    }
+
+    /** Distinct tokens in the index built at the last upload of the token ids. */
+    final int tokenGroups() {
+        if (tokenGroups < 0) {
+            throw new IllegalStateException("the token index is built when the token ids are uploaded"
+                    + (training ? "; upload TOKENS first" : ", in a training model only"));
+        }
+        return tokenGroups;
+    }
+
     /** The host copy of b, checked to be current. */
     public float[] read(Buffer b) {
         residency.requireHost(b);
@@ -282,6 +303,9 @@ abstract class DeviceBuffers {
     final java.util.Set<Buffer> pendingUploads = new java.util.HashSet<>();
 
     public void upload(Buffer b) {
+        if (training && b.equals(Buffer.TOKENS)) {
+            tokenGroups = TokenIndex.build(k.tok, tokenRows);
+        }
         pendingUploads.add(b);
         if (b.equals(Buffer.TOKENS) || b.equals(Buffer.TARGETS)) {
             k.put(ints(b));

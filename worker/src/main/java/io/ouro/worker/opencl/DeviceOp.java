@@ -69,6 +69,7 @@ public enum DeviceOp {
     CL_CE_BWD_WG(Code.HAND, 16, "cross-entropy bwd work-group (OpenCL C)"),
     CL_RMSNORM_DW_PARTIAL(Code.HAND, 17, "rmsnorm bwd dw partial (OpenCL C)"),
     CL_RMSNORM_DW_SUM(Code.HAND, 18, "rmsnorm bwd dw sum (OpenCL C)"),
+    CL_EMBED_BWD(Code.HAND, 22, "embedding bwd by token (OpenCL C)"),
     CL_FLASH_FWD(Code.HAND, 19, "attention fwd (flash, OpenCL C)"),
     CL_FLASH_BWD_Q(Code.HAND, 20, "attention bwd q (flash, OpenCL C)"),
     CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)");

@@ -246,6 +246,25 @@ abstract class LayerKernels extends BufferAccess {
         }
     }
 
+    /**
+     * The same over the token index (reduce.cl, {@link TokenIndex}), a work item per (column, distinct token): columns
+     * (width rounded up to the work-group) x tokens items, each token's rows added in row order; rows at or past
+     * {@code rows} are left out.
+     */
+    final void setEmbedBackwardByToken(int seg, int tableOff, int dh, int rows, int width, int columns, int order,
+                                       int starts, int tokens) {
+        begin(DeviceOp.CL_EMBED_BWD);
+        pseg = seg;
+        o0 = tableOff;
+        o1 = dh;
+        o2 = order;
+        o3 = starts;
+        n0 = rows;
+        n1 = width;
+        n2 = tokens;
+        n3 = columns;
+    }
+
     /** act[x + i] += the bias at biasOff of parameter segment seg, i < count. */
     final void setBiasAdd(int x, int seg, int biasOff, int count) {
         begin(DeviceOp.BIAS_ADD);

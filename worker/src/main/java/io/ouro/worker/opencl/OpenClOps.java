@@ -91,7 +91,8 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
 
     /**
      * The work-group reductions (reduce.cl): cross-entropy with a work-group per row, the RMSNorm weight gradient
-     * summed in blocks of rows and then over the blocks. The GPU default: the translated ops' item per row or column
+     * summed in blocks of rows and then over the blocks, the embedding backward per (column, distinct token) over the
+     * token index ({@link TokenIndex}). The GPU default: the translated ops' item per row or column
      * gives a launch a few thousand items, too few to fill a GPU. Off on CPU devices, where xent.cl's item per row
      * walking its row in 16-wide vectors is the faster. Takes precedence over {@link #handCrossEntropy}.
      */
@@ -150,8 +151,8 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     }
 
     /**
-     * Runs cross-entropy and the RMSNorm weight gradient as the work-group reductions (reduce.cl; the GPU default) or
-     * not (then {@link #useHandCrossEntropy} and the translated weight gradient decide).
+     * Runs cross-entropy, the RMSNorm weight gradient and the embedding backward as the reductions of reduce.cl (the
+     * GPU default) or not (then {@link #useHandCrossEntropy} and the translated ops decide).
      */
     public void useReduction(boolean on) {
         reduction = on;
@@ -284,8 +285,22 @@ public final class OpenClOps extends GemmOps implements AutoCloseable {
     // dh (N,D) act -> the table's gradient rows in segment seg +=, rows summed in order per column
     public void embedBackward(int seg, int tableOff, int dhOff, int n, int d) {
         reads(Buffer.ACT, grads(seg), Buffer.TOKENS);
-        k.setEmbedBackward(seg, tableOff, dhOff, n, d);
-        launch1D(d);
+        if (n > tokenRows()) {
+            throw new IllegalArgumentException("an embedding backward over " + n + " rows; the token buffer holds "
+                    + tokenRows());
+        }
+        if (reduction) {
+            // an item per (column, distinct token) over the index built when the ids were uploaded, not one per column
+            int tokens = tokenGroups(), columns = roundUp(d, GROUP);
+            k.setEmbedBackwardByToken(seg, tableOff, dhOff, n, d, columns, TokenIndex.order(tokenRows()),
+                    TokenIndex.starts(tokenRows()), tokens);
+            if (d > 0 && tokens > 0) {
+                execute(Range.create(device, Math.multiplyExact(columns, tokens), GROUP));
+            }
+        } else {
+            k.setEmbedBackward(seg, tableOff, dhOff, n, d);
+            launch1D(d);
+        }
         wrote(grads(seg));
     }
 

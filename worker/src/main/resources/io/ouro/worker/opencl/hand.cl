@@ -40,6 +40,8 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_rmsnorm_dw_partial(this, gx, gy);
     } else if (this->hand == OURO_RMSNORM_DW_SUM) {
         ouro_rmsnorm_dw_sum(this, gx);
+    } else if (this->hand == OURO_EMBED_BWD) {
+        ouro_embed_bwd(this, gx);
     }
 }
 

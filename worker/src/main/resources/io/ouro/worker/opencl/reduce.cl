@@ -1,9 +1,10 @@
 /*
  * Work-group reductions for GPUs (OpenClOps.useReduction; the GPU default). The translated ops give one work item
- * per row (cross-entropy) or per column (RMSNorm weight gradient), each looping over tens of thousands of elements:
- * about 2,000-16,000 items per launch, too few to fill a GPU. Here a work-group shares each row, or the rows are cut
- * into blocks summed in parallel and then once more in block order. Every sum has a fixed order (the tree, the
- * blocks), so a result is the same run to run; it differs from the serial sum of the translated twin in rounding.
+ * per row (cross-entropy) or per column (RMSNorm weight gradient, embedding backward), each looping over tens of
+ * thousands of elements: about 2,000-16,000 items per launch, too few to fill a GPU. Here a work-group shares each
+ * row, or the rows are cut into blocks summed in parallel and then once more in block order, or (the embedding) into
+ * each token's rows. Every sum has a fixed order (the tree, the blocks, the rows), so a result is the same run to run;
+ * the first two differ from the serial sum of the translated twin in rounding, the embedding's is the serial sum.
  */
 
 /*
@@ -120,4 +121,34 @@ void ouro_rmsnorm_dw_sum(This *this, int gx) {
         s += p[b * width + gx];
     }
     ouro_grad(this, this->pseg)[this->o3 + gx] += s;
+}
+
+/*
+ * Embedding backward over the token index (TokenIndex, built by the host at the upload of the token ids): a work item
+ * per (column, distinct token), global range n3 x n2, n3 the columns rounded up to the work-group: item gx takes column
+ * gx % n3 of token gx / n3, so neighbouring items take neighbouring columns of the same rows (one dimension: a second
+ * one of tens of thousands of tokens could pass a GPU's grid limit). The table's gradient row of the token (the table
+ * at o0 of gradient segment pseg, rows of n1) += the dh rows of that token (dh at o1), added one by one in row order
+ * as the serial op adds them, so the result is the serial op's bit for bit. In tok: the rows sorted by token at o2,
+ * the tokens' first places in that list at o3 (n2 + 1 entries); rows at or past n0 are left out (each token's list
+ * is ascending).
+ */
+void ouro_embed_bwd(This *this, int gx) {
+    const int rows = this->n0, width = this->n1, c = gx % this->n3, t = gx / this->n3;
+    if (c >= width) {
+        return;
+    }
+    __global const int *order = this->tok + this->o2;
+    const int first = this->tok[this->o3 + t], end = this->tok[this->o3 + t + 1];
+    __global const float *dh = ouro_act(this, this->o1) + c;
+    __global float *g = ouro_grad(this, this->pseg) + this->o0 + (size_t) this->tok[order[first]] * width + c;
+    float s = *g;
+    for (int i = first; i < end; i++) {
+        const int r = order[i];
+        if (r >= rows) {
+            break;
+        }
+        s += dh[(size_t) r * width];
+    }
+    *g = s;
 }

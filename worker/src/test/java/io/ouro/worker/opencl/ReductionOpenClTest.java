@@ -8,6 +8,7 @@ import io.ouro.worker.reference.ReferenceKernels;
 import io.ouro.worker.step.Region;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -17,13 +18,14 @@ import java.util.SplittableRandom;
 import static io.ouro.worker.opencl.KernelAsserts.slice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The work-group reductions (reduce.cl, {@link OpenClOps#useReduction}: the GPU default, forced here on pocl) against
  * the Java reference and the translated op they replace, at shapes that are not multiples of the work-group (256
- * items per cross-entropy row), of its 4-float loads, or of the weight gradient's blocks of 128 rows; each asserts
- * from the profile that the work-group op ran. Tolerances (the worst |e - a| / max(1, |e|)): the sums run in another
+ * items per cross-entropy row, 64 columns of the embedding backward), of its 4-float loads, or of the weight
+ * gradient's blocks of 128 rows; each asserts from the profile that the work-group op ran. Tolerances (the worst |e - a| / max(1, |e|)): the sums run in another
  * order than the serial ones (a tree over 256 items, blocks of 128 rows), so they differ in rounding.
  * <ul>
  *   <li>Cross-entropy against Java (which sums the exponentials in double): 2e-6 (measured on pocl: 1.2e-7 at
@@ -32,16 +34,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   does not, so here the twin is the less accurate one.</li>
  *   <li>The weight gradient: 2e-5 (sums of up to 1,000 products of magnitude ~1 in float32; measured: 7.0e-6 against
  *   Java, 4.7e-6 against the translated op at 1,000 x 37), and bit-identical run to run.</li>
+ *   <li>The embedding backward over the token index: bit for bit (no tolerance), as it adds each token's rows in the
+ *   serial op's order.</li>
  * </ul>
  */
 class ReductionOpenClTest {
 
-    static final int PARAMS = 10_000, ROWS = 64;
+    /** Parameters; token (and target) ids the buffers hold: more than any test gives an op. */
+    static final int PARAMS = 30_000, ROWS = 1100;
     static final int LOGITS = 0, LSE = 1_900_000, CE = 1_900_100, DCE = 1_900_200;
+    /** The embedding backward's dh, ROWS rows of up to 2,055, over the regions of the other tests. */
+    static final int DH = 0;
     static final int X = 2_000_000, DY = 2_300_000, RSTD = 2_600_000, DX = 2_700_000, SCRATCH = 3_000_000;
     static final int SCRATCH_SIZE = 100_000, ACT = SCRATCH + SCRATCH_SIZE;
     static final String CE_FWD_WG = DeviceOp.CL_CE_FWD_WG.profileName(), CE_BWD_WG = DeviceOp.CL_CE_BWD_WG.profileName(),
-            DW_PARTIAL = DeviceOp.CL_RMSNORM_DW_PARTIAL.profileName(), DW_SUM = DeviceOp.CL_RMSNORM_DW_SUM.profileName();
+            DW_PARTIAL = DeviceOp.CL_RMSNORM_DW_PARTIAL.profileName(), DW_SUM = DeviceOp.CL_RMSNORM_DW_SUM.profileName(),
+            EMBED_BY_TOKEN = DeviceOp.CL_EMBED_BWD.profileName(), EMBED_TRANSLATED = DeviceOp.EMBED_BWD.profileName();
     static OpenClOps ops;
     final SplittableRandom rng = new SplittableRandom(23);
 
@@ -132,6 +140,82 @@ class ReductionOpenClTest {
         KernelAsserts.assertClose("work-group", "gradients outside dw", g, 0, wg[0], 0, dwOff, 0);
         KernelAsserts.assertClose("work-group", "gradients past dw", g, dwOff + width, wg[0], dwOff + width,
                 PARAMS - dwOff - width, 0);
+    }
+
+    /**
+     * The embedding backward over the token index, an item per (column, distinct token), against the serial Java op and
+     * the translated one, bit for bit: each token's rows are added in row order, as both of them add them. The token
+     * buffer holds ROWS ids, more than the op is given; the rows past it carry a token in use and one used nowhere
+     * else, with dh values that would show if they were added. "mixed": random tokens (repeated ones) of which one
+     * appears once and token 0 never; "same": every row the same token.
+     */
+    @ParameterizedTest(name = "rows {0}, width {1}, vocabulary {2}, {3}")
+    @CsvSource({"1, 7, 3, mixed", "37, 2055, 11, mixed", "1000, 70, 300, mixed", "37, 2055, 11, same",
+            "1000, 7, 300, same"})
+    void embeddingBackwardByTokenEqualsTheSerialOpBitForBit(int rows, int width, int vocab, String pattern) {
+        int tableOff = 100;
+        int[] tok = new int[ROWS];
+        for (int r = 0; r < rows; r++) {
+            tok[r] = pattern.equals("same") ? vocab / 2 : 1 + rng.nextInt(vocab - 2);
+        }
+        if (pattern.equals("mixed")) {
+            tok[rows / 2] = vocab - 1;
+        }
+        for (int r = rows; r < ROWS; r++) {
+            tok[r] = r % 2 == 0 ? tok[0] : 0;
+        }
+        float[] dh = gaussian(ROWS * width, 1), g = gaussian(PARAMS, 0.1);
+        Arrays.fill(dh, rows * width, ROWS * width, 1e30f);
+        float[] java = g.clone();
+        ReferenceKernels.embeddingBackward(java, tableOff, dh, tok, rows, width);
+
+        float[] byToken = embeddingBackward(true, tok, dh, g, tableOff, rows, width);
+        assertEquals(1, ops.profile().get(EMBED_BY_TOKEN)[1], "the indexed op ran");
+        assertEquals(null, ops.profile().get(EMBED_TRANSLATED), "and not the translated one");
+        float[] translated = embeddingBackward(false, tok, dh, g, tableOff, rows, width);
+        assertEquals(1, ops.profile().get(EMBED_TRANSLATED)[1], "the translated op ran");
+
+        String shape = " " + rows + "x" + width + ", vocabulary " + vocab + ", " + pattern;
+        assertArrayEquals(java, byToken, "the serial Java op's gradient bit for bit, and nothing else written" + shape);
+        assertArrayEquals(translated, byToken, "the translated op's bit for bit" + shape);
+        assertTrue(!Arrays.equals(g, byToken), "the rows added something" + shape);
+    }
+
+    /** Without an index (the ids never uploaded) or over more rows than the buffer holds, an error, not a fall-back. */
+    @Test
+    void embeddingBackwardWithoutTheIndexIsAnError() {
+        try (OpenClOps fresh = new OpenClOps(ops.device(), 100, 100, 1, 4)) {
+            fresh.useReduction(true);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> fresh.embedBackward(0, 0, 0, 4, 5));
+            assertTrue(e.getMessage().contains("upload TOKENS first"), e.getMessage());
+            fresh.upload(Buffer.TOKENS);
+            IllegalArgumentException more = assertThrows(
+                    IllegalArgumentException.class, () -> fresh.embedBackward(0, 0, 0, 5, 5));
+            assertTrue(more.getMessage().contains("the token buffer holds 4"), more.getMessage());
+        }
+    }
+
+    // the gradients after the embedding backward of rows [0, rows) with the token ids tok, on the index or translated
+    private float[] embeddingBackward(boolean reduction, int[] tok, float[] dh, float[] g, int tableOff, int rows,
+                                      int width) {
+        ops.useReduction(reduction);
+        try {
+            System.arraycopy(tok, 0, ops.hostInts(Buffer.TOKENS), 0, ROWS);
+            ops.upload(Buffer.TOKENS);
+            System.arraycopy(g, 0, ops.host(Buffer.GRADS), 0, PARAMS);
+            ops.upload(Buffer.GRADS);
+            ops.download(Buffer.ACT);
+            ops.writeHostAct(DH, dh);
+            ops.upload(Buffer.ACT);
+            ops.startProfile();
+            ops.embedBackward(0, tableOff, DH, rows, width);
+            assertTrue(ops.isRunningOpenCl(), "the kernel must run as OpenCL");
+            ops.download(Buffer.GRADS);
+            return Arrays.copyOf(ops.read(Buffer.GRADS), PARAMS);
+        } finally {
+            ops.useReduction(!ops.cpuDevice());
+        }
     }
 
     // lse, ce and the logits' gradient of rows [first, first + rows), on the work-group kernels or the translated ones

@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * A whole training step (forward and backward) with the work-group reductions forced (what a GPU runs by default)
  * against the same step on the device's default path (on pocl: xent.cl's cross-entropy, the translated weight
- * gradient), on 140 rows (the final norm's weight gradient over them spans two blocks of 128, the second short) and a
+ * gradient and embedding backward), on 140 rows (the final norm's weight gradient over them spans two blocks of 128, the second short) and a
  * vocabulary of 301 (not a multiple of the 4-float loads). Only the order of float32 sums differs: the loss and
  * per-step cross-entropies within 1e-6 relative (measured on pocl: 6.4e-10 and 7.4e-8), every gradient tensor within 1e-5 of its largest magnitude
  * (GradientComparison; measured 9.4e-7), where a wrong sum, a missed row or a row counted twice would move them by
@@ -54,10 +54,11 @@ class ReductionStepOpenClTest {
             cl.ops().useReduction(!cl.ops().cpuDevice());
             assertTrue(cl.ops().isRunningOpenCl(), "must run as OpenCL");
             for (DeviceOp op : new DeviceOp[]{DeviceOp.CL_CE_FWD_WG, DeviceOp.CL_CE_BWD_WG,
-                    DeviceOp.CL_RMSNORM_DW_PARTIAL, DeviceOp.CL_RMSNORM_DW_SUM}) {
+                    DeviceOp.CL_RMSNORM_DW_PARTIAL, DeviceOp.CL_RMSNORM_DW_SUM, DeviceOp.CL_EMBED_BWD}) {
                 assertTrue(profile.containsKey(op.profileName()), op + " ran");
             }
-            for (DeviceOp op : new DeviceOp[]{DeviceOp.CE_FWD, DeviceOp.CL_CE_FWD, DeviceOp.RMSNORM_BWD_DW}) {
+            for (DeviceOp op : new DeviceOp[]{DeviceOp.CE_FWD, DeviceOp.CL_CE_FWD, DeviceOp.RMSNORM_BWD_DW,
+                    DeviceOp.EMBED_BWD}) {
                 assertEquals(null, profile.get(op.profileName()), op + " did not run");
             }
 

@@ -89,13 +89,21 @@ class StepOpsParityTest {
         cl.close();
     }
 
-    @Test
-    void embedding() {
+    /** With {@code reduction} the backward runs per (column, distinct token) over the token index (reduce.cl). */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void embedding(boolean reduction) {
+        cl.device().useReduction(reduction);
+        cl.device().startProfile();
         run(o -> o.embedForward(r(o, 0), layout.embed(), n, d));
         same("embedding forward", 0, n * d);
         input(1, n * d, 1);
         run(o -> o.embedBackward(layout.embed(), r(o, 1), n, d));
         sameGrads("embedding backward");
+        assertEquals(reduction, cl.device().profile().containsKey(DeviceOp.CL_EMBED_BWD.profileName()),
+                "the backward over the token index ran where asked");
+        assertEquals(!reduction, cl.device().profile().containsKey(DeviceOp.EMBED_BWD.profileName()),
+                "the translated backward otherwise");
     }
 
     /** With {@code reduction} the weight gradient runs in blocks of rows (reduce.cl, the GPU default). */

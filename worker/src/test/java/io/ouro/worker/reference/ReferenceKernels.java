@@ -28,6 +28,11 @@ public final class ReferenceKernels {
         Matmul.backwardWeight(dw, dwOff, dout, doutOff, x, xOff, n, in, o);
     }
 
+    // dout (N,D) -> dtable (V,D) at tOff +=, rows of the same token in row order
+    public static void embeddingBackward(float[] dtable, int tOff, float[] dout, int[] tokens, int n, int d) {
+        Embedding.backward(dtable, tOff, dout, tokens, n, d);
+    }
+
     // x (N,D) -> y (N,D) overwritten, rstd (N) = 1/sqrt(mean(x^2)+eps)
     public static void rmsnormForward(float[] y, float[] rstd, float[] x, float[] w, int wOff, int n, int d,
                                       float eps) {
