@@ -149,12 +149,10 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
     /**
      * Training FLOPs per token as MFU counts them: 6 per weight per loop step (the layers, the LM head and the gate),
      * and causal attention, 6 d (S + 1) per layer per loop step (QK^T and AV over S/2 keys on average, forward and
-     * backward).
+     * backward): {@link StepCounts}' GEMM and attention counts without recomputation.
      */
     public static double modelFlopsPerToken(LoopConfig m, int seqLen) {
-        double layer = 4.0 * m.hidden() * m.hidden() + 3.0 * m.hidden() * m.ffn();
-        double attention = 6.0 * m.hidden() * (seqLen + 1.0);
-        return m.steps() * (m.layers() * (6 * layer + attention) + 6.0 * m.hidden() * (m.vocab() + 1));
+        return deviceFlopsPerToken(m, new StepShape(1, seqLen, 1, Recompute.NONE, 0, 0));
     }
 
     /**
@@ -162,18 +160,12 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
      * recomputation repeats.
      */
     public double flopsPerToken() {
-        LoopConfig m = model;
-        double layerForward = 2 * (4.0 * m.hidden() * m.hidden() + 3.0 * m.hidden() * m.ffn())
-                + 2.0 * m.hidden() * (shape.seqLen() + 1.0);
-        // layer: each layer once more; loop_step: also the step's layers 0..L-2 again to refill their inputs
-        double extraLayers = switch (shape.recompute()) {
-            case NONE -> 0;
-            case LAYER -> m.layers();
-            case LOOP_STEP -> 2.0 * m.layers() - 1;
-        };
-        // with recomputation the backward runs the LM head's product again (without, the forward keeps the logits)
-        double head = shape.recompute() == Recompute.NONE ? 0 : 2.0 * m.hidden() * m.vocab();
-        return modelFlopsPerToken(m, shape.seqLen()) + m.steps() * (extraLayers * layerForward + head);
+        return deviceFlopsPerToken(model, shape);
+    }
+
+    /** The GEMM and attention FLOPs of one token of a step of this shape ({@link StepCounts}). */
+    static double deviceFlopsPerToken(LoopConfig m, StepShape s) {
+        return StepCounts.gemm(m, s, 1).flops() + StepCounts.attention(m, s, 1).flops();
     }
 
     /** One line: the choice, the memory by kind, the FLOPs, and whether it fits {@code deviceBytes}. */

@@ -13,66 +13,83 @@ import java.util.Set;
  * apart by {@link KernelFields#hand}. The {@code .cl} files name the hand-written ops by the macros
  * {@link #define()} gives ({@code OURO_GEMM_OUTER} ...), which {@link ClKernels#constants()} defines into the
  * program from here; no {@code .cl} file defines them itself (checked by DeviceOpTest).
+ *
+ * <p>Each op also names its {@link Family}, the kind of kernel it is (what bounds it, how a GPU version is shaped),
+ * which the layer benchmark sums the profile by. The constructors take it, so an op without one does not compile.
  */
 public enum DeviceOp {
-    GEMM(Code.GEMM, "gemm"),
-    FILL(Code.FILL, "fill"),
-    ADD(Code.ADD, "residual add"),
-    SWIGLU_FWD(Code.SWIGLU_FWD, "swiglu fwd"),
-    SWIGLU_BWD(Code.SWIGLU_BWD, "swiglu bwd"),
-    RMSNORM_FWD(Code.RMSNORM_FWD, "rmsnorm fwd"),
-    RMSNORM_BWD_DX(Code.RMSNORM_BWD_DX, "rmsnorm bwd dx"),
-    RMSNORM_BWD_DW(Code.RMSNORM_BWD_DW, "rmsnorm bwd dw"),
-    ROPE(Code.ROPE, "rope"),
-    EMBED_FWD(Code.EMBED_FWD, "embedding fwd"),
-    EMBED_BWD(Code.EMBED_BWD, "embedding bwd"),
-    ATTN_FWD(Code.ATTN_FWD, "attention fwd"),
-    ATTN_BWD_Q(Code.ATTN_BWD_Q, "attention bwd q"),
-    ATTN_BWD_KV(Code.ATTN_BWD_KV, "attention bwd kv"),
-    CE_FWD(Code.CE_FWD, "cross-entropy fwd"),
-    CE_BWD(Code.CE_BWD, "cross-entropy bwd"),
-    BIAS_ADD(Code.BIAS_ADD, "bias add"),
-    EXIT(Code.EXIT, "exit objective"),
-    STEP_MEANS(Code.STEP_MEANS, "step means"),
-    SUMSQ(Code.SUMSQ, "grad sum squares"),
-    SCALE(Code.SCALE, "grad scale"),
-    ADAMW(Code.ADAMW, "adamw"),
-    SUM_TO_GRAD(Code.SUM_TO_GRAD, "bias grad"),
-    COPY(Code.COPY, "copy"),
-    TRANSPOSE(Code.TRANSPOSE, "transpose"),
-    XCOPY(Code.XCOPY, "stash copy"),
-    RANGE_OUT(Code.RANGE_OUT, "range out"),
-    RANGE_IN(Code.RANGE_IN, "range in"),
-    ROPE_AT(Code.ROPE_AT, "rope at"),
-    ATTN_CACHED(Code.ATTN_CACHED, "attention cached"),
-    MEAN(Code.MEAN, "mean"),
-    TO_METRICS(Code.TO_METRICS, "to metrics"),
-    GEMV(Code.GEMV, "gemv"),
-    RMSNORM_ADD(Code.RMSNORM_ADD, "rmsnorm add"),
+    GEMM(Code.GEMM, "gemm", Family.GEMM),
+    FILL(Code.FILL, "fill", Family.ELEMENTWISE),
+    ADD(Code.ADD, "residual add", Family.ELEMENTWISE),
+    SWIGLU_FWD(Code.SWIGLU_FWD, "swiglu fwd", Family.ELEMENTWISE),
+    SWIGLU_BWD(Code.SWIGLU_BWD, "swiglu bwd", Family.ELEMENTWISE),
+    RMSNORM_FWD(Code.RMSNORM_FWD, "rmsnorm fwd", Family.REDUCE),
+    RMSNORM_BWD_DX(Code.RMSNORM_BWD_DX, "rmsnorm bwd dx", Family.REDUCE),
+    RMSNORM_BWD_DW(Code.RMSNORM_BWD_DW, "rmsnorm bwd dw", Family.REDUCE),
+    ROPE(Code.ROPE, "rope", Family.ELEMENTWISE),
+    EMBED_FWD(Code.EMBED_FWD, "embedding fwd", Family.ELEMENTWISE),
+    EMBED_BWD(Code.EMBED_BWD, "embedding bwd", Family.REDUCE),
+    ATTN_FWD(Code.ATTN_FWD, "attention fwd", Family.ATTENTION),
+    ATTN_BWD_Q(Code.ATTN_BWD_Q, "attention bwd q", Family.ATTENTION),
+    ATTN_BWD_KV(Code.ATTN_BWD_KV, "attention bwd kv", Family.ATTENTION),
+    CE_FWD(Code.CE_FWD, "cross-entropy fwd", Family.REDUCE),
+    CE_BWD(Code.CE_BWD, "cross-entropy bwd", Family.REDUCE),
+    BIAS_ADD(Code.BIAS_ADD, "bias add", Family.ELEMENTWISE),
+    EXIT(Code.EXIT, "exit objective", Family.REDUCE),
+    STEP_MEANS(Code.STEP_MEANS, "step means", Family.REDUCE),
+    SUMSQ(Code.SUMSQ, "grad sum squares", Family.OPTIMIZER),
+    SCALE(Code.SCALE, "grad scale", Family.OPTIMIZER),
+    ADAMW(Code.ADAMW, "adamw", Family.OPTIMIZER),
+    SUM_TO_GRAD(Code.SUM_TO_GRAD, "bias grad", Family.REDUCE),
+    COPY(Code.COPY, "copy", Family.ELEMENTWISE),
+    TRANSPOSE(Code.TRANSPOSE, "transpose", Family.GEMM),
+    XCOPY(Code.XCOPY, "stash copy", Family.ELEMENTWISE),
+    RANGE_OUT(Code.RANGE_OUT, "range out", Family.TRANSFER),
+    RANGE_IN(Code.RANGE_IN, "range in", Family.TRANSFER),
+    ROPE_AT(Code.ROPE_AT, "rope at", Family.DECODE),
+    ATTN_CACHED(Code.ATTN_CACHED, "attention cached", Family.DECODE),
+    MEAN(Code.MEAN, "mean", Family.DECODE),
+    TO_METRICS(Code.TO_METRICS, "to metrics", Family.DECODE),
+    GEMV(Code.GEMV, "gemv", Family.DECODE),
+    RMSNORM_ADD(Code.RMSNORM_ADD, "rmsnorm add", Family.DECODE),
 
-    CL_GEMM_OUTER(Code.HAND, 1, "gemm (OpenCL C)"),
-    CL_GEMM_TILED(Code.HAND, 2, "gemm tiled (OpenCL C)"),
-    CL_PACK(Code.HAND, 3, "gemm pack (OpenCL C)"),
-    CL_ATTN_FWD(Code.HAND, 4, "attention fwd (OpenCL C)"),
-    CL_ATTN_BWD_Q(Code.HAND, 5, "attention bwd q (OpenCL C)"),
-    CL_ATTN_BWD_KV(Code.HAND, 6, "attention bwd kv (OpenCL C)"),
-    CL_DECODE_STEP(Code.PHASES, 7, "decode step (OpenCL C)"),
-    CL_STORE_ROWS(Code.HAND, 8, "store rows (OpenCL C)"),
-    CL_GEMV(Code.HAND, 9, "gemv (OpenCL C)"),
-    CL_STASH16(Code.HAND, 10, "stash copy bf16 (OpenCL C)"),
+    CL_GEMM_OUTER(Code.HAND, 1, "gemm (OpenCL C)", Family.GEMM),
+    CL_GEMM_TILED(Code.HAND, 2, "gemm tiled (OpenCL C)", Family.GEMM),
+    CL_PACK(Code.HAND, 3, "gemm pack (OpenCL C)", Family.GEMM),
+    CL_ATTN_FWD(Code.HAND, 4, "attention fwd (OpenCL C)", Family.ATTENTION),
+    CL_ATTN_BWD_Q(Code.HAND, 5, "attention bwd q (OpenCL C)", Family.ATTENTION),
+    CL_ATTN_BWD_KV(Code.HAND, 6, "attention bwd kv (OpenCL C)", Family.ATTENTION),
+    CL_DECODE_STEP(Code.PHASES, 7, "decode step (OpenCL C)", Family.DECODE),
+    CL_STORE_ROWS(Code.HAND, 8, "store rows (OpenCL C)", Family.DECODE),
+    CL_GEMV(Code.HAND, 9, "gemv (OpenCL C)", Family.DECODE),
+    CL_STASH16(Code.HAND, 10, "stash copy bf16 (OpenCL C)", Family.ELEMENTWISE),
     /** Profiled as {@link #TC_EMULATED_NAME} on a device that runs the instruction's emulation. */
-    CL_GEMM_TC(Code.HAND, 11, "gemm bf16 tensor cores (OpenCL C)"),
-    CL_CE_FWD(Code.HAND, 12, "cross-entropy fwd (OpenCL C)"),
-    CL_CE_BWD(Code.HAND, 13, "cross-entropy bwd (OpenCL C)"),
-    CL_GEMM_DOT(Code.HAND, 14, "gemm dot (OpenCL C)"),
-    CL_CE_FWD_WG(Code.HAND, 15, "cross-entropy fwd work-group (OpenCL C)"),
-    CL_CE_BWD_WG(Code.HAND, 16, "cross-entropy bwd work-group (OpenCL C)"),
-    CL_RMSNORM_DW_PARTIAL(Code.HAND, 17, "rmsnorm bwd dw partial (OpenCL C)"),
-    CL_RMSNORM_DW_SUM(Code.HAND, 18, "rmsnorm bwd dw sum (OpenCL C)"),
-    CL_EMBED_BWD(Code.HAND, 22, "embedding bwd by token (OpenCL C)"),
-    CL_FLASH_FWD(Code.HAND, 19, "attention fwd (flash, OpenCL C)"),
-    CL_FLASH_BWD_Q(Code.HAND, 20, "attention bwd q (flash, OpenCL C)"),
-    CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)");
+    CL_GEMM_TC(Code.HAND, 11, "gemm bf16 tensor cores (OpenCL C)", Family.GEMM),
+    CL_CE_FWD(Code.HAND, 12, "cross-entropy fwd (OpenCL C)", Family.REDUCE),
+    CL_CE_BWD(Code.HAND, 13, "cross-entropy bwd (OpenCL C)", Family.REDUCE),
+    CL_GEMM_DOT(Code.HAND, 14, "gemm dot (OpenCL C)", Family.GEMM),
+    CL_CE_FWD_WG(Code.HAND, 15, "cross-entropy fwd work-group (OpenCL C)", Family.REDUCE),
+    CL_CE_BWD_WG(Code.HAND, 16, "cross-entropy bwd work-group (OpenCL C)", Family.REDUCE),
+    CL_RMSNORM_DW_PARTIAL(Code.HAND, 17, "rmsnorm bwd dw partial (OpenCL C)", Family.REDUCE),
+    CL_RMSNORM_DW_SUM(Code.HAND, 18, "rmsnorm bwd dw sum (OpenCL C)", Family.REDUCE),
+    CL_EMBED_BWD(Code.HAND, 22, "embedding bwd by token (OpenCL C)", Family.REDUCE),
+    CL_FLASH_FWD(Code.HAND, 19, "attention fwd (flash, OpenCL C)", Family.ATTENTION),
+    CL_FLASH_BWD_Q(Code.HAND, 20, "attention bwd q (flash, OpenCL C)", Family.ATTENTION),
+    CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)", Family.ATTENTION);
+
+    /**
+     * The kind of kernel an op is, for the time, FLOP and bytes the layer benchmark reports per kind
+     * ({@code io.ouro.worker.backend.StepCounts} counts them from the shapes). {@link #DECODE}: the ops only generation
+     * runs; {@link #TRANSFER}: copies to and from the exchange buffer of the data-parallel step.
+     */
+    public enum Family {
+        GEMM, ATTENTION, REDUCE, ELEMENTWISE, OPTIMIZER, DECODE, TRANSFER;
+
+        /** The lower-case name the benchmarks print ({@code gemm_ms=...}). */
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
 
     /** Profile name of {@link #CL_GEMM_TC} where the device runs its emulation (no tensor-core instruction). */
     public static final String TC_EMULATED_NAME = "gemm bf16 mma emulated (OpenCL C)";
@@ -122,15 +139,17 @@ public enum DeviceOp {
     /** The value of {@link KernelFields#hand} (a hand-written op), 0 for a translated one. */
     final int hand;
     private final String profileName;
+    private final Family family;
 
-    DeviceOp(int code, String profileName) {
-        this(code, 0, profileName);
+    DeviceOp(int code, String profileName, Family family) {
+        this(code, 0, profileName, family);
     }
 
-    DeviceOp(int code, int hand, String profileName) {
+    DeviceOp(int code, int hand, String profileName, Family family) {
         this.code = code;
         this.hand = hand;
         this.profileName = profileName;
+        this.family = family;
     }
 
     /** The name launches of this op are profiled under ({@link OpenClOps#profile()}). */
@@ -141,6 +160,35 @@ public enum DeviceOp {
     /** Whether this op reads or writes the local-memory tiles (it is launched with them at full size). */
     public boolean localTiles() {
         return LOCAL_TILES.contains(this);
+    }
+
+    /** The kind of kernel this op is. */
+    public Family family() {
+        return family;
+    }
+
+    /**
+     * The family of the op a profile entry ({@link OpenClOps#profile()}) is named after: its profile name, the emulated
+     * tensor-core GEMM's ({@link #TC_EMULATED_NAME}), or a GEMM's name with its shape after it (a profile by shape).
+     *
+     * @throws IllegalArgumentException for a name no op is profiled under
+     */
+    public static Family familyOf(String profileEntry) {
+        if (profileEntry.equals(TC_EMULATED_NAME) || profileEntry.startsWith(TC_EMULATED_NAME + " ")) {
+            return CL_GEMM_TC.family;
+        }
+        DeviceOp best = null;
+        for (DeviceOp o : values()) {
+            String n = o.profileName;
+            if ((profileEntry.equals(n) || o.gemm() && profileEntry.startsWith(n + " "))
+                    && (best == null || n.length() > best.profileName.length())) {
+                best = o;
+            }
+        }
+        if (best == null) {
+            throw new IllegalArgumentException("no device op is profiled as '" + profileEntry + "'");
+        }
+        return best.family;
     }
 
     /** Whether this op is hand-written OpenCL C (as opposed to Java that Aparapi translates). */

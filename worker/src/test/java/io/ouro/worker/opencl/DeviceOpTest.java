@@ -12,6 +12,8 @@ import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -36,6 +38,24 @@ class DeviceOpTest {
                     op + ": hand-written ops, and only they, run under HAND or PHASES");
         }
         assertFalse(names.contains(DeviceOp.TC_EMULATED_NAME), "the emulated tensor-core GEMM has a name of its own");
+    }
+
+    @Test
+    void everyOpHasAFamilyThatItsProfileEntriesMapTo() {
+        for (DeviceOp op : DeviceOp.values()) {
+            assertNotNull(op.family(), op + " has no family");
+            assertEquals(op.family(), DeviceOp.familyOf(op.profileName()), op + "'s profile entry maps to its family");
+        }
+        assertEquals(DeviceOp.Family.GEMM, DeviceOp.familyOf(DeviceOp.TC_EMULATED_NAME));
+        // a profile by shape names each GEMM with its shape after the name
+        assertEquals(DeviceOp.Family.GEMM, DeviceOp.familyOf(DeviceOp.CL_GEMM_OUTER.profileName() + " 8x8x8 a8,1 b8,1"));
+        assertEquals(DeviceOp.Family.GEMM, DeviceOp.familyOf(DeviceOp.TC_EMULATED_NAME + " 8x8x8 a8,1 b8,1"));
+        assertEquals(DeviceOp.Family.ATTENTION, DeviceOp.familyOf(DeviceOp.CL_FLASH_BWD_KV.profileName()));
+        assertEquals(DeviceOp.Family.OPTIMIZER, DeviceOp.familyOf(DeviceOp.ADAMW.profileName()));
+        assertEquals(DeviceOp.Family.DECODE, DeviceOp.familyOf(DeviceOp.CL_DECODE_STEP.profileName()));
+        assertThrows(IllegalArgumentException.class, () -> DeviceOp.familyOf("no such op"));
+        // only a GEMM's entry carries a shape: another op's name with something after it is no entry
+        assertThrows(IllegalArgumentException.class, () -> DeviceOp.familyOf(DeviceOp.ADAMW.profileName() + " 8x8x8"));
     }
 
     @Test
