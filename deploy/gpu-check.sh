@@ -112,7 +112,7 @@ build() (
       find io/ouro/worker -maxdepth 1 -name '*.class'
       find io/ouro/worker/opencl io/ouro/worker/backend -name '*.class'
       find io/ouro/worker/reference -name 'ReferenceKernels*.class'
-      find io/ouro/worker/bench \( -name 'GemmBench*.class' -o -name 'StepBench*.class' -o -name 'ShapeStepBench*.class' \
+      find io/ouro/worker/bench \( -name 'GemmBench*.class' -o -name 'StepBench*.class' -o -name 'LayerBench*.class' \
         -o -name 'ReferenceStepBench*.class' -o -name 'MemoryBench*.class' -o -name 'LoadAverage*.class' \)
     } 2>/dev/null || true)
   (cd worker/target/test-classes && echo "$tests" | xargs cp --parents -t "$out/tests/")
@@ -291,16 +291,16 @@ stage_step() {
   if [ "$QUICK" = 1 ]; then
     shape=(width=64 heads=2 seq=64 vocab=256 ffn=176 iters=2)
   else
-    # the recipe's block: width 2048, 16 heads, sequence 4096, one layer, T = 4, bf16 stash, layer recomputation
-    shape=(width=2048 heads=16 seq=4096 layers=1 steps=4 vocab=49152 ffn=5632 stash=bf16 recompute=layer iters=2
-      budget_s=20)
+    # the layer bench's recipe-shaped layer: width 2048, 16 heads, FFN 5632, sequence 4096, one layer, T = 4, bf16
+    # stash, layer recomputation, vocabulary 256
+    shape=(iters=2 budget_s=20)
   fi
-  jrun io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}" || return $?
+  jrun io.ouro.worker.bench.LayerBench "$DEVICE" "${shape[@]}" || return $?
   rc=0
   if [ "$TENSOR_CORES_FOUND" = 1 ]; then
     # the step under train.matmul: bf16_tensor, one timed step, MFU against the bf16 tensor-core peak; keys tc_
     second step "the step with the tensor-core GEMM (train.matmul bf16_tensor)" -- \
-      io.ouro.worker.bench.ShapeStepBench "$DEVICE" "${shape[@]}" iters=1 matmul=bf16_tensor || rc=$?
+      io.ouro.worker.bench.LayerBench "$DEVICE" "${shape[@]}" iters=1 matmul=bf16_tensor || rc=$?
   fi
   return $rc
 }

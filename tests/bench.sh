@@ -7,6 +7,11 @@
 #   step        one training step of our OpenCL backend, the Java backend and PyTorch on the bench
 #               shape; args: [device, default opencl:0] [batch 4] [seqLen 128] [iterations 2] [torch|no-torch]
 #               [fp32|bf16_tensor: train.matmul of the OpenCL backend]
+#   layer       one training step of one recipe-shaped layer (width 2048, 16 heads, FFN 5632, sequence 4096, T = 4,
+#               bf16 stash, layer recomputation, micro-batch 1; embedding, LM head and cross-entropy over a vocabulary of
+#               256) on the OpenCL backend: time, counted FLOPs and bytes, and rates per op family, MFU against the
+#               device's fp32 and bf16 peaks; args: [device, default opencl:0] [key=value: width= seq= heads= ffn=
+#               vocab= steps= layers= iters= stash= recompute= matmul= budget_s=; smaller width and seq for a quick run]
 #   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
 #               args: [device, default opencl:0] [size 1024] [no-torch] [kernel AUTO|OUTER|TILED|TENSOR; TENSOR
 #               opens the ops with train.matmul bf16_tensor]
@@ -75,6 +80,10 @@ case "$name" in
     exec java -Xmx16g --add-modules=jdk.incubator.vector -Doffline=true \
       -DDJL_CACHE_DIR="$root/worker/target/djl-cache" -DENGINE_CACHE_DIR="$root/worker/target/djl-cache" \
       -cp "$cp" io.ouro.worker.bench.StepBench "$@"
+    ;;
+  layer)
+    cp=$(test_classpath worker)
+    exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.LayerBench "${@:-opencl:0}"
     ;;
   gemm)
     cp=$(test_classpath worker)
@@ -149,7 +158,7 @@ case "$name" in
   *)
     echo "usage: tests/bench.sh reference [iterations] | step [device] [batch] [seqLen] [iterations]" \
       "| plan [configs] | memory [device] [steps] [chunk] | loops [key=value ...]" \
-      "| gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
+      "| layer [device] [key=value ...] | gemm [device] [size] | allreduce [iterations] [maxMiB] [chunkKiB] | tokenizer [corpus] [rounds]" \
       "| data [tokens] [shards] [steps] | generate [device] [new] [prompt] | chaos [faults]" >&2
     exit 2
     ;;
