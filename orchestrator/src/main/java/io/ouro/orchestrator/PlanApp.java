@@ -7,11 +7,15 @@ import io.ouro.tokenizer.cli.Args;
 import io.ouro.orchestrator.config.ConfigException;
 import io.ouro.orchestrator.config.TrainConfig;
 import io.ouro.orchestrator.train.Plan;
+import io.ouro.orchestrator.train.Rates;
 import io.ouro.orchestrator.train.SparkSettings;
 
 /**
- * {@code ouro plan --config FILE [--workers W] [--spark-conf]}: validates a pipeline config and prints the resolved
- * plan; with {@code --spark-conf}, only the Spark settings the run needs, as a {@code spark-defaults.conf} fragment.
+ * {@code ouro plan --config FILE [--workers W] [--rates FILE | --tflops X] [--spark-conf]}: validates a pipeline config
+ * and prints the resolved plan, with each stage's step time and wall time and the run's length at the measured rate of
+ * a {@code RESULT layer} line ({@code --rates}: the output of {@code tests/bench.sh layer} or of the GPU check), at a
+ * given one ({@code --tflops}, per worker) or at the assumed ones ({@link Rates#assumed()}), labelled as such; with
+ * {@code --spark-conf}, only the Spark settings the run needs, as a {@code spark-defaults.conf} fragment.
  * {@code --workers} plans the run at W workers instead of the config's {@code train.workers}. FILE is a path or any
  * Hadoop file system URI ({@code hdfs://...}).
  */
@@ -20,20 +24,29 @@ public final class PlanApp {
     private PlanApp() {
     }
 
-    static final String USAGE = "ouro plan --config FILE [--workers W] [--spark-conf]";
+    static final String USAGE = "ouro plan --config FILE [--workers W] [--rates FILE | --tflops X] [--spark-conf]";
 
     public static void main(String[] args) {
         Args a = Args.orExit(args, USAGE);
         String config = a.get("config", null);
         int workers = 0;
         boolean spark = a.has("spark-conf");
+        Rates rates = Rates.assumed();
         try {
             workers = a.integer("workers", 0);
+            if (a.has("rates") && a.has("tflops")) {
+                throw a.error("--rates and --tflops: give one of them");
+            }
+            if (a.has("tflops")) {
+                rates = Rates.given(a.number("tflops", 0));
+            } else if (a.has("rates")) {
+                rates = Rates.measured(java.nio.file.Path.of(a.get("rates", null)));
+            }
             if (a.has("workers") && workers < 1) {
                 throw a.error("--workers: expected a positive integer, got " + workers);
             }
             a.required("config");
-        } catch (IllegalArgumentException e) {
+        } catch (IllegalArgumentException | ConfigException | java.io.UncheckedIOException e) {
             System.err.println(e.getMessage());
             System.exit(2);
         }
@@ -51,6 +64,9 @@ public final class PlanApp {
                 return;
             }
             for (String line : Plan.describe(cfg)) {
+                System.out.println(line);
+            }
+            for (String line : rates.describe(cfg)) {
                 System.out.println(line);
             }
             Stage prev = null;

@@ -17,7 +17,8 @@ import java.util.Locale;
  * {@code train.device_memory_gib} (141 GiB, H200 class, unless the config says otherwise): the micro-batch and
  * recomputation each stage runs with, its device memory by kind, and whether it fits; at the config's own W, and
  * again at W = 64 and 256 ({@code ouro plan --workers W}), where a stage whose global batch does not divide counts
- * as planned but not fitting.
+ * as planned but not fitting; and at each W the stages' step time and wall time and the run's length at the assumed
+ * rates ({@code Rates.assumed()}, what {@code ouro plan --workers W} prints without {@code --rates}).
  */
 public final class PlanBench {
 
@@ -93,6 +94,10 @@ public final class PlanBench {
                     Path.of(file).getFileName(), workers, cfg.stages().get(i).name(), cfg.stages().get(i).steps(),
                     Math.max(cfg.stages().get(i).batchPerWorker(), cfg.stages().get(i).batchStart()),
                     cfg.stages().get(i).seqLen(), ok ? "fits" : "DOES NOT FIT");
+        }
+        // step time and run length at the assumed rates, as ouro plan --workers W prints them
+        for (String line : io.ouro.orchestrator.train.Rates.assumed().describe(cfg)) {
+            System.out.printf(Locale.ROOT, "%s at W = %d: %s%n", Path.of(file).getFileName(), workers, line.trim());
         }
         int moves = 0, movesFit = 0;
         Plan.Move worst = null;
