@@ -47,9 +47,10 @@ import java.util.Map;
  * when the warm-up step says that {@code iters} of them would take longer than {@code budget_s}; 0: no limit). Last
  * line: {@code RESULT layer device=... width=... seq=... attention_ms=... gemm_ms=... reduce_ms=... elementwise_ms=...
  * optimizer_ms=... step_ms=... gflops=... mfu_fp32=... mfu_bf16=... ratio=...}: per step, the families' profiled
- * time, the step's wall time, the counted FLOPs of every family over it ({@code gflops}), the model's FLOPs (no
- * recomputation) over it against each peak ({@code mfu_*}, {@code n/a} without a known peak), and {@code ratio} =
- * gflops / the fp32 peak ({@code n/a} without one).
+ * time, the step's wall time, its GEMM and attention FLOPs (recomputation included: what {@code ouro plan --rates}
+ * divides by this rate) over it ({@code gflops}), the model's FLOPs (no recomputation) over it against each peak
+ * ({@code mfu_*}, {@code n/a} without a known peak), and {@code ratio} = gflops / the fp32 peak ({@code n/a} without
+ * one).
  */
 public final class LayerBench {
 
@@ -86,12 +87,14 @@ public final class LayerBench {
         ParamLayout layout = new ParamLayout(cfg);
         int n = batch * seq;
         double modelFlops = MemoryPlan.modelFlopsPerToken(cfg, seq) * n;
+        MemoryPlan plan = MemoryPlan.of(cfg, shape, cpu, OpenClStepOps.deviceBufferFloats(dev));
+        // the FLOPs ouro plan counts (GEMM and attention, recomputation included), so that gflops is a rate it can use
+        double planFlops = plan.flopsPerToken() * n;
         Map<Family, StepCounts.Count> counts = new EnumMap<>(Family.class);
         for (Family f : Family.values()) {
             counts.put(f, StepCounts.of(f, cfg, shape, n));
         }
         StepCounts.Count all = StepCounts.step(cfg, shape, n);
-        MemoryPlan plan = MemoryPlan.of(cfg, shape, cpu, OpenClStepOps.deviceBufferFloats(dev));
         long heap = Runtime.getRuntime().maxMemory();
         System.out.printf(Locale.ROOT, "shape %s, batch %d x %d tokens (micro-batch %d), recompute %s, stash %s, matmul %s, "
                         + "%.1fM parameters, on %s%n", cfg, batch, seq, shape.micro(), shape.recompute().yamlName(),
@@ -100,8 +103,9 @@ public final class LayerBench {
                 + "norm, LM head and cross-entropy over a vocabulary of %d, exit gate (their time in the gemm, reduce and "
                 + "elementwise families), gradient clip and AdamW (optimizer)%n", cfg.layers(), cfg.steps(), cfg.vocab());
         System.out.printf(Locale.ROOT, "counted per step (from the shapes, not hardware counters): %.1f GFLOP, %.2f GB; "
-                + "the model's FLOPs (no recomputation, what MFU counts) %.1f GFLOP%n", all.flops() / 1e9,
-                all.bytes() / 1e9, modelFlops / 1e9);
+                + "GEMM and attention (what ouro plan counts, recomputation included) %.1f GFLOP; the model's FLOPs (no "
+                + "recomputation, what MFU counts) %.1f GFLOP%n", all.flops() / 1e9, all.bytes() / 1e9, planFlops / 1e9,
+                modelFlops / 1e9);
         System.out.printf(Locale.ROOT, "plan: device %.1f MiB (activations %.1f MiB, stash %.1f MiB); device global "
                         + "memory %.1f MiB; heap: plan %.1f MiB, JVM limit %.1f MiB (Aparapi mirrors each buffer in a Java "
                         + "array)%s%n",
@@ -163,10 +167,11 @@ public final class LayerBench {
                         t > 0 ? String.format(Locale.ROOT, "%.1f", c.flops() / 1e6 / t) : "-",
                         t > 0 ? String.format(Locale.ROOT, "%.2f", c.bytes() / 1e6 / t) : "-");
             }
-            double gflops = all.flops() / sec / 1e9, modelGflops = modelFlops / sec / 1e9;
+            double gflops = planFlops / sec / 1e9, modelGflops = modelFlops / sec / 1e9;
             System.out.printf(Locale.ROOT, "step %.1f ms wall (profiled ops %.1f ms, the rest host work and launches), "
-                            + "%.1f tok/s, %.1f GFLOP/s counted (%.1f GFLOP/s of model FLOPs), gemm kernel %s%s%n",
-                    sec * 1e3, profiled, n / sec, gflops, modelGflops, ops.effectiveGemm(),
+                            + "%.1f tok/s, %.1f GFLOP/s of GEMM and attention FLOPs (%.1f GFLOP/s of model FLOPs, %.1f of "
+                            + "all families'), gemm kernel %s%s%n",
+                    sec * 1e3, profiled, n / sec, gflops, modelGflops, all.flops() / sec / 1e9, ops.effectiveGemm(),
                     ops.usesTensorCores() ? " on bf16 tensor cores" : "");
             System.out.printf(Locale.ROOT, "peaks (data sheet): fp32 %s, bf16 tensor cores %s; MFU (model FLOPs): %s fp32, "
                             + "%s bf16%n", peak(fp32), peak(bf16), frac(modelGflops, fp32), frac(modelGflops, bf16));
