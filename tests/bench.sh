@@ -83,7 +83,7 @@ case "$name" in
     ;;
   layer)
     cp=$(test_classpath worker)
-    exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.LayerBench "${@:-opencl:0}"
+    exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.LayerBench "$@"
     ;;
   gemm)
     cp=$(test_classpath worker)

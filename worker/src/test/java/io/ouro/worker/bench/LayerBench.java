@@ -40,7 +40,7 @@ import java.util.Map;
  * time is in their families: the head and the gate in gemm, the cross-entropy and the norms in reduce, the embedding's
  * gather in elementwise (its backward in reduce), the clip and AdamW in optimizer.
  *
- * <pre>LayerBench device [key=value ...]</pre>
+ * <pre>LayerBench [device, default opencl:0] [key=value ...]</pre>
  * keys (defaults: the recipe's block, width 2048, 16 heads, FFN 5632, sequence 4096, T = 4, bf16 stash, layer
  * recomputation, micro-batch 1): {@code width=2048 heads=16 seq=4096 batch=1 layers=1 steps=4 vocab=256 ffn=5632 iters=2
  * stash=bf16|fp32 recompute=none|layer|loop_step matmul=fp32|bf16_tensor chunk=0 budget_s=30} (fewer timed steps
@@ -61,14 +61,16 @@ public final class LayerBench {
     }
 
     public static void main(String[] args) {
-        String device = args.length > 0 ? args[0] : "gpu";
+        // the device first, unless the arguments start with the keys (then opencl:0, the benchmarks' default)
+        boolean named = args.length > 0 && !args[0].contains("=");
+        String device = named ? args[0] : "opencl:0";
         Map<String, String> a = new LinkedHashMap<>();
         for (String kv : new String[]{"width=2048", "heads=16", "seq=4096", "batch=1", "layers=1", "steps=4",
                 "vocab=256", "ffn=5632", "iters=2", "stash=bf16", "recompute=layer", "matmul=fp32", "chunk=0",
                 "budget_s=30"}) {
             a.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
         }
-        for (int i = 1; i < args.length; i++) {
+        for (int i = named ? 1 : 0; i < args.length; i++) {
             int eq = args[i].indexOf('=');
             if (eq < 0 || !a.containsKey(args[i].substring(0, eq))) {
                 throw new IllegalArgumentException("argument '" + args[i] + "': expected key=value with a key of " + a.keySet());
