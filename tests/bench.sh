@@ -12,6 +12,9 @@
 #               256) on the OpenCL backend: time, counted FLOPs and bytes, and rates per op family, MFU against the
 #               device's fp32 and bf16 peaks; args: [device, default opencl:0] [key=value: width= seq= heads= ffn=
 #               vocab= steps= layers= iters= stash= recompute= matmul= budget_s=; smaller width and seq for a quick run]
+#   embedding   the embedding backward at 16,384 rows x 2,048 over a 49,152-word vocabulary (Zipf-distributed stand-in
+#               tokens): the translated op (an item per column) against the by-token kernel of reduce.cl (GPU default),
+#               gradients compared bit for bit; args: [device, default opencl:0] [rows] [width] [vocab] [repetitions 3]
 #   gemm        the OpenCL GEMM kernel in the step's three layouts vs PyTorch sgemm;
 #               args: [device, default opencl:0] [size 1024] [no-torch] [kernel AUTO|OUTER|TILED|TENSOR; TENSOR
 #               opens the ops with train.matmul bf16_tensor]
@@ -84,6 +87,10 @@ case "$name" in
   layer)
     cp=$(test_classpath worker)
     exec java -Xmx16g --add-modules=jdk.incubator.vector -cp "$cp" io.ouro.worker.bench.LayerBench "$@"
+    ;;
+  embedding)
+    cp=$(test_classpath worker)
+    exec java -Xmx6g -cp "$cp" io.ouro.worker.bench.EmbeddingBackwardBench "$@"
     ;;
   gemm)
     cp=$(test_classpath worker)

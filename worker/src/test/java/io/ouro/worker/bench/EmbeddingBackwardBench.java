@@ -79,7 +79,7 @@ public final class EmbeddingBackwardBench {
             System.out.printf(Locale.ROOT, "translated ms per launch %s; by token %s; index built on the host in %s ms "
                     + "(the first call cold); gradients bit-identical: %b; load %s%n", Arrays.toString(round(ms[0])),
                     Arrays.toString(round(ms[1])), Arrays.toString(round(indexMs)), same, LoadAverage.line());
-            System.out.printf(Locale.ROOT, "RESULT embedding_bwd rows=%d width=%d vocab=%d distinct=%d translated_ms=%.1f "
+            System.out.printf(Locale.ROOT, "RESULT embedding rows=%d width=%d vocab=%d distinct=%d translated_ms=%.1f "
                     + "by_token_ms=%.1f identical=%b ratio=%.2f%n", rows, width, vocab, distinct, median(ms[0]),
                     median(ms[1]), same, median(ms[1]) / median(ms[0]));
             if (!same) {
