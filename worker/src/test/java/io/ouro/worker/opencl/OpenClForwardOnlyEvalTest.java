@@ -55,8 +55,10 @@ class OpenClForwardOnlyEvalTest {
                         cl.deviceBytes(), train.ops().deviceBytes());
                 // and the logits a training model keeps for its backward without recomputation (StepWorkspace.storesLogits)
                 long logits = 4L * cfg.steps() * batch * seqLen * cfg.vocab();
-                assertEquals(3L * 4 * (layout.arraySize() - 1) + logits, saved,
-                        "gradient, first and second moment buffers, and the kept logits");
+                // and the token index of the embedding backward, after the ids (TokenIndex)
+                long index = 4L * TokenIndex.ints(batch * seqLen);
+                assertEquals(3L * 4 * (layout.arraySize() - 1) + logits + index, saved,
+                        "gradient, first and second moment buffers, the kept logits and the token index");
             }
         }
         try (OpenClModel fwd = new OpenClModel(cfg, OpenClDevices.select(DeviceSpec.parse(device)),
