@@ -11,10 +11,18 @@ __global ushort *ouro_stash16(This *this, int slot) {
     return (__global ushort *) ouro_stash(this, slot - 1);
 }
 
+/*
+ * The one bfloat16 rounding of the OpenCL program, the twin of model/Bf16.bits: nearest, ties to even (a carry may
+ * reach the exponent, and the largest finite floats round to infinity), a NaN stays a NaN with the quiet bit set
+ * (its payload's low 16 bits dropped, never rounded into an infinity). The stash copy below, the tensor-core GEMM's
+ * operand staging (gemm_tc.cl) and anything else that rounds call this; Bf16RoundingOpenClTest checks each of them
+ * bit for bit on crafted values. Integer operations only, so that no math flag (-cl-fast-relaxed-math assumes no
+ * NaNs) and no flush of subnormals changes it.
+ */
 ushort ouro_to_bf16(float f) {
-    uint b = as_uint(f);
-    if (isnan(f)) {
-        return (ushort) ((b >> 16) | 0x40);
+    const uint b = as_uint(f);
+    if ((b & 0x7FFFFFFFu) > 0x7F800000u) {
+        return (ushort) ((b >> 16) | 0x40u);
     }
     return (ushort) ((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
 }
