@@ -170,9 +170,8 @@ abstract class GemmOps extends KernelLaunches {
                 launchOuter(packA, packB, m, n);
             }
         } else if (g == GemmKernel.TENSOR) {
-            // work-groups of 4 warps: 64 rows x 32 columns of C
             setGemm(DeviceOp.CL_GEMM_TC, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
-            execute(Range.create2D(device, (n + 31) / 32 * 32, (m + 63) / 64 * 4, 32, 4));
+            launchTensor(m, n, false);
         } else {
             setGemm(DeviceOp.CL_GEMM_TILED, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk,
                     accumulate);
@@ -180,6 +179,39 @@ abstract class GemmOps extends KernelLaunches {
         }
         wrote(c);
         return true;
+    }
+
+    // gemm_tc.cl over C (m, n), set by setGemm: work-groups of 8 warps (local 16 x 16, as the tiled GEMM's, so that
+    // pocl builds no other work-group size for it), each a 128 x 128 block of C; n0 = 1 is the fragment dump
+    private void launchTensor(int m, int n, boolean fragments) {
+        k.n0 = fragments ? 1 : 0;
+        execute(Range.create2D(device, (n + 127) / 128 * 16, (m + 127) / 128 * 16, 16, 16));
+    }
+
+    /**
+     * Test hook for the tensor-core GEMM's operand loader: runs gemm_tc.cl's staging (the rounding to bfloat16 pairs,
+     * the swizzled double-buffered local tiles) and fragment loads on A (m, kk) and B (n, kk) as {@link #gemm} would,
+     * and writes the raw fragment registers each lane would feed the instruction, as uints (float bits), to act from
+     * {@code dst} instead of multiplying: {@link #tensorFragmentWords} of them, register q of the lane with linear
+     * id tid (warp tid / 32) in k16 step h of stage kt of block (by, bx) at
+     * {@code ((((by * ceil(n/128) + bx) * ceil(kk/32) + kt) * 2 + h) * 256 + tid) * 24 + q}: q < 16 A tile q / 4
+     * register q % 4, else B tile (q - 16) / 2 register q % 2.
+     */
+    void tensorFragments(int dst, Buffer a, int aOff, int aRs, int aCs, Buffer b, int bOff, int bRs, int bCs, int m,
+                         int n, int kk) {
+        reads(a, b, Buffer.ACT);
+        setGemm(DeviceOp.CL_GEMM_TC, Buffer.ACT, dst, 0, 0, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, false);
+        try {
+            launchTensor(m, n, true);
+        } finally {
+            k.n0 = 0;
+        }
+        wrote(Buffer.ACT);
+    }
+
+    /** Words {@link #tensorFragments} writes. */
+    static int tensorFragmentWords(int m, int n, int kk) {
+        return (m + 127) / 128 * ((n + 127) / 128) * ((kk + 31) / 32) * 2 * 256 * 24;
     }
 
     /**

@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * rule written out by hand. The kernels: the copy into a bfloat16 stash ({@code bf16.cl}, OURO_STASH16, read back
  * through the copy out, which widens exactly) and the tensor-core GEMM's operand loader ({@code gemm_tc.cl}: the
  * staging that rounds A and B into local memory and the fragment loads from there, read back as the raw fragment
- * registers through {@link OpenClOps#tensorFragments}). In OpenCL C all of them call one function, ouro_to_bf16.
+ * registers through {@link GemmOps#tensorFragments}). In OpenCL C all of them call one function, ouro_to_bf16.
  */
 class Bf16RoundingOpenClTest {
 
@@ -173,5 +173,79 @@ class Bf16RoundingOpenClTest {
             }
         }
         assertEquals(0, wrong, "stash copy: values not rounded as Bf16.bits" + first);
+    }
+    /**
+     * The tensor-core GEMM's operand loader: A (130 x 50) and B (100 x 50) hold the crafted and random values; the
+     * kernel stages them (rounding each once) into its swizzled, double-buffered local tiles and loads every lane's
+     * fragments as it would for the instruction, and the hook writes those registers out. Each register must be the
+     * bfloat16 pair, by {@link Bf16#bits}, of the two elements the PTX ISA's fragment table puts there (zero past the
+     * matrix): the rounding bit for bit and the fragment layout at once, with A read k-contiguous and B transposed,
+     * then the other way round (the two staging paths).
+     */
+    @Test
+    void theTensorCoreOperandLoaderRoundsBitForBit() {
+        int m = 130, n = 100, kk = 50, aBase = 1000, bBase = 20_000, dst = 40_000;
+        int[] v = values(m * kk + n * kk);
+        for (boolean aTransposed : new boolean[] {false, true}) {
+            // A(r, k) = v[r * kk + k], B(j, k) = v[m * kk + j * kk + k], stored k-contiguous or transposed
+            float[] act = ops.host(Buffer.ACT);
+            java.util.Arrays.fill(act, 0, ACT, 0f);
+            for (int r = 0; r < m; r++) {
+                for (int k = 0; k < kk; k++) {
+                    act[aBase + (aTransposed ? k * m + r : r * kk + k)] = Float.intBitsToFloat(v[r * kk + k]);
+                }
+            }
+            for (int j = 0; j < n; j++) {
+                for (int k = 0; k < kk; k++) {
+                    act[bBase + (aTransposed ? j * kk + k : k * n + j)] = Float.intBitsToFloat(v[m * kk + j * kk + k]);
+                }
+            }
+            ops.upload(Buffer.ACT);
+            ops.startProfile();
+            ops.tensorFragments(dst, Buffer.ACT, aBase, aTransposed ? 1 : kk, aTransposed ? m : 1, Buffer.ACT, bBase,
+                    aTransposed ? kk : 1, aTransposed ? 1 : n, m, n, kk);
+            String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
+            assertEquals(1L, ops.profile().get(name)[1], "the tensor-core kernel ran (" + name + ")");
+            ops.download(Buffer.ACT);
+            float[] out = ops.read(Buffer.ACT);
+            int words = GemmOps.tensorFragmentWords(m, n, kk), nk = (kk + 31) / 32, bxs = (n + 127) / 128;
+            assertTrue(dst + words <= ACT);
+            int wrong = 0, checked = 0;
+            StringBuilder first = new StringBuilder();
+            for (int w = 0; w < words; w++) {
+                int q = w % 24, tid = w / 24 % 256, h = w / (24 * 256) % 2, kt = w / (24 * 256 * 2) % nk;
+                int blk = w / (24 * 256 * 2 * nk), by = blk / bxs, bx = blk % bxs;
+                int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+                int k0 = kt * 32 + h * 16 + 2 * t;
+                int expected;
+                String what;
+                if (q < 16) {
+                    int mi = q / 4, reg = q % 4;
+                    int row = by * 128 + (warp & 1) * 64 + 16 * mi + g + (reg & 1) * 8, k = k0 + (reg >> 1) * 8;
+                    expected = pair(v, row, k, m, kk, 0);
+                    what = "A(" + row + ", " + k + ")";
+                } else {
+                    int ni = (q - 16) / 2, reg = q % 2;
+                    int col = bx * 128 + (warp >> 1) * 32 + 8 * ni + g, k = k0 + reg * 8;
+                    expected = pair(v, col, k, n, kk, m * kk);
+                    what = "B(" + col + ", " + k + ")";
+                }
+                int got = Float.floatToRawIntBits(out[dst + w]);
+                checked++;
+                if (got != expected && wrong++ < 10) {
+                    first.append(String.format("%n  %s, lane %d of warp %d, register %d: 0x%08X, expected 0x%08X", what,
+                            lane, warp, q, got, expected));
+                }
+            }
+            assertEquals(0, wrong, "tensor-core operands " + (aTransposed ? "A transposed" : "B transposed") + ": "
+                    + wrong + " of " + checked + " registers not as Bf16.bits and the fragment table" + first);
+        }
+    }
+
+    // the register holding X(r, k) (low half) and X(r, k + 1), X (rows, kk) = v[base + r * kk + k], zero outside
+    static int pair(int[] v, int r, int k, int rows, int kk, int base) {
+        int lo = r < rows && k < kk ? Bf16.bits(Float.intBitsToFloat(v[base + r * kk + k])) & 0xFFFF : 0;
+        int hi = r < rows && k + 1 < kk ? Bf16.bits(Float.intBitsToFloat(v[base + r * kk + k + 1])) & 0xFFFF : 0;
+        return lo | hi << 16;
     }
 }

@@ -65,7 +65,10 @@ class GemmOpenClTest {
      */
     @Test
     void tensorCoreKernelMatchesTheBf16RoundedReference() {
-        int[][] shapes = {{37, 45, 29}, {70, 33, 150}, {1, 17, 3}, {67, 8, 40}};
+        // (n, in, o): the forward's k is in, the input gradient's o, the weight gradient's n; none a multiple of the
+        // 128 x 128 block or the 32-deep stage; k = 517 and 300 walk 17 and 10 stages (the double buffer swaps each);
+        // each operand region stays clear of the outputs written before it is read (x: n * in <= 19,997 floats)
+        int[][] shapes = {{37, 45, 29}, {130, 70, 150}, {1, 17, 3}, {517, 37, 29}, {60, 300, 40}, {150, 129, 130}};
         ops.startProfile();
         for (int[] s : shapes) {
             compareTensor(s[0], s[1], s[2]);
