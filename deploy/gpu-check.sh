@@ -235,7 +235,8 @@ stage_probe() {
   out=$(cat "$SCRATCH/probe.out")
   [ $rc -eq 0 ] || return $rc
   if echo "$out" | grep '^tensor cores on .*: yes' >/dev/null; then
-    echo "RESULT probe tensor_cores=yes"
+    # ldmatrix: whether gemm_tc.cl loads its fragments with it (the probe's second check; docs/tensor-cores.md)
+    echo "RESULT probe tensor_cores=yes ldmatrix=$(echo "$out" | grep -q '^ldmatrix on .*: yes' && echo yes || echo no)"
   else
     echo "RESULT probe tensor_cores=no reason=$(echo "$out" | sed -n 's/^tensor cores on .*: no (\(.*\))$/\1/p' | tail -1 | tr ' =' '_:' | cut -c1-120)"
   fi

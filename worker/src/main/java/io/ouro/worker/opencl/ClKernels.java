@@ -76,7 +76,7 @@ public final class ClKernels {
     /** Makes LoopKernel's program the translation plus the hand-written ops (fp32 unless installed already). */
     static synchronized void install() {
         if (source == null) {
-            install(false);
+            install(false, false);
         }
     }
 
@@ -115,7 +115,8 @@ public final class ClKernels {
         }
         boolean ptx = resolve(source == null ? null : tensorCorePtx, want,
                 () -> !gpu || !TensorCores.nvidia(device) || TensorCores.probe(device), OpenClDevices.describe(device));
-        install(ptx);
+        // ldmatrix for the fragments only where the instruction is in and the device passed the ldmatrix check too
+        install(ptx, ptx && gpu && TensorCores.nvidia(device) && TensorCores.ldmatrix(device));
         return ptx && gpu && TensorCores.nvidia(device) && TensorCores.probe(device);
     }
 
@@ -152,13 +153,15 @@ public final class ClKernels {
 
     /**
      * Installs the program, with OURO_TC_PTX defined when {@code ptx}, so that on NVIDIA's compiler gemm_tc.cl issues
-     * the tensor-core instruction; a program installed already stays (callers decide through {@link #resolve}).
+     * the tensor-core instruction, and OURO_TC_LDMATRIX when {@code ldmatrix}, so that it loads the fragments with
+     * ldmatrix; a program installed already stays (callers decide through {@link #resolve}).
      */
-    private static synchronized void install(boolean ptx) {
+    private static synchronized void install(boolean ptx, boolean ldmatrix) {
         if (source != null) {
             return;
         }
-        String spliced = splice(accessors(translation()), (ptx ? "#define OURO_TC_PTX 1\n" : "") + handWritten());
+        String spliced = splice(accessors(translation()), (ptx ? "#define OURO_TC_PTX 1\n" : "")
+                + (ldmatrix ? "#define OURO_TC_LDMATRIX 1\n" : "") + handWritten());
         Map<Class<? extends Kernel>, String> cache = openClCache();
         synchronized (cache) {
             String before = cache.get(LoopKernel.class);

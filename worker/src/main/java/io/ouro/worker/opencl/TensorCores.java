@@ -59,6 +59,36 @@ public final class TensorCores {
             }
             """;
 
+    /**
+     * The ldmatrix check (gemm_tc.cl's OURO_TC_LDMATRIX): one warp stages a 32 x 4 uint tile in local memory, each
+     * lane gives the address of row lane (16 bytes) to {@code ldmatrix.sync.aligned.m8n8.x4.shared.b16}, and lane l
+     * must get word l % 4 of row 8 i + l / 4 in register i: the instruction, and the local pointer passed as a shared
+     * address the way gemm_tc.cl passes it. A program of its own, so that its failing to build leaves the mma verdict.
+     */
+    static final String LDMATRIX_SOURCE = """
+            __kernel void ouro_tc_probe_ldmatrix(__global float *out) {
+                __local uint tile[128];
+                const int lane = get_local_id(0);
+                for (int j = 0; j < 4; j++) {
+                    tile[lane * 4 + j] = (uint) (lane * 4 + j);
+                }
+                barrier(CLK_LOCAL_MEM_FENCE);
+            #ifdef __NV_CL_C_VERSION
+                uint r0, r1, r2, r3;
+                const uint addr = (uint) (size_t) (tile + lane * 4);
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                             : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                             : "r"(addr));
+                out[lane * 4] = (float) r0;
+                out[lane * 4 + 1] = (float) r1;
+                out[lane * 4 + 2] = (float) r2;
+                out[lane * 4 + 3] = (float) r3;
+            #else
+                out[lane * 4] = -1.0f;
+            #endif
+            }
+            """;
+
     private TensorCores() {
     }
 
@@ -68,6 +98,12 @@ public final class TensorCores {
         String why = run(device);
         System.out.println("tensor cores on " + OpenClDevices.describe(device) + ": "
                 + (why == null ? "yes (mma.sync bf16 built and gave the known product)" : "no (" + why + ")"));
+        if (why == null) {
+            String l = runLdmatrix(device);
+            System.out.println("ldmatrix on " + OpenClDevices.describe(device) + ": "
+                    + (l == null ? "yes (gemm_tc.cl loads its fragments with it)" : "no (" + l + "; gemm_tc.cl loads "
+                    + "its fragments from local memory word by word)"));
+        }
     }
 
     /** Whether the device's name or platform says NVIDIA (the only vendor whose compiler takes inline PTX). */
@@ -96,6 +132,51 @@ public final class TensorCores {
         return v.isEmpty() ? null : v;
     }
 
+    /** The ldmatrix verdicts by device description, as {@link #VERDICTS}. */
+    private static final Map<String, String> LDMATRIX_VERDICTS = new ConcurrentHashMap<>();
+
+    /**
+     * Whether gemm_tc.cl may load its fragments with ldmatrix on this device: the mma probe passed ({@link #probe})
+     * and the ldmatrix check ({@link #LDMATRIX_SOURCE}) built and gave every lane its rows; probed once per device.
+     */
+    public static boolean ldmatrix(OpenCLDevice device) {
+        if (!probe(device)) {
+            return false;
+        }
+        return LDMATRIX_VERDICTS.computeIfAbsent(OpenClDevices.describe(device), d -> {
+            String r = runLdmatrix(device);
+            return r == null ? "" : r;
+        }).isEmpty();
+    }
+
+    /** Why ldmatrix does not run as gemm_tc.cl uses it, or null when it does (checks every time). */
+    static String runLdmatrix(OpenCLDevice device) {
+        if (!nvidia(device)) {
+            return "not an NVIDIA device";
+        }
+        float[] out;
+        try {
+            out = execute(device, LDMATRIX_SOURCE, "ouro_tc_probe_ldmatrix");
+        } catch (RuntimeException | LinkageError e) {
+            return "the ldmatrix check did not build or run: " + e;
+        }
+        return ldmatrixWrong(out);
+    }
+
+    /** What is wrong with the ldmatrix check's output (lane l, register i: word l % 4 of row 8 i + l / 4), or null. */
+    static String ldmatrixWrong(float[] out) {
+        for (int lane = 0; lane < 32; lane++) {
+            for (int i = 0; i < 4; i++) {
+                float expected = (8 * i + lane / 4) * 4 + lane % 4;
+                if (out[lane * 4 + i] != expected) {
+                    return "the ldmatrix check gave " + out[lane * 4 + i] + " to lane " + lane + " register " + i
+                            + ", expected " + expected;
+                }
+            }
+        }
+        return null;
+    }
+
     /** Why the device does not run the instruction, or null when it does (probes every time: see {@link #probe}). */
     public static String run(OpenCLDevice device) {
         if (!nvidia(device)) {
@@ -103,7 +184,7 @@ public final class TensorCores {
         }
         float[] out;
         try {
-            out = execute(device);
+            out = execute(device, SOURCE, "ouro_tc_probe");
         } catch (RuntimeException | LinkageError e) {
             return "the probe did not build or run: " + e;
         }
@@ -126,19 +207,24 @@ public final class TensorCores {
      * and when the build fails it throws before handing back anything to dispose (the context would stay).
      */
     static float[] execute(OpenCLDevice device) {
+        return execute(device, SOURCE, "ouro_tc_probe");
+    }
+
+    /** {@link #execute(OpenCLDevice)} for another one-warp program with the same argument, kernel {@code name}. */
+    static float[] execute(OpenCLDevice device, String source, String name) {
         float[] out = HostArrays.floats(OUT);
         Arrays.fill(out, Float.NaN);
         OpenCLProgram program = null;
         OpenCLKernel kernel = null;
         try {
-            program = new OpenCLProgram(device, SOURCE).createProgram(device);
+            program = new OpenCLProgram(device, source).createProgram(device);
             if (program == null) {
                 throw new OpenClException("the probe's program was not created");
             }
             Method m = Probe.class.getMethod("probe", Range.class, float[].class);
-            kernel = OpenCLKernel.createKernel(program, "ouro_tc_probe", device.getArgs(m));
+            kernel = OpenCLKernel.createKernel(program, name, device.getArgs(m));
             if (kernel == null) {
-                throw new OpenClException("the probe's program did not build (no kernel ouro_tc_probe)");
+                throw new OpenClException("the probe's program did not build (no kernel " + name + ")");
             }
             kernel.invoke(new Object[] {Range.create(device, 32, 32), out});
             return out;

@@ -103,6 +103,35 @@ class TensorCoreSettingTest {
         }
     }
 
+    /**
+     * The ldmatrix check (OURO_TC_LDMATRIX): its program builds and runs here (its local tile and barrier included;
+     * without NVIDIA's compiler each lane writes -1), its verdict here is no, and the judge of its output takes the
+     * ldmatrix.x4 layout (lane l, register i: word l % 4 of row 8 i + l / 4) and rejects two lanes swapped.
+     */
+    @Test
+    void theLdmatrixCheckBuildsRunsAndJudgesTheLayout() {
+        OpenCLDevice d = OpenClDevices.select(DeviceSpec.parse(io.ouro.worker.TestDevice.spec()));
+        if (!TensorCores.nvidia(d)) {
+            float[] out = TensorCores.execute(d, TensorCores.LDMATRIX_SOURCE, "ouro_tc_probe_ldmatrix");
+            for (int lane = 0; lane < 32; lane++) {
+                assertEquals(-1f, out[lane * 4], "lane " + lane);
+            }
+            assertFalse(TensorCores.ldmatrix(d), "no ldmatrix without NVIDIA's compiler");
+            assertEquals("not an NVIDIA device", TensorCores.runLdmatrix(d));
+        }
+        float[] right = new float[128];
+        for (int lane = 0; lane < 32; lane++) {
+            for (int i = 0; i < 4; i++) {
+                right[lane * 4 + i] = (8 * i + lane / 4) * 4 + lane % 4;
+            }
+        }
+        assertEquals(null, TensorCores.ldmatrixWrong(right));
+        float[] swapped = right.clone();
+        swapped[5 * 4 + 2] = right[6 * 4 + 2];
+        swapped[6 * 4 + 2] = right[5 * 4 + 2];
+        assertTrue(TensorCores.ldmatrixWrong(swapped).contains("lane 5 register 2"), TensorCores.ldmatrixWrong(swapped));
+    }
+
     @Test
     void theShapeCarriesTheSettingAndMfuUsesTheTensorPeakOnlyOnTensorCores() {
         StepShape s = StepShape.whole(2, 8);
