@@ -59,9 +59,12 @@ class GemmOpenClTest {
 
     /**
      * The tensor-core GEMM (gemm_tc.cl) in the three layouts against the Java reference on the operands rounded to
-     * bfloat16: on a device without the instruction (pocl here) its emulation, which places every fragment element
-     * where the PTX ISA does, so a wrong fragment index is off by O(1); on an NVIDIA GPU that passed the probe, with
-     * the ops opened for bf16_tensor (see {@link #open}), the instruction itself.
+     * bfloat16: on a device without the instruction (pocl here) its emulation, which runs the kernel's staging (the
+     * rounding, the swizzled double-buffered local tiles) and reads every fragment element from the staged tiles
+     * where the PTX ISA puts it, so a wrong fragment index or a stage in the wrong buffer is off by O(1); on an
+     * NVIDIA GPU that passed the probe, with the ops opened for bf16_tensor (see {@link #open}), the instruction
+     * itself (and ldmatrix where the probe's second check passed). The fragment registers themselves are checked bit
+     * for bit in {@link Bf16RoundingOpenClTest#theTensorCoreOperandLoaderRoundsBitForBit}.
      */
     @Test
     void tensorCoreKernelMatchesTheBf16RoundedReference() {
