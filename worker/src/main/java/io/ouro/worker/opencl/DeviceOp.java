@@ -123,8 +123,8 @@ public enum DeviceOp {
      * they never touch (on a GPU it would cap how many of them an SM holds). DeviceOpTest derives the set from the
      * program's source and fails if it differs from this one.
      */
-    private static final Set<DeviceOp> LOCAL_TILES = EnumSet.of(GEMM, CL_GEMM_TILED, CL_CE_FWD_WG, CL_FLASH_FWD,
-            CL_FLASH_BWD_Q, CL_FLASH_BWD_KV);
+    private static final Set<DeviceOp> LOCAL_TILES = EnumSet.of(GEMM, CL_GEMM_TILED, CL_GEMM_TC, CL_CE_FWD_WG,
+            CL_FLASH_FWD, CL_FLASH_BWD_Q, CL_FLASH_BWD_KV);
 
     static {
         for (DeviceOp o : values()) {
