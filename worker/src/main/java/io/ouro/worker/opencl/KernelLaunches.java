@@ -22,12 +22,25 @@ abstract class KernelLaunches extends DeviceBuffers {
      * a launch reserves is what its op uses ({@link DeviceOp#localTiles()}).
      */
     private final float[] fullTileA, fullTileB, noTileA = new float[1], noTileB = new float[1];
+    /**
+     * Whether launches bind the tiles by op (above). On a GPU, local memory reserved per work-group caps how many
+     * groups an SM holds; a CPU device (pocl) runs a work-group as loops over its items and gains nothing, while the
+     * re-binding cost 8% of the bench step there (docs/opencl.md). So: on devices that are not CPUs, and on pocl when
+     * the tests run it as a GPU would be run (the discrete-memory execution, {@link DeviceMemory#FORCE_PROPERTY}).
+     */
+    private boolean localPerLaunch;
 
     KernelLaunches(OpenCLDevice device, int[] paramSegments, int[] momentSegments, long actSize, int metricsSize,
                    int rows, int[] stashSizes, boolean training) {
         super(device, paramSegments, momentSegments, actSize, metricsSize, rows, stashSizes, training);
         fullTileA = k.tileA;
         fullTileB = k.tileB;
+        localPerLaunch = !cpuDevice || Boolean.getBoolean(DeviceMemory.FORCE_PROPERTY);
+    }
+
+    /** Binds the local-memory tiles by op (true) or at full size on every launch; the default is by device type. */
+    public void useLocalPerLaunch(boolean on) {
+        localPerLaunch = on;
     }
 
     /** Whether this device runs gemm_tc.cl with the tensor-core instruction (else its emulation). */
@@ -62,7 +75,7 @@ abstract class KernelLaunches extends DeviceBuffers {
             name += String.format(java.util.Locale.ROOT, " %dx%dx%d a%d,%d b%d,%d%s", k.gm, k.gn, k.gk, k.aRs, k.aCs,
                     k.bRs, k.bCs, op == DeviceOp.CL_GEMM_OUTER && k.outerPackedB() ? " packedB" : "");
         }
-        boolean tiles = op.localTiles();
+        boolean tiles = op.localTiles() || !localPerLaunch;
         k.tileA = tiles ? fullTileA : noTileA;
         k.tileB = tiles ? fullTileB : noTileB;
         KernelCheck.launch(k, device, range, "op '" + name + "'");

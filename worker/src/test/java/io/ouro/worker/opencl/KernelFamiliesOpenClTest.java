@@ -105,6 +105,10 @@ class KernelFamiliesOpenClTest {
         try {
             LoopKernel k = ops.kernel();
             int full = k.tileA.length;
+            ops.useLocalPerLaunch(false); // a CPU device's default: every launch binds the full tiles
+            ops.fill(OpenClOps.Buffer.ACT, 4000, 100, 0f);
+            assertEquals(full, k.tileA.length, "without binding by op, fill carries the full tiles");
+            ops.useLocalPerLaunch(true); // a GPU's default
             assertEquals(64 * 65, full, "the tiles' full size");
             int m = 37, n = 45, kk = 29, bOff = m * kk, cOff = 5000;
             float[] act = ops.host(OpenClOps.Buffer.ACT);
