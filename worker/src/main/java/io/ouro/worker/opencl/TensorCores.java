@@ -151,16 +151,25 @@ public final class TensorCores {
 
     /** Why ldmatrix does not run as gemm_tc.cl uses it, or null when it does (checks every time). */
     static String runLdmatrix(OpenCLDevice device) {
+        return check(device, LDMATRIX_SOURCE, "ouro_tc_probe_ldmatrix", "the ldmatrix check", TensorCores::ldmatrixWrong);
+    }
+
+    /**
+     * Runs a one-warp check program on an NVIDIA device: why it did not build or run, or what {@code wrong} finds in
+     * its output, or null when it gave what was expected.
+     */
+    private static String check(OpenCLDevice device, String source, String name, String what,
+                                java.util.function.Function<float[], String> wrong) {
         if (!nvidia(device)) {
             return "not an NVIDIA device";
         }
         float[] out;
         try {
-            out = execute(device, LDMATRIX_SOURCE, "ouro_tc_probe_ldmatrix");
+            out = execute(device, source, name);
         } catch (RuntimeException | LinkageError e) {
-            return "the ldmatrix check did not build or run: " + e;
+            return what + " did not build or run: " + e;
         }
-        return ldmatrixWrong(out);
+        return wrong.apply(out);
     }
 
     /** What is wrong with the ldmatrix check's output (lane l, register i: word l % 4 of row 8 i + l / 4), or null. */
@@ -179,22 +188,15 @@ public final class TensorCores {
 
     /** Why the device does not run the instruction, or null when it does (probes every time: see {@link #probe}). */
     public static String run(OpenCLDevice device) {
-        if (!nvidia(device)) {
-            return "not an NVIDIA device";
-        }
-        float[] out;
-        try {
-            out = execute(device, SOURCE, "ouro_tc_probe");
-        } catch (RuntimeException | LinkageError e) {
-            return "the probe did not build or run: " + e;
-        }
-        // the first 4 per lane: the array is longer (HostArrays), and its tail stays NaN
-        for (int i = 0; i < OUT; i++) {
-            if (out[i] != 32.0f) {
-                return "the probe computed " + out[i] + " at " + i + ", expected 32";
+        return check(device, SOURCE, "ouro_tc_probe", "the probe", out -> {
+            // the first 4 per lane: the array is longer (HostArrays), and its tail stays NaN
+            for (int i = 0; i < OUT; i++) {
+                if (out[i] != 32.0f) {
+                    return "the probe computed " + out[i] + " at " + i + ", expected 32";
+                }
             }
-        }
-        return null;
+            return null;
+        });
     }
 
     /**

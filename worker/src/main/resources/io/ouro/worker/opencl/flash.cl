@@ -19,6 +19,16 @@ int ouro_flash_rows(int hd) {
     return min(OURO_FQ, OURO_FTILE / hd);
 }
 
+/* the group's item lx copies its share of kt key and value rows from row j0 of (K, V) (rows d apart) into the tiles */
+void ouro_flash_stage_kv(__local float *Kt, __local float *Vt, __global const float *K, __global const float *V, int j0,
+                         int kt, int hd, int d, int lx) {
+    for (int e = lx; e < kt * hd; e += OURO_FQ) {
+        const int t = e / hd, g = (j0 + t) * d + e - t * hd;
+        Kt[e] = K[g];
+        Vt[e] = V[g];
+    }
+}
+
 /* out = softmax(q k^T * scale, causal) v and lse = log sum exp per query row; one query per item */
 void ouro_flash_fwd(This *this, int gx, int lx) {
     const int S = this->n1, H = this->n2, hd = this->n3, d = H * hd, R = ouro_flash_rows(hd);
@@ -40,11 +50,7 @@ void ouro_flash_fwd(This *this, int gx, int lx) {
     }
     for (int j0 = 0; j0 <= last; j0 += R) {
         const int kt = min(R, last + 1 - j0);
-        for (int e = lx; e < kt * hd; e += OURO_FQ) {
-            const int t = e / hd, g = (j0 + t) * d + e - t * hd;
-            Kt[e] = K[g];
-            Vt[e] = V[g];
-        }
+        ouro_flash_stage_kv(Kt, Vt, K, V, j0, kt, hd, d, lx);
         barrier(CLK_LOCAL_MEM_FENCE);
         const int n = live ? min(kt, s - j0 + 1) : 0; /* causal: keys j0 + t <= s */
         if (n > 0) {
@@ -113,11 +119,7 @@ void ouro_flash_bwd_q(This *this, int gx, int lx) {
     }
     for (int j0 = 0; j0 <= last; j0 += R) {
         const int kt = min(R, last + 1 - j0);
-        for (int e = lx; e < kt * hd; e += OURO_FQ) {
-            const int t = e / hd, g = (j0 + t) * d + e - t * hd;
-            Kt[e] = K[g];
-            Vt[e] = V[g];
-        }
+        ouro_flash_stage_kv(Kt, Vt, K, V, j0, kt, hd, d, lx);
         barrier(CLK_LOCAL_MEM_FENCE);
         const int n = live ? min(kt, s - j0 + 1) : 0;
         for (int t = 0; t < n; t++) {
