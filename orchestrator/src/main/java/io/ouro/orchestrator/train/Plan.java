@@ -171,11 +171,9 @@ public final class Plan {
         long exchange = train.workers() > 1 ? train.bucketFloats() : 0;
         MemoryPlan p = MemoryPlan.choose(s.model(), batch, s.seqLen(), s.microBatch(), s.recompute(),
                 s.recomputeChunk(), train.bufferLimitFloats(), train.deviceBytes(), OpenClModel.MAX_BUFFER_FLOATS,
-                shards, exchange, train.bf16Stash());
-        // the products' precision changes no buffer: the chosen shape, carrying it to the worker's backend
-        return train.matmul() == MatmulPrecision.FP32 ? p
-                : MemoryPlan.of(s.model(), p.shape().withMatmul(train.matmul()), false, OpenClModel.MAX_BUFFER_FLOATS,
-                        shards, exchange);
+                shards, exchange, train.bf16Stash(), train.matmul());
+        // bf16_tensor: the shape carries the precision to the worker's backend, and the plan counts the weight copy
+        return p;
     }
 
     /**

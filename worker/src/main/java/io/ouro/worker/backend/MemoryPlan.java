@@ -25,10 +25,12 @@ import java.util.Locale;
  * @param actBuffers   device buffers (windows) of the activation arena
  * @param largestBytes the largest single device buffer: every one stays below Aparapi's 2 GiB
  *                     ({@link io.ouro.worker.opencl.HostArrays#MAX_FLOATS})
+ * @param weightCopyBytes the weights' bfloat16 copy the tensor-core GEMM reads (train.matmul bf16_tensor: 2 bytes per
+ *                     parameter, one buffer per segment), 0 without it
  */
 public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int paramSegments, long stateBytes,
                          long activationBytes, long stashBytes, int stashBuffers, long deviceBytes, long heapBytes,
-                         String problem, int actBuffers, long largestBytes) {
+                         String problem, int actBuffers, long largestBytes, long weightCopyBytes) {
 
     /** The shape on a GPU whose largest buffer is {@code actLimit} floats. */
     public static MemoryPlan of(LoopConfig model, StepShape shape, long actLimit) {
@@ -51,13 +53,15 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         long p = layout.totalSize();
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
         int segments = 0, actBuffers = 0;
-        long largest = 0;
+        long largest = 0, copy = 0;
+        boolean bf16Weights = shape.matmul() == io.ouro.worker.model.MatmulPrecision.BF16_TENSOR;
         String problem = null;
         try {
             io.ouro.worker.model.ParamSegments segs = OpenClStepOps.paramSegments(layout, limit);
             segments = segs.count();
             for (int i = 0; i < segments; i++) {
                 largest = Math.max(largest, segs.size(i));
+                copy += bf16Weights ? OpenClOps.weightCopyFloats(Math.toIntExact(segs.size(i))) : 0;
             }
         } catch (IllegalArgumentException e) {
             problem = e.getMessage();
@@ -83,13 +87,14 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         long small = 4L * (rows * 3 + TokenIndex.ints(Math.toIntExact(rows)) + 2L * model.steps()
                 + OpenClOps.PARAM_SEGMENTS * 256L
                 + (long) shape.seqLen() * model.headDim() + 4L * (OpenClOps.PARAM_SEGMENTS - Math.max(1, segments))
+                + (OpenClOps.PARAM_SEGMENTS - (bf16Weights ? Math.max(1, segments) : 0))
                 + (16 - stashBuffers) + (io.ouro.worker.opencl.OpenClOps.ACT_PIECES - Math.max(1, actBuffers)) + 1);
         // parameters and gradients, the moments of this rank's share (rounded up), the exchange buffer
         long state = 8 * p + 8 * ((p + optimizerShards - 1) / optimizerShards);
-        long device = state + 4 * (act + stash) + small + 4 * Math.max(0, Math.min(exchangeFloats, p) - 1);
+        long device = state + 4 * (act + stash + copy) + small + 4 * Math.max(0, Math.min(exchangeFloats, p) - 1);
         long heap = device + 12 * p;
         return new MemoryPlan(model, shape, p, segments, state, 4 * act, 4 * stash, stashBuffers, device, heap, problem,
-                actBuffers, 4 * largest);
+                actBuffers, 4 * largest, 4 * copy);
     }
 
     /** Whether the shape can be allocated and fits {@code deviceBytes}. */
@@ -122,6 +127,17 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
     public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
                                     long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
                                     long exchangeFloats, boolean bf16Stash) {
+        return choose(model, batch, seqLen, micro, recompute, chunk, bufferLimit, deviceBytes, actLimit,
+                optimizerShards, exchangeFloats, bf16Stash, io.ouro.worker.model.MatmulPrecision.FP32);
+    }
+
+    /**
+     * The same with the products in {@code matmul}'s precision ({@link StepShape#withMatmul}): bf16_tensor adds the
+     * weights' bfloat16 copy to every choice.
+     */
+    public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
+                                    long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
+                                    long exchangeFloats, boolean bf16Stash, io.ouro.worker.model.MatmulPrecision matmul) {
         List<Recompute> modes = recompute != null ? List.of(recompute) : List.of(Recompute.values());
         List<Integer> micros = new ArrayList<>();
         if (micro > 0) {
@@ -136,8 +152,8 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         MemoryPlan last = null;
         for (Recompute r : modes) {
             for (int m : micros) {
-                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit, bf16Stash), false, actLimit,
-                        optimizerShards, exchangeFloats);
+                last = of(model, new StepShape(batch, seqLen, m, r, chunk, bufferLimit, bf16Stash, matmul), false,
+                        actLimit, optimizerShards, exchangeFloats);
                 if (last.fits(deviceBytes)) {
                     return last;
                 }
@@ -177,23 +193,27 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         String fit = this.deviceBytes <= deviceBytes ? String.format(Locale.ROOT, "fits %s", gib(deviceBytes))
                 : String.format(Locale.ROOT, "DOES NOT FIT %s", gib(deviceBytes));
         return String.format(Locale.ROOT, "micro-batch %d x %d tokens, recompute %s%s; per worker %s on the device "
-                        + "(parameters + gradients + AdamW%s %s in %d segment%s, activations %s in %d buffer%s, stash%s %s in "
-                        + "%d buffer%s; %d device buffers, the largest %s), executor heap %s; %.3g FLOP/token (%.3g with "
-                        + "recomputation): %s",
+                        + "(parameters + gradients + AdamW%s %s in %d segment%s, %sactivations %s in %d buffer%s, stash%s %s "
+                        + "in %d buffer%s; %d device buffers, the largest %s), executor heap %s; %.3g FLOP/token (%.3g "
+                        + "with recomputation): %s",
                 shape.micro(), shape.seqLen(), shape.recompute().yamlName(),
                 shape.recompute() == Recompute.NONE ? "" : " in chunks of "
                         + io.ouro.worker.step.StepWorkspace.chunkRows(shape.micro() * shape.seqLen(),
                         shape.recompute(), shape.chunk()) + " rows",
                 gib(this.deviceBytes), stateBytes < 16 * parameters ? " moments of this rank's slice (ZeRO-1)" : "",
-                gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s", gib(activationBytes), actBuffers,
+                gib(stateBytes), paramSegments, paramSegments == 1 ? "" : "s",
+                weightCopyBytes > 0 ? "bf16 weight copy " + gib(weightCopyBytes) + ", " : "", gib(activationBytes), actBuffers,
                 actBuffers == 1 ? "" : "s", shape.bf16Stash() ? " (bf16)" : "", gib(stashBytes), stashBuffers,
                 stashBuffers == 1 ? "" : "s", buffers(), gib(largestBytes), gib(heapBytes),
                 modelFlopsPerToken(model, shape.seqLen()), flopsPerToken(), fit);
     }
 
-    /** Device buffers the shape allocates: four per parameter segment (training), the activation and stash buffers. */
+    /**
+     * Device buffers the shape allocates: four per parameter segment (training), five with the weight copy, the
+     * activation and stash buffers.
+     */
     public int buffers() {
-        return 4 * paramSegments + actBuffers + stashBuffers;
+        return (weightCopyBytes > 0 ? 5 : 4) * paramSegments + actBuffers + stashBuffers;
     }
 
     static String gib(double bytes) {

@@ -37,6 +37,13 @@ abstract class DeviceBuffers {
     private int tokenGroups = -1;
     private long bytesUp, bytesDown;
     private boolean closed;
+    /**
+     * The weights' bfloat16 copy ({@link #keepWeightCopy}): none until asked for; then, per segment, whether the fp32
+     * parameters changed since the copy was last made (every write of them, on the host or the device, passes
+     * {@link #upload} or {@link #wrote}).
+     */
+    private boolean weightCopy;
+    private final boolean[] copyStale = new boolean[LoopKernel.SEGMENTS];
     /** Bytes of the device buffers of every open OpenClOps in this process, and their peak since {@link #resetPeak}. */
     private static long live, peak;
 
@@ -120,8 +127,9 @@ abstract class DeviceBuffers {
             stash += n;
         }
         sizes.put(Buffer.STASH, stash);
-        // every buffer as sized, the placeholders of unused windows and the two rope tables included
-        logicalFloats = (LoopKernel.ACT_PIECES - pieces) + 2;
+        // every buffer as sized, the placeholders of unused windows, the two rope tables and the weight copy's
+        // placeholders (keepWeightCopy replaces them) included
+        logicalFloats = (LoopKernel.ACT_PIECES - pieces) + 2 + LoopKernel.SEGMENTS;
         for (long n : sizes.values()) {
             logicalFloats += n;
         }
@@ -292,6 +300,7 @@ abstract class DeviceBuffers {
     /** Marks b as changed on the host (the device copy is now stale). */
     public void hostWrote(Buffer b) {
         residency.set(b, Residency.Side.HOST);
+        paramsChanged(b);
     }
 
     /**
@@ -307,6 +316,7 @@ abstract class DeviceBuffers {
             tokenGroups = TokenIndex.build(k.tok, tokenRows);
         }
         pendingUploads.add(b);
+        paramsChanged(b);
         if (b.equals(Buffer.TOKENS) || b.equals(Buffer.TARGETS)) {
             k.put(ints(b));
         } else if (b.equals(Buffer.ACT)) {
@@ -451,6 +461,46 @@ abstract class DeviceBuffers {
         }
     }
 
+    /**
+     * Keeps a bfloat16 copy of every parameter segment on the device (LoopKernel's {@code wh0..}, 2 bytes per
+     * parameter, device-only), for the tensor-core GEMM to read its weight operand from ({@link GemmOps}); the copy is
+     * made from the fp32 parameters before the first product that reads a segment changed since.
+     */
+    final void keepWeightCopy() {
+        if (weightCopy) {
+            return;
+        }
+        weightCopy = true;
+        for (int seg = 0; seg < segments.length; seg++) {
+            int n = weightCopyFloats(segments[seg]);
+            float[] a = HostArrays.floats(n);
+            bind("wh" + seg, a);
+            guard("wh" + seg, a, n);
+            grow(n - 1L);
+            copyStale[seg] = true;
+        }
+    }
+
+    /** Floats of the bfloat16 copy of a segment of {@code params} parameters: two 16-bit values per float. */
+    public static int weightCopyFloats(int params) {
+        return (params + 1) / 2;
+    }
+
+    /** Whether {@link #keepWeightCopy} was asked for. */
+    public boolean weightCopy() {
+        return weightCopy;
+    }
+
+    /** Whether segment seg's parameters changed since its bfloat16 copy was made (true: it must be made again). */
+    final boolean weightCopyStale(int seg) {
+        return copyStale[seg];
+    }
+
+    /** The copy of segment seg was just made from its parameters. */
+    final void weightCopyMade(int seg) {
+        copyStale[seg] = false;
+    }
+
     /** Whether this model has gradient and moment buffers. */
     public boolean training() {
         return training;
@@ -472,6 +522,14 @@ abstract class DeviceBuffers {
 
     final void wrote(Buffer b) {
         residency.set(b, Residency.Side.DEVICE);
+        paramsChanged(b);
+    }
+
+    // the weight copy of a parameter segment is stale once the segment is written, on either side
+    private void paramsChanged(Buffer b) {
+        if (b.kind() == Buffer.Kind.PARAMS) {
+            copyStale[b.index()] = true;
+        }
     }
 
     private float[] floats(Buffer b) {

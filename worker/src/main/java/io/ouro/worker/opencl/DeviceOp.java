@@ -75,7 +75,9 @@ public enum DeviceOp {
     CL_EMBED_BWD(Code.HAND, 22, "embedding bwd by token (OpenCL C)", Family.REDUCE),
     CL_FLASH_FWD(Code.HAND, 19, "attention fwd (flash, OpenCL C)", Family.ATTENTION),
     CL_FLASH_BWD_Q(Code.HAND, 20, "attention bwd q (flash, OpenCL C)", Family.ATTENTION),
-    CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)", Family.ATTENTION);
+    CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)", Family.ATTENTION),
+    /** The weights' bfloat16 copy refreshed from the fp32 master (after the optimizer step, a load, an all-gather). */
+    CL_WEIGHT_BF16(Code.HAND, 23, "weight copy bf16 (OpenCL C)", Family.OPTIMIZER);
 
     /**
      * The kind of kernel an op is, for the time, FLOP and bytes the layer benchmark reports per kind

@@ -36,6 +36,9 @@ abstract class GemmOps extends KernelLaunches {
 
     private GemmKernel gemmKernel = GemmKernel.AUTO;
 
+    /** Whether the tensor-core GEMM reads a parameter-segment B from the weights' bfloat16 copy (when one is kept). */
+    private boolean readWeightCopy = true;
+
     private int transposeScratch = -1, transposeScratchSize;
 
     /** Compiles the kernel's program with the GEMM {@code matmul} asks for on this device. */
@@ -46,6 +49,36 @@ abstract class GemmOps extends KernelLaunches {
         this.matmul = matmul;
         this.tensorCores = ClKernels.install(matmul, device);
         KernelCheck.requireOpenCl(k, device);
+        if (matmul == MatmulPrecision.BF16_TENSOR) {
+            keepWeightCopy(); // counted by MemoryPlan for bf16_tensor, whichever GEMM the device runs
+        }
+    }
+
+    /**
+     * Whether the tensor-core GEMM reads its weight operand (B, a parameter segment) from the weights' bfloat16 copy
+     * (true, the default where one is kept: under {@code train.matmul: bf16_tensor}) or fetches the fp32 weights and
+     * rounds them as it stages them (false). Both give the same bits; true asks for the copy if none is kept yet.
+     */
+    public void useWeightCopy(boolean on) {
+        if (on) {
+            keepWeightCopy();
+        }
+        readWeightCopy = on;
+    }
+
+    // for a tensor-core product reading B: bCopy = 1 when B is a parameter segment read from its bf16 copy, which is
+    // made again first if the segment changed since (the optimizer step, a load, an all-gather)
+    private void weightOperand(Buffer b) {
+        k.bCopy = 0;
+        if (readWeightCopy && weightCopy() && b.kind() == Buffer.Kind.PARAMS) {
+            int seg = b.index();
+            if (weightCopyStale(seg)) {
+                k.setWeightCopy(seg, segments[seg]);
+                launchElementwise(segments[seg]);
+                weightCopyMade(seg);
+            }
+            k.bCopy = 1;
+        }
     }
 
     // C(i,j) (= or +=) sum_k A(i,k) B(j,k), C (m,n), with element (r,c) of X at xOff + r*xRs + c*xCs
@@ -170,6 +203,7 @@ abstract class GemmOps extends KernelLaunches {
                 launchOuter(packA, packB, m, n);
             }
         } else if (g == GemmKernel.TENSOR) {
+            weightOperand(b);
             setGemm(DeviceOp.CL_GEMM_TC, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
             launchTensor(m, n, false);
         } else {
@@ -185,7 +219,11 @@ abstract class GemmOps extends KernelLaunches {
     // pocl builds no other work-group size for it), each a 128 x 128 block of C; n0 = 1 is the fragment dump
     private void launchTensor(int m, int n, boolean fragments) {
         k.n0 = fragments ? 1 : 0;
-        execute(Range.create2D(device, (n + 127) / 128 * 16, (m + 127) / 128 * 16, 16, 16));
+        try {
+            execute(Range.create2D(device, (n + 127) / 128 * 16, (m + 127) / 128 * 16, 16, 16));
+        } finally {
+            k.bCopy = 0;
+        }
     }
 
     /**
@@ -200,6 +238,7 @@ abstract class GemmOps extends KernelLaunches {
     void tensorFragments(int dst, Buffer a, int aOff, int aRs, int aCs, Buffer b, int bOff, int bRs, int bCs, int m,
                          int n, int kk) {
         reads(a, b, Buffer.ACT);
+        weightOperand(b);
         setGemm(DeviceOp.CL_GEMM_TC, Buffer.ACT, dst, 0, 0, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, false);
         try {
             launchTensor(m, n, true);

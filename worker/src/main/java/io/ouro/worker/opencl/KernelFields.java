@@ -17,7 +17,7 @@ import com.aparapi.Kernel;
  *
  * <p>Buffers: {@code w0..w7} parameters, {@code g0..g7} gradients, {@code ma0..ma7}/{@code mb0..mb7} Adam's moments
  * (one per parameter segment), {@code act0..act7} the activation arena (every activation is a region at a global
- * offset, see {@link #ACT_SHIFT}), {@code s0..s15} the stash. Every buffer stays below Aparapi 3.0.2's limit: it sizes
+ * offset, see {@link #ACT_SHIFT}), {@code s0..s15} the stash, {@code wh0..wh7} the weights' bfloat16 copy. Every buffer stays below Aparapi 3.0.2's limit: it sizes
  * buffers in a 32-bit int of bytes, so an array of 2^29 floats or more would wrap (see {@link HostArrays#MAX_FLOATS}).
  */
 public abstract class KernelFields extends Kernel {
@@ -58,6 +58,13 @@ public abstract class KernelFields extends Kernel {
     float[] s12 = new float[1], s13 = new float[1], s14 = new float[1], s15 = new float[1];
     int[] tgt = new int[1];
     /**
+     * The weights' bfloat16 copy for the tensor-core GEMM (train.matmul bf16_tensor): one per parameter segment, 16-bit
+     * values two per float at the parameter's own offset, refreshed from {@code w0..w7} before a product reads a segment
+     * changed since ({@link GemmOps}); device-only, as the stash.
+     */
+    float[] wh0 = new float[1], wh1 = new float[1], wh2 = new float[1], wh3 = new float[1];
+    float[] wh4 = new float[1], wh5 = new float[1], wh6 = new float[1], wh7 = new float[1];
+    /**
      * The exchange buffer: a range of the parameters or gradients on its way to or from the host (a gradient bucket
      * for the all-reduce, a parameter slice for ZeRO's all-gather), so that only the range crosses the bus.
      */
@@ -84,6 +91,8 @@ public abstract class KernelFields extends Kernel {
     // GEMM: C(i,j) (= or +=) sum_k A(i,k) B(j,k); element (r,c) of X is at xOff + r*xRs + c*xCs in the buffer xSel
     int gm, gn, gk, accumulate;
     int aSel, aOff, aRs, aCs, bSel, bOff, bRs, bCs, cSel, cOff, cRs, cCs;
+    /** The tensor-core GEMM: 1 when B (a parameter segment, bSel) is read from its bfloat16 copy {@code wh<bSel>}. */
+    int bCopy;
     // the other ops' registers, named by each op's setter
     int n0, n1, n2, n3, o0, o1, o2, o3, o4, o5, o6, o7, o8;
     /** Parameter segment of the op's tensor (embedding, norm weights, the gate bias, AdamW, gradient norms, GEMV). */

@@ -110,7 +110,16 @@ public final class LoopKernel extends DecodeKernels {
      * into hand.cl before the kernel is first compiled, and fails if it cannot.
      */
     void handWritten(int gx, int gy, int lx, int ly) {
-        int variant = hand; // makes hand one of the kernel's arguments, which the OpenCL C reads
+        int variant = hand + bCopy; // makes hand and bCopy kernel arguments, which the OpenCL C reads
+        // and the weight copy read-write buffers (only the OpenCL C touches them: the refresh writes, the GEMM reads)
+        wh0[0] += wh1[0] + wh2[0] + wh3[0];
+        wh1[0] += wh0[0];
+        wh2[0] += wh0[0];
+        wh3[0] += wh0[0];
+        wh4[0] += wh5[0] + wh6[0] + wh7[0];
+        wh5[0] += wh4[0];
+        wh6[0] += wh4[0];
+        wh7[0] += wh4[0];
     }
 
     /**

@@ -44,6 +44,13 @@ abstract class OptimizerKernels extends LossKernels {
         }
     }
 
+    /** The bfloat16 copy of segment seg's parameters [0, size) from the fp32 ones (bf16.cl's ouro_weight_bf16). */
+    final void setWeightCopy(int seg, int size) {
+        begin(DeviceOp.CL_WEIGHT_BF16);
+        pseg = seg;
+        n0 = size;
+    }
+
     /** xg[e] = scale * (gradients or parameters)[off + e] of segment seg, e < len. */
     final void setRangeOut(boolean grads, int seg, int off, int len, float scale) {
         begin(DeviceOp.RANGE_OUT);

@@ -1,4 +1,6 @@
 /*
+ * bfloat16 in the program: the one rounding (ouro_to_bf16), the stash copy and the weight copy.
+ *
  * The stash in bfloat16 (StepShape.bf16Stash): the stash buffers s0..s15 hold 16-bit values, two per float of the
  * buffer, at 16-bit offsets. OURO_STASH16 copies n0 values between the activation buffer (slot 0, floats) and one
  * stash buffer (slot 1 + i): into the stash each float is rounded to the nearest bfloat16, ties to even (as
@@ -41,5 +43,19 @@ void ouro_stash16_copy(This *this, int gx) {
         for (int i = from; i < to; i++) {
             dst[i] = as_float(((uint) src[i]) << 16);
         }
+    }
+}
+
+/*
+ * The weights' bfloat16 copy (train.matmul bf16_tensor): copy[i] = ouro_to_bf16(w[i]) for the n0 parameters of segment
+ * pseg (every one of them, so that a weight's copy is at the weight's own offset); chunk values per work item. The
+ * tensor-core GEMM reads its B operand from here when it is a parameter segment (gemm_tc.cl, bCopy).
+ */
+void ouro_weight_bf16(This *this, int gx) {
+    const int n = this->n0, c = this->chunk, from = gx * c, to = min(n, from + c);
+    __global const float *src = ouro_par(this, this->pseg);
+    __global ushort *dst = ouro_wcopy(this, this->pseg);
+    for (int i = from; i < to; i++) {
+        dst[i] = ouro_to_bf16(src[i]);
     }
 }

@@ -26,6 +26,12 @@ __global float *ouro_grad(This *this, int s) {
             : s == 5 ? this->g5 : s == 6 ? this->g6 : this->g7;
 }
 
+/* the weights' bfloat16 copy of segment s (train.matmul bf16_tensor; 16-bit values, two per float of wh<s>) */
+__global ushort *ouro_wcopy(This *this, int s) {
+    return (__global ushort *) (s == 0 ? this->wh0 : s == 1 ? this->wh1 : s == 2 ? this->wh2 : s == 3 ? this->wh3
+            : s == 4 ? this->wh4 : s == 5 ? this->wh5 : s == 6 ? this->wh6 : this->wh7);
+}
+
 /* the GEMM operand a selector names (LoopKernel.SEL_*), at offset off */
 __global float *ouro_buf(This *this, int sel, int off) {
     return sel == OURO_SEL_ACT ? ouro_act(this, off)

@@ -11,6 +11,11 @@
  * (double buffering) fill LoopKernel's local tiles, tileA and tileB (64 x 65 floats, 4160 words each; 4096 used).
  * Global range (ceil(n/128)*16, ceil(m/128)*16).
  *
+ * The weight copy. With bCopy (GemmOps: train.matmul bf16_tensor, B a parameter segment) B is fetched from the
+ * weights' bfloat16 copy (ouro_wcopy, 16-bit values at the weights' offsets) and staged as fetched: half the bytes,
+ * no rounding; the tiles, fragments and products are the same, so the result is bit for bit the one of fetching the
+ * fp32 weights and rounding them here.
+ *
  * Double buffering. Stage 0 is fetched, rounded and stored, then a barrier; in each step kt every item first fetches
  * its share of stage kt+1 from global memory into registers (16 floats of A, 16 of B: pairs 256 e + tid, e < 8), then
  * the warps multiply stage kt out of one buffer, then the items round and store stage kt+1 into the other buffer, then
@@ -98,9 +103,24 @@ float2 ouro_tc_fetch(__global const float *X, int e, int r0, int k0, int rows, i
                      r < rows && k + 1 < kk ? X[r * rs + (k + 1) * cs] : 0.0f);
 }
 
-/* rounds it into a stage buffer as a bfloat16 pair: the only place the operands are rounded */
-void ouro_tc_stage(__local uint *t, int e, float2 v, int kFast, int tid) {
-    t[ouro_tc_swz(ouro_tc_row(e, tid, kFast), ouro_tc_kp(e, tid, kFast))] = ouro_tc_pair(v.x, v.y);
+/*
+ * The same pair of a bfloat16 copy of X (the weights' copy, ouro_wcopy: rounded once by ouro_weight_bf16 when the
+ * weights changed), as the staged register itself: half the bytes of the fp32 fetch, and no rounding here.
+ */
+uint ouro_tc_fetch16(__global const ushort *X, int e, int r0, int k0, int rows, int kk, int rs, int cs, int tid) {
+    const int kFast = cs == 1;
+    const int r = r0 + ouro_tc_row(e, tid, kFast), k = k0 + 2 * ouro_tc_kp(e, tid, kFast);
+    return (r < rows && k < kk ? (uint) X[r * rs + k * cs] : 0u)
+           | (r < rows && k + 1 < kk ? (uint) X[r * rs + (k + 1) * cs] : 0u) << 16;
+}
+
+/*
+ * Stores a fetched pair into a stage buffer: fp32 values (their bits in v) rounded to a bfloat16 pair, the only place
+ * the operands are rounded; a pair fetched from the weight copy (ready) as it is.
+ */
+void ouro_tc_stage(__local uint *t, int e, uint2 v, int ready, int kFast, int tid) {
+    t[ouro_tc_swz(ouro_tc_row(e, tid, kFast), ouro_tc_kp(e, tid, kFast))] =
+            ready ? v.x : ouro_tc_pair(as_float(v.x), as_float(v.y));
 }
 
 /* register `reg` (0..3) of `lane`'s A fragment of the 16 x 16 tile at staged row r0, pair kp0 (k0 / 2) */
@@ -169,6 +189,9 @@ void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
     const int m = this->gm, n = this->gn, kk = this->gk;
     __global const float *A = ouro_buf(this, this->aSel, this->aOff);
     __global const float *B = ouro_buf(this, this->bSel, this->bOff);
+    /* B a parameter segment read from its bfloat16 copy (GemmOps sets bCopy only for a fresh copy of a segment) */
+    const int bCopy = this->bCopy == 1;
+    __global const ushort *B16 = ouro_wcopy(this, bCopy ? this->bSel : 0) + (bCopy ? this->bOff : 0);
     __global float *C = ouro_buf(this, this->cSel, this->cOff);
     const int aRs = this->aRs, aCs = this->aCs, bRs = this->bRs, bCs = this->bCs;
     __local uint *TA = (__local uint *) this->tileA;
@@ -182,15 +205,16 @@ void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
     for (int q = 0; q < 64; q++) {
         acc[q] = 0.0f;
     }
-    float2 va[8], vb[8];
+    uint2 va[8], vb[8]; /* this item's pairs of the next stage: float bits, or a ready bfloat16 pair in .x */
     /* kt = -1 only stages the first stage; each later kt multiplies stage kt while stage kt + 1 is fetched */
     for (int kt = -1; kt < nk; kt++) {
         const int s = (kt & 1) * OURO_TC_STAGE, more = kt + 1 < nk;
         if (more) {
             OURO_TC_UNROLL
             for (int e = 0; e < 8; e++) {
-                va[e] = ouro_tc_fetch(A, e, rowBase, (kt + 1) * 32, m, kk, aRs, aCs, tid);
-                vb[e] = ouro_tc_fetch(B, e, colBase, (kt + 1) * 32, n, kk, bRs, bCs, tid);
+                va[e] = as_uint2(ouro_tc_fetch(A, e, rowBase, (kt + 1) * 32, m, kk, aRs, aCs, tid));
+                vb[e] = bCopy ? (uint2) (ouro_tc_fetch16(B16, e, colBase, (kt + 1) * 32, n, kk, bRs, bCs, tid), 0u)
+                              : as_uint2(ouro_tc_fetch(B, e, colBase, (kt + 1) * 32, n, kk, bRs, bCs, tid));
             }
         }
         OURO_TC_UNROLL
@@ -253,8 +277,8 @@ void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
         if (more) {
             OURO_TC_UNROLL
             for (int e = 0; e < 8; e++) {
-                ouro_tc_stage(TA + (OURO_TC_STAGE - s), e, va[e], aKFast, tid);
-                ouro_tc_stage(TB + (OURO_TC_STAGE - s), e, vb[e], bKFast, tid);
+                ouro_tc_stage(TA + (OURO_TC_STAGE - s), e, va[e], 0, aKFast, tid);
+                ouro_tc_stage(TB + (OURO_TC_STAGE - s), e, vb[e], bCopy, bKFast, tid);
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);

@@ -42,6 +42,8 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_rmsnorm_dw_sum(this, gx);
     } else if (this->hand == OURO_EMBED_BWD) {
         ouro_embed_bwd(this, gx);
+    } else if (this->hand == OURO_WEIGHT_BF16) {
+        ouro_weight_bf16(this, gx);
     }
 }
 

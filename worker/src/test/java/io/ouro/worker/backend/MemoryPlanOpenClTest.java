@@ -2,6 +2,7 @@ package io.ouro.worker.backend;
 
 import io.ouro.worker.TestDevice;
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.DeviceSpec;
@@ -36,11 +37,16 @@ class MemoryPlanOpenClTest {
                 {tiny, new StepShape(4, 40, 2, Recompute.LAYER, 7, 700)},
                 {fixture, new StepShape(4, 13, 2, Recompute.LAYER, 5, 0).withBf16Stash(true)},
                 {tiny, new StepShape(4, 40, 2, Recompute.LAYER, 7, 700).withBf16Stash(true)},
+                // the weights' bfloat16 copy, one buffer per segment
+                {tiny, new StepShape(4, 40, 2, Recompute.LAYER, 7, 700).withMatmul(MatmulPrecision.BF16_TENSOR)},
+                {fixture, new StepShape(4, 13, 4, Recompute.NONE, 0, 0).withMatmul(MatmulPrecision.BF16_TENSOR)},
         };
         for (Object[] c : cases) {
             LoopConfig cfg = (LoopConfig) c[0];
             StepShape shape = (StepShape) c[1];
             MemoryPlan plan = MemoryPlan.of(cfg, shape, cpu, OpenClStepOps.deviceBufferFloats(dev));
+            boolean bf16 = shape.matmul() == MatmulPrecision.BF16_TENSOR;
+            assertEquals(bf16, plan.weightCopyBytes() > 0, "the weight copy is planned for bf16_tensor only");
             try (OpenClModel m = new OpenClModel(cfg, dev, shape, false)) {
                 long held = m.ops().heldBytes();
                 System.out.println(shape + ": the kernel holds " + held + " bytes, planned " + plan.deviceBytes());

@@ -207,39 +207,117 @@ class Bf16RoundingOpenClTest {
             String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
             assertEquals(1L, ops.profile().get(name)[1], "the tensor-core kernel ran (" + name + ")");
             ops.download(Buffer.ACT);
-            float[] out = ops.read(Buffer.ACT);
-            int words = GemmOps.tensorFragmentWords(m, n, kk), nk = (kk + 31) / 32, bxs = (n + 127) / 128;
-            assertTrue(dst + words <= ACT);
-            int wrong = 0, checked = 0;
             StringBuilder first = new StringBuilder();
-            for (int w = 0; w < words; w++) {
-                int q = w % 24, tid = w / 24 % 256, h = w / (24 * 256) % 2, kt = w / (24 * 256 * 2) % nk;
-                int blk = w / (24 * 256 * 2 * nk), by = blk / bxs, bx = blk % bxs;
-                int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-                int k0 = kt * 32 + h * 16 + 2 * t;
-                int expected;
-                String what;
-                if (q < 16) {
-                    int mi = q / 4, reg = q % 4;
-                    int row = by * 128 + (warp & 1) * 64 + 16 * mi + g + (reg & 1) * 8, k = k0 + (reg >> 1) * 8;
-                    expected = pair(v, row, k, m, kk, 0);
-                    what = "A(" + row + ", " + k + ")";
-                } else {
-                    int ni = (q - 16) / 2, reg = q % 2;
-                    int col = bx * 128 + (warp >> 1) * 32 + 8 * ni + g, k = k0 + reg * 8;
-                    expected = pair(v, col, k, n, kk, m * kk);
-                    what = "B(" + col + ", " + k + ")";
-                }
-                int got = Float.floatToRawIntBits(out[dst + w]);
-                checked++;
-                if (got != expected && wrong++ < 10) {
-                    first.append(String.format("%n  %s, lane %d of warp %d, register %d: 0x%08X, expected 0x%08X", what,
-                            lane, warp, q, got, expected));
+            int wrong = wrongRegisters(ops.read(Buffer.ACT), dst, v, m, n, kk, first);
+            assertEquals(0, wrong, "tensor-core operands " + (aTransposed ? "A transposed" : "B transposed") + ": "
+                    + wrong + " of " + GemmOps.tensorFragmentWords(m, n, kk)
+                    + " registers not as Bf16.bits and the fragment table" + first);
+        }
+    }
+
+    /**
+     * The weights' bfloat16 copy (train.matmul bf16_tensor): B is a parameter segment holding the crafted and random
+     * values at an odd offset (so 16-bit values straddle the copy's floats), k-contiguous as the forward reads a
+     * weight and transposed as the input gradient does. The copy is made by its own kernel (ouro_weight_bf16) and the
+     * GEMM stages the copied pairs as they are, so the fragment registers must again be Bf16.bits of the weights:
+     * the copy's rounding and the fetch from it, bit for bit. The copy is made once per change of the weights: not
+     * again for a second product, again after the weights are uploaded anew (the values reversed), and again after a
+     * device op wrote them.
+     */
+    @Test
+    void theWeightCopyRoundsBitForBit() {
+        int m = 130, n = 100, kk = 50, aBase = 1000, wOff = 7, dst = 40_000;
+        int[] v = values(m * kk + n * kk);
+        ops.useWeightCopy(true);
+        try {
+            for (boolean transposed : new boolean[] {false, true}) {
+                for (int round = 0; round < 3; round++) {
+                    if (round > 0) {
+                        // new weights (the values reversed, then back): the copy is stale
+                        for (int i = m * kk, j = m * kk + n * kk - 1; i < j; i++, j--) {
+                            int t = v[i];
+                            v[i] = v[j];
+                            v[j] = t;
+                        }
+                    }
+                    float[] act = ops.host(Buffer.ACT);
+                    java.util.Arrays.fill(act, 0, ACT, 0f);
+                    for (int r = 0; r < m; r++) {
+                        for (int k = 0; k < kk; k++) {
+                            act[aBase + r * kk + k] = Float.intBitsToFloat(v[r * kk + k]);
+                        }
+                    }
+                    ops.upload(Buffer.ACT);
+                    float[] w = new float[n * kk];
+                    for (int j = 0; j < n; j++) {
+                        for (int k = 0; k < kk; k++) {
+                            w[transposed ? k * n + j : j * kk + k] = Float.intBitsToFloat(v[m * kk + j * kk + k]);
+                        }
+                    }
+                    if (round < 2) {
+                        // from the host
+                        System.arraycopy(w, 0, ops.host(Buffer.PARAMS), wOff, w.length);
+                        ops.upload(Buffer.PARAMS);
+                    } else {
+                        // by a device op (the exchange buffer's range in, as ZeRO-1's all-gather writes parameters)
+                        ops.writeRange(false, 0, wOff, w, 0, w.length);
+                    }
+                    ops.startProfile();
+                    ops.tensorFragments(dst, Buffer.ACT, aBase, kk, 1, Buffer.PARAMS, wOff, transposed ? 1 : kk,
+                            transposed ? n : 1, m, n, kk);
+                    ops.tensorFragments(dst, Buffer.ACT, aBase, kk, 1, Buffer.PARAMS, wOff, transposed ? 1 : kk,
+                            transposed ? n : 1, m, n, kk);
+                    String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
+                    assertEquals(2L, ops.profile().get(name)[1], "the tensor-core kernel ran twice (" + name + ")");
+                    long[] made = ops.profile().get(DeviceOp.CL_WEIGHT_BF16.profileName());
+                    assertEquals(1L, made == null ? 0L : made[1],
+                            "the weight copy was made once for the changed weights, round " + round);
+                    ops.download(Buffer.ACT);
+                    StringBuilder first = new StringBuilder();
+                    int wrong = wrongRegisters(ops.read(Buffer.ACT), dst, v, m, n, kk, first);
+                    assertEquals(0, wrong, "weight copy, " + (transposed ? "transposed" : "k-contiguous") + ", round "
+                            + round + ": " + wrong + " registers not as Bf16.bits of the weights" + first);
                 }
             }
-            assertEquals(0, wrong, "tensor-core operands " + (aTransposed ? "A transposed" : "B transposed") + ": "
-                    + wrong + " of " + checked + " registers not as Bf16.bits and the fragment table" + first);
+        } finally {
+            ops.useWeightCopy(false);
         }
+    }
+
+    /**
+     * Registers of {@link GemmOps#tensorFragments}' dump at out[dst..] that are not the bfloat16 pairs, by
+     * {@link Bf16#bits}, of A (m x kk) = v[r * kk + k] and B (n x kk) = v[m * kk + j * kk + k] where the PTX ISA's
+     * fragment table puts them (zero past the matrix); the first ten described in {@code first}.
+     */
+    static int wrongRegisters(float[] out, int dst, int[] v, int m, int n, int kk, StringBuilder first) {
+        int words = GemmOps.tensorFragmentWords(m, n, kk), nk = (kk + 31) / 32, bxs = (n + 127) / 128;
+        assertTrue(dst + words <= out.length);
+        int wrong = 0;
+        for (int w = 0; w < words; w++) {
+            int q = w % 24, tid = w / 24 % 256, h = w / (24 * 256) % 2, kt = w / (24 * 256 * 2) % nk;
+            int blk = w / (24 * 256 * 2 * nk), by = blk / bxs, bx = blk % bxs;
+            int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+            int k0 = kt * 32 + h * 16 + 2 * t;
+            int expected;
+            String what;
+            if (q < 16) {
+                int mi = q / 4, reg = q % 4;
+                int row = by * 128 + (warp & 1) * 64 + 16 * mi + g + (reg & 1) * 8, k = k0 + (reg >> 1) * 8;
+                expected = pair(v, row, k, m, kk, 0);
+                what = "A(" + row + ", " + k + ")";
+            } else {
+                int ni = (q - 16) / 2, reg = q % 2;
+                int col = bx * 128 + (warp >> 1) * 32 + 8 * ni + g, k = k0 + reg * 8;
+                expected = pair(v, col, k, n, kk, m * kk);
+                what = "B(" + col + ", " + k + ")";
+            }
+            int got = Float.floatToRawIntBits(out[dst + w]);
+            if (got != expected && wrong++ < 10) {
+                first.append(String.format("%n  %s, lane %d of warp %d, register %d: 0x%08X, expected 0x%08X", what,
+                        lane, warp, q, got, expected));
+            }
+        }
+        return wrong;
     }
 
     // the register holding X(r, k) (low half) and X(r, k + 1), X (rows, kk) = v[base + r * kk + k], zero outside

@@ -72,12 +72,24 @@ class GemmOpenClTest {
         // 128 x 128 block or the 32-deep stage; k = 517 and 300 walk 17 and 10 stages (the double buffer swaps each);
         // each operand region stays clear of the outputs written before it is read (x: n * in <= 19,997 floats)
         int[][] shapes = {{37, 45, 29}, {130, 70, 150}, {1, 17, 3}, {517, 37, 29}, {60, 300, 40}, {150, 129, 130}};
-        ops.startProfile();
-        for (int[] s : shapes) {
-            compareTensor(s[0], s[1], s[2]);
+        // the weights (B of the forward and the input gradient) fetched as fp32 and rounded on staging, then read
+        // from their bfloat16 copy (train.matmul bf16_tensor's default), made once per change of the weights
+        for (boolean copy : new boolean[] {false, true}) {
+            ops.useWeightCopy(copy);
+            ops.startProfile();
+            try {
+                for (int[] s : shapes) {
+                    compareTensor(s[0], s[1], s[2]);
+                }
+            } finally {
+                ops.useWeightCopy(false);
+            }
+            String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
+            assertEquals(3L * shapes.length, ops.profile().get(name)[1], "every product ran " + name);
+            long[] copies = ops.profile().get(DeviceOp.CL_WEIGHT_BF16.profileName());
+            assertEquals(copy ? shapes.length : 0L, copies == null ? 0L : copies[1],
+                    "the weight copy made once per new weights (with the copy) or never (without)");
         }
-        String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
-        assertEquals(3L * shapes.length, ops.profile().get(name)[1], "every product ran " + name);
         if (!TensorCores.nvidia(ops.device())) {
             assertEquals("not an NVIDIA device", TensorCores.run(ops.device()));
             assertFalse(ops.tensorCores(), "no tensor cores without NVIDIA's compiler");

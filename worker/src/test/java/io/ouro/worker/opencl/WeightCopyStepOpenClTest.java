@@ -1,0 +1,90 @@
+package io.ouro.worker.opencl;
+
+import io.ouro.worker.TestData;
+import io.ouro.worker.TestDevice;
+import io.ouro.worker.model.DecayPolicy;
+import io.ouro.worker.model.DeviceSpec;
+import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
+import io.ouro.worker.model.Objective;
+import io.ouro.worker.model.ParamLayout;
+import io.ouro.worker.model.Recompute;
+import io.ouro.worker.model.StepReport;
+import io.ouro.worker.model.StepShape;
+import io.ouro.worker.opencl.OpenClOps.GemmKernel;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The weights' bfloat16 copy kept in step with the fp32 master weights through training: three steps of forward,
+ * backward and AdamW with every product on the tensor-core GEMM (its emulation on pocl), the weights read from the
+ * copy, against the same three steps with the GEMM fetching the fp32 weights and rounding them as it stages them.
+ * Both put the same bfloat16 values into the same tiles, so the losses and the weights after each step must be the
+ * same bits; a copy not made again after an optimizer step (or made from the wrong segment or offset) feeds the next
+ * step old or wrong weights and moves them. The parameters span several segments (a buffer limit of 700 floats), so
+ * the copy is per segment.
+ */
+class WeightCopyStepOpenClTest {
+
+    @Test
+    void trainingStepsReadingTheCopyAreBitIdenticalToRoundingOnStaging() {
+        LoopConfig cfg = LoopConfig.tiny();
+        StepShape shape = new StepShape(4, 40, 2, Recompute.LAYER, 7, 700).withMatmul(MatmulPrecision.BF16_TENSOR);
+        int n = shape.batch() * shape.seqLen(), steps = 3;
+        float[] params = TestData.params(new ParamLayout(cfg), 11);
+        int[] tokens = TestData.tokens(n, cfg.vocab(), 41), targets = TestData.targets(n, cfg.vocab(), 42);
+        Objective obj = Objective.stageOne(0.1);
+        float[][] losses = new float[2][steps];
+        float[][] weights = new float[2][];
+        long copies = 0;
+        int segments = 0;
+        for (int run = 0; run < 2; run++) {
+            boolean copy = run == 0;
+            try (OpenClModel cl = new OpenClModel(cfg, OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())),
+                    shape, false)) {
+                cl.ops().useGemm(GemmKernel.TENSOR);
+                cl.ops().useWeightCopy(copy);
+                assertTrue(cl.ops().weightCopy(), "bf16_tensor keeps the copy");
+                segments = cl.ops().segments();
+                cl.setParameters(params);
+                cl.ops().startProfile();
+                for (int s = 0; s < steps; s++) {
+                    cl.zeroGradients();
+                    StepReport r = cl.forwardBackward(tokens, targets, obj);
+                    losses[run][s] = (float) r.loss();
+                    cl.adamw(3e-2, 0.9, 0.95, 1e-8, 0.1, DecayPolicy.defaults(), t -> true);
+                }
+                weights[run] = cl.parameters();
+                Map<String, long[]> profile = cl.ops().profile();
+                String tc = cl.ops().tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
+                assertTrue(profile.get(tc)[1] > 0, "the products ran on the tensor-core kernel");
+                long[] made = profile.get(DeviceOp.CL_WEIGHT_BF16.profileName());
+                if (copy) {
+                    copies = made == null ? 0 : made[1];
+                } else {
+                    assertEquals(null, made, "without the copy none is made");
+                }
+                assertTrue(cl.ops().isRunningOpenCl(), "must run as OpenCL");
+            }
+        }
+        System.out.printf("weight copy: %d segments, %d copies made in %d steps; losses %s%n", segments, copies, steps,
+                java.util.Arrays.toString(losses[0]));
+        assertTrue(segments > 1, "the parameters span several segments");
+        // each step's forward reads every segment holding a weight matrix from a copy made after the last update
+        assertTrue(copies >= steps && copies <= (long) steps * segments, copies + " copies");
+        for (int s = 0; s < steps; s++) {
+            assertEquals(Float.floatToRawIntBits(losses[1][s]), Float.floatToRawIntBits(losses[0][s]),
+                    "loss of step " + s + ": copy " + losses[0][s] + ", rounding on staging " + losses[1][s]);
+        }
+        assertTrue(losses[0][steps - 1] != losses[0][0], "the steps changed the weights");
+        assertEquals(weights[1].length, weights[0].length);
+        for (int i = 0; i < weights[0].length; i++) {
+            assertEquals(Float.floatToRawIntBits(weights[1][i]), Float.floatToRawIntBits(weights[0][i]),
+                    "weight " + i + " after " + steps + " steps");
+        }
+    }
+}
