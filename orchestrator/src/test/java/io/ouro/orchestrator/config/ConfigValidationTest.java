@@ -144,8 +144,13 @@ class ConfigValidationTest {
         assertEquals(MatmulPrecision.BF16_TENSOR, Plan.memory(tc.stages().get(0), 1, tc.train()).shape().matmul(),
                 "the plan's shape carries it to the worker's backend");
         assertEquals(MatmulPrecision.FP32, Plan.memory(fp32.stages().get(0), 1, fp32.train()).shape().matmul());
-        assertEquals(Plan.memory(fp32.stages().get(0), 1, fp32.train()).deviceBytes(),
-                Plan.memory(tc.stages().get(0), 1, tc.train()).deviceBytes(), "no buffer changes with it");
+        // one buffer more per parameter segment: the weights' bfloat16 copy, 2 bytes per parameter
+        var planFp32 = Plan.memory(fp32.stages().get(0), 1, fp32.train());
+        var planTc = Plan.memory(tc.stages().get(0), 1, tc.train());
+        assertEquals(0L, planFp32.weightCopyBytes());
+        assertEquals(4L * ((planTc.parameters() + 1) / 2), planTc.weightCopyBytes(), "2 bytes per parameter (1 segment)");
+        assertEquals(planFp32.deviceBytes() + planTc.weightCopyBytes() - 4, planTc.deviceBytes(),
+                "the copy replaces its one-float placeholder; no other buffer changes");
         assertNotEquals(fp32.hash(), tc.hash(), "bfloat16 operands change the gradients: another run");
         assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
                 "train: {workers: 1, matmul: fp32}")).hash(), "fp32 written out is the default");
