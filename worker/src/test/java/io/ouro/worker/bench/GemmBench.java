@@ -15,7 +15,10 @@ import java.util.Locale;
  * the hand-written OpenCL C kernel the step runs (the device's variant) and the translated twin, against PyTorch's
  * sgemm on the same CPU in the same run. {@code tests/bench.sh gemm [device] [size] [no-torch] [kernel]}; the ratio
  * is the hand-written kernel's mean over the layouts / sgemm. The kernel TENSOR opens the ops with
- * {@code train.matmul: bf16_tensor}, so that on a device that passes the probe it runs the tensor-core instruction.
+ * {@code train.matmul: bf16_tensor}, so that on a device that passes the probe it runs the tensor-core instruction;
+ * it reads the weight operand (B of the forward and input-gradient products) from the weights' bfloat16 copy, as the
+ * step does, and is timed beside the same kernel fetching the fp32 weights and rounding them as it stages them
+ * ({@code nocopy_*}; {@code copy_speedup} = the two products' mean with the copy over without).
  */
 public final class GemmBench {
     public static void main(String[] args) {
@@ -25,7 +28,7 @@ public final class GemmBench {
         GemmKernel handKernel = args.length > 3 ? GemmKernel.valueOf(args[3]) : GemmKernel.AUTO;
         var device = OpenClDevices.select(DeviceSpec.parse(dev));
         int s = size;
-        double[] hand = new double[3], translated = new double[3];
+        double[] hand = new double[3], translated = new double[3], nocopy = new double[3];
         boolean tensor;
         MatmulPrecision matmul = handKernel == GemmKernel.TENSOR ? MatmulPrecision.BF16_TENSOR : MatmulPrecision.FP32;
         try (OpenClOps ops = new OpenClOps(device, new int[] {s * s}, 5 * s * s, 1, 1, new int[0], true, matmul)) {
@@ -34,12 +37,14 @@ public final class GemmBench {
             // the two kernels alternate, best of 3 rounds each: the CPU is shared, and a load spike then hits both
             for (int layout = 0; layout < 3; layout++) {
                 for (int round = 0; round < 4; round++) {
-                    for (GemmKernel kernel : new GemmKernel[]{handKernel, GemmKernel.TRANSLATED}) {
+                    for (int v = 0; v < (matmul == MatmulPrecision.BF16_TENSOR ? 3 : 2); v++) {
+                        GemmKernel kernel = v == 1 ? GemmKernel.TRANSLATED : handKernel;
                         ops.useGemm(kernel);
+                        ops.useWeightCopy(matmul == MatmulPrecision.BF16_TENSOR && v == 0);
                         long t0 = System.nanoTime();
                         run(ops, layout, s);
                         double gflops = 2.0 * s * s * (double) s / ((System.nanoTime() - t0) / 1e9) / 1e9;
-                        double[] best = kernel == GemmKernel.TRANSLATED ? translated : hand;
+                        double[] best = v == 1 ? translated : v == 2 ? nocopy : hand;
                         if (round > 0) { // round 0 compiles and warms up
                             best[layout] = Math.max(best[layout], gflops);
                         }
@@ -47,6 +52,7 @@ public final class GemmBench {
                 }
             }
             ops.useGemm(handKernel);
+            ops.useWeightCopy(matmul == MatmulPrecision.BF16_TENSOR);
             tensor = ops.usesTensorCores();
             System.out.println("hand-written kernel: " + handKernel + " on a " + (ops.cpuDevice() ? "CPU" : "GPU")
                     + " device" + (handKernel == GemmKernel.TENSOR ? (tensor ? ", tensor cores (bf16 operands)"
@@ -71,9 +77,12 @@ public final class GemmBench {
         // peak: the data sheet's for the precision the products ran in (0 when the device is not in DevicePeaks)
         System.out.printf(Locale.ROOT, "RESULT gemm size=%d kernel=%s tensor_cores=%b fwd_gflops=%.1f dx_gflops=%.1f "
                         + "dw_gflops=%.1f translated_fwd_gflops=%.1f translated_dx_gflops=%.1f translated_dw_gflops=%.1f "
-                        + "torch_gflops=%.1f translated_ratio=%.3f ratio=%.3f peak_gflops=%.0f peak_fraction=%.4f%n",
+                        + "torch_gflops=%.1f translated_ratio=%.3f%s ratio=%.3f peak_gflops=%.0f peak_fraction=%.4f%n",
                 size, handKernel, tensor, hand[0], hand[1], hand[2], translated[0], translated[1], translated[2], torch,
-                meanT / torch, mean / torch, sheet, sheet > 0 ? mean / sheet : Double.NaN);
+                meanT / torch, matmul != MatmulPrecision.BF16_TENSOR ? "" : String.format(Locale.ROOT,
+                        " nocopy_fwd_gflops=%.1f nocopy_dx_gflops=%.1f copy_speedup=%.3f", nocopy[0], nocopy[1],
+                        (hand[0] + hand[1]) / (nocopy[0] + nocopy[1])),
+                mean / torch, sheet, sheet > 0 ? mean / sheet : Double.NaN);
     }
 
     static void run(OpenClOps ops, int layout, int s) {
