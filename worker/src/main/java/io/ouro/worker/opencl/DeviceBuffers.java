@@ -44,6 +44,16 @@ abstract class DeviceBuffers {
      */
     private boolean weightCopy;
     private final boolean[] copyStale = new boolean[LoopKernel.SEGMENTS];
+    /**
+     * The activation copies' slots ({@link GemmOps}): the range [from, from + len) of the arena each holds a bfloat16
+     * copy of, fresh until any write that may overlap it (len 0: nothing).
+     */
+    private final long[] actCopyFrom = new long[ACT_COPY_SLOTS], actCopyLen = new long[ACT_COPY_SLOTS];
+    /**
+     * Slots of activation copies a backend keeps: 4, so that the step's reuse fits (the q, k and v input gradients'
+     * three dY and the layer input their weight gradients all read).
+     */
+    public static final int ACT_COPY_SLOTS = 4;
     /** Bytes of the device buffers of every open OpenClOps in this process, and their peak since {@link #resetPeak}. */
     private static long live, peak;
 
@@ -251,7 +261,7 @@ abstract class DeviceBuffers {
     public void writeHostAct(int off, float[] values) {
         int l = windowOffset(off, values.length);
         System.arraycopy(values, 0, act[off / ACT_WINDOW], l, values.length);
-        residency.set(Buffer.ACT, Residency.Side.HOST);
+        hostWrote(Buffer.ACT);
     }
 
     private int windowOffset(int off, int count) {
@@ -525,10 +535,40 @@ abstract class DeviceBuffers {
         paramsChanged(b);
     }
 
-    // the weight copy of a parameter segment is stale once the segment is written, on either side
+    /** A device op wrote act[off, off + len) and nothing else: only the activation copies of ranges it overlaps go. */
+    final void wroteAct(long off, long len) {
+        residency.set(Buffer.ACT, Residency.Side.DEVICE);
+        for (int s = 0; s < ACT_COPY_SLOTS; s++) {
+            if (off < actCopyFrom[s] + actCopyLen[s] && actCopyFrom[s] < off + len) {
+                actCopyLen[s] = 0;
+            }
+        }
+    }
+
+    /** Slot s now holds a fresh bfloat16 copy of act[from, from + len). */
+    final void actCopyMade(int s, long from, long len) {
+        actCopyFrom[s] = from;
+        actCopyLen[s] = len;
+    }
+
+    /** Whether slot s holds a fresh copy of act[from, from + len) (from there, at least that long). */
+    final boolean actCopyFresh(int s, long from, long len) {
+        return actCopyLen[s] > 0 && actCopyFrom[s] == from && actCopyLen[s] >= len;
+    }
+
+    /** Whether slot s holds a fresh copy of anything. */
+    final boolean actCopyHeld(int s) {
+        return actCopyLen[s] > 0;
+    }
+
+    // the weight copy of a parameter segment is stale once the segment is written, on either side, and every
+    // activation copy once the arena is written where it is not known (an op that says only ACT, the host)
     private void paramsChanged(Buffer b) {
         if (b.kind() == Buffer.Kind.PARAMS) {
             copyStale[b.index()] = true;
+        }
+        if (b.kind() == Buffer.Kind.ACT) {
+            java.util.Arrays.fill(actCopyLen, 0);
         }
     }
 

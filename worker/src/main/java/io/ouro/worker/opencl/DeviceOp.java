@@ -77,7 +77,9 @@ public enum DeviceOp {
     CL_FLASH_BWD_Q(Code.HAND, 20, "attention bwd q (flash, OpenCL C)", Family.ATTENTION),
     CL_FLASH_BWD_KV(Code.HAND, 21, "attention bwd kv (flash, OpenCL C)", Family.ATTENTION),
     /** The weights' bfloat16 copy refreshed from the fp32 master (after the optimizer step, a load, an all-gather). */
-    CL_WEIGHT_BF16(Code.HAND, 23, "weight copy bf16 (OpenCL C)", Family.OPTIMIZER);
+    CL_WEIGHT_BF16(Code.HAND, 23, "weight copy bf16 (OpenCL C)", Family.OPTIMIZER),
+    /** An activation range rounded to bfloat16 once for the tensor-core products that read it ({@link GemmOps}). */
+    CL_ACT_BF16(Code.HAND, 24, "activation copy bf16 (OpenCL C)", Family.GEMM);
 
     /**
      * The kind of kernel an op is, for the time, FLOP and bytes the layer benchmark reports per kind

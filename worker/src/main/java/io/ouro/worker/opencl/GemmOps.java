@@ -39,6 +39,17 @@ abstract class GemmOps extends KernelLaunches {
     /** Whether the tensor-core GEMM reads a parameter-segment B from the weights' bfloat16 copy (when one is kept). */
     private boolean readWeightCopy = true;
 
+    /**
+     * The activation copies ({@link #setActivationCopy}): the arena offsets of the slots (none: operands in the arena
+     * are read as fp32), the 16-bit values each holds, whether products read them, and the slot a miss takes next.
+     */
+    private int[] actCopySlots = new int[0];
+    private long actCopyValues;
+    private boolean readActCopy = true;
+    /** When each slot was last read or made (a count of products): a miss takes the least recently used. */
+    private final long[] actSlotUse = new long[ACT_COPY_SLOTS];
+    private long actUses;
+
     private int transposeScratch = -1, transposeScratchSize;
 
     /** Compiles the kernel's program with the GEMM {@code matmul} asks for on this device. */
@@ -66,18 +77,101 @@ abstract class GemmOps extends KernelLaunches {
         readWeightCopy = on;
     }
 
-    // for a tensor-core product reading B: bCopy = 1 when B is a parameter segment read from its bf16 copy, which is
-    // made again first if the segment changed since (the optimizer step, a load, an all-gather)
-    private void weightOperand(Buffer b) {
-        k.bCopy = 0;
-        if (readWeightCopy && weightCopy() && b.kind() == Buffer.Kind.PARAMS) {
+    /**
+     * Gives the tensor-core GEMM {@link DeviceBuffers#ACT_COPY_SLOTS} regions of the activation arena (global offsets,
+     * each of {@code valuesPerSlot} 16-bit values, two per float) for bfloat16 copies of the activation operands it
+     * reads: an operand in the arena of at most that many values is rounded into a slot once, at the first product
+     * that reads it, and read from there by every product until a write that may overlap it (the backend's
+     * {@code train.matmul: bf16_tensor} layout places them: {@link OpenClStepOps#layout}).
+     */
+    public void setActivationCopy(int[] slotOffsets, long valuesPerSlot) {
+        if (slotOffsets.length != ACT_COPY_SLOTS) {
+            throw new IllegalArgumentException(slotOffsets.length + " activation copy slots, expected " + ACT_COPY_SLOTS);
+        }
+        actCopySlots = slotOffsets.clone();
+        actCopyValues = valuesPerSlot;
+        for (int s = 0; s < ACT_COPY_SLOTS; s++) {
+            actCopyMade(s, 0, 0);
+        }
+    }
+
+    /** Whether products read activation operands from their copies (true, the default where slots are set) or not. */
+    public void useActivationCopy(boolean on) {
+        readActCopy = on;
+    }
+
+    // how a tensor-core product reads its operands: aSlot / bSlot the activation copy slot (-1: none), bWeights B
+    // from the weights' copy
+    private record TensorOperands(int aSlot, int bSlot, boolean bWeights) {
+    }
+
+    /**
+     * Decides how a tensor-core product reads A and B, first making the copies it reads that are not fresh: the weights'
+     * copy of B's segment when it changed since (the optimizer step, a load, an all-gather), an activation range's
+     * copy when no slot holds it (a miss takes a slot the other operand does not read).
+     */
+    private TensorOperands tensorOperands(Buffer a, int aOff, long aExt, Buffer b, int bOff, long bExt) {
+        boolean weights = readWeightCopy && weightCopy() && b.kind() == Buffer.Kind.PARAMS;
+        if (weights && weightCopyStale(b.index())) {
             int seg = b.index();
-            if (weightCopyStale(seg)) {
-                k.setWeightCopy(seg, segments[seg]);
-                launchElementwise(segments[seg]);
-                weightCopyMade(seg);
+            k.setWeightCopy(seg, segments[seg]);
+            launchElementwise(segments[seg]);
+            weightCopyMade(seg);
+        }
+        int sa = actCopyHit(a, aOff, aExt), sb = weights ? -1 : actCopyHit(b, bOff, bExt);
+        if (sa < 0 && actCopyFits(a, aExt)) {
+            sa = actCopyMake(aOff, aExt, sb);
+        }
+        if (sb < 0 && !weights && actCopyFits(b, bExt)) {
+            sb = actCopyMake(bOff, bExt, sa);
+        }
+        return new TensorOperands(sa, sb, weights);
+    }
+
+    private boolean actCopyFits(Buffer x, long ext) {
+        return readActCopy && actCopySlots.length > 0 && x.equals(Buffer.ACT) && ext <= actCopyValues;
+    }
+
+    private int actCopyHit(Buffer x, int off, long ext) {
+        if (actCopyFits(x, ext)) {
+            for (int s = 0; s < actCopySlots.length; s++) {
+                if (actCopyFresh(s, off, ext)) {
+                    actSlotUse[s] = ++actUses;
+                    return s;
+                }
             }
+        }
+        return -1;
+    }
+
+    // rounds act[off, off + ext) into a slot other than `avoid` (-1: any), an empty one or else the least recently
+    // used, and returns it
+    private int actCopyMake(int off, long ext, int avoid) {
+        int s = -1;
+        for (int i = 0; i < ACT_COPY_SLOTS; i++) {
+            if (i != avoid && (s < 0 || (actCopyHeld(s) ? actSlotUse[s] : -1) > (actCopyHeld(i) ? actSlotUse[i] : -1))) {
+                s = i;
+            }
+        }
+        actSlotUse[s] = ++actUses;
+        k.setActivationCopy(actCopySlots[s], off, (int) ext);
+        launchElementwise((int) ext);
+        wroteAct(actCopySlots[s], (ext + 1) / 2);
+        actCopyMade(s, off, ext);
+        return s;
+    }
+
+    // after setGemm: the operands' registers as decided
+    private void bindTensorOperands(TensorOperands t) {
+        if (t.aSlot() >= 0) {
+            k.aCopy = 2;
+            k.aOff = actCopySlots[t.aSlot()];
+        }
+        if (t.bWeights()) {
             k.bCopy = 1;
+        } else if (t.bSlot() >= 0) {
+            k.bCopy = 2;
+            k.bOff = actCopySlots[t.bSlot()];
         }
     }
 
@@ -203,9 +297,14 @@ abstract class GemmOps extends KernelLaunches {
                 launchOuter(packA, packB, m, n);
             }
         } else if (g == GemmKernel.TENSOR) {
-            weightOperand(b);
+            TensorOperands t = tensorOperands(a, aOff, extent(m, aRs, kk, aCs), b, bOff, extent(n, bRs, kk, bCs));
             setGemm(DeviceOp.CL_GEMM_TC, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
+            bindTensorOperands(t);
             launchTensor(m, n, false);
+            if (c.equals(Buffer.ACT)) {
+                wroteAct(cOff, extent(m, cRs, n, cCs)); // the activation copies of other ranges stay fresh
+                return true;
+            }
         } else {
             setGemm(DeviceOp.CL_GEMM_TILED, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk,
                     accumulate);
@@ -222,6 +321,7 @@ abstract class GemmOps extends KernelLaunches {
         try {
             execute(Range.create2D(device, (n + 127) / 128 * 16, (m + 127) / 128 * 16, 16, 16));
         } finally {
+            k.aCopy = 0;
             k.bCopy = 0;
         }
     }
@@ -238,14 +338,15 @@ abstract class GemmOps extends KernelLaunches {
     void tensorFragments(int dst, Buffer a, int aOff, int aRs, int aCs, Buffer b, int bOff, int bRs, int bCs, int m,
                          int n, int kk) {
         reads(a, b, Buffer.ACT);
-        weightOperand(b);
+        TensorOperands t = tensorOperands(a, aOff, extent(m, aRs, kk, aCs), b, bOff, extent(n, bRs, kk, bCs));
         setGemm(DeviceOp.CL_GEMM_TC, Buffer.ACT, dst, 0, 0, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, false);
+        bindTensorOperands(t);
         try {
             launchTensor(m, n, true);
         } finally {
             k.n0 = 0;
         }
-        wrote(Buffer.ACT);
+        wroteAct(dst, tensorFragmentWords(m, n, kk));
     }
 
     /** Words {@link #tensorFragments} writes. */

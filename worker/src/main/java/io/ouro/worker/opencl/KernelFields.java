@@ -91,8 +91,12 @@ public abstract class KernelFields extends Kernel {
     // GEMM: C(i,j) (= or +=) sum_k A(i,k) B(j,k); element (r,c) of X is at xOff + r*xRs + c*xCs in the buffer xSel
     int gm, gn, gk, accumulate;
     int aSel, aOff, aRs, aCs, bSel, bOff, bRs, bCs, cSel, cOff, cRs, cCs;
-    /** The tensor-core GEMM: 1 when B (a parameter segment, bSel) is read from its bfloat16 copy {@code wh<bSel>}. */
-    int bCopy;
+    /**
+     * The tensor-core GEMM's operands as bfloat16 ({@link GemmOps}): 0 fp32 at xOff in the buffer xSel; 1 (B only) the
+     * bfloat16 copy {@code wh<bSel>} of the parameter segment bSel, at bOff; 2 a bfloat16 copy of an activation range
+     * in the activation arena, starting at the global (float) offset xOff.
+     */
+    int aCopy, bCopy;
     // the other ops' registers, named by each op's setter
     int n0, n1, n2, n3, o0, o1, o2, o3, o4, o5, o6, o7, o8;
     /** Parameter segment of the op's tensor (embedding, norm weights, the gate bias, AdamW, gradient norms, GEMV). */

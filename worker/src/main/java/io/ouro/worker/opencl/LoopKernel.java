@@ -75,6 +75,17 @@ public final class LoopKernel extends DecodeKernels {
         o0 = dst;
     }
 
+    /**
+     * The n values act[src, src + n) rounded to bfloat16 (bf16.cl's ouro_act_bf16) as 16-bit values from the global
+     * offset dst on: an activation range a tensor-core product reads, rounded once for the products that read it.
+     */
+    void setActivationCopy(int dst, int src, int n) {
+        begin(DeviceOp.CL_ACT_BF16);
+        o0 = dst;
+        o1 = src;
+        n0 = n;
+    }
+
     /** Stores one micro-tile row: C(r, c + 8j) for j = 0..7, within bounds. */
     void storeRow(int r, int c, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) {
         if (r < gm) {
@@ -110,7 +121,7 @@ public final class LoopKernel extends DecodeKernels {
      * into hand.cl before the kernel is first compiled, and fails if it cannot.
      */
     void handWritten(int gx, int gy, int lx, int ly) {
-        int variant = hand + bCopy; // makes hand and bCopy kernel arguments, which the OpenCL C reads
+        int variant = hand + aCopy + bCopy; // makes them kernel arguments, which the OpenCL C reads
         // and the weight copy read-write buffers (only the OpenCL C touches them: the refresh writes, the GEMM reads)
         wh0[0] += wh1[0] + wh2[0] + wh3[0];
         wh1[0] += wh0[0];

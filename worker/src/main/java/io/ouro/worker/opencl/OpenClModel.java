@@ -77,7 +77,7 @@ public final class OpenClModel implements AutoCloseable {
         this.seqLen = shape.seqLen();
         this.training = training;
         this.stepOps = new OpenClStepOps(cfg, device, shape.micro(), seqLen, shape.bufferLimit())
-                .matmul(shape.matmul());
+                .matmul(shape.matmul()).activationCopyRows(OpenClStepOps.copyRowsFor(shape));
         if (!training) {
             stepOps.forwardOnly();
         }
@@ -109,7 +109,7 @@ public final class OpenClModel implements AutoCloseable {
                 shape.chunk(), false, (long) shape.micro() * cfg.heads() * shape.seqLen());
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
         return OpenClStepOps.layout(cfg, plan.sizes(), plan.stash(), shape.micro() * shape.seqLen(), cpu, actLimit, limit,
-                shape.bf16Stash());
+                shape.bf16Stash(), OpenClStepOps.copyRowsFor(shape));
     }
 
     /** Where this model's activations went. */

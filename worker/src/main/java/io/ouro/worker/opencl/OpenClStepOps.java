@@ -51,6 +51,8 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
     private boolean training = true;
     /** The products' precision ({@link #matmul(MatmulPrecision)}). */
     private MatmulPrecision matmul = MatmulPrecision.FP32;
+    /** Rows of the activation copies' slots ({@link #activationCopyRows}); 0: none. */
+    private int copyRows;
 
     /**
      * @param micro       sequences per micro-batch, of {@code seqLen} tokens
@@ -110,6 +112,35 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         return this;
     }
 
+    /**
+     * Rows the tensor-core GEMM's activation copies hold ({@link #copyRowsFor}; 0: none). Call
+     * before {@link #allocate}.
+     */
+    public OpenClStepOps activationCopyRows(int rows) {
+        if (ops != null) {
+            throw new IllegalStateException("activationCopyRows() must come before the device buffers are allocated");
+        }
+        copyRows = rows;
+        return this;
+    }
+
+    /**
+     * The rows of the activation copies for a step of this shape: under {@code train.matmul: bf16_tensor} the rows a
+     * layer's products take at once (the recomputation chunk, or the micro-batch), else 0 (no copies).
+     */
+    public static int copyRowsFor(io.ouro.worker.model.StepShape shape) {
+        return shape.matmul() != MatmulPrecision.BF16_TENSOR ? 0
+                : StepWorkspace.chunkRows(shape.micro() * shape.seqLen(), shape.recompute(), shape.chunk());
+    }
+
+    /**
+     * 16-bit values of one activation copy slot for products of {@code rows} rows: the widest operand of a layer
+     * (rows x max(hidden, ffn)), at most two per float of one activation window.
+     */
+    static long activationCopyValues(LoopConfig cfg, int rows, long window) {
+        return Math.min((long) rows * Math.max(cfg.hidden(), cfg.ffn()), 2 * window);
+    }
+
     /** The parameter buffer cut into the kernel's segments; an error when the model needs more. */
     public static ParamSegments paramSegments(ParamLayout layout, long bufferLimit) {
         ParamSegments s = new ParamSegments(layout, bufferLimit);
@@ -153,9 +184,11 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
      * @param headScratch     the CPU scratch regions' offsets (-1 on other devices)
      * @param reductionScratch the offset of the partial sums ({@link OpenClOps#setReductionScratch}), on every device:
      *                        a CPU device runs the reductions only when asked, but they are small (rows / 128 x d)
+     * @param actCopySlots    the tensor-core GEMM's activation copy slots ({@link OpenClOps#setActivationCopy}), each
+     *                        of {@code actCopyValues} 16-bit values; none without them
      */
     public record BufferLayout(Region[] regions, long actFloats, long[] stashFloats, int headScratch, int gemmScratch,
-                               int reductionScratch) {
+                               int reductionScratch, int[] actCopySlots, long actCopyValues) {
 
         /** Floats of every buffer (the windows before the last allocated whole). */
         public long totalFloats() {
@@ -193,9 +226,10 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
      * @param bufferLimit the largest stash buffer (floats)
      * @param bf16Stash   stash regions of 16-bit values, two per float of their buffer: their offsets count 16-bit
      *                    values, so a stash buffer holds at most 2^31 - 8 of them
+     * @param copyRows    rows of the activation copy slots ({@link #copyRowsFor}); 0: none
      */
     public static BufferLayout layout(LoopConfig cfg, long[] sizes, boolean[] stash, int rows, boolean cpu, long actLimit,
-                                      long bufferLimit, boolean bf16Stash) {
+                                      long bufferLimit, boolean bf16Stash, int copyRows) {
         // the stash packed in units of its elements (floats, or 16-bit values), each buffer at most `cap` of them
         long cap = bf16Stash ? Math.min(2 * bufferLimit, Integer.MAX_VALUE - 8L) : bufferLimit;
         long window = Math.min(OpenClOps.ACT_WINDOW, actLimit);
@@ -231,12 +265,18 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             head = place(at, headScratchFloats(cfg), window, rows);
             gemm = place(at, cpuScratchFloats(cfg, rows) - headScratchFloats(cfg), window, rows);
         }
+        long copyValues = copyRows > 0 ? activationCopyValues(cfg, copyRows, window) : 0;
+        int[] copySlots = new int[copyRows > 0 ? OpenClOps.ACT_COPY_SLOTS : 0];
+        for (int s = 0; s < copySlots.length; s++) {
+            copySlots[s] = place(at, (copyValues + 1) / 2, window, rows);
+        }
         long extent = 0;
         for (int w = 0; w < at.length; w++) {
             extent = at[w] > 0 ? (long) w * OpenClOps.ACT_WINDOW + at[w] : extent;
         }
         return new BufferLayout(out, Math.max(1, extent),
-                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray(), head, gemm, reduce);
+                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray(), head, gemm, reduce,
+                copySlots, copyValues);
     }
 
     // the RMSNorm weight gradient's partial sums over the most rows it is given (a micro-batch) at width d
@@ -282,7 +322,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
             throw new IllegalStateException("OpenClStepOps allocates its device buffers once");
         }
         this.bf16Stash = bf16Stash;
-        buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit, bf16Stash);
+        buffers = layout(cfg, sizes, stash, rows, cpu, deviceBufferFloats(device), bufferLimit, bf16Stash, copyRows);
         int[] stashSizes = new int[buffers.stashFloats().length];
         for (int i = 0; i < stashSizes.length; i++) {
             stashSizes[i] = (int) buffers.stashFloats()[i];
@@ -294,6 +334,9 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         ops = new OpenClOps(device, segs, momentSegments, buffers.actFloats(),
                 rows + 2 * cfg.steps() + OpenClOps.PARAM_SEGMENTS * NORM_PARTIALS, rows, stashSizes, training, matmul);
         ops.setReductionScratch(buffers.reductionScratch(), (int) reductionScratchFloats(cfg, rows));
+        if (buffers.actCopySlots().length > 0) {
+            ops.setActivationCopy(buffers.actCopySlots(), buffers.actCopyValues());
+        }
         if (cpu) {
             headT = buffers.headScratch();
             ops.setTransposeScratch(buffers.gemmScratch(), (int) (cpuScratchFloats(cfg, rows) - headScratchFloats(cfg)));

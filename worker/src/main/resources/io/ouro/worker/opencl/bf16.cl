@@ -1,5 +1,5 @@
 /*
- * bfloat16 in the program: the one rounding (ouro_to_bf16), the stash copy and the weight copy.
+ * bfloat16 in the program: the one rounding (ouro_to_bf16), the stash copy, the weight copy and the activation copy.
  *
  * The stash in bfloat16 (StepShape.bf16Stash): the stash buffers s0..s15 hold 16-bit values, two per float of the
  * buffer, at 16-bit offsets. OURO_STASH16 copies n0 values between the activation buffer (slot 0, floats) and one
@@ -55,6 +55,20 @@ void ouro_weight_bf16(This *this, int gx) {
     const int n = this->n0, c = this->chunk, from = gx * c, to = min(n, from + c);
     __global const float *src = ouro_par(this, this->pseg);
     __global ushort *dst = ouro_wcopy(this, this->pseg);
+    for (int i = from; i < to; i++) {
+        dst[i] = ouro_to_bf16(src[i]);
+    }
+}
+
+/*
+ * An activation range as bfloat16 for the tensor-core GEMM: n0 values from the global offset o1 of the activation arena,
+ * rounded, as 16-bit values from the global (float) offset o0 on (GemmOps' activation copy slots; both ranges inside
+ * one window, as every region); chunk values per work item.
+ */
+void ouro_act_bf16(This *this, int gx) {
+    const int n = this->n0, c = this->chunk, from = gx * c, to = min(n, from + c);
+    __global const float *src = ouro_act(this, this->o1);
+    __global ushort *dst = (__global ushort *) ouro_act(this, this->o0);
     for (int i = from; i < to; i++) {
         dst[i] = ouro_to_bf16(src[i]);
     }

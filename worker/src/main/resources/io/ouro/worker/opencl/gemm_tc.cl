@@ -11,10 +11,11 @@
  * (double buffering) fill LoopKernel's local tiles, tileA and tileB (64 x 65 floats, 4160 words each; 4096 used).
  * Global range (ceil(n/128)*16, ceil(m/128)*16).
  *
- * The weight copy. With bCopy (GemmOps: train.matmul bf16_tensor, B a parameter segment) B is fetched from the
- * weights' bfloat16 copy (ouro_wcopy, 16-bit values at the weights' offsets) and staged as fetched: half the bytes,
- * no rounding; the tiles, fragments and products are the same, so the result is bit for bit the one of fetching the
- * fp32 weights and rounding them here.
+ * The bfloat16 copies. With bCopy 1 (GemmOps: train.matmul bf16_tensor, B a parameter segment) B is fetched from the
+ * weights' bfloat16 copy (ouro_wcopy, 16-bit values at the weights' offsets), with aCopy / bCopy 2 A or B from an
+ * activation range's bfloat16 copy in the arena (ouro_act_bf16), and staged as fetched: half the bytes, no rounding;
+ * the tiles, fragments and products are the same, so the result is bit for bit the one of fetching the fp32 values
+ * and rounding them here.
  *
  * Double buffering. Stage 0 is fetched, rounded and stored, then a barrier; in each step kt every item first fetches
  * its share of stage kt+1 from global memory into registers (16 floats of A, 16 of B: pairs 256 e + tid, e < 8), then
@@ -189,9 +190,14 @@ void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
     const int m = this->gm, n = this->gn, kk = this->gk;
     __global const float *A = ouro_buf(this, this->aSel, this->aOff);
     __global const float *B = ouro_buf(this, this->bSel, this->bOff);
-    /* B a parameter segment read from its bfloat16 copy (GemmOps sets bCopy only for a fresh copy of a segment) */
-    const int bCopy = this->bCopy == 1;
-    __global const ushort *B16 = ouro_wcopy(this, bCopy ? this->bSel : 0) + (bCopy ? this->bOff : 0);
+    /*
+     * Operands already bfloat16 (GemmOps sets them only for fresh copies): B from the weights' copy of its segment
+     * (bCopy 1), A or B from an activation copy in the arena at their offset (2); fetched as ready pairs
+     */
+    const int aCopy = this->aCopy, bCopy = this->bCopy;
+    __global const ushort *A16 = (__global const ushort *) ouro_act(this, aCopy == 2 ? this->aOff : 0);
+    __global const ushort *B16 = bCopy == 1 ? ouro_wcopy(this, this->bSel) + this->bOff
+                                            : (__global const ushort *) ouro_act(this, bCopy == 2 ? this->bOff : 0);
     __global float *C = ouro_buf(this, this->cSel, this->cOff);
     const int aRs = this->aRs, aCs = this->aCs, bRs = this->bRs, bCs = this->bCs;
     __local uint *TA = (__local uint *) this->tileA;
@@ -212,7 +218,8 @@ void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
         if (more) {
             OURO_TC_UNROLL
             for (int e = 0; e < 8; e++) {
-                va[e] = as_uint2(ouro_tc_fetch(A, e, rowBase, (kt + 1) * 32, m, kk, aRs, aCs, tid));
+                va[e] = aCopy ? (uint2) (ouro_tc_fetch16(A16, e, rowBase, (kt + 1) * 32, m, kk, aRs, aCs, tid), 0u)
+                              : as_uint2(ouro_tc_fetch(A, e, rowBase, (kt + 1) * 32, m, kk, aRs, aCs, tid));
                 vb[e] = bCopy ? (uint2) (ouro_tc_fetch16(B16, e, colBase, (kt + 1) * 32, n, kk, bRs, bCs, tid), 0u)
                               : as_uint2(ouro_tc_fetch(B, e, colBase, (kt + 1) * 32, n, kk, bRs, bCs, tid));
             }
@@ -277,7 +284,7 @@ void ouro_gemm_tc(This *this, int gx, int gy, int lx, int ly) {
         if (more) {
             OURO_TC_UNROLL
             for (int e = 0; e < 8; e++) {
-                ouro_tc_stage(TA + (OURO_TC_STAGE - s), e, va[e], 0, aKFast, tid);
+                ouro_tc_stage(TA + (OURO_TC_STAGE - s), e, va[e], aCopy, aKFast, tid);
                 ouro_tc_stage(TB + (OURO_TC_STAGE - s), e, vb[e], bCopy, bKFast, tid);
             }
         }

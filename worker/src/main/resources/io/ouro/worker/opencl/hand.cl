@@ -44,6 +44,8 @@ void ouro_hand(This *this, int gx, int gy, int lx, int ly) {
         ouro_embed_bwd(this, gx);
     } else if (this->hand == OURO_WEIGHT_BF16) {
         ouro_weight_bf16(this, gx);
+    } else if (this->hand == OURO_ACT_BF16) {
+        ouro_act_bf16(this, gx);
     }
 }
 

@@ -76,13 +76,15 @@ class Bf16RoundingOpenClTest {
             {0x3DCCCCCD, 0x3DCD}, // 0.1: up
     };
 
-    static final int STASH = 4096, PARAMS = 70_000, ACT = 200_000;
+    static final int STASH = 4096, PARAMS = 70_000, ACT = 200_000, COPY_SLOT_VALUES = 50_000;
     static OpenClOps ops;
 
     @BeforeAll
     static void open() {
         ops = new OpenClOps(OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())), new int[] {PARAMS}, ACT, 1, 1,
                 new int[] {STASH}, true, MatmulPrecision.parse(System.getProperty("ouro.test.matmul", "fp32")));
+        // the tensor-core GEMM's activation copy slots, past every operand and dump below
+        ops.setActivationCopy(new int[] {100_000, 125_000, 150_000, 175_000}, COPY_SLOT_VALUES);
     }
 
     @AfterAll
@@ -180,12 +182,24 @@ class Bf16RoundingOpenClTest {
      * fragments as it would for the instruction, and the hook writes those registers out. Each register must be the
      * bfloat16 pair, by {@link Bf16#bits}, of the two elements the PTX ISA's fragment table puts there (zero past the
      * matrix): the rounding bit for bit and the fragment layout at once, with A read k-contiguous and B transposed,
-     * then the other way round (the two staging paths).
+     * then the other way round (the two staging paths). Both with the operands fetched as fp32 and rounded as they are
+     * staged, and with each rounded once into an activation copy (ouro_act_bf16) the kernel stages as it is.
      */
     @Test
     void theTensorCoreOperandLoaderRoundsBitForBit() {
         int m = 130, n = 100, kk = 50, aBase = 1000, bBase = 20_000, dst = 40_000;
         int[] v = values(m * kk + n * kk);
+        for (boolean copies : new boolean[] {false, true}) {
+            ops.useActivationCopy(copies);
+            try {
+                operandLoader(copies, m, n, kk, aBase, bBase, dst, v);
+            } finally {
+                ops.useActivationCopy(true);
+            }
+        }
+    }
+
+    void operandLoader(boolean copies, int m, int n, int kk, int aBase, int bBase, int dst, int[] v) {
         for (boolean aTransposed : new boolean[] {false, true}) {
             // A(r, k) = v[r * kk + k], B(j, k) = v[m * kk + j * kk + k], stored k-contiguous or transposed
             float[] act = ops.host(Buffer.ACT);
@@ -206,17 +220,20 @@ class Bf16RoundingOpenClTest {
                     aTransposed ? kk : 1, aTransposed ? 1 : n, m, n, kk);
             String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
             assertEquals(1L, ops.profile().get(name)[1], "the tensor-core kernel ran (" + name + ")");
+            long[] made = ops.profile().get(DeviceOp.CL_ACT_BF16.profileName());
+            assertEquals(copies ? 2L : 0L, made == null ? 0L : made[1], "activation copies of A and B, or none");
             ops.download(Buffer.ACT);
             StringBuilder first = new StringBuilder();
             int wrong = wrongRegisters(ops.read(Buffer.ACT), dst, v, m, n, kk, first);
-            assertEquals(0, wrong, "tensor-core operands " + (aTransposed ? "A transposed" : "B transposed") + ": "
+            assertEquals(0, wrong, (copies ? "activation copies, " : "") + "tensor-core operands "
+                    + (aTransposed ? "A transposed" : "B transposed") + ": "
                     + wrong + " of " + GemmOps.tensorFragmentWords(m, n, kk)
                     + " registers not as Bf16.bits and the fragment table" + first);
         }
     }
 
     /**
-     * The weights' bfloat16 copy (train.matmul bf16_tensor): B is a parameter segment holding the crafted and random
+     * The weights' bfloat16 copy (train.matmul bf16_tensor), with A from its activation copy: B is a parameter segment holding the crafted and random
      * values at an odd offset (so 16-bit values straddle the copy's floats), k-contiguous as the forward reads a
      * weight and transposed as the input gradient does. The copy is made by its own kernel (ouro_weight_bf16) and the
      * GEMM stages the copied pairs as they are, so the fragment registers must again be Bf16.bits of the weights:
@@ -272,6 +289,8 @@ class Bf16RoundingOpenClTest {
                     long[] made = ops.profile().get(DeviceOp.CL_WEIGHT_BF16.profileName());
                     assertEquals(1L, made == null ? 0L : made[1],
                             "the weight copy was made once for the changed weights, round " + round);
+                    long[] actMade = ops.profile().get(DeviceOp.CL_ACT_BF16.profileName());
+                    assertEquals(1L, actMade == null ? 0L : actMade[1], "A's activation copy made once for both");
                     ops.download(Buffer.ACT);
                     StringBuilder first = new StringBuilder();
                     int wrong = wrongRegisters(ops.read(Buffer.ACT), dst, v, m, n, kk, first);

@@ -96,6 +96,77 @@ class GemmOpenClTest {
         }
     }
 
+    /**
+     * The bfloat16 copies the tensor-core GEMM reads (the weights' copy, and activation copies in two slots of the
+     * arena from 100,000) change no bit of its results: the three products of each shape with both copies
+     * against the same products rounding every operand as it is staged. The copies are made once and reused: the
+     * weights' once, the activations' twice (x by the forward, reused as the weight gradient's B; dY by the input
+     * gradient, reused as the weight gradient's A). A device op writing an operand's range (a fill), or a product whose
+     * output overlaps it, makes it again; a product writing elsewhere does not.
+     */
+    @Test
+    void theBf16CopiesChangeNoBitAndAreMadeOncePerChange() {
+        int[][] shapes = {{37, 45, 29}, {130, 70, 150}, {1, 17, 3}, {517, 37, 29}, {150, 129, 130}};
+        int xOff = 3, outOff = 20_000, doutOff = 50_000, dxOff = 80_000, wOff = 7, dwOff = 30_011;
+        ops.setActivationCopy(new int[] {100_000, 112_500, 125_000, 137_500}, 25_000);
+        try {
+            for (int[] sh : shapes) {
+                int n = sh[0], in = sh[1], o = sh[2];
+                randomizeAll();
+                float[] g = ops.host(Buffer.GRADS).clone(), act = ops.host(Buffer.ACT).clone();
+                ops.useWeightCopy(false);
+                ops.useActivationCopy(false);
+                float[][] plain = run(GemmKernel.TENSOR, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
+                restore(Buffer.ACT, act);
+                restore(Buffer.GRADS, g);
+                ops.useWeightCopy(true);
+                ops.useActivationCopy(true);
+                ops.startProfile();
+                float[][] copied = run(GemmKernel.TENSOR, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
+                String shape = n + "x" + in + "x" + o;
+                assertEquals(1L, count(DeviceOp.CL_WEIGHT_BF16), "the weight copy made once, " + shape);
+                assertEquals(2L, count(DeviceOp.CL_ACT_BF16), "x and dY copied once each, " + shape);
+                assertSameBits("outputs in the arena " + shape, plain[0], copied[0], 100_000);
+                assertSameBits("weight gradient " + shape, plain[1], copied[1], plain[1].length);
+
+                // a product writing elsewhere keeps x's copy; one writing over dY drops dY's; a fill over x drops x's
+                ops.startProfile();
+                ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
+                assertEquals(0L, count(DeviceOp.CL_ACT_BF16), "x's copy reused, " + shape);
+                ops.linearForward(doutOff, xOff, Buffer.PARAMS, wOff, n, in, o);
+                ops.linearBackwardInput(dxOff, doutOff, Buffer.PARAMS, wOff, n, in, o);
+                assertEquals(1L, count(DeviceOp.CL_ACT_BF16), "dY written by a product: copied again, " + shape);
+                ops.fill(Buffer.ACT, xOff + n * in / 2, 1, 3.5f);
+                ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
+                assertEquals(2L, count(DeviceOp.CL_ACT_BF16), "x written by a fill: copied again, " + shape);
+                ops.download(Buffer.ACT);
+                float[] withCopies = ops.read(Buffer.ACT).clone();
+                ops.useActivationCopy(false);
+                ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
+                ops.download(Buffer.ACT);
+                assertSameBits("the forward after the fill " + shape, ops.read(Buffer.ACT), withCopies, 100_000);
+                ops.useActivationCopy(true);
+            }
+        } finally {
+            ops.setActivationCopy(new int[] {0, 0, 0, 0}, 0);
+            ops.useWeightCopy(false);
+            ops.useGemm(GemmKernel.AUTO);
+        }
+    }
+
+    static long count(DeviceOp op) {
+        long[] c = ops.profile().get(op.profileName());
+        return c == null ? 0 : c[1];
+    }
+
+    static void assertSameBits(String what, float[] expected, float[] actual, int count) {
+        for (int i = 0; i < count; i++) {
+            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + actual[i] + ", expected " + expected[i]);
+            }
+        }
+    }
+
     void compareTensor(int n, int in, int o) {
         int xOff = 3, outOff = 20_000, doutOff = 50_000, dxOff = 80_000, wOff = 7, dwOff = 30_011;
         try {

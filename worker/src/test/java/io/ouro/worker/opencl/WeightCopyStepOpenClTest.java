@@ -20,13 +20,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The weights' bfloat16 copy kept in step with the fp32 master weights through training: three steps of forward,
- * backward and AdamW with every product on the tensor-core GEMM (its emulation on pocl), the weights read from the
- * copy, against the same three steps with the GEMM fetching the fp32 weights and rounding them as it stages them.
- * Both put the same bfloat16 values into the same tiles, so the losses and the weights after each step must be the
- * same bits; a copy not made again after an optimizer step (or made from the wrong segment or offset) feeds the next
- * step old or wrong weights and moves them. The parameters span several segments (a buffer limit of 700 floats), so
- * the copy is per segment.
+ * The bfloat16 copies the tensor-core GEMM reads, kept in step through training: three steps of forward, backward and
+ * AdamW with every product on the tensor-core GEMM (its emulation on pocl), the weights read from their copy and the
+ * activation operands from their copies (made at the first product that reads a range, dropped by any write over it),
+ * against the same three steps with the GEMM fetching every operand as fp32 and rounding it as it stages it. Both put
+ * the same bfloat16 values into the same tiles, so the losses and the weights after each step must be the same bits;
+ * a copy not made again after the optimizer step or after an op rewrote an activation (or made from the wrong
+ * segment, range or offset) feeds a product old or wrong values and moves them. The parameters span several segments
+ * (a buffer limit of 700 floats), so the weights' copy is per segment.
  */
 class WeightCopyStepOpenClTest {
 
@@ -40,7 +41,7 @@ class WeightCopyStepOpenClTest {
         Objective obj = Objective.stageOne(0.1);
         float[][] losses = new float[2][steps];
         float[][] weights = new float[2][];
-        long copies = 0;
+        long copies = 0, actCopies = 0, tcProducts = 0;
         int segments = 0;
         for (int run = 0; run < 2; run++) {
             boolean copy = run == 0;
@@ -48,6 +49,7 @@ class WeightCopyStepOpenClTest {
                     shape, false)) {
                 cl.ops().useGemm(GemmKernel.TENSOR);
                 cl.ops().useWeightCopy(copy);
+                cl.ops().useActivationCopy(copy);
                 assertTrue(cl.ops().weightCopy(), "bf16_tensor keeps the copy");
                 segments = cl.ops().segments();
                 cl.setParameters(params);
@@ -63,16 +65,24 @@ class WeightCopyStepOpenClTest {
                 String tc = cl.ops().tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
                 assertTrue(profile.get(tc)[1] > 0, "the products ran on the tensor-core kernel");
                 long[] made = profile.get(DeviceOp.CL_WEIGHT_BF16.profileName());
+                long[] actMade = profile.get(DeviceOp.CL_ACT_BF16.profileName());
                 if (copy) {
                     copies = made == null ? 0 : made[1];
+                    actCopies = actMade == null ? 0 : actMade[1];
+                    tcProducts = profile.get(tc)[1];
                 } else {
-                    assertEquals(null, made, "without the copy none is made");
+                    assertEquals(null, made, "without the copies none is made");
+                    assertEquals(null, actMade, "without the copies none is made");
                 }
                 assertTrue(cl.ops().isRunningOpenCl(), "must run as OpenCL");
             }
         }
-        System.out.printf("weight copy: %d segments, %d copies made in %d steps; losses %s%n", segments, copies, steps,
+        System.out.printf("bf16 copies: %d segments, %d weight copies made in %d steps; %d activation copies for %d "
+                + "tensor-core products; losses %s%n", segments, copies, steps, actCopies, tcProducts,
                 java.util.Arrays.toString(losses[0]));
+        // fewer activation copies than products (the ones reused: q, k, v read one input, so do gate and up, and each
+        // weight gradient reads the input gradient's dY and the forward's x), and some
+        assertTrue(actCopies > 0 && actCopies < tcProducts, actCopies + " activation copies, " + tcProducts + " products");
         assertTrue(segments > 1, "the parameters span several segments");
         // each step's forward reads every segment holding a weight matrix from a copy made after the last update
         assertTrue(copies >= steps && copies <= (long) steps * segments, copies + " copies");
