@@ -30,6 +30,7 @@ QUICK_LIMITS=(15 15 330 60 380 120 120)
 FLOORS=(5 5 30 10 20 10 10)
 # the parity tests: GEMM, attention, kernel and step parity, accumulation, recomputation, buffer splits, streaming
 PARITY_FULL='.*(OpenClTest|OpsParityTest|AccumulationTest|RecomputeTest|BufferSplitTest|GradientReadyTest|StateStreamingTest|OpenCl.*GenerateTest|OpenCl.*EvalTest)'
+PARITY_TC='.*(GemmOpenClTest|Bf16RoundingOpenClTest|WeightCopyStepOpenClTest|MemoryPlanOpenClTest)'
 PARITY_QUICK='.*(GemmOpenClTest|AttentionOpenClTest|FlashAttentionOpenClTest|KernelParityOpenClTest|ReductionOpenClTest|StepOpsParityTest)'
 BIGBUFFER='.*LargeBufferOpenClTest'
 
@@ -266,6 +267,13 @@ stage_parity() {
   # GEMM, attention, kernel and step-op parity first: a timeout in the rest still leaves their answer
   junit "$PARITY_QUICK"
   local rc=$?
+  if [ "$TENSOR_CORES_FOUND" = 1 ]; then
+    # the tensor-core kernel with the instruction (and its bf16 copies) in a process whose program is bf16_tensor's:
+    # a process builds one program, and the run above built the fp32 one (whose tensor-core kernel is the emulation)
+    second parity "the tensor-core parity tests in a bf16_tensor process" -- -Douro.test.matmul=bf16_tensor \
+      -jar "$CONSOLE" execute --class-path "$CP" --scan-class-path "$BUNDLE/tests" --include-classname "$PARITY_TC" \
+      --fail-if-no-tests --details=testfeed --disable-banner --disable-ansi-colors || rc=$?
+  fi
   [ "$QUICK" = 1 ] && return $rc
   echo "-- the other parity tests (accumulation, recomputation, buffer splits, streaming, model, generation, eval)"
   junit "$PARITY_FULL" --exclude-classname "$PARITY_QUICK|$BIGBUFFER"
@@ -394,7 +402,7 @@ run() {
   CONSOLE=$(ls "$bundle"/lib/junit-platform-console-standalone-*.jar)
   export CP="$bundle/tests:$(ls "$bundle"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
   export JOPTS_S="--add-modules=jdk.incubator.vector -XX:+UseG1GC -XX:MaxRAMPercentage=75 -Xss8m -Djava.io.tmpdir=$scratch -Douro.test.device=$device -Douro.test.canary=true -Douro.gpucheck.quick=$([ "$quick" = 1 ] && echo true || echo false)"
-  export PARITY_FULL PARITY_QUICK BIGBUFFER
+  export PARITY_FULL PARITY_QUICK PARITY_TC BIGBUFFER
   export SCRATCH=$scratch
   export -f jrun second junit tc_prefix system_lib "${STAGES[@]/#/stage_}"
 

@@ -120,6 +120,16 @@ public final class ClKernels {
         return ptx && gpu && TensorCores.nvidia(device) && TensorCores.probe(device);
     }
 
+    /**
+     * Whether an OpenClOps of {@code matmul} can be opened on {@code device} in this process: false only for
+     * bf16_tensor on a device that runs the instruction after an fp32 program was built (see {@link #install}).
+     */
+    public static synchronized boolean serves(MatmulPrecision matmul, OpenCLDevice device) {
+        boolean want = definesPtx(matmul, matmul == MatmulPrecision.BF16_TENSOR && device.getType() != Device.TYPE.CPU
+                && TensorCores.probe(device));
+        return source == null || tensorCorePtx || !want;
+    }
+
     /** Whether LoopKernel's program defines OURO_TC_PTX: bf16_tensor asked, and the device passed the probe. */
     static boolean definesPtx(MatmulPrecision matmul, boolean probePassed) {
         return matmul == MatmulPrecision.BF16_TENSOR && probePassed;

@@ -33,6 +33,11 @@ class WeightCopyStepOpenClTest {
 
     @Test
     void trainingStepsReadingTheCopyAreBitIdenticalToRoundingOnStaging() {
+        var device = OpenClDevices.select(DeviceSpec.parse(TestDevice.spec()));
+        // on a GPU that runs the instruction, after an fp32 program in this process: deploy/gpu-check.sh runs this
+        // test again in a bf16_tensor process of its own
+        org.junit.jupiter.api.Assumptions.assumeTrue(ClKernels.serves(MatmulPrecision.BF16_TENSOR, device),
+                "this process's program is fp32 and the device runs the tensor-core instruction");
         LoopConfig cfg = LoopConfig.tiny();
         StepShape shape = new StepShape(4, 40, 2, Recompute.LAYER, 7, 700).withMatmul(MatmulPrecision.BF16_TENSOR);
         int n = shape.batch() * shape.seqLen(), steps = 3;
@@ -45,8 +50,7 @@ class WeightCopyStepOpenClTest {
         int segments = 0;
         for (int run = 0; run < 2; run++) {
             boolean copy = run == 0;
-            try (OpenClModel cl = new OpenClModel(cfg, OpenClDevices.select(DeviceSpec.parse(TestDevice.spec())),
-                    shape, false)) {
+            try (OpenClModel cl = new OpenClModel(cfg, device, shape, false)) {
                 cl.ops().useGemm(GemmKernel.TENSOR);
                 cl.ops().useWeightCopy(copy);
                 cl.ops().useActivationCopy(copy);
