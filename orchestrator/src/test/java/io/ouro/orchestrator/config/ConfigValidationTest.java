@@ -149,8 +149,12 @@ class ConfigValidationTest {
         var planTc = Plan.memory(tc.stages().get(0), 1, tc.train());
         assertEquals(0L, planFp32.weightCopyBytes());
         assertEquals(4L * ((planTc.parameters() + 1) / 2), planTc.weightCopyBytes(), "2 bytes per parameter (1 segment)");
-        assertEquals(planFp32.deviceBytes() + planTc.weightCopyBytes() - 4, planTc.deviceBytes(),
-                "the copy replaces its one-float placeholder; no other buffer changes");
+        // and the activation copies' 4 slots in the arena, each rows x max(hidden, ffn) 16-bit values
+        long slots = planTc.activationBytes() - planFp32.activationBytes();
+        assertTrue(slots > 0 && slots <= 4 * 2L * planTc.shape().micro() * planTc.shape().seqLen()
+                * Math.max(planTc.model().hidden(), planTc.model().ffn()) + 16, slots + " bytes of slots");
+        assertEquals(planFp32.deviceBytes() + planTc.weightCopyBytes() - 4 + slots, planTc.deviceBytes(),
+                "the weight copy replaces its one-float placeholder, the slots join the arena; nothing else changes");
         assertNotEquals(fp32.hash(), tc.hash(), "bfloat16 operands change the gradients: another run");
         assertEquals(fp32.hash(), TrainConfig.parse("ok.yaml", OK.replace("train: {workers: 1}",
                 "train: {workers: 1, matmul: fp32}")).hash(), "fp32 written out is the default");

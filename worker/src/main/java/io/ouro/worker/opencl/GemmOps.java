@@ -205,14 +205,23 @@ abstract class GemmOps extends KernelLaunches {
         if (dot && aCs == 1 && bCs == 1 && a.equals(Buffer.ACT) && readable(b)) {
             setGemm(DeviceOp.CL_GEMM_DOT, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
             execute(Range.create2D(device, roundUp((n + 3) / 4, 8), roundUp((m + 3) / 4, 8), 8, 8));
-            wrote(c);
+            wroteProduct(c, cOff, m, cRs, n, cCs);
             return;
         }
         setGemm(DeviceOp.GEMM, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
         int tx = LoopKernel.TILE_X, ty = LoopKernel.TILE_Y;
         // each work-group covers a 64 x 64 block of C
         execute(Range.create2D(device, (n + 63) / 64 * tx, (m + 63) / 64 * ty, tx, ty));
-        wrote(c);
+        wroteProduct(c, cOff, m, cRs, n, cCs);
+    }
+
+    // a product wrote C (m, n) and nothing else: in the arena, only the activation copies of ranges it overlaps go
+    private void wroteProduct(Buffer c, int cOff, int m, int cRs, int n, int cCs) {
+        if (c.equals(Buffer.ACT)) {
+            wroteAct(cOff, extent(m, cRs, n, cCs));
+        } else {
+            wrote(c);
+        }
     }
 
     /** Sets the longest k-slice of the register-blocked GEMM on operands read in place (benchmarks; default 4096). */
@@ -301,16 +310,12 @@ abstract class GemmOps extends KernelLaunches {
             setGemm(DeviceOp.CL_GEMM_TC, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk, accumulate);
             bindTensorOperands(t);
             launchTensor(m, n, false);
-            if (c.equals(Buffer.ACT)) {
-                wroteAct(cOff, extent(m, cRs, n, cCs)); // the activation copies of other ranges stay fresh
-                return true;
-            }
         } else {
             setGemm(DeviceOp.CL_GEMM_TILED, c, cOff, cRs, cCs, a, aOff, aRs, aCs, b, bOff, bRs, bCs, m, n, kk,
                     accumulate);
             execute(Range.create2D(device, (n + 63) / 64 * 16, (m + 63) / 64 * 16, 16, 16));
         }
-        wrote(c);
+        wroteProduct(c, cOff, m, cRs, n, cCs);
         return true;
     }
 
@@ -373,7 +378,7 @@ abstract class GemmOps extends KernelLaunches {
         setGemm(DeviceOp.CL_GEMM_OUTER, c, cOff, cRs, 1, a, aOff, aRs, aCs, Buffer.ACT, bPanels, 1, ClKernels.OUTER_NR,
                 m, n, kk, accumulate);
         launchOuter(false, true, m, n);
-        wrote(c);
+        wroteProduct(c, cOff, m, cRs, n, 1);
     }
 
     // the register-blocked GEMM over C (m, n), set by setGemm, with A and/or B in packed panels

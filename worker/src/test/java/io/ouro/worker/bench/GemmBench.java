@@ -16,9 +16,10 @@ import java.util.Locale;
  * sgemm on the same CPU in the same run. {@code tests/bench.sh gemm [device] [size] [no-torch] [kernel]}; the ratio
  * is the hand-written kernel's mean over the layouts / sgemm. The kernel TENSOR opens the ops with
  * {@code train.matmul: bf16_tensor}, so that on a device that passes the probe it runs the tensor-core instruction;
- * it reads the weight operand (B of the forward and input-gradient products) from the weights' bfloat16 copy, as the
- * step does, and is timed beside the same kernel fetching the fp32 weights and rounding them as it stages them
- * ({@code nocopy_*}; {@code copy_speedup} = the two products' mean with the copy over without).
+ * it reads its operands from bfloat16 copies as the step does (the weights' copy for B of the forward and
+ * input-gradient products, activation copies in 4 slots for the rest, each made once, before the timed rounds), and
+ * is timed beside the same kernel fetching fp32 operands and rounding them as it stages them ({@code nocopy_*};
+ * {@code copy_speedup} = the three products' mean rate with the copies over without).
  */
 public final class GemmBench {
     public static void main(String[] args) {
@@ -31,16 +32,27 @@ public final class GemmBench {
         double[] hand = new double[3], translated = new double[3], nocopy = new double[3];
         boolean tensor;
         MatmulPrecision matmul = handKernel == GemmKernel.TENSOR ? MatmulPrecision.BF16_TENSOR : MatmulPrecision.FP32;
-        try (OpenClOps ops = new OpenClOps(device, new int[] {s * s}, 5 * s * s, 1, 1, new int[0], true, matmul)) {
+        boolean bf16 = matmul == MatmulPrecision.BF16_TENSOR;
+        long act = 5L * s * s + (bf16 ? 2L * s * s : 0);
+        try (OpenClOps ops = new OpenClOps(device, new int[] {s * s}, act, 1, 1, new int[0], true, matmul)) {
             // as in the model: room to transpose operands, which the CPU kernels use (timed with them)
             ops.setTransposeScratch(3 * s * s, 2 * s * s);
+            if (bf16) {
+                // the activation copies' slots (as the bf16_tensor layout places them in the step), after the scratch
+                int[] slots = new int[OpenClOps.ACT_COPY_SLOTS];
+                for (int i = 0; i < slots.length; i++) {
+                    slots[i] = 5 * s * s + i * (s * s / 2);
+                }
+                ops.setActivationCopy(slots, (long) s * s);
+            }
             // the two kernels alternate, best of 3 rounds each: the CPU is shared, and a load spike then hits both
             for (int layout = 0; layout < 3; layout++) {
                 for (int round = 0; round < 4; round++) {
-                    for (int v = 0; v < (matmul == MatmulPrecision.BF16_TENSOR ? 3 : 2); v++) {
+                    for (int v = 0; v < (bf16 ? 3 : 2); v++) {
                         GemmKernel kernel = v == 1 ? GemmKernel.TRANSLATED : handKernel;
                         ops.useGemm(kernel);
-                        ops.useWeightCopy(matmul == MatmulPrecision.BF16_TENSOR && v == 0);
+                        ops.useWeightCopy(bf16 && v == 0);
+                        ops.useActivationCopy(bf16 && v == 0);
                         long t0 = System.nanoTime();
                         run(ops, layout, s);
                         double gflops = 2.0 * s * s * (double) s / ((System.nanoTime() - t0) / 1e9) / 1e9;
@@ -52,7 +64,8 @@ public final class GemmBench {
                 }
             }
             ops.useGemm(handKernel);
-            ops.useWeightCopy(matmul == MatmulPrecision.BF16_TENSOR);
+            ops.useWeightCopy(bf16);
+            ops.useActivationCopy(bf16);
             tensor = ops.usesTensorCores();
             System.out.println("hand-written kernel: " + handKernel + " on a " + (ops.cpuDevice() ? "CPU" : "GPU")
                     + " device" + (handKernel == GemmKernel.TENSOR ? (tensor ? ", tensor cores (bf16 operands)"
@@ -79,9 +92,9 @@ public final class GemmBench {
                         + "dw_gflops=%.1f translated_fwd_gflops=%.1f translated_dx_gflops=%.1f translated_dw_gflops=%.1f "
                         + "torch_gflops=%.1f translated_ratio=%.3f%s ratio=%.3f peak_gflops=%.0f peak_fraction=%.4f%n",
                 size, handKernel, tensor, hand[0], hand[1], hand[2], translated[0], translated[1], translated[2], torch,
-                meanT / torch, matmul != MatmulPrecision.BF16_TENSOR ? "" : String.format(Locale.ROOT,
-                        " nocopy_fwd_gflops=%.1f nocopy_dx_gflops=%.1f copy_speedup=%.3f", nocopy[0], nocopy[1],
-                        (hand[0] + hand[1]) / (nocopy[0] + nocopy[1])),
+                meanT / torch, !bf16 ? "" : String.format(Locale.ROOT, " nocopy_fwd_gflops=%.1f nocopy_dx_gflops=%.1f "
+                        + "nocopy_dw_gflops=%.1f copy_speedup=%.3f", nocopy[0], nocopy[1], nocopy[2],
+                        (hand[0] + hand[1] + hand[2]) / (nocopy[0] + nocopy[1] + nocopy[2])),
                 mean / torch, sheet, sheet > 0 ? mean / sheet : Double.NaN);
     }
 
