@@ -41,7 +41,7 @@ abstract class GemmOps extends KernelLaunches {
 
     /**
      * The activation copies ({@link #setActivationCopy}): the arena offsets of the slots (none: operands in the arena
-     * are read as fp32), the 16-bit values each holds, whether products read them, and the slot a miss takes next.
+     * are read as fp32), the 16-bit values each holds, and whether products read them.
      */
     private int[] actCopySlots = new int[0];
     private long actCopyValues;

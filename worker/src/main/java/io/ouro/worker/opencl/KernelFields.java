@@ -17,8 +17,9 @@ import com.aparapi.Kernel;
  *
  * <p>Buffers: {@code w0..w7} parameters, {@code g0..g7} gradients, {@code ma0..ma7}/{@code mb0..mb7} Adam's moments
  * (one per parameter segment), {@code act0..act7} the activation arena (every activation is a region at a global
- * offset, see {@link #ACT_SHIFT}), {@code s0..s15} the stash, {@code wh0..wh7} the weights' bfloat16 copy. Every buffer stays below Aparapi 3.0.2's limit: it sizes
- * buffers in a 32-bit int of bytes, so an array of 2^29 floats or more would wrap (see {@link HostArrays#MAX_FLOATS}).
+ * offset, see {@link #ACT_SHIFT}), {@code s0..s15} the stash, {@code wh0..wh7} the weights' bfloat16 copy. Every
+ * buffer stays below Aparapi 3.0.2's limit: it sizes buffers in a 32-bit int of bytes, so an array of 2^29 floats or
+ * more would wrap (see {@link HostArrays#MAX_FLOATS}).
  */
 public abstract class KernelFields extends Kernel {
 

@@ -105,8 +105,9 @@ float2 ouro_tc_fetch(__global const float *X, int e, int r0, int k0, int rows, i
 }
 
 /*
- * The same pair of a bfloat16 copy of X (the weights' copy, ouro_wcopy: rounded once by ouro_weight_bf16 when the
- * weights changed), as the staged register itself: half the bytes of the fp32 fetch, and no rounding here.
+ * The same pair of a bfloat16 copy of X (the weights' copy, ouro_wcopy, or an activation copy in the arena: rounded
+ * once, by ouro_weight_bf16 or ouro_act_bf16), as the staged register itself: half the bytes of the fp32 fetch, and no
+ * rounding here.
  */
 uint ouro_tc_fetch16(__global const ushort *X, int e, int r0, int k0, int rows, int kk, int rs, int cs, int tid) {
     const int kFast = cs == 1;
@@ -117,7 +118,7 @@ uint ouro_tc_fetch16(__global const ushort *X, int e, int r0, int k0, int rows, 
 
 /*
  * Stores a fetched pair into a stage buffer: fp32 values (their bits in v) rounded to a bfloat16 pair, the only place
- * the operands are rounded; a pair fetched from the weight copy (ready) as it is.
+ * the operands are rounded; a pair fetched from a bfloat16 copy (ready) as it is.
  */
 void ouro_tc_stage(__local uint *t, int e, uint2 v, int ready, int kFast, int tid) {
     t[ouro_tc_swz(ouro_tc_row(e, tid, kFast), ouro_tc_kp(e, tid, kFast))] =
