@@ -1,6 +1,7 @@
 package io.ouro.worker.opencl;
 
 import io.ouro.worker.model.DeviceSpec;
+import io.ouro.worker.model.MatmulPrecision;
 import com.aparapi.device.OpenCLDevice;
 import io.ouro.worker.TestDevice;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
@@ -91,6 +92,72 @@ class LargeBufferOpenClTest {
         }
         float v = initial(w, i);
         return g >= W - 512 && g < W + 512 ? v + lastWindow((int) (g - (W - 512))) : v;
+    }
+
+    /**
+     * The tensor-core GEMM's bfloat16 copies where they are largest, in copy mode: a parameter segment of the largest
+     * buffer ({@link HostArrays#MAX_FLOATS} floats, 2 GiB), whose copy is 2^29 - 64 16-bit values (1 GiB), read at its
+     * last weights (16-bit offsets past 2^29 - 2,000, byte offsets past 2^30), and activation copy slots in the arena's
+     * second window (global offsets past 2^28). The forward product with both copies must give the bits it gives
+     * rounding the fp32 operands as it stages them, and match the bf16-rounded reference; each copy made once.
+     */
+    @Test
+    void theBf16CopiesWorkAtTheLargestSegmentAndPastTheFirstWindow() {
+        String before = System.getProperty(DeviceMemory.FORCE_PROPERTY);
+        System.setProperty(DeviceMemory.FORCE_PROPERTY, "true");
+        OpenCLDevice device = OpenClDevices.select(DeviceSpec.parse(TestDevice.spec()));
+        int p = HostArrays.MAX_FLOATS, rows = 37, in = 45, out = 29;
+        int wOff = p - out * in - 3, xOff = W + 11, yOff = W + 50_000;
+        org.junit.jupiter.api.Assumptions.assumeTrue(ClKernels.serves(MatmulPrecision.BF16_TENSOR, device),
+                "this process's program is fp32 and the device runs the tensor-core instruction (gpu-check reruns it)");
+        try (OpenClOps ops = new OpenClOps(device, new int[]{p}, W + 200_000L, 1, 1, new int[0], false,
+                MatmulPrecision.BF16_TENSOR)) {
+            ops.setActivationCopy(new int[]{W + 100_000, W + 125_000, W + 150_000, W + 175_000}, 50_000);
+            java.util.SplittableRandom rng = new java.util.SplittableRandom(5);
+            float[] w = new float[out * in], x = new float[rows * in];
+            float[] params = ops.host(Buffer.PARAMS);
+            for (int i = 0; i < w.length; i++) {
+                w[i] = (float) rng.nextGaussian();
+                params[wOff + i] = w[i];
+            }
+            ops.upload(Buffer.PARAMS);
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) rng.nextGaussian();
+            }
+            ops.writeHostAct(xOff, x);
+            ops.upload(Buffer.ACT);
+            ops.useGemm(OpenClOps.GemmKernel.TENSOR);
+            ops.startProfile();
+            ops.linearForward(yOff, xOff, Buffer.PARAMS, wOff, rows, in, out);
+            ops.download(Buffer.ACT);
+            float[] copied = ops.readHostAct(yOff, rows * out);
+            assertEquals(1L, ops.profile().get(DeviceOp.CL_WEIGHT_BF16.profileName())[1], "the weight copy made");
+            assertEquals(1L, ops.profile().get(DeviceOp.CL_ACT_BF16.profileName())[1], "x's copy made");
+            ops.useWeightCopy(false);
+            ops.useActivationCopy(false);
+            ops.linearForward(yOff, xOff, Buffer.PARAMS, wOff, rows, in, out);
+            ops.download(Buffer.ACT);
+            float[] staged = ops.readHostAct(yOff, rows * out);
+            float[] ref = new float[rows * out], wr = new float[w.length], xr = new float[x.length];
+            for (int i = 0; i < w.length; i++) {
+                wr[i] = io.ouro.worker.model.Bf16.round(w[i]);
+            }
+            for (int i = 0; i < x.length; i++) {
+                xr[i] = io.ouro.worker.model.Bf16.round(x[i]);
+            }
+            io.ouro.worker.reference.ReferenceKernels.matmulForward(ref, 0, xr, 0, wr, 0, rows, in, out);
+            for (int i = 0; i < ref.length; i++) {
+                assertEquals(Float.floatToRawIntBits(staged[i]), Float.floatToRawIntBits(copied[i]),
+                        "output " + i + ": copies against rounding on staging");
+                assertEquals(ref[i], copied[i], 4e-5 * Math.max(1, Math.abs(ref[i])), "output " + i);
+            }
+        } finally {
+            if (before == null) {
+                System.clearProperty(DeviceMemory.FORCE_PROPERTY);
+            } else {
+                System.setProperty(DeviceMemory.FORCE_PROPERTY, before);
+            }
+        }
     }
 
     @Test
