@@ -1,6 +1,7 @@
 package io.ouro.worker.backend;
 
 import io.ouro.worker.model.LoopConfig;
+import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.Recompute;
 import io.ouro.worker.model.StepShape;
@@ -54,14 +55,14 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
         long limit = shape.bufferLimit() > 0 ? Math.min(shape.bufferLimit(), actLimit) : actLimit;
         int segments = 0, actBuffers = 0;
         long largest = 0, copy = 0;
-        boolean bf16Weights = shape.matmul() == io.ouro.worker.model.MatmulPrecision.BF16_TENSOR;
+        boolean bf16Weights = shape.matmul() == MatmulPrecision.BF16_TENSOR;
         String problem = null;
         try {
             io.ouro.worker.model.ParamSegments segs = OpenClStepOps.paramSegments(layout, limit);
             segments = segs.count();
             for (int i = 0; i < segments; i++) {
                 largest = Math.max(largest, segs.size(i));
-                copy += bf16Weights ? OpenClOps.weightCopyFloats(Math.toIntExact(segs.size(i))) : 0;
+                copy += bf16Weights ? OpenClOps.bf16Floats(segs.size(i)) : 0;
             }
         } catch (IllegalArgumentException e) {
             problem = e.getMessage();
@@ -128,7 +129,7 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
                                     long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
                                     long exchangeFloats, boolean bf16Stash) {
         return choose(model, batch, seqLen, micro, recompute, chunk, bufferLimit, deviceBytes, actLimit,
-                optimizerShards, exchangeFloats, bf16Stash, io.ouro.worker.model.MatmulPrecision.FP32);
+                optimizerShards, exchangeFloats, bf16Stash, MatmulPrecision.FP32);
     }
 
     /**
@@ -137,7 +138,7 @@ public record MemoryPlan(LoopConfig model, StepShape shape, long parameters, int
      */
     public static MemoryPlan choose(LoopConfig model, int batch, int seqLen, int micro, Recompute recompute, int chunk,
                                     long bufferLimit, long deviceBytes, long actLimit, int optimizerShards,
-                                    long exchangeFloats, boolean bf16Stash, io.ouro.worker.model.MatmulPrecision matmul) {
+                                    long exchangeFloats, boolean bf16Stash, MatmulPrecision matmul) {
         List<Recompute> modes = recompute != null ? List.of(recompute) : List.of(Recompute.values());
         List<Integer> micros = new ArrayList<>();
         if (micro > 0) {

@@ -482,7 +482,7 @@ abstract class DeviceBuffers {
         }
         weightCopy = true;
         for (int seg = 0; seg < segments.length; seg++) {
-            int n = weightCopyFloats(segments[seg]);
+            int n = (int) bf16Floats(segments[seg]);
             float[] a = HostArrays.floats(n);
             bind("wh" + seg, a);
             guard("wh" + seg, a, n);
@@ -491,9 +491,12 @@ abstract class DeviceBuffers {
         }
     }
 
-    /** Floats of the bfloat16 copy of a segment of {@code params} parameters: two 16-bit values per float. */
-    public static int weightCopyFloats(int params) {
-        return (params + 1) / 2;
+    /**
+     * Floats of a buffer or region holding {@code values} 16-bit values, two per float: the stash in bfloat16, the
+     * weights' copy, the activation copies.
+     */
+    public static long bf16Floats(long values) {
+        return (values + 1) / 2;
     }
 
     /** Whether {@link #keepWeightCopy} was asked for. */

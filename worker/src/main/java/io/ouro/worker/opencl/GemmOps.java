@@ -156,7 +156,7 @@ abstract class GemmOps extends KernelLaunches {
         actSlotUse[s] = ++actUses;
         k.setActivationCopy(actCopySlots[s], off, (int) ext);
         launchElementwise((int) ext);
-        wroteAct(actCopySlots[s], (ext + 1) / 2);
+        wroteAct(actCopySlots[s], bf16Floats(ext));
         actCopyMade(s, off, ext);
         return s;
     }

@@ -6,6 +6,7 @@ import io.ouro.worker.model.MatmulPrecision;
 import io.ouro.worker.model.Objective;
 import io.ouro.worker.model.ParamLayout;
 import io.ouro.worker.model.ParamSegments;
+import io.ouro.worker.model.StepShape;
 import io.ouro.worker.model.TensorView;
 import io.ouro.worker.opencl.OpenClOps.Buffer;
 import io.ouro.worker.reference.Rope;
@@ -128,7 +129,7 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
      * The rows of the activation copies for a step of this shape: under {@code train.matmul: bf16_tensor} the rows a
      * layer's products take at once (the recomputation chunk, or the micro-batch), else 0 (no copies).
      */
-    public static int copyRowsFor(io.ouro.worker.model.StepShape shape) {
+    public static int copyRowsFor(StepShape shape) {
         return shape.matmul() != MatmulPrecision.BF16_TENSOR ? 0
                 : StepWorkspace.chunkRows(shape.micro() * shape.seqLen(), shape.recompute(), shape.chunk());
     }
@@ -268,14 +269,14 @@ public final class OpenClStepOps implements StepOps, AutoCloseable {
         long copyValues = copyRows > 0 ? activationCopyValues(cfg, copyRows, window) : 0;
         int[] copySlots = new int[copyRows > 0 ? OpenClOps.ACT_COPY_SLOTS : 0];
         for (int s = 0; s < copySlots.length; s++) {
-            copySlots[s] = place(at, (copyValues + 1) / 2, window, rows);
+            copySlots[s] = place(at, OpenClOps.bf16Floats(copyValues), window, rows);
         }
         long extent = 0;
         for (int w = 0; w < at.length; w++) {
             extent = at[w] > 0 ? (long) w * OpenClOps.ACT_WINDOW + at[w] : extent;
         }
         return new BufferLayout(out, Math.max(1, extent),
-                stashBuffers.stream().mapToLong(e -> bf16Stash ? (e + 1) / 2 : e).toArray(), head, gemm, reduce,
+                stashBuffers.stream().mapToLong(e -> bf16Stash ? OpenClOps.bf16Floats(e) : e).toArray(), head, gemm, reduce,
                 copySlots, copyValues);
     }
 

@@ -220,8 +220,8 @@ class Bf16RoundingOpenClTest {
                     aTransposed ? kk : 1, aTransposed ? 1 : n, m, n, kk);
             String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
             assertEquals(1L, ops.profile().get(name)[1], "the tensor-core kernel ran (" + name + ")");
-            long[] made = ops.profile().get(DeviceOp.CL_ACT_BF16.profileName());
-            assertEquals(copies ? 2L : 0L, made == null ? 0L : made[1], "activation copies of A and B, or none");
+            assertEquals(copies ? 2L : 0L, KernelAsserts.launches(ops, DeviceOp.CL_ACT_BF16),
+                    "activation copies of A and B, or none");
             ops.download(Buffer.ACT);
             StringBuilder first = new StringBuilder();
             int wrong = wrongRegisters(ops.read(Buffer.ACT), dst, v, m, n, kk, first);
@@ -286,11 +286,10 @@ class Bf16RoundingOpenClTest {
                             transposed ? n : 1, m, n, kk);
                     String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
                     assertEquals(2L, ops.profile().get(name)[1], "the tensor-core kernel ran twice (" + name + ")");
-                    long[] made = ops.profile().get(DeviceOp.CL_WEIGHT_BF16.profileName());
-                    assertEquals(1L, made == null ? 0L : made[1],
+                    assertEquals(1L, KernelAsserts.launches(ops, DeviceOp.CL_WEIGHT_BF16),
                             "the weight copy was made once for the changed weights, round " + round);
-                    long[] actMade = ops.profile().get(DeviceOp.CL_ACT_BF16.profileName());
-                    assertEquals(1L, actMade == null ? 0L : actMade[1], "A's activation copy made once for both");
+                    assertEquals(1L, KernelAsserts.launches(ops, DeviceOp.CL_ACT_BF16),
+                            "A's activation copy made once for both");
                     ops.download(Buffer.ACT);
                     StringBuilder first = new StringBuilder();
                     int wrong = wrongRegisters(ops.read(Buffer.ACT), dst, v, m, n, kk, first);

@@ -86,8 +86,7 @@ class GemmOpenClTest {
             }
             String name = ops.tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
             assertEquals(3L * shapes.length, ops.profile().get(name)[1], "every product ran " + name);
-            long[] copies = ops.profile().get(DeviceOp.CL_WEIGHT_BF16.profileName());
-            assertEquals(copy ? shapes.length : 0L, copies == null ? 0L : copies[1],
+            assertEquals(copy ? shapes.length : 0L, KernelAsserts.launches(ops, DeviceOp.CL_WEIGHT_BF16),
                     "the weight copy made once per new weights (with the copy) or never (without)");
         }
         if (!TensorCores.nvidia(ops.device())) {
@@ -124,21 +123,21 @@ class GemmOpenClTest {
                 ops.startProfile();
                 float[][] copied = run(GemmKernel.TENSOR, n, in, o, xOff, outOff, doutOff, dxOff, wOff, dwOff);
                 String shape = n + "x" + in + "x" + o;
-                assertEquals(1L, count(DeviceOp.CL_WEIGHT_BF16), "the weight copy made once, " + shape);
-                assertEquals(2L, count(DeviceOp.CL_ACT_BF16), "x and dY copied once each, " + shape);
+                assertEquals(1L, KernelAsserts.launches(ops, DeviceOp.CL_WEIGHT_BF16), "the weight copy made once, " + shape);
+                assertEquals(2L, KernelAsserts.launches(ops, DeviceOp.CL_ACT_BF16), "x and dY copied once each, " + shape);
                 assertSameBits("outputs in the arena " + shape, plain[0], copied[0], 100_000);
                 assertSameBits("weight gradient " + shape, plain[1], copied[1], plain[1].length);
 
                 // a product writing elsewhere keeps x's copy; one writing over dY drops dY's; a fill over x drops x's
                 ops.startProfile();
                 ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
-                assertEquals(0L, count(DeviceOp.CL_ACT_BF16), "x's copy reused, " + shape);
+                assertEquals(0L, KernelAsserts.launches(ops, DeviceOp.CL_ACT_BF16), "x's copy reused, " + shape);
                 ops.linearForward(doutOff, xOff, Buffer.PARAMS, wOff, n, in, o);
                 ops.linearBackwardInput(dxOff, doutOff, Buffer.PARAMS, wOff, n, in, o);
-                assertEquals(1L, count(DeviceOp.CL_ACT_BF16), "dY written by a product: copied again, " + shape);
+                assertEquals(1L, KernelAsserts.launches(ops, DeviceOp.CL_ACT_BF16), "dY written by a product: copied again, " + shape);
                 ops.fill(Buffer.ACT, xOff + n * in / 2, 1, 3.5f);
                 ops.linearForward(outOff, xOff, Buffer.PARAMS, wOff, n, in, o);
-                assertEquals(2L, count(DeviceOp.CL_ACT_BF16), "x written by a fill: copied again, " + shape);
+                assertEquals(2L, KernelAsserts.launches(ops, DeviceOp.CL_ACT_BF16), "x written by a fill: copied again, " + shape);
                 ops.download(Buffer.ACT);
                 float[] withCopies = ops.read(Buffer.ACT).clone();
                 ops.useActivationCopy(false);
@@ -152,11 +151,6 @@ class GemmOpenClTest {
             ops.useWeightCopy(false);
             ops.useGemm(GemmKernel.AUTO);
         }
-    }
-
-    static long count(DeviceOp op) {
-        long[] c = ops.profile().get(op.profileName());
-        return c == null ? 0 : c[1];
     }
 
     static void assertSameBits(String what, float[] expected, float[] actual, int count) {

@@ -27,6 +27,12 @@ final class KernelAsserts {
         assertTrue(worst <= tol, what + ": max error " + worst + " > " + tol);
     }
 
+    /** Launches of {@code op} in the ops' profile since {@code startProfile} (0 when it did not run). */
+    static long launches(OpenClOps ops, DeviceOp op) {
+        long[] c = ops.profile().get(op.profileName());
+        return c == null ? 0 : c[1];
+    }
+
     static float[] slice(float[] a, int off, int count) {
         return Arrays.copyOfRange(a, off, off + count);
     }

@@ -78,15 +78,15 @@ class WeightCopyStepOpenClTest {
                 Map<String, long[]> profile = cl.ops().profile();
                 String tc = cl.ops().tensorCores() ? OpenClOps.TC_NAME : OpenClOps.TC_EMULATED_NAME;
                 assertTrue(profile.get(tc)[1] > 0, "the products ran on the tensor-core kernel");
-                long[] made = profile.get(DeviceOp.CL_WEIGHT_BF16.profileName());
-                long[] actMade = profile.get(DeviceOp.CL_ACT_BF16.profileName());
+                long made = KernelAsserts.launches(cl.ops(), DeviceOp.CL_WEIGHT_BF16);
+                long actMade = KernelAsserts.launches(cl.ops(), DeviceOp.CL_ACT_BF16);
                 if (copy) {
-                    copies = made == null ? 0 : made[1];
-                    actCopies = actMade == null ? 0 : actMade[1];
+                    copies = made;
+                    actCopies = actMade;
                     tcProducts = profile.get(tc)[1];
                 } else {
-                    assertEquals(null, made, "without the copies none is made");
-                    assertEquals(null, actMade, "without the copies none is made");
+                    assertEquals(0L, made, "without the copies none is made");
+                    assertEquals(0L, actMade, "without the copies none is made");
                 }
                 assertTrue(cl.ops().isRunningOpenCl(), "must run as OpenCL");
             }
